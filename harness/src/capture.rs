@@ -1,0 +1,319 @@
+//! In-process packet capture inside a lab: an `AF_PACKET` socket opened on a thread in
+//! the namespace records TCP handshake packets (SYN, SYN-ACK, RST, FIN) with kernel
+//! receive timestamps, like the seeds' tcpdump listings but without a tcpdump process.
+
+use std::fmt;
+use std::io::IoSliceMut;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, LinkAddr, MsgFlags};
+use nix::sys::time::TimeVal;
+
+use crate::error::{Error, Result};
+use crate::netns::NetNs;
+
+const PACKET_OUTGOING: u8 = 4;
+const LOOPBACK_IFINDEX: usize = 1;
+
+/// TCP header flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TcpFlags(pub u8);
+
+impl TcpFlags {
+    /// FIN.
+    pub const FIN: u8 = 0x01;
+    /// SYN.
+    pub const SYN: u8 = 0x02;
+    /// RST.
+    pub const RST: u8 = 0x04;
+    /// ACK.
+    pub const ACK: u8 = 0x10;
+
+    fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+
+    /// A connection request: SYN without ACK.
+    pub fn is_syn(self) -> bool {
+        self.has(Self::SYN) && !self.has(Self::ACK)
+    }
+
+    /// SYN-ACK.
+    pub fn is_syn_ack(self) -> bool {
+        self.has(Self::SYN) && self.has(Self::ACK)
+    }
+
+    /// RST.
+    pub fn is_rst(self) -> bool {
+        self.has(Self::RST)
+    }
+}
+
+impl fmt::Display for TcpFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // tcpdump's notation: S, S., R, R., F., .
+        let mut s = String::new();
+        for (bit, c) in [(Self::SYN, 'S'), (Self::FIN, 'F'), (Self::RST, 'R')] {
+            if self.has(bit) {
+                s.push(c);
+            }
+        }
+        if self.has(Self::ACK) {
+            s.push('.');
+        }
+        f.write_str(&s)
+    }
+}
+
+/// One captured TCP packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpEvent {
+    /// Kernel timestamp, relative to the start of the capture.
+    pub at: Duration,
+    /// Source address and port.
+    pub src: SocketAddrV4,
+    /// Destination address and port.
+    pub dst: SocketAddrV4,
+    /// TCP flags.
+    pub flags: TcpFlags,
+}
+
+impl fmt::Display for TcpEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:>10.3} s  {} > {}  Flags [{}]",
+            self.at.as_secs_f64(),
+            self.src,
+            self.dst,
+            self.flags
+        )
+    }
+}
+
+/// A running capture; [`Capture::finish`] stops it and returns the packets.
+#[derive(Debug)]
+pub struct Capture {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<Result<Result<Vec<TcpEvent>>>>,
+}
+
+impl Capture {
+    /// Stops capturing and returns the packets seen, in order.
+    pub fn finish(self) -> Result<Vec<TcpEvent>> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().map_err(|_| Error::Thread {
+            thread: "capture".into(),
+            reason: "panicked".into(),
+        })??
+    }
+}
+
+/// Parses an Ethernet frame carrying IPv4/TCP; `None` for anything else.
+pub fn parse_frame(frame: &[u8]) -> Option<(SocketAddrV4, SocketAddrV4, TcpFlags)> {
+    if frame.len() < 14 || frame[12..14] != [0x08, 0x00] {
+        return None;
+    }
+    let ip = &frame[14..];
+    if ip.len() < 20 || ip[0] >> 4 != 4 || ip[9] != 6 {
+        return None;
+    }
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    let tcp = ip.get(ihl..)?;
+    if tcp.len() < 14 {
+        return None;
+    }
+    let addr = |b: &[u8]| Ipv4Addr::new(b[0], b[1], b[2], b[3]);
+    let port = |b: &[u8]| u16::from_be_bytes([b[0], b[1]]);
+    Some((
+        SocketAddrV4::new(addr(&ip[12..16]), port(&tcp[0..2])),
+        SocketAddrV4::new(addr(&ip[16..20]), port(&tcp[2..4])),
+        TcpFlags(tcp[13]),
+    ))
+}
+
+fn open_packet_socket() -> Result<OwnedFd> {
+    let proto = (libc::ETH_P_ALL as u16).to_be();
+    // SAFETY: plain socket(2) call; the returned descriptor is checked and owned below.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            i32::from(proto),
+        )
+    };
+    if fd < 0 {
+        return Err(Error::sys(
+            "socket(AF_PACKET, SOCK_RAW, ETH_P_ALL)",
+            nix::errno::Errno::last(),
+        ));
+    }
+    // SAFETY: `fd` is a fresh, valid descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    setsockopt(&fd, sockopt::ReceiveTimestampns, &true)
+        .map_err(|e| Error::sys("setsockopt(SO_TIMESTAMPNS)", e))?;
+    setsockopt(&fd, sockopt::ReceiveTimeout, &TimeVal::new(0, 20_000))
+        .map_err(|e| Error::sys("setsockopt(SO_RCVTIMEO)", e))?;
+    Ok(fd)
+}
+
+fn realtime_now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+fn capture_loop(fd: OwnedFd, port: u16, stop: &AtomicBool, t0: Duration) -> Result<Vec<TcpEvent>> {
+    let mut events = Vec::new();
+    let mut buf = [0u8; 256];
+    let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
+    loop {
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let msg = match recvmsg::<LinkAddr>(
+            fd.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_TRUNC,
+        ) {
+            Ok(m) => m,
+            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(events);
+                }
+                continue;
+            }
+            Err(e) => return Err(Error::sys("recvmsg(AF_PACKET)", e)),
+        };
+        let stamp = msg.cmsgs().ok().and_then(|mut c| {
+            c.find_map(|m| match m {
+                ControlMessageOwned::ScmTimestampns(ts) => {
+                    Some(Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32))
+                }
+                _ => None,
+            })
+        });
+        let Some(link) = msg.address else { continue };
+        let len = msg.bytes.min(buf.len());
+        // On lo every packet shows twice (outgoing, then incoming): keep the outgoing copy.
+        if link.ifindex() == LOOPBACK_IFINDEX && link.pkttype() != PACKET_OUTGOING {
+            continue;
+        }
+        let Some((src, dst, flags)) = parse_frame(&buf[..len]) else {
+            continue;
+        };
+        if src.port() != port && dst.port() != port {
+            continue;
+        }
+        if !(flags.has(TcpFlags::SYN) || flags.has(TcpFlags::RST) || flags.has(TcpFlags::FIN)) {
+            continue;
+        }
+        let at = stamp.unwrap_or_else(realtime_now).saturating_sub(t0);
+        events.push(TcpEvent {
+            at,
+            src,
+            dst,
+            flags,
+        });
+    }
+}
+
+impl NetNs {
+    /// Starts capturing TCP handshake packets to or from `port` on every interface of
+    /// this namespace. The socket is open when this returns.
+    pub fn capture_tcp(&self, port: u16) -> Result<Capture> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let flag = Arc::clone(&stop);
+        let thread = self.spawn("capture", move || {
+            let fd = match open_packet_socket() {
+                Ok(fd) => fd,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.to_string()));
+                    return Err(e);
+                }
+            };
+            let t0 = realtime_now();
+            let _ = ready_tx.send(Ok(()));
+            capture_loop(fd, port, &flag, t0)
+        })?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(Capture { stop, thread }),
+            _ => Err(match thread.join() {
+                Ok(Err(e)) | Ok(Ok(Err(e))) => e,
+                _ => Error::Thread {
+                    thread: "capture".into(),
+                    reason: "capture ended before it started".into(),
+                },
+            }),
+        }
+    }
+}
+
+/// Times of the connection requests (SYN without ACK) sent to `dst_port`, relative to the
+/// first one.
+pub fn syn_times(events: &[TcpEvent], dst_port: u16) -> Vec<Duration> {
+    let syns: Vec<Duration> = events
+        .iter()
+        .filter(|e| e.flags.is_syn() && e.dst.port() == dst_port)
+        .map(|e| e.at)
+        .collect();
+    let first = syns.first().copied().unwrap_or_default();
+    syns.into_iter().map(|t| t - first).collect()
+}
+
+/// Renders events as a tcpdump-like timeline, relative to the first packet.
+pub fn timeline(events: &[TcpEvent]) -> String {
+    let first = events.first().map(|e| e.at).unwrap_or_default();
+    events
+        .iter()
+        .map(|e| {
+            TcpEvent {
+                at: e.at - first,
+                ..e.clone()
+            }
+            .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(flags: u8) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 20 + 20];
+        f[12] = 0x08;
+        f[14] = 0x45;
+        f[14 + 9] = 6;
+        f[14 + 12..14 + 16].copy_from_slice(&[127, 0, 0, 1]);
+        f[14 + 16..14 + 20].copy_from_slice(&[192, 0, 2, 2]);
+        f[34..36].copy_from_slice(&40000u16.to_be_bytes());
+        f[36..38].copy_from_slice(&80u16.to_be_bytes());
+        f[34 + 13] = flags;
+        f
+    }
+
+    #[test]
+    fn parses_a_syn() {
+        let (src, dst, flags) = parse_frame(&frame(TcpFlags::SYN)).unwrap();
+        assert_eq!(src, "127.0.0.1:40000".parse().unwrap());
+        assert_eq!(dst, "192.0.2.2:80".parse().unwrap());
+        assert!(flags.is_syn());
+        assert_eq!(flags.to_string(), "S");
+        assert_eq!(TcpFlags(TcpFlags::SYN | TcpFlags::ACK).to_string(), "S.");
+    }
+
+    #[test]
+    fn ignores_non_tcp() {
+        let mut f = frame(TcpFlags::SYN);
+        f[14 + 9] = 17;
+        assert_eq!(parse_frame(&f), None);
+        assert_eq!(parse_frame(&f[..20]), None);
+    }
+}

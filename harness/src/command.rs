@@ -1,0 +1,507 @@
+//! Running a real tool inside a lab: one wrapper that captures the command line, exit
+//! status, stdout, stderr and the wall duration on the monotonic clock, with a deadline.
+//!
+//! The child enters the lab's namespace in `pre_exec`, becomes the leader of its own
+//! process group and gets `PR_SET_PDEATHSIG(SIGKILL)`. It is spawned and reaped by one
+//! waiter thread, so the death signal is tied to that thread's life. On the deadline the
+//! whole process group is killed; on exit, leftovers of the group are killed before the
+//! leader is reaped, so no tool outlives its run.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::fmt;
+use std::io::{Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::{mpsc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::sys::wait::{waitid, Id, WaitPidFlag};
+use nix::unistd::Pid;
+
+use crate::error::{Error, Result};
+use crate::netns::NetNs;
+
+/// Finds `program` on `PATH` (or checks an explicit path).
+pub fn which(program: &str) -> Option<PathBuf> {
+    let is_exec = |p: &Path| {
+        use std::os::unix::fs::PermissionsExt;
+        p.metadata()
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    };
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return is_exec(&p).then_some(p);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|dir| dir.join(program))
+        .find(|p| is_exec(p))
+}
+
+/// A command to run inside a lab.
+#[derive(Debug, Clone)]
+pub struct ToolCommand {
+    program: String,
+    args: Vec<String>,
+    timeout: Duration,
+    stdin: Option<Vec<u8>>,
+    env: Vec<(String, String)>,
+    etc_overrides: Vec<(String, Vec<u8>)>,
+}
+
+impl ToolCommand {
+    /// A command with a hard deadline of `timeout`.
+    pub fn new(program: impl Into<String>, timeout: Duration) -> Self {
+        Self {
+            program: program.into(),
+            args: Vec::new(),
+            timeout,
+            stdin: None,
+            env: Vec::new(),
+            etc_overrides: Vec::new(),
+        }
+    }
+
+    /// Appends arguments.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Feeds `data` on stdin, then closes it (stdin is /dev/null otherwise).
+    pub fn stdin(mut self, data: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(data.into());
+        self
+    }
+
+    /// Sets an environment variable for the child.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Shows the child `contents` at `/etc/NAME` (e.g. `resolv.conf`), through a private
+    /// mount namespace, as `ip netns exec` does with `/etc/netns/NS/NAME`.
+    pub fn etc_file(mut self, name: impl Into<String>, contents: impl Into<Vec<u8>>) -> Self {
+        self.etc_overrides.push((name.into(), contents.into()));
+        self
+    }
+
+    /// The program name.
+    pub fn program(&self) -> &str {
+        &self.program
+    }
+
+    /// The deadline.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The command line as a shell would show it.
+    pub fn command_line(&self) -> String {
+        std::iter::once(&self.program)
+            .chain(&self.args)
+            .map(|a| shell_quote(a))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c))
+    {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// What a finished (or killed) command did.
+#[derive(Debug, Clone)]
+pub struct CommandOutput {
+    /// The command line.
+    pub command_line: String,
+    /// The namespace it ran in.
+    pub netns: String,
+    /// Its exit status.
+    pub status: ExitStatus,
+    /// Standard output, lossily decoded.
+    pub stdout: String,
+    /// Standard error, lossily decoded.
+    pub stderr: String,
+    /// Wall time from spawn to exit, on the monotonic clock.
+    pub duration: Duration,
+    /// Whether the harness killed it at the deadline.
+    pub timed_out: bool,
+}
+
+impl CommandOutput {
+    /// The exit code, `None` when a signal ended it.
+    pub fn exit_code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    /// The terminating signal, if any.
+    pub fn signal(&self) -> Option<i32> {
+        self.status.signal()
+    }
+
+    /// stdout and stderr together, for matching messages.
+    pub fn combined(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+impl fmt::Display for CommandOutput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "command: {} (in netns {})",
+            self.command_line, self.netns
+        )?;
+        let status = match (self.exit_code(), self.signal()) {
+            (Some(code), _) => format!("exit code {code}"),
+            (None, Some(sig)) => format!("killed by signal {sig}"),
+            (None, None) => "unknown".into(),
+        };
+        let killed = if self.timed_out {
+            " (killed at the harness deadline)"
+        } else {
+            ""
+        };
+        writeln!(
+            f,
+            "status: {status}{killed} after {:.3} s",
+            self.duration.as_secs_f64()
+        )?;
+        writeln!(f, "--- stdout ---\n{}", self.stdout.trim_end())?;
+        write!(f, "--- stderr ---\n{}", self.stderr.trim_end())
+    }
+}
+
+fn read_all(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = r.read_to_end(&mut buf);
+        buf
+    })
+}
+
+/// Files that replace `/etc/NAME` inside the child, kept alive until it exits.
+struct EtcOverrides {
+    _dir: Option<TempDir>,
+    pairs: Vec<(CString, CString)>,
+}
+
+/// A private temporary directory removed on drop.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn prepare_overrides(cmd: &ToolCommand) -> Result<EtcOverrides> {
+    if cmd.etc_overrides.is_empty() {
+        return Ok(EtcOverrides {
+            _dir: None,
+            pairs: Vec::new(),
+        });
+    }
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "netclaim-etc-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+    let dir = TempDir(dir);
+    let mut pairs = Vec::new();
+    for (name, contents) in &cmd.etc_overrides {
+        let src = dir.0.join(name);
+        std::fs::write(&src, contents).map_err(|e| Error::io("write", &src, e))?;
+        let target = Path::new("/etc").join(name);
+        let c =
+            |p: &Path| CString::new(p.as_os_str().as_encoded_bytes()).expect("path without NUL");
+        pairs.push((c(&src), c(&target)));
+    }
+    Ok(EtcOverrides {
+        _dir: Some(dir),
+        pairs,
+    })
+}
+
+impl NetNs {
+    /// Runs `cmd` inside this namespace until it exits or its deadline passes.
+    ///
+    /// A missing program is [`Error::ToolMissing`]; a tool that fails is a normal
+    /// [`CommandOutput`] with its exit status.
+    pub fn run_command(&self, cmd: &ToolCommand) -> Result<CommandOutput> {
+        if which(&cmd.program).is_none() {
+            return Err(Error::ToolMissing {
+                program: cmd.program.clone(),
+                package: package_of(&cmd.program).to_owned(),
+            });
+        }
+        let overrides = prepare_overrides(cmd)?;
+        let command_line = cmd.command_line();
+        let mut command = self.command(&cmd.program);
+        command
+            .args(&cmd.args)
+            .envs(cmd.env.iter().map(|(k, v)| (k, v)))
+            .stdin(if cmd.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        if !overrides.pairs.is_empty() {
+            let pairs = overrides.pairs.clone();
+            // SAFETY: only async-signal-safe syscalls (unshare, mount) on CStrings that were
+            // allocated before fork; nothing is allocated in the child.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    let root = c"/";
+                    let flags = libc::MS_REC | libc::MS_SLAVE;
+                    if libc::mount(
+                        std::ptr::null(),
+                        root.as_ptr(),
+                        std::ptr::null(),
+                        flags,
+                        std::ptr::null(),
+                    ) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    for (src, dst) in &pairs {
+                        if libc::mount(
+                            src.as_ptr(),
+                            dst.as_ptr(),
+                            std::ptr::null(),
+                            libc::MS_BIND,
+                            std::ptr::null(),
+                        ) != 0
+                        {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
+                    Ok(())
+                });
+            }
+        }
+
+        let (tx, rx) = mpsc::channel::<Result<(ExitStatus, Instant)>>();
+        let (pid_tx, pid_rx) = mpsc::channel::<Result<(Pid, Instant)>>();
+        let stdin_data = cmd.stdin.clone();
+        let spawn_line = command_line.clone();
+        let waiter = std::thread::Builder::new()
+            .name(format!("{}:{}", self.name(), cmd.program))
+            .spawn(move || -> Option<(std::thread::JoinHandle<Vec<u8>>, std::thread::JoinHandle<Vec<u8>>)> {
+                let started = Instant::now();
+                let mut child = match command.spawn() {
+                    Ok(c) => c,
+                    Err(source) => {
+                        let _ = pid_tx.send(Err(Error::Spawn {
+                            command_line: spawn_line,
+                            source,
+                        }));
+                        return None;
+                    }
+                };
+                let pid = Pid::from_raw(child.id() as i32);
+                let _ = pid_tx.send(Ok((pid, started)));
+                if let (Some(mut stdin), Some(data)) = (child.stdin.take(), stdin_data) {
+                    std::thread::spawn(move || {
+                        let _ = stdin.write_all(&data);
+                    });
+                }
+                let out = read_all(child.stdout.take().expect("piped stdout"));
+                let err = read_all(child.stderr.take().expect("piped stderr"));
+                // Wait for the exit without reaping, kill what is left of its group while
+                // the leader's pid still pins the group id, then reap.
+                let exited = waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT);
+                let ended = Instant::now();
+                let _ = killpg(pid, Signal::SIGKILL);
+                let result = match exited {
+                    Ok(_) => child
+                        .wait()
+                        .map(|status| (status, ended))
+                        .map_err(|e| Error::io("wait", format!("pid {pid}"), e)),
+                    Err(e) => Err(Error::sys(format!("waitid(P_PID, {pid})"), e)),
+                };
+                let _ = tx.send(result);
+                Some((out, err))
+            })
+            .map_err(|e| Error::Thread {
+                thread: cmd.program.clone(),
+                reason: format!("spawn failed: {e}"),
+            })?;
+
+        let (pid, started) = match pid_rx.recv() {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
+                let _ = waiter.join();
+                return Err(e);
+            }
+            Err(_) => {
+                return Err(Error::Thread {
+                    thread: cmd.program.clone(),
+                    reason: "waiter thread ended before spawning".into(),
+                })
+            }
+        };
+        let (outcome, timed_out) = match rx.recv_timeout(cmd.timeout) {
+            Ok(r) => (r, false),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = killpg(pid, Signal::SIGKILL);
+                (
+                    rx.recv().unwrap_or_else(|_| {
+                        Err(Error::Thread {
+                            thread: cmd.program.clone(),
+                            reason: "waiter thread vanished".into(),
+                        })
+                    }),
+                    true,
+                )
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => (
+                Err(Error::Thread {
+                    thread: cmd.program.clone(),
+                    reason: "waiter thread vanished".into(),
+                }),
+                false,
+            ),
+        };
+        let readers = waiter.join().map_err(|_| Error::Thread {
+            thread: cmd.program.clone(),
+            reason: "waiter thread panicked".into(),
+        })?;
+        drop(overrides);
+        let (status, ended) = outcome?;
+        let (stdout, stderr) = match readers {
+            Some((o, e)) => (o.join().unwrap_or_default(), e.join().unwrap_or_default()),
+            None => (Vec::new(), Vec::new()),
+        };
+        Ok(CommandOutput {
+            command_line,
+            netns: self.name().to_owned(),
+            status,
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            duration: ended - started,
+            timed_out,
+        })
+    }
+}
+
+/// The Debian package that provides `program`, for install hints.
+pub fn package_of(program: &str) -> &'static str {
+    match program {
+        "nc" => "netcat-openbsd",
+        "telnet" => "telnet",
+        "mysql" | "mariadb" => "mariadb-client",
+        "iptables" | "iptables-save" => "iptables",
+        "ip" => "iproute2",
+        "curl" => "curl",
+        "wget" => "wget",
+        "rsync" => "rsync",
+        "nginx" => "nginx-light",
+        "tcpdump" => "tcpdump",
+        _ => "(unknown: see scripts/install-tools)",
+    }
+}
+
+/// The installed version of a tool (cached), from its own `--version` where it has one,
+/// else from dpkg. `None` when it cannot be determined.
+pub fn tool_version(program: &str) -> Option<String> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Option<String>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(v) = cache.lock().ok()?.get(program) {
+        return v.clone();
+    }
+    let v = probe_version(program);
+    cache.lock().ok()?.insert(program.to_owned(), v.clone());
+    v
+}
+
+fn probe_version(program: &str) -> Option<String> {
+    which(program)?;
+    let first_line = |out: std::process::Output| {
+        let text = if out.stdout.is_empty() {
+            out.stderr
+        } else {
+            out.stdout
+        };
+        String::from_utf8_lossy(&text)
+            .lines()
+            .next()
+            .map(|l| l.trim().to_owned())
+    };
+    let own = match program {
+        "curl" | "wget" | "mysql" | "mariadb" | "rsync" | "iptables" => {
+            std::process::Command::new(program)
+                .arg("--version")
+                .output()
+                .ok()
+                .and_then(first_line)
+        }
+        "nginx" => std::process::Command::new(program)
+            .arg("-v")
+            .output()
+            .ok()
+            .and_then(first_line),
+        _ => None,
+    };
+    own.or_else(|| {
+        let out = std::process::Command::new("dpkg-query")
+            .args(["-W", "-f=${Package} ${Version}", package_of(program)])
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_quotes_what_needs_it() {
+        let cmd = ToolCommand::new("curl", Duration::from_secs(1)).args([
+            "--connect-timeout",
+            "3",
+            "http://192.0.2.1:80/",
+            "a b",
+            "it's",
+        ]);
+        assert_eq!(
+            cmd.command_line(),
+            r"curl --connect-timeout 3 http://192.0.2.1:80/ 'a b' 'it'\''s'"
+        );
+    }
+
+    #[test]
+    fn packages_for_install_hints() {
+        assert_eq!(package_of("nc"), "netcat-openbsd");
+        assert_eq!(package_of("mysql"), "mariadb-client");
+    }
+}

@@ -1,0 +1,120 @@
+//! Typed errors for the harness. Each variant keeps the errno and the name of what failed.
+
+use std::path::PathBuf;
+
+use nix::errno::Errno;
+
+/// Result alias for harness operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything the harness itself can fail at.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A system call failed; `call` names it with its arguments.
+    #[error("{call} failed")]
+    Sys {
+        /// The call, e.g. `unshare(CLONE_NEWNET)`.
+        call: String,
+        /// The errno the kernel returned.
+        #[source]
+        source: Errno,
+    },
+    /// Reading or writing a file failed.
+    #[error("{op} {path} failed")]
+    Io {
+        /// What was being done: `open`, `read`, `write`, `create`.
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A netlink request failed.
+    #[error("netlink request failed: {what}")]
+    Netlink {
+        /// The request, e.g. `set lo up`.
+        what: String,
+        /// The rtnetlink error.
+        #[source]
+        source: rtnetlink::Error,
+    },
+    /// The sysctl does not exist on this kernel (the knob is absent).
+    #[error("sysctl {name} does not exist on this kernel (no {})", path.display())]
+    SysctlAbsent {
+        /// Dotted sysctl name.
+        name: String,
+        /// The /proc/sys path that is missing.
+        path: PathBuf,
+    },
+    /// The kernel rejected a value written to a sysctl.
+    #[error("the kernel rejected {name}={value}: {errno}")]
+    SysctlRejected {
+        /// Dotted sysctl name.
+        name: String,
+        /// The value that was written.
+        value: String,
+        /// The errno returned by write(2), usually EINVAL.
+        errno: Errno,
+    },
+    /// The sysctl name is not a `net.*` sysctl; labs only touch their own namespace.
+    #[error("refusing sysctl {name:?}: only net.* sysctls belong to a network namespace")]
+    NotNetSysctl {
+        /// The rejected name.
+        name: String,
+    },
+    /// An iptables invocation inside a lab failed.
+    #[error("iptables {args} in {netns} failed: {message}")]
+    Firewall {
+        /// The iptables arguments.
+        args: String,
+        /// The namespace name.
+        netns: String,
+        /// What iptables said.
+        message: String,
+    },
+    /// A program the harness needs is not installed.
+    #[error("{program} is not installed: install the Debian package {package} (scripts/install-tools does it)")]
+    ToolMissing {
+        /// The executable name.
+        program: String,
+        /// The Debian package that provides it.
+        package: String,
+    },
+    /// Spawning a command failed.
+    #[error("cannot start {command_line}")]
+    Spawn {
+        /// The full command line.
+        command_line: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A harness thread panicked or vanished.
+    #[error("lab thread {thread} ended abnormally: {reason}")]
+    Thread {
+        /// The thread name.
+        thread: String,
+        /// What happened.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// Builds [`Error::Sys`] from a call description and an errno.
+    pub fn sys(call: impl Into<String>, source: Errno) -> Self {
+        Self::Sys {
+            call: call.into(),
+            source,
+        }
+    }
+
+    /// Builds [`Error::Io`].
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Links inside labs, over rtnetlink: `lo` up, and veth pairs between two namespaces.
+//!
+//! Every function here that ends in `_current` talks to the namespace of the calling
+//! thread; call it from [`NetNs::run`]. Addresses come from the RFC 5737 documentation
+//! ranges, so nothing a lab does can reach a real host.
+
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+
+use futures::TryStreamExt;
+use rtnetlink::{Handle, LinkUnspec, LinkVeth};
+
+use crate::error::{Error, Result};
+use crate::netns::NetNs;
+
+/// TEST-NET-1, RFC 5737: the client side of veth labs.
+pub const TEST_NET_1: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 0);
+/// TEST-NET-2, RFC 5737.
+pub const TEST_NET_2: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 0);
+/// TEST-NET-3, RFC 5737.
+pub const TEST_NET_3: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 0);
+
+/// Whether `addr` lies in one of the RFC 5737 documentation ranges or loopback: the only
+/// addresses a lab may target.
+pub fn is_lab_address(addr: Ipv4Addr) -> bool {
+    let [a, b, c, _] = addr.octets();
+    addr.is_loopback()
+        || [TEST_NET_1, TEST_NET_2, TEST_NET_3].iter().any(|net| {
+            let [x, y, z, _] = net.octets();
+            (a, b, c) == (x, y, z)
+        })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("create", "tokio runtime", e))
+}
+
+/// Runs `f` with an rtnetlink handle bound to the calling thread's namespace.
+fn with_handle<F, Fut, T>(f: F) -> Result<T>
+where
+    F: FnOnce(Handle) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let (connection, handle, _) = rtnetlink::new_connection()
+            .map_err(|e| Error::io("open", "NETLINK_ROUTE socket", e))?;
+        let task = tokio::spawn(connection);
+        let out = f(handle).await;
+        task.abort();
+        out
+    })
+}
+
+fn netlink(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Netlink { what, source }
+}
+
+/// Sets the link with `index` up in the calling thread's namespace (`lo` is index 1 in
+/// every new namespace).
+pub fn set_up_current(name: &str, index: u32) -> Result<()> {
+    with_handle(|handle| async move {
+        handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).up().build())
+            .execute()
+            .await
+            .map_err(netlink(format!("ip link set {name} up")))
+    })
+}
+
+async fn index_of(handle: &Handle, name: &str) -> Result<u32> {
+    let mut links = handle.link().get().match_name(name.to_owned()).execute();
+    match links.try_next().await {
+        Ok(Some(link)) => Ok(link.header.index),
+        Ok(None) => Err(Error::Thread {
+            thread: "netlink".into(),
+            reason: format!("link {name} vanished"),
+        }),
+        Err(e) => Err(netlink(format!("ip link show {name}"))(e)),
+    }
+}
+
+async fn address_up(handle: &Handle, name: &str, addr: Ipv4Addr, prefix: u8) -> Result<()> {
+    let index = index_of(handle, name).await?;
+    handle
+        .address()
+        .add(index, addr.into(), prefix)
+        .execute()
+        .await
+        .map_err(netlink(format!("ip addr add {addr}/{prefix} dev {name}")))?;
+    handle
+        .link()
+        .set(LinkUnspec::new_with_index(index).up().build())
+        .execute()
+        .await
+        .map_err(netlink(format!("ip link set {name} up")))
+}
+
+/// Connects `a` and `b` with a veth pair (`nc0` in `a`, `nc1` in `b`) in the subnet
+/// `addr_a/prefix`, `addr_b/prefix`. Both addresses must be lab addresses.
+pub fn veth_pair(
+    a: &NetNs,
+    addr_a: Ipv4Addr,
+    b: &NetNs,
+    addr_b: Ipv4Addr,
+    prefix: u8,
+) -> Result<()> {
+    for addr in [addr_a, addr_b] {
+        if !is_lab_address(addr) {
+            return Err(Error::Thread {
+                thread: "veth".into(),
+                reason: format!("{addr} is outside the RFC 5737 lab ranges"),
+            });
+        }
+    }
+    let peer_fd = b.fd().as_raw_fd();
+    a.run(|| {
+        with_handle(|handle| async move {
+            handle
+                .link()
+                .add(LinkVeth::new("nc0", "nc1").build())
+                .execute()
+                .await
+                .map_err(netlink("ip link add nc0 type veth peer name nc1"))?;
+            let peer = index_of(&handle, "nc1").await?;
+            handle
+                .link()
+                .set(
+                    LinkUnspec::new_with_index(peer)
+                        .setns_by_fd(peer_fd)
+                        .build(),
+                )
+                .execute()
+                .await
+                .map_err(netlink("ip link set nc1 netns <peer>"))?;
+            address_up(&handle, "nc0", addr_a, prefix).await
+        })
+    })??;
+    b.run(|| with_handle(|handle| async move { address_up(&handle, "nc1", addr_b, prefix).await }))?
+}

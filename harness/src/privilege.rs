@@ -1,0 +1,54 @@
+//! Whether this process may build labs: it needs CAP_SYS_ADMIN (unshare, setns, mount)
+//! and CAP_NET_ADMIN (links, sysctls, iptables) in its effective set.
+
+const CAP_NET_ADMIN: u32 = 12;
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// `Ok(())` when labs can be built, otherwise the reason and the fix.
+pub fn check() -> Result<(), String> {
+    let status = std::fs::read_to_string("/proc/self/status")
+        .map_err(|e| format!("cannot read /proc/self/status: {e}"))?;
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .ok_or("no CapEff line in /proc/self/status")?;
+    missing(eff)
+}
+
+fn missing(eff: u64) -> Result<(), String> {
+    let lacks: Vec<&str> = [
+        (CAP_SYS_ADMIN, "CAP_SYS_ADMIN"),
+        (CAP_NET_ADMIN, "CAP_NET_ADMIN"),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| eff & (1 << bit) == 0)
+    .map(|(_, name)| name)
+    .collect();
+    if lacks.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "labs need {} to create network namespaces: run as root (sudo -E env \"PATH=$PATH\" cargo test) or in a privileged container",
+            lacks.join(" and ")
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_the_missing_capabilities() {
+        assert!(missing(u64::MAX).is_ok());
+        let err = missing(1 << CAP_NET_ADMIN).unwrap_err();
+        assert!(
+            err.contains("CAP_SYS_ADMIN") && !err.contains("CAP_NET_ADMIN and"),
+            "{err}"
+        );
+        assert!(missing(0)
+            .unwrap_err()
+            .contains("CAP_SYS_ADMIN and CAP_NET_ADMIN"));
+    }
+}

@@ -1,0 +1,336 @@
+//! What a claim is, and what running one produces.
+//!
+//! A claim compares two things with one observation:
+//!
+//! * the **statement** (what the source document says: 127 s, 7 SYNs, exit 7) decides the
+//!   [`Verdict`]: `holds` when every statement check passes, `refuted` otherwise;
+//! * the **prediction** (what the kernel timing model and the tool's options say must
+//!   happen on *this* kernel) is checked separately. `cargo test` fails when a prediction
+//!   check fails, so a kernel or tool upgrade that changes behaviour is caught even when
+//!   the verdict was already `refuted`.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The verdict on a claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// The measurement agrees with the statement.
+    Holds,
+    /// The measurement contradicts the statement (a finding, not a failure).
+    Refuted,
+    /// The kernel rejects the setting or lacks the knob the claim is about.
+    NotApplicable,
+    /// A tool or privilege is missing.
+    Skipped,
+    /// The harness itself failed.
+    Error,
+}
+
+impl Verdict {
+    /// The kebab-case name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Holds => "holds",
+            Self::Refuted => "refuted",
+            Self::NotApplicable => "not-applicable",
+            Self::Skipped => "skipped",
+            Self::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Numbers that describe one connection attempt or tool run. Every field is optional:
+/// a claim fills what it is about.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Figures {
+    /// Wall duration in milliseconds.
+    pub duration_ms: Option<u64>,
+    /// A tool's exit code.
+    pub exit_code: Option<i32>,
+    /// The errno of the failing system call.
+    pub errno: Option<i32>,
+    /// SYNs (without ACK) seen on the wire.
+    pub syn_count: Option<usize>,
+    /// Send time of each SYN relative to the first, in milliseconds.
+    pub syn_times_ms: Option<Vec<u64>>,
+    /// A message or other value the claim is about (a sysctl value, an error line).
+    pub value: Option<String>,
+}
+
+impl Figures {
+    /// Sets the duration.
+    pub fn duration(mut self, d: Duration) -> Self {
+        self.duration_ms = Some(d.as_millis() as u64);
+        self
+    }
+
+    /// Sets SYN times (and the count) from durations.
+    pub fn syn_times(mut self, times: &[Duration]) -> Self {
+        self.syn_count = Some(times.len());
+        self.syn_times_ms = Some(times.iter().map(|t| t.as_millis() as u64).collect());
+        self
+    }
+
+    /// A one-line summary for tables.
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(ms) = self.duration_ms {
+            parts.push(format!("{:.2} s", ms as f64 / 1000.0));
+        }
+        if let Some(n) = self.syn_count {
+            parts.push(format!("{n} SYN"));
+        }
+        if let Some(e) = self.errno {
+            parts.push(format!("errno {e} ({})", errno_name(e)));
+        }
+        if let Some(c) = self.exit_code {
+            parts.push(format!("exit {c}"));
+        }
+        if let Some(v) = &self.value {
+            parts.push(v.clone());
+        }
+        parts.join(", ")
+    }
+}
+
+/// The symbolic name of an errno value (`ETIMEDOUT`).
+pub fn errno_name(errno: i32) -> String {
+    format!("{:?}", nix::errno::Errno::from_raw(errno))
+}
+
+/// One comparison between an expectation and a measurement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    /// What is compared ("give-up time", "SYN count").
+    pub what: String,
+    /// The expectation, with its tolerance.
+    pub expected: String,
+    /// The measurement.
+    pub observed: String,
+    /// Whether the measurement meets the expectation.
+    pub ok: bool,
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mark = if self.ok { "ok " } else { "MISMATCH" };
+        write!(
+            f,
+            "[{mark}] {}: expected {}, observed {}",
+            self.what, self.expected, self.observed
+        )
+    }
+}
+
+/// Everything one run of a claim produced.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// Set for skipped / not-applicable / error; `None` means "decided by the checks".
+    pub forced: Option<(Verdict, String)>,
+    /// What the statement says, in figures.
+    pub claimed: Figures,
+    /// What the model and the tool options predict on this kernel.
+    pub expected: Figures,
+    /// What was measured.
+    pub observed: Figures,
+    /// Statement vs observation: decides holds / refuted.
+    pub claim_checks: Vec<Check>,
+    /// Prediction vs observation: `cargo test` asserts all of them.
+    pub model_checks: Vec<Check>,
+    /// Evidence: command lines and output, packet timelines, sysctl values.
+    pub evidence: Vec<String>,
+    /// Captured SYN times per attempt (for timeline charts), in ms.
+    pub timelines: Vec<Timeline>,
+}
+
+/// A labelled SYN timeline with the model's prediction beside it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Timeline {
+    /// What was run.
+    pub label: String,
+    /// Measured SYN send times, ms from the first.
+    pub observed_ms: Vec<u64>,
+    /// Predicted SYN send times, ms from the first.
+    pub predicted_ms: Vec<u64>,
+    /// Predicted give-up time, ms.
+    pub predicted_give_up_ms: Option<u64>,
+    /// Measured give-up time, ms from the first SYN.
+    pub observed_give_up_ms: Option<u64>,
+}
+
+impl Outcome {
+    /// An outcome whose verdict is fixed with a reason (skipped, not-applicable, error).
+    pub fn forced(verdict: Verdict, reason: impl Into<String>) -> Self {
+        Self {
+            forced: Some((verdict, reason.into())),
+            ..Self::default()
+        }
+    }
+
+    /// The verdict: forced, else holds iff every statement check passed.
+    pub fn verdict(&self) -> Verdict {
+        match &self.forced {
+            Some((v, _)) => *v,
+            None if self.claim_checks.is_empty() => Verdict::Error,
+            None if self.claim_checks.iter().all(|c| c.ok) => Verdict::Holds,
+            None => Verdict::Refuted,
+        }
+    }
+
+    /// The reason of a forced verdict, or the failed statement checks of a refuted one.
+    pub fn reason(&self) -> String {
+        match &self.forced {
+            Some((_, r)) => r.clone(),
+            None if self.claim_checks.is_empty() => "the claim recorded no check".into(),
+            None => self
+                .claim_checks
+                .iter()
+                .filter(|c| !c.ok)
+                .map(|c| {
+                    format!(
+                        "{}: claimed {}, observed {}",
+                        c.what, c.expected, c.observed
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        }
+    }
+
+    /// Records a statement check.
+    pub fn claim_check(
+        &mut self,
+        what: &str,
+        expected: impl fmt::Display,
+        observed: impl fmt::Display,
+        ok: bool,
+    ) {
+        self.claim_checks.push(Check {
+            what: what.into(),
+            expected: expected.to_string(),
+            observed: observed.to_string(),
+            ok,
+        });
+    }
+
+    /// Records a prediction check.
+    pub fn model_check(
+        &mut self,
+        what: &str,
+        expected: impl fmt::Display,
+        observed: impl fmt::Display,
+        ok: bool,
+    ) {
+        self.model_checks.push(Check {
+            what: what.into(),
+            expected: expected.to_string(),
+            observed: observed.to_string(),
+            ok,
+        });
+    }
+
+    /// Appends a piece of evidence.
+    pub fn evidence(&mut self, text: impl Into<String>) {
+        self.evidence.push(text.into());
+    }
+
+    /// Whether every prediction check passed (what `cargo test` asserts).
+    pub fn model_agrees(&self) -> bool {
+        self.model_checks.iter().all(|c| c.ok)
+    }
+}
+
+/// What a claim needs from the machine before it can run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Needs {
+    /// Programs that must be on PATH.
+    pub tools: &'static [&'static str],
+}
+
+/// Shared facts for claims of one run.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// `CONFIG_HZ` used for timer-slack bounds.
+    pub hz: u32,
+    /// `uname -r`.
+    pub kernel: String,
+}
+
+impl Ctx {
+    /// Reads the facts of this machine.
+    pub fn detect() -> Self {
+        Self {
+            hz: netclaim_harness::kernel::hz_for_slack(),
+            kernel: netclaim_harness::kernel::release(),
+        }
+    }
+}
+
+/// A documented claim made executable.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim {
+    /// Stable id, e.g. `syn.default-timeout`.
+    pub id: &'static str,
+    /// The seed file the claim comes from.
+    pub source: &'static str,
+    /// The statement in our own words.
+    pub statement: &'static str,
+    /// The lab it builds.
+    pub lab: &'static str,
+    /// What it runs.
+    pub action: &'static str,
+    /// What the machine must have.
+    pub needs: Needs,
+    /// Rough run time on a current kernel, for scheduling and the hard deadline.
+    pub estimate: Duration,
+    /// Builds the lab, acts, observes, and returns the outcome.
+    pub run: fn(&Ctx) -> anyhow::Result<Outcome>,
+}
+
+impl Claim {
+    /// Why the claim cannot run here (a missing tool or privilege), if so.
+    pub fn unmet_needs(&self) -> Option<String> {
+        if let Err(reason) = netclaim_harness::privilege::check() {
+            return Some(reason);
+        }
+        let missing: Vec<String> = self
+            .needs
+            .tools
+            .iter()
+            .filter(|t| netclaim_harness::command::which(t).is_none())
+            .map(|t| {
+                format!(
+                    "{t} (Debian package {})",
+                    netclaim_harness::command::package_of(t)
+                )
+            })
+            .collect();
+        (!missing.is_empty()).then(|| {
+            format!(
+                "missing {}: run scripts/install-tools (as root) to install it",
+                missing.join(", ")
+            )
+        })
+    }
+
+    /// Runs the claim, turning unmet needs into `skipped` and harness errors into `error`.
+    pub fn execute(&self, ctx: &Ctx) -> Outcome {
+        if let Some(reason) = self.unmet_needs() {
+            return Outcome::forced(Verdict::Skipped, reason);
+        }
+        match (self.run)(ctx) {
+            Ok(o) => o,
+            Err(e) => Outcome::forced(Verdict::Error, format!("{e:#}")),
+        }
+    }
+}

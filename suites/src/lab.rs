@@ -1,0 +1,253 @@
+//! Building blocks the claims share: standard labs, the model read from a namespace, tool
+//! runs with wire capture, and the checks that compare a SYN schedule with a measurement.
+
+use std::net::SocketAddrV4;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use netclaim_harness::capture::{self, TcpEvent};
+use netclaim_harness::command::{CommandOutput, ToolCommand};
+use netclaim_harness::model::{SynModel, SynSchedule};
+use netclaim_harness::sysctl::knob;
+use netclaim_harness::tolerance::{kernel_timer_window, timer_slack, Window};
+use netclaim_harness::NetNs;
+
+use crate::claim::{Ctx, Figures, Outcome, Timeline};
+
+/// The port every SYN-drop lab listens on (nothing listens; the SYNs are dropped).
+pub const DROPPED_PORT: u16 = 7;
+/// How early a measured kernel-timer event may appear: capture and clock jitter.
+pub const EARLY: Duration = Duration::from_millis(5);
+/// Start-up allowance for a real tool between spawn and its first SYN (exec, dynamic
+/// linking, option parsing); only ever added to the late side.
+pub const TOOL_STARTUP: Duration = Duration::from_millis(400);
+
+/// A namespace where SYNs to [`DROPPED_PORT`] on loopback are dropped, as in seed 002.
+pub struct SynDropLab {
+    /// The namespace.
+    pub ns: NetNs,
+    /// `127.0.0.1:DROPPED_PORT`.
+    pub target: SocketAddrV4,
+}
+
+impl SynDropLab {
+    /// Builds the lab, applying `sysctls` before the DROP rule.
+    pub fn new(sysctls: &[(&str, &str)]) -> Result<Self> {
+        let ns = NetNs::new().context("creating the lab namespace")?;
+        ns.set_sysctls(sysctls)
+            .with_context(|| format!("setting {sysctls:?} in {}", ns.name()))?;
+        ns.drop_syn_to_port(DROPPED_PORT)
+            .with_context(|| format!("installing the SYN DROP rule in {}", ns.name()))?;
+        Ok(Self {
+            ns,
+            target: SocketAddrV4::new([127, 0, 0, 1].into(), DROPPED_PORT),
+        })
+    }
+}
+
+/// The SYN model for what is in force in `ns`.
+pub fn model_in(ns: &NetNs) -> Result<SynModel> {
+    let retries = ns.tcp_syn_retries()?;
+    let linear = ns.tcp_syn_linear_timeouts()?;
+    let mut model = SynModel::new(retries, linear);
+    if let Some(ms) = ns.sysctl_opt(knob::TCP_RTO_MAX_MS)? {
+        model.rto_max = Duration::from_millis(ms.parse().context("tcp_rto_max_ms")?);
+    }
+    Ok(model)
+}
+
+/// A text describing the sysctls the model used.
+pub fn describe_model(m: &SynModel) -> String {
+    let linear = match m.syn_linear_timeouts {
+        Some(n) => format!("tcp_syn_linear_timeouts={n}"),
+        None => "no tcp_syn_linear_timeouts (kernel < 6.5)".into(),
+    };
+    format!(
+        "tcp_syn_retries={}, {linear}, initial RTO {} ms, RTO max {} ms",
+        m.syn_retries,
+        m.initial_rto.as_millis(),
+        m.rto_max.as_millis()
+    )
+}
+
+/// Windows for every SYN send time and the give-up time of `schedule`: each interval may
+/// be late by its timer-wheel slack, and lateness accumulates; `startup` widens the give-up
+/// window for tools that start before their first SYN.
+pub fn schedule_windows(
+    schedule: &SynSchedule,
+    hz: u32,
+    startup: Duration,
+) -> (Vec<Window>, Window) {
+    let mut late = Duration::ZERO;
+    let mut windows = Vec::new();
+    let intervals = schedule.intervals();
+    for (i, t) in schedule.send_times.iter().enumerate() {
+        if i > 0 {
+            late += timer_slack(intervals[i - 1], hz);
+        }
+        windows.push(kernel_timer_window(*t, late, EARLY));
+    }
+    if let Some(last) = intervals.last() {
+        late += timer_slack(*last, hz);
+    }
+    (
+        windows,
+        kernel_timer_window(schedule.give_up, late + startup, EARLY),
+    )
+}
+
+fn ms_list(times: &[Duration]) -> String {
+    let v: Vec<String> = times
+        .iter()
+        .map(|t| format!("{:.3}", t.as_secs_f64()))
+        .collect();
+    format!("[{}] s", v.join(", "))
+}
+
+/// Which comparison list a schedule check goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Against {
+    /// The source's statement: decides the verdict.
+    Statement,
+    /// The model's prediction for this kernel: asserted by the tests.
+    Model,
+}
+
+/// Compares a measured SYN schedule (`syn_times` from the wire, `give_up` from the
+/// client) with `schedule`, recording the checks in `outcome` under `against`.
+pub fn check_schedule(
+    outcome: &mut Outcome,
+    against: Against,
+    schedule: &SynSchedule,
+    syn_times: &[Duration],
+    give_up: Option<Duration>,
+    ctx: &Ctx,
+    startup: Duration,
+) {
+    let (windows, give_up_window) = schedule_windows(schedule, ctx.hz, startup);
+    let mut record = |what: &str, expected: String, observed: String, ok: bool| match against {
+        Against::Statement => outcome.claim_check(what, expected, observed, ok),
+        Against::Model => outcome.model_check(what, expected, observed, ok),
+    };
+    record(
+        "SYN count",
+        schedule.syn_count().to_string(),
+        syn_times.len().to_string(),
+        schedule.syn_count() == syn_times.len(),
+    );
+    let spacing_ok = syn_times.len() == windows.len()
+        && windows.iter().zip(syn_times).all(|(w, t)| w.contains(*t));
+    record(
+        "SYN send times (timer-wheel slack at HZ, late only)",
+        format!(
+            "{} within {}",
+            ms_list(&schedule.send_times),
+            windows_text(&windows)
+        ),
+        ms_list(syn_times),
+        spacing_ok,
+    );
+    if let Some(g) = give_up {
+        record(
+            "give-up time",
+            format!(
+                "{:.3} s within {give_up_window}",
+                schedule.give_up.as_secs_f64()
+            ),
+            format!("{:.3} s", g.as_secs_f64()),
+            give_up_window.contains(g),
+        );
+    }
+}
+
+fn windows_text(w: &[Window]) -> String {
+    let last = w.last().map(|w| w.to_string()).unwrap_or_default();
+    format!("per-SYN windows (last {last})")
+}
+
+/// A tool run with the packets it caused.
+pub struct ToolRun {
+    /// What the tool did.
+    pub output: CommandOutput,
+    /// Handshake packets to or from the port.
+    pub events: Vec<TcpEvent>,
+    /// SYN send times relative to the first.
+    pub syn_times: Vec<Duration>,
+}
+
+/// Runs `cmd` in `ns` while capturing handshake packets to `port`.
+pub fn run_tool(ns: &NetNs, cmd: &ToolCommand, port: u16) -> Result<ToolRun> {
+    let cap = ns.capture_tcp(port).context("starting the capture")?;
+    let output = ns
+        .run_command(cmd)
+        .with_context(|| format!("running {}", cmd.command_line()))?;
+    let events = cap.finish().context("finishing the capture")?;
+    let syn_times = capture::syn_times(&events, port);
+    Ok(ToolRun {
+        output,
+        events,
+        syn_times,
+    })
+}
+
+/// Evidence text for a tool run: the command output and the packet timeline.
+pub fn tool_evidence(run: &ToolRun) -> String {
+    format!(
+        "{}\n--- wire ---\n{}",
+        run.output,
+        if run.events.is_empty() {
+            "(no handshake packets)".into()
+        } else {
+            capture::timeline(&run.events)
+        }
+    )
+}
+
+/// Observed figures of a tool run.
+pub fn tool_figures(run: &ToolRun) -> Figures {
+    let mut f = Figures::default()
+        .duration(run.output.duration)
+        .syn_times(&run.syn_times);
+    f.exit_code = run.output.exit_code();
+    f.value = run
+        .output
+        .combined()
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_owned());
+    f
+}
+
+/// A timeline entry for charts.
+pub fn timeline(
+    label: &str,
+    observed: &[Duration],
+    schedule: &SynSchedule,
+    give_up: Option<Duration>,
+) -> Timeline {
+    let ms = |t: &Duration| t.as_millis() as u64;
+    Timeline {
+        label: label.into(),
+        observed_ms: observed.iter().map(ms).collect(),
+        predicted_ms: schedule.send_times.iter().map(ms).collect(),
+        predicted_give_up_ms: Some(ms(&schedule.give_up)),
+        observed_give_up_ms: give_up.as_ref().map(ms),
+    }
+}
+
+/// Checks an exact value against the statement or the model.
+pub fn check_eq<T: PartialEq + std::fmt::Debug>(
+    outcome: &mut Outcome,
+    against: Against,
+    what: &str,
+    expected: T,
+    observed: T,
+) {
+    let ok = expected == observed;
+    let (e, o) = (format!("{expected:?}"), format!("{observed:?}"));
+    match against {
+        Against::Statement => outcome.claim_check(what, e, o, ok),
+        Against::Model => outcome.model_check(what, e, o, ok),
+    }
+}
