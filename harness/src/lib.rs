@@ -10,6 +10,7 @@ pub mod capture;
 pub mod command;
 pub mod error;
 pub mod firewall;
+pub mod hostcheck;
 pub mod kernel;
 pub mod link;
 pub mod model;

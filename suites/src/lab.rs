@@ -45,6 +45,36 @@ impl SynDropLab {
     }
 }
 
+/// A client namespace joined by veth to a host namespace that drops every packet: an
+/// unreachable peer at [`BlackholeLab::HOST`], as in seed 000's tests against a dead IP.
+pub struct BlackholeLab {
+    /// Where the client runs (192.0.2.1).
+    pub client: NetNs,
+    /// The host that drops everything (192.0.2.2).
+    pub host: NetNs,
+}
+
+impl BlackholeLab {
+    /// The client's address.
+    pub const CLIENT: std::net::Ipv4Addr = std::net::Ipv4Addr::new(192, 0, 2, 1);
+    /// The unreachable host's address.
+    pub const HOST: std::net::Ipv4Addr = std::net::Ipv4Addr::new(192, 0, 2, 2);
+
+    /// Builds the lab, applying `sysctls` in the client namespace.
+    pub fn new(sysctls: &[(&str, &str)]) -> Result<Self> {
+        let client = NetNs::new().context("creating the client namespace")?;
+        let host = NetNs::new().context("creating the blackhole namespace")?;
+        netclaim_harness::link::veth_pair(&client, Self::CLIENT, &host, Self::HOST, 24)
+            .context("linking client and blackhole host")?;
+        host.drop_all_input()
+            .with_context(|| format!("dropping all input in {}", host.name()))?;
+        client
+            .set_sysctls(sysctls)
+            .with_context(|| format!("setting {sysctls:?} in {}", client.name()))?;
+        Ok(Self { client, host })
+    }
+}
+
 /// The SYN model for what is in force in `ns`.
 pub fn model_in(ns: &NetNs) -> Result<SynModel> {
     let retries = ns.tcp_syn_retries()?;
@@ -70,6 +100,22 @@ pub fn describe_model(m: &SynModel) -> String {
     )
 }
 
+/// How late the give-up of `schedule` may come: the timer-wheel slack of every interval
+/// it arms, accumulated.
+pub fn accumulated_slack(schedule: &SynSchedule, hz: u32) -> Duration {
+    schedule
+        .intervals()
+        .into_iter()
+        .map(|i| timer_slack(i, hz))
+        .sum()
+}
+
+/// The window for a stated give-up time, when the timers actually armed are those of
+/// `armed` (the model's schedule for this kernel): never early, late by their slack.
+pub fn give_up_window(stated: Duration, armed: &SynSchedule, hz: u32, startup: Duration) -> Window {
+    kernel_timer_window(stated, accumulated_slack(armed, hz) + startup, EARLY)
+}
+
 /// Windows for every SYN send time and the give-up time of `schedule`: each interval may
 /// be late by its timer-wheel slack, and lateness accumulates; `startup` widens the give-up
 /// window for tools that start before their first SYN.
@@ -87,12 +133,9 @@ pub fn schedule_windows(
         }
         windows.push(kernel_timer_window(*t, late, EARLY));
     }
-    if let Some(last) = intervals.last() {
-        late += timer_slack(*last, hz);
-    }
     (
         windows,
-        kernel_timer_window(schedule.give_up, late + startup, EARLY),
+        give_up_window(schedule.give_up, schedule, hz, startup),
     )
 }
 

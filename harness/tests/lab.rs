@@ -1,0 +1,311 @@
+//! The harness's mechanisms against the real kernel: namespaces, sysctls, iptables,
+//! the command runner, links and capture. These need root; without it every case is
+//! reported as ignored with the reason.
+
+use std::net::{SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::path::Path;
+use std::time::Duration;
+
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use netclaim_harness::command::ToolCommand;
+use netclaim_harness::sysctl::knob;
+use netclaim_harness::{capture, link, Error, NetNs};
+use nix::errno::Errno;
+
+type Case = fn() -> anyhow::Result<()>;
+
+fn ensure(cond: bool, msg: impl FnOnce() -> String) -> anyhow::Result<()> {
+    if cond {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!(msg()))
+    }
+}
+
+/// The namespace is named, bind-mounted, visible to `ip netns`, has lo up, and is gone
+/// after drop.
+fn netns_lifecycle() -> anyhow::Result<()> {
+    let ns = NetNs::new()?;
+    let name = ns.name().to_owned();
+    let prefix = format!("netclaim-{}-", std::process::id());
+    ensure(name.starts_with(&prefix), || format!("name {name}"))?;
+    let path = Path::new("/run/netns").join(&name);
+    ensure(path.exists(), || format!("{} missing", path.display()))?;
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &name, "ip", "-o", "link", "show", "lo"])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    ensure(text.contains("UP") && text.contains("LOOPBACK"), || {
+        format!("lo not up: {text}")
+    })?;
+    drop(ns);
+    ensure(!path.exists(), || {
+        format!("{} still exists after drop", path.display())
+    })?;
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo")?;
+    ensure(!mounts.contains(&name), || format!("{name} still mounted"))
+}
+
+/// A panicking claim still removes its namespace.
+fn netns_cleanup_while_panicking() -> anyhow::Result<()> {
+    let payload = std::panic::catch_unwind(|| {
+        let ns = NetNs::new().expect("namespace");
+        let path = Path::new("/run/netns").join(ns.name());
+        assert!(path.exists());
+        std::panic::panic_any(path);
+    })
+    .expect_err("the closure panics");
+    let path = payload
+        .downcast::<std::path::PathBuf>()
+        .expect("path payload");
+    ensure(!path.exists(), || {
+        format!("{} left behind by a panic", path.display())
+    })
+}
+
+/// Work inside the lab sees the lab; the caller's thread stays in the host namespace.
+fn run_switches_only_a_helper_thread() -> anyhow::Result<()> {
+    let host = std::fs::read_link("/proc/thread-self/ns/net")?;
+    let ns = NetNs::new()?;
+    let inside = ns.run(|| std::fs::read_link("/proc/thread-self/ns/net"))??;
+    ensure(inside != host, || "run() did not enter the lab".into())?;
+    ensure(
+        std::fs::read_link("/proc/thread-self/ns/net")? == host,
+        || "the caller's thread changed namespace".into(),
+    )
+}
+
+/// Sysctls are per lab: a write is visible inside, not on the host; errors are typed.
+fn sysctls_are_per_lab_and_errors_name_the_cause() -> anyhow::Result<()> {
+    let host_value = std::fs::read_to_string("/proc/sys/net/core/somaxconn")?;
+    let ns = NetNs::new()?;
+    ns.set_somaxconn(7)?;
+    ensure(ns.somaxconn()? == 7, || {
+        "somaxconn not set in the lab".into()
+    })?;
+    ensure(
+        std::fs::read_to_string("/proc/sys/net/core/somaxconn")? == host_value,
+        || "host somaxconn changed".into(),
+    )?;
+    ns.set_ip_local_port_range(40000, 40003)?;
+    ensure(ns.ip_local_port_range()? == (40000, 40003), || {
+        "port range".into()
+    })?;
+
+    match ns.set_tcp_syn_retries(0) {
+        Err(Error::SysctlRejected { name, value, errno }) => ensure(
+            name == knob::TCP_SYN_RETRIES && value == "0" && errno == Errno::EINVAL,
+            || format!("{name}={value}: {errno}"),
+        )?,
+        other => anyhow::bail!("tcp_syn_retries=0 gave {other:?}"),
+    }
+    match ns.set_sysctl(knob::SOMAXCONN, "many") {
+        Err(Error::SysctlRejected {
+            errno: Errno::EINVAL,
+            ..
+        }) => {}
+        other => anyhow::bail!("somaxconn=many gave {other:?}"),
+    }
+    match ns.set_sysctl("net.ipv4.no_such_knob", "1") {
+        Err(e @ Error::SysctlAbsent { .. }) => {
+            ensure(e.to_string().contains("net.ipv4.no_such_knob"), || {
+                e.to_string()
+            })?
+        }
+        other => anyhow::bail!("absent knob gave {other:?}"),
+    }
+    match ns.set_sysctl("kernel.hostname", "x") {
+        Err(Error::NotNetSysctl { .. }) => Ok(()),
+        other => anyhow::bail!("kernel.hostname gave {other:?}"),
+    }
+}
+
+fn iptables_save_rules() -> anyhow::Result<String> {
+    let out = std::process::Command::new("iptables-save").output()?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
+/// iptables rules land in the lab only.
+fn iptables_rules_stay_in_the_lab() -> anyhow::Result<()> {
+    let host_before = iptables_save_rules()?;
+    let ns = NetNs::new()?;
+    ns.drop_syn_to_port(7)?;
+    let rules = ns.iptables_rules("filter")?;
+    ensure(
+        rules
+            .iter()
+            .any(|r| r.contains("--dport 7") && r.contains("-j DROP")),
+        || format!("{rules:?}"),
+    )?;
+    ensure(iptables_save_rules()? == host_before, || {
+        "host iptables changed".into()
+    })
+}
+
+/// The runner captures status, output and duration, and kills at the deadline.
+fn command_runner_captures_and_kills() -> anyhow::Result<()> {
+    let ns = NetNs::new()?;
+    let out = ns.run_command(
+        &ToolCommand::new("sh", Duration::from_secs(10))
+            .args(["-c", "echo out; echo err >&2; exit 3"]),
+    )?;
+    ensure(
+        out.exit_code() == Some(3)
+            && out.stdout == "out\n"
+            && out.stderr == "err\n"
+            && !out.timed_out,
+        || out.to_string(),
+    )?;
+
+    let out = ns.run_command(
+        &ToolCommand::new("sh", Duration::from_millis(300))
+            .args(["-c", "echo started; sleep 30 & sleep 30"]),
+    )?;
+    ensure(out.timed_out && out.signal() == Some(9), || out.to_string())?;
+    ensure(
+        out.duration >= Duration::from_millis(300) && out.duration < Duration::from_secs(2),
+        || format!("{:?}", out.duration),
+    )?;
+    ensure(out.stdout == "started\n", || out.to_string())?;
+
+    let out =
+        ns.run_command(&ToolCommand::new("ip", Duration::from_secs(5)).args(["-o", "link"]))?;
+    ensure(
+        out.stdout.lines().count() == 1 && out.stdout.contains("lo:"),
+        || format!("the child is not in the lab: {out}"),
+    )?;
+
+    match ns.run_command(&ToolCommand::new(
+        "no-such-tool-netclaim",
+        Duration::from_secs(1),
+    )) {
+        Err(Error::ToolMissing { program, .. }) => {
+            ensure(program == "no-such-tool-netclaim", || program)
+        }
+        other => anyhow::bail!("missing tool gave {other:?}"),
+    }
+}
+
+/// A private /etc/resolv.conf for one command, without touching the host's.
+fn etc_override_is_private() -> anyhow::Result<()> {
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let ns = NetNs::new()?;
+    let out = ns.run_command(
+        &ToolCommand::new("cat", Duration::from_secs(5))
+            .args(["/etc/resolv.conf"])
+            .etc_file("resolv.conf", "nameserver 192.0.2.53\n"),
+    )?;
+    ensure(out.stdout == "nameserver 192.0.2.53\n", || out.to_string())?;
+    ensure(
+        std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default() == host,
+        || "host resolv.conf changed".into(),
+    )
+}
+
+/// veth between two labs: traffic flows; a blackhole host makes connect() time out.
+fn veth_and_blackhole() -> anyhow::Result<()> {
+    let (a, b) = (NetNs::new()?, NetNs::new()?);
+    let (ip_a, ip_b) = ([192, 0, 2, 1].into(), [192, 0, 2, 2].into());
+    link::veth_pair(&a, ip_a, &b, ip_b, 24)?;
+    let server = SocketAddrV4::new(ip_b, 8080);
+    let listener = b.run(|| TcpListener::bind(server))??;
+    let stream =
+        a.run(|| TcpStream::connect_timeout(&SocketAddr::V4(server), Duration::from_secs(2)))??;
+    let (_, peer) = listener.accept()?;
+    ensure(peer.ip() == std::net::IpAddr::V4(ip_a), || {
+        format!("peer {peer}")
+    })?;
+    drop(stream);
+
+    b.drop_all_input()?;
+    a.set_tcp_syn_retries(1)?;
+    let cap = a.capture_tcp(8080)?;
+    let err = a
+        .run(|| TcpStream::connect(server))?
+        .expect_err("blackholed");
+    let events = cap.finish()?;
+    ensure(err.raw_os_error() == Some(libc::ETIMEDOUT), || {
+        format!("{err}")
+    })?;
+    let syns = capture::syn_times(&events, 8080);
+    ensure(
+        syns.len() >= 2 && events.iter().all(|e| !e.flags.is_rst()),
+        || capture::timeline(&events),
+    )?;
+    ensure(
+        !link::is_lab_address([10, 0, 0, 1].into()) && link::is_lab_address(ip_b),
+        || "address plan".into(),
+    )
+}
+
+/// The capture sees a SYN and the RST of a closed loopback port.
+fn capture_sees_syn_and_rst() -> anyhow::Result<()> {
+    let ns = NetNs::new()?;
+    let cap = ns.capture_tcp(9)?;
+    let err = ns
+        .run(|| TcpStream::connect("127.0.0.1:9"))?
+        .expect_err("closed port");
+    let events = cap.finish()?;
+    ensure(err.raw_os_error() == Some(libc::ECONNREFUSED), || {
+        format!("{err}")
+    })?;
+    ensure(
+        events.len() == 2 && events[0].flags.is_syn() && events[1].flags.is_rst(),
+        || capture::timeline(&events),
+    )
+}
+
+/// Two labs never share a name.
+fn names_are_unique() -> anyhow::Result<()> {
+    let (a, b) = (NetNs::new()?, NetNs::new()?);
+    ensure(a.name() != b.name(), || a.name().into())
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let privileged = netclaim_harness::privilege::check();
+    let cases: [(&str, Case); 10] = [
+        ("netns::lifecycle", netns_lifecycle),
+        (
+            "netns::cleanup_while_panicking",
+            netns_cleanup_while_panicking,
+        ),
+        (
+            "netns::run_switches_only_a_helper_thread",
+            run_switches_only_a_helper_thread,
+        ),
+        ("netns::names_are_unique", names_are_unique),
+        (
+            "sysctl::per_lab_and_typed_errors",
+            sysctls_are_per_lab_and_errors_name_the_cause,
+        ),
+        (
+            "firewall::rules_stay_in_the_lab",
+            iptables_rules_stay_in_the_lab,
+        ),
+        (
+            "command::captures_and_kills",
+            command_runner_captures_and_kills,
+        ),
+        ("command::etc_override_is_private", etc_override_is_private),
+        ("link::veth_and_blackhole", veth_and_blackhole),
+        ("capture::syn_and_rst", capture_sees_syn_and_rst),
+    ];
+    let trials = cases
+        .into_iter()
+        .map(|(name, case)| {
+            let privileged = privileged.clone();
+            Trial::ignorable_test(name, move || match privileged {
+                Err(reason) => Ok(Completion::ignored_with(reason)),
+                Ok(()) => case()
+                    .map(|()| Completion::Completed)
+                    .map_err(|e| Failed::from(format!("{e:#}"))),
+            })
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
+}
