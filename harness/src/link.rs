@@ -61,16 +61,59 @@ fn netlink(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> Error {
 }
 
 /// Sets the link with `index` up in the calling thread's namespace (`lo` is index 1 in
-/// every new namespace).
+/// every new namespace), with one blocking RTM_SETLINK request: no runtime to build, so
+/// a new lab stays close to the cost of `unshare(2)` itself.
 pub fn set_up_current(name: &str, index: u32) -> Result<()> {
-    with_handle(|handle| async move {
-        handle
-            .link()
-            .set(LinkUnspec::new_with_index(index).up().build())
-            .execute()
-            .await
-            .map_err(netlink(format!("ip link set {name} up")))
-    })
+    use rtnetlink::packet_core::{
+        NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST,
+    };
+    use rtnetlink::packet_route::RouteNetlinkMessage;
+    use rtnetlink::sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+
+    let what = format!("ip link set {name} up");
+    let io = |op: &'static str| {
+        let what = what.clone();
+        move |e: std::io::Error| Error::io(op, format!("NETLINK_ROUTE socket ({what})"), e)
+    };
+    let mut socket = Socket::new(NETLINK_ROUTE).map_err(io("open"))?;
+    socket.bind_auto().map_err(io("bind"))?;
+    socket
+        .connect(&SocketAddr::new(0, 0))
+        .map_err(io("connect"))?;
+
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST | NLM_F_ACK;
+    header.sequence_number = 1;
+    let link = LinkUnspec::new_with_index(index).up().build();
+    let mut request = NetlinkMessage::new(
+        header,
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::SetLink(link)),
+    );
+    request.finalize();
+    let mut buf = vec![0u8; request.buffer_len()];
+    request.serialize(&mut buf);
+    socket.send(&buf, 0).map_err(io("send"))?;
+
+    let mut reply = Vec::with_capacity(4096);
+    socket.recv(&mut reply, 0).map_err(io("recv"))?;
+    let ack = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&reply).map_err(|e| {
+        Error::io(
+            "parse",
+            format!("netlink ack ({what})"),
+            std::io::Error::other(e.to_string()),
+        )
+    })?;
+    match ack.payload {
+        NetlinkPayload::Error(err) => match err.code {
+            None => Ok(()),
+            Some(code) => Err(Error::sys(what, nix::errno::Errno::from_raw(-code.get()))),
+        },
+        other => Err(Error::io(
+            "parse",
+            format!("netlink ack ({what})"),
+            std::io::Error::other(format!("unexpected reply {other:?}")),
+        )),
+    }
 }
 
 async fn index_of(handle: &Handle, name: &str) -> Result<u32> {

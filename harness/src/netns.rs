@@ -1,19 +1,24 @@
 //! A network namespace owned by the harness.
 //!
-//! [`NetNs::new`] creates the namespace with `unshare(CLONE_NEWNET)` on a dedicated thread,
-//! keeps a file descriptor to it, bind-mounts it at `/run/netns/netclaim-<pid>-<n>` so that
-//! `ip netns exec` can inspect it while it lives, and brings `lo` up over rtnetlink. Work
-//! inside it runs on threads that `setns` into it first; the caller's thread never changes
-//! namespace, so `NetNs` is `Send` and `Sync`. Dropping it unmounts and removes the name;
-//! the kernel frees the namespace once the last socket, thread and process in it are gone.
+//! [`NetNs::new`] starts the namespace's own OS thread, which creates it with
+//! `unshare(CLONE_NEWNET)`, brings `lo` up over rtnetlink and then serves [`NetNs::run`]
+//! jobs for the namespace's whole life. The harness keeps a file descriptor to the
+//! namespace and bind-mounts it at `/run/netns/netclaim-<pid>-<n>` so that `ip netns exec`
+//! can inspect it while it lives. Long-running work ([`NetNs::spawn`]) and child
+//! processes ([`NetNs::command`]) enter it with `setns`. The caller's thread never changes
+//! namespace, so `NetNs` is `Send` and `Sync`. Dropping it stops the thread, unmounts and
+//! removes the name; the kernel frees the namespace once the last socket, thread and
+//! process in it are gone.
 
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::thread::JoinHandle;
+use std::sync::mpsc;
+use std::thread::{JoinHandle, ThreadId};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{setns, unshare, CloneFlags};
@@ -27,12 +32,24 @@ pub const NAME_PREFIX: &str = "netclaim-";
 
 static NEXT_ID: AtomicU32 = AtomicU32::new(0);
 
+/// A job for the namespace's thread.
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// The namespace's own thread and the queue of jobs it runs.
+#[derive(Debug)]
+struct Worker {
+    jobs: Option<mpsc::Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+    id: ThreadId,
+}
+
 /// A network namespace that lives as long as this value.
 #[derive(Debug)]
 pub struct NetNs {
     name: String,
     fd: OwnedFd,
     mount_path: Option<PathBuf>,
+    worker: Worker,
 }
 
 impl NetNs {
@@ -43,19 +60,60 @@ impl NetNs {
             std::process::id(),
             NEXT_ID.fetch_add(1, Ordering::Relaxed)
         );
-        let fd = on_fresh_thread(&name, || {
-            unshare(CloneFlags::CLONE_NEWNET)
-                .map_err(|e| Error::sys("unshare(CLONE_NEWNET)", e))?;
-            let fd: OwnedFd = File::open("/proc/thread-self/ns/net")
-                .map_err(|e| Error::io("open", "/proc/thread-self/ns/net", e))?
-                .into();
-            crate::link::set_up_current("lo", 1)?;
-            Ok(fd)
-        })??;
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<OwnedFd>>(1);
+        let thread = std::thread::Builder::new()
+            .name(name.clone())
+            .spawn(move || {
+                let created = (|| {
+                    unshare(CloneFlags::CLONE_NEWNET)
+                        .map_err(|e| Error::sys("unshare(CLONE_NEWNET)", e))?;
+                    let fd: OwnedFd = File::open("/proc/thread-self/ns/net")
+                        .map_err(|e| Error::io("open", "/proc/thread-self/ns/net", e))?
+                        .into();
+                    crate::link::set_up_current("lo", 1)?;
+                    Ok(fd)
+                })();
+                let ok = created.is_ok();
+                if ready_tx.send(created).is_err() || !ok {
+                    return;
+                }
+                // Serve jobs until the NetNs is dropped (the sender goes away).
+                for job in queue {
+                    job();
+                }
+            })
+            .map_err(|e| Error::Thread {
+                thread: name.clone(),
+                reason: format!("spawn failed: {e}"),
+            })?;
+        let id = thread.thread().id();
+        let fd = match ready_rx.recv() {
+            Ok(Ok(fd)) => fd,
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => {
+                let reason = match thread.join() {
+                    Err(p) => panic_message(&p),
+                    Ok(()) => "ended before creating the namespace".into(),
+                };
+                return Err(Error::Thread {
+                    thread: name,
+                    reason,
+                });
+            }
+        };
         let mut ns = Self {
             name,
             fd,
             mount_path: None,
+            worker: Worker {
+                jobs: Some(jobs),
+                thread: Some(thread),
+                id,
+            },
         };
         ns.mount_path = Some(ns.bind_mount()?);
         Ok(ns)
@@ -97,21 +155,45 @@ impl NetNs {
         &self.fd
     }
 
-    /// Runs `f` on a fresh thread inside the namespace and returns its result.
+    /// Runs `f` on the namespace's own thread and returns its result.
     ///
     /// Sockets, netlink handles and `/proc/sys/net` files opened by `f` belong to this
-    /// namespace. A panic in `f` propagates to the caller.
+    /// namespace. Jobs run one at a time, so `f` should be short: anything that blocks
+    /// for long (a server loop, a capture) belongs on [`NetNs::spawn`]. A panic in `f`
+    /// propagates to the caller; a nested `run` from inside `f` runs inline.
     pub fn run<F, R>(&self, f: F) -> Result<R>
     where
         F: FnOnce() -> R + Send,
         R: Send,
     {
-        let fd = self.fd.as_fd();
-        on_fresh_thread(&self.name, move || {
-            setns(fd, CloneFlags::CLONE_NEWNET)
-                .map_err(|e| Error::sys("setns(CLONE_NEWNET)", e))?;
-            Ok(f())
-        })?
+        if std::thread::current().id() == self.worker.id {
+            return Ok(f());
+        }
+        let worker_gone = || Error::Thread {
+            thread: self.name.clone(),
+            reason: "the namespace thread is gone".into(),
+        };
+        let (done_tx, done_rx) = mpsc::sync_channel(1);
+        let job = move || {
+            let result = catch_unwind(AssertUnwindSafe(f));
+            let _ = done_tx.send(result);
+        };
+        let job: Box<dyn FnOnce() + Send + '_> = Box::new(job);
+        // SAFETY: the job may borrow from the caller's stack ('_). It is only ever run or
+        // dropped while this function waits below: either `send` fails and hands the job
+        // back here, or the worker runs it, and the job's last act is to report through
+        // `done_tx`, which this function waits for before returning. The worker never
+        // keeps a job after running it, so no borrow outlives this call.
+        let job: Job = unsafe { std::mem::transmute::<Box<dyn FnOnce() + Send + '_>, Job>(job) };
+        let jobs = self.worker.jobs.as_ref().ok_or_else(worker_gone)?;
+        if jobs.send(job).is_err() {
+            return Err(worker_gone());
+        }
+        match done_rx.recv() {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(panic)) => resume_unwind(panic),
+            Err(_) => Err(worker_gone()),
+        }
     }
 
     /// Starts a long-lived thread inside the namespace (a server, a capture loop).
@@ -181,6 +263,13 @@ impl NetNs {
 
 impl Drop for NetNs {
     fn drop(&mut self) {
+        // Closing the queue ends the namespace's thread once its current job is done.
+        drop(self.worker.jobs.take());
+        if let Some(thread) = self.worker.thread.take() {
+            if thread.thread().id() != std::thread::current().id() {
+                let _ = thread.join();
+            }
+        }
         let Some(path) = self.mount_path.take() else {
             return;
         };
@@ -199,25 +288,12 @@ impl Drop for NetNs {
     }
 }
 
-/// Runs `f` on a new named thread and joins it, re-raising its panic.
-fn on_fresh_thread<F, R>(name: &str, f: F) -> Result<R>
-where
-    F: FnOnce() -> R + Send,
-    R: Send,
-{
-    std::thread::scope(|scope| {
-        let handle = std::thread::Builder::new()
-            .name(name.to_owned())
-            .spawn_scoped(scope, f)
-            .map_err(|e| Error::Thread {
-                thread: name.to_owned(),
-                reason: format!("spawn failed: {e}"),
-            })?;
-        match handle.join() {
-            Ok(value) => Ok(value),
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
-    })
+fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panicked".into())
 }
 
 /// Lists the `netclaim-*` names currently under `/run/netns`.
