@@ -190,7 +190,10 @@ impl fmt::Display for CommandOutput {
     }
 }
 
-fn read_all(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+/// A thread collecting one output stream.
+type Reader = std::thread::JoinHandle<Vec<u8>>;
+
+fn read_all(mut r: impl Read + Send + 'static) -> Reader {
     std::thread::spawn(move || {
         let mut buf = Vec::new();
         let _ = r.read_to_end(&mut buf);
@@ -313,7 +316,7 @@ impl NetNs {
         let spawn_line = command_line.clone();
         let waiter = std::thread::Builder::new()
             .name(format!("{}:{}", self.name(), cmd.program))
-            .spawn(move || -> Option<(std::thread::JoinHandle<Vec<u8>>, std::thread::JoinHandle<Vec<u8>>)> {
+            .spawn(move || -> Option<(Reader, Reader)> {
                 let started = Instant::now();
                 let mut child = match command.spawn() {
                     Ok(c) => c,
