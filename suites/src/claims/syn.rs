@@ -534,18 +534,19 @@ fn telnet_message(_ctx: &Ctx) -> Result<Outcome> {
     Ok(o)
 }
 
+/// One setting of the sweep: what the model predicted and what happened.
+struct SweepPoint {
+    n: u32,
+    schedule: SynSchedule,
+    took: Duration,
+    syns: Vec<Duration>,
+    errno: Option<Errno>,
+    text: String,
+}
+
 /// `syn.retries-sweep` and its exponential variant: give-up = 2^(n+1) − 1 s for n = 1..6.
 fn sweep(ctx: &Ctx, linear_off: bool) -> Result<Outcome> {
-    let results: Vec<
-        Result<(
-            u32,
-            SynSchedule,
-            Duration,
-            Vec<Duration>,
-            Option<Errno>,
-            String,
-        )>,
-    > = std::thread::scope(|s| {
+    let results: Vec<Result<SweepPoint>> = std::thread::scope(|s| {
         let handles: Vec<_> = (1..=6u32)
             .map(|n| {
                 s.spawn(move || -> Result<_> {
@@ -573,7 +574,14 @@ fn sweep(ctx: &Ctx, linear_off: bool) -> Result<Outcome> {
                         syns.len(),
                         syns.iter().map(|t| t.as_millis()).collect::<Vec<_>>()
                     );
-                    Ok((n, model.schedule(), out.duration, syns, out.errno(), text))
+                    Ok(SweepPoint {
+                        n,
+                        schedule: model.schedule(),
+                        took: out.duration,
+                        syns,
+                        errno: out.errno(),
+                        text,
+                    })
                 })
             })
             .collect();
@@ -590,7 +598,14 @@ fn sweep(ctx: &Ctx, linear_off: bool) -> Result<Outcome> {
     let mut expected = Vec::new();
     let mut claimed = Vec::new();
     for r in results {
-        let (n, schedule, took, syns, errno, text) = r?;
+        let SweepPoint {
+            n,
+            schedule,
+            took,
+            syns,
+            errno,
+            text,
+        } = r?;
         let stated = SynModel::new(n, None).schedule();
         let stated_window = lab::give_up_window(stated.give_up, &schedule, ctx.hz, Duration::ZERO);
         o.claim_check(
