@@ -309,3 +309,54 @@ pub fn list_named() -> Vec<String> {
     names.sort();
     names
 }
+
+/// The pid that created a `netclaim-<pid>-<n>` name, if the name has that form.
+pub fn owner_pid(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix(NAME_PREFIX)?;
+    let (pid, n) = rest.split_once('-')?;
+    n.parse::<u32>().ok()?;
+    pid.parse().ok()
+}
+
+/// Removes the `netclaim-*` names under `/run/netns` whose creating process is gone (a
+/// runner killed with SIGKILL could not clean up): unmounts and unlinks each. Returns the
+/// names removed, and a message per name that could not be removed.
+pub fn sweep_stale() -> (Vec<String>, Vec<String>) {
+    let mut swept = Vec::new();
+    let mut failed = Vec::new();
+    for name in list_named() {
+        let Some(pid) = owner_pid(&name) else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let path = Path::new(NETNS_RUN_DIR).join(&name);
+        // EINVAL: not a mount point any more (a half-made name); still unlink it.
+        match umount2(&path, MntFlags::MNT_DETACH) {
+            Ok(()) | Err(nix::errno::Errno::EINVAL) => {}
+            Err(e) => {
+                failed.push(format!("umount2({}, MNT_DETACH): {e}", path.display()));
+                continue;
+            }
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => swept.push(name),
+            Err(e) => failed.push(format!("remove {}: {e}", path.display())),
+        }
+    }
+    (swept, failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_pid_parses_only_harness_names() {
+        assert_eq!(owner_pid("netclaim-1234-7"), Some(1234));
+        assert_eq!(owner_pid("netclaim-abc-7"), None);
+        assert_eq!(owner_pid("netclaim-1234"), None);
+        assert_eq!(owner_pid("other-1234-7"), None);
+    }
+}

@@ -259,6 +259,32 @@ fn capture_sees_syn_and_rst() -> anyhow::Result<()> {
     )
 }
 
+/// A name left by a dead runner is swept; live ones are kept.
+fn sweep_removes_only_dead_owners() -> anyhow::Result<()> {
+    let ns = NetNs::new()?;
+    // pid_max is at most 2^22, so this pid cannot exist.
+    let stale = Path::new("/run/netns").join(format!("netclaim-{}-0", 1u32 << 23));
+    std::fs::File::create(&stale)?;
+    let source = Path::new("/run/netns").join(ns.name());
+    nix::mount::mount(
+        Some(&source),
+        &stale,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )?;
+    let (swept, failed) = netclaim_harness::netns::sweep_stale();
+    ensure(failed.is_empty(), || format!("{failed:?}"))?;
+    ensure(
+        swept.iter().any(|n| stale.ends_with(n)) && !stale.exists(),
+        || format!("swept {swept:?}"),
+    )?;
+    ensure(
+        source.exists() && !swept.iter().any(|n| n == ns.name()),
+        || "a live lab was swept".into(),
+    )
+}
+
 /// Two labs never share a name.
 fn names_are_unique() -> anyhow::Result<()> {
     let (a, b) = (NetNs::new()?, NetNs::new()?);
@@ -268,7 +294,11 @@ fn names_are_unique() -> anyhow::Result<()> {
 fn main() {
     let args = Arguments::from_args();
     let privileged = netclaim_harness::privilege::check();
-    let cases: [(&str, Case); 10] = [
+    let cases: [(&str, Case); 11] = [
+        (
+            "netns::sweep_removes_only_dead_owners",
+            sweep_removes_only_dead_owners,
+        ),
         ("netns::lifecycle", netns_lifecycle),
         (
             "netns::cleanup_while_panicking",
