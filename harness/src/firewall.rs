@@ -12,6 +12,26 @@ pub fn available() -> bool {
     crate::command::which("iptables").is_some()
 }
 
+/// An `IPTables` handle. `iptables::new` runs `iptables --version` to learn whether `-C`
+/// and `--wait` exist; the answer does not change within a process, so it is learnt once
+/// (a process spawn saved per rule).
+fn handle() -> Result<iptables::IPTables, String> {
+    static PROBE: std::sync::OnceLock<Result<(bool, bool), String>> = std::sync::OnceLock::new();
+    let (has_check, has_wait) = PROBE
+        .get_or_init(|| {
+            iptables::new(false)
+                .map(|ipt| (ipt.has_check, ipt.has_wait))
+                .map_err(|e| e.to_string())
+        })
+        .clone()?;
+    Ok(iptables::IPTables {
+        cmd: "iptables",
+        has_check,
+        has_wait,
+        is_numeric: false,
+    })
+}
+
 impl NetNs {
     fn iptables<T>(
         &self,
@@ -29,13 +49,15 @@ impl NetNs {
         }
         let netns = self.name().to_owned();
         self.run(move || {
-            iptables::new(false)
-                .and_then(|ipt| f(&ipt))
-                .map_err(|e| Error::Firewall {
-                    args: args.into(),
-                    netns,
-                    message: e.to_string().trim().to_owned(),
-                })
+            let failed = |message: String| Error::Firewall {
+                args: args.into(),
+                netns,
+                message: message.trim().to_owned(),
+            };
+            match handle() {
+                Ok(ipt) => f(&ipt).map_err(|e| failed(e.to_string())),
+                Err(message) => Err(failed(message)),
+            }
         })?
     }
 
