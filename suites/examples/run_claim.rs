@@ -25,7 +25,13 @@ fn main() {
             .collect();
         for h in handles {
             let (c, o, took) = h.join().expect("claim thread panicked");
-            println!("=== {} [{}] in {:.2} s: {}", c.id, o.verdict(), took.as_secs_f64(), o.reason());
+            println!(
+                "=== {} [{}] in {:.2} s: {}",
+                c.id,
+                o.verdict(),
+                took.as_secs_f64(),
+                o.reason()
+            );
             println!("claimed:  {}", o.claimed.summary());
             println!("expected: {}", o.expected.summary());
             println!("observed: {}", o.observed.summary());
