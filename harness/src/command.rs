@@ -508,3 +508,86 @@ mod tests {
         assert_eq!(package_of("mysql"), "mariadb-client");
     }
 }
+
+/// A background process inside a lab (a daemon such as `rsync --daemon` or nginx), killed
+/// with its whole process group when dropped. Its output goes to a file that
+/// [`Daemon::log`] reads, so a daemon that fails to start can say why.
+#[derive(Debug)]
+pub struct Daemon {
+    command_line: String,
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl NetNs {
+    /// Starts `cmd` in the background inside this namespace; it runs until the returned
+    /// guard is dropped (or the harness dies: it also gets SIGKILL as parent-death signal).
+    pub fn start_daemon(&self, cmd: &ToolCommand) -> Result<Daemon> {
+        if which(&cmd.program).is_none() {
+            return Err(Error::ToolMissing {
+                program: cmd.program.clone(),
+                package: package_of(&cmd.program).to_owned(),
+            });
+        }
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let log = std::env::temp_dir().join(format!(
+            "netclaim-daemon-{}-{}.log",
+            std::process::id(),
+            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let file = std::fs::File::create(&log).map_err(|e| Error::io("create", &log, e))?;
+        let file2 = file.try_clone().map_err(|e| Error::io("dup", &log, e))?;
+        let command_line = cmd.command_line();
+        let child = self
+            .command(&cmd.program)
+            .args(&cmd.args)
+            .envs(cmd.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(file)
+            .stderr(file2)
+            .process_group(0)
+            .spawn()
+            .map_err(|source| Error::Spawn {
+                command_line: command_line.clone(),
+                source,
+            })?;
+        Ok(Daemon {
+            command_line,
+            child,
+            log,
+        })
+    }
+}
+
+impl Daemon {
+    /// The command line it was started with.
+    pub fn command_line(&self) -> &str {
+        &self.command_line
+    }
+
+    /// Its pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What it printed so far.
+    pub fn log(&self) -> String {
+        std::fs::read(&self.log)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Its exit status, if it has already exited (a daemon that died at start-up).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let pid = Pid::from_raw(self.child.id() as i32);
+        let _ = killpg(pid, Signal::SIGKILL);
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}

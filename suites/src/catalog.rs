@@ -8,6 +8,8 @@ pub fn all() -> Vec<Claim> {
     let mut v = Vec::new();
     v.extend(claims::syn::claims());
     v.extend(claims::tools::claims());
+    v.extend(claims::mysql::claims());
+    v.extend(claims::rsync::claims());
     v.extend(claims::port::claims());
     v.extend(claims::tw::claims());
     v.extend(claims::backlog::claims());

@@ -1,7 +1,9 @@
 //! The claims, grouped by topic. Each module exposes `claims()`.
 
 pub mod backlog;
+pub mod mysql;
 pub mod port;
+pub mod rsync;
 pub mod syn;
 pub mod tools;
 pub mod tw;
