@@ -458,7 +458,7 @@ fn probe_version(program: &str) -> Option<String> {
             .map(|l| l.trim().to_owned())
     };
     let own = match program {
-        "curl" | "wget" | "mysql" | "mariadb" | "rsync" | "iptables" => {
+        "curl" | "wget" | "mysql" | "mariadb" | "rsync" | "iptables" | "strace" => {
             std::process::Command::new(program)
                 .arg("--version")
                 .output()

@@ -48,6 +48,15 @@ fn walk(dir: &Path, out: &mut BTreeMap<String, String>) {
     }
 }
 
+/// Every readable `net.*` sysctl of the calling thread's namespace, by dotted name
+/// (counters such as `nf_conntrack_count` left out). Call it inside a fresh lab
+/// (`ns.run(net_sysctls)`) to learn the defaults a new namespace starts with.
+pub fn net_sysctls() -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    walk(Path::new("/proc/sys/net"), &mut out);
+    out
+}
+
 impl HostSnapshot {
     /// Takes a snapshot of the calling thread's namespace (the host's, from the main
     /// thread or any thread that never entered a lab).
@@ -83,9 +92,10 @@ impl HostSnapshot {
                 .collect::<Vec<_>>()
                 .join("\n"),
         );
-        let mut sysctls = BTreeMap::new();
-        walk(Path::new("/proc/sys/net"), &mut sysctls);
-        Self { sections, sysctls }
+        Self {
+            sections,
+            sysctls: net_sysctls(),
+        }
     }
 
     /// A description of every difference from `before`; empty when identical.

@@ -322,13 +322,36 @@ pub fn owner_pid(name: &str) -> Option<u32> {
 /// runner killed with SIGKILL could not clean up): unmounts and unlinks each. Returns the
 /// names removed, and a message per name that could not be removed.
 pub fn sweep_stale() -> (Vec<String>, Vec<String>) {
+    sweep(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+}
+
+/// Removes the names this process created (on SIGINT/SIGTERM, just before exiting, while
+/// labs may still be in use by blocked claim threads). The namespaces themselves go away
+/// with the process; only their `/run/netns` bind mounts would outlive it. Also removes
+/// this process's temporary files (`/tmp/netclaim-*-<pid>-*`).
+pub fn sweep_own() -> (Vec<String>, Vec<String>) {
+    let me = std::process::id();
+    let tmp_marker = format!("-{me}-");
+    if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+        for e in entries.filter_map(|e| e.ok()) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(NAME_PREFIX) && name.contains(&tmp_marker) {
+                let _ =
+                    std::fs::remove_dir_all(e.path()).or_else(|_| std::fs::remove_file(e.path()));
+            }
+        }
+    }
+    sweep(|pid| pid == me)
+}
+
+fn sweep(remove: impl Fn(u32) -> bool) -> (Vec<String>, Vec<String>) {
     let mut swept = Vec::new();
     let mut failed = Vec::new();
     for name in list_named() {
         let Some(pid) = owner_pid(&name) else {
             continue;
         };
-        if Path::new(&format!("/proc/{pid}")).exists() {
+        if !remove(pid) {
             continue;
         }
         let path = Path::new(NETNS_RUN_DIR).join(&name);

@@ -319,6 +319,16 @@ fn give_up_claim(ctx: &Ctx, spec: &GiveUpSpec) -> Result<Outcome> {
         ctx,
         startup,
     );
+    let who = match spec.actor {
+        Actor::Client => "connect()".to_owned(),
+        Actor::Tool(t) => t.program().to_owned(),
+    };
+    o.timelines.push(lab::timeline(
+        &format!("{who}: {}", lab::describe_model(&model)),
+        &a.syn_times,
+        &schedule,
+        Some(a.duration),
+    ));
 
     match spec.actor {
         Actor::Client => {

@@ -1,0 +1,451 @@
+//! The run report: what was run where, and every claim's verdict with its figures and
+//! evidence; rendered as a terminal table, JSON, JUnit XML or Markdown.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use comfy_table::{presets, Cell, Color, ContentArrangement, Table};
+use serde::{Deserialize, Serialize};
+
+use netclaim_suites::claim::Timeline;
+use netclaim_suites::{Check, Figures, Verdict};
+
+use crate::runner::Finished;
+
+/// The tools whose versions a report records.
+pub const TOOLS: &[&str] = &[
+    "curl", "wget", "nc", "telnet", "mysql", "rsync", "nginx", "iptables", "strace",
+];
+
+/// The whole report (`report.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// The netclaim version that wrote it.
+    pub netclaim: String,
+    /// `uname -r`.
+    pub kernel: String,
+    /// CONFIG_HZ used for timer-slack tolerances.
+    pub hz: u32,
+    /// The net sysctls a fresh network namespace starts with on this kernel.
+    pub sysctl_defaults: BTreeMap<String, String>,
+    /// Tool name -> first line of its version output (`null`: not installed).
+    pub tools: BTreeMap<String, Option<String>>,
+    /// Wall time of the whole run.
+    pub wall_ms: u64,
+    /// The longest single claim's duration.
+    pub longest_claim_ms: u64,
+    /// Its id.
+    pub longest_claim: Option<String>,
+    /// `wall_ms / longest_claim_ms`.
+    pub wall_over_longest: Option<f64>,
+    /// Every claim that ran.
+    pub claims: Vec<ClaimReport>,
+}
+
+/// One claim's result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClaimReport {
+    /// Stable id.
+    pub id: String,
+    /// Seed file.
+    pub source: String,
+    /// The statement in our words.
+    pub statement: String,
+    /// The lab it built.
+    pub lab: String,
+    /// What it ran.
+    pub action: String,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Why (forced verdicts, refuting checks); empty when it holds.
+    pub reason: String,
+    /// How long the claim took.
+    pub duration_ms: u64,
+    /// What the source states, in figures.
+    pub claimed: Figures,
+    /// What the model and tool options predict on this kernel.
+    pub expected: Figures,
+    /// What was measured.
+    pub observed: Figures,
+    /// Statement checks (decide the verdict).
+    pub claim_checks: Vec<Check>,
+    /// Prediction checks (what `cargo test` asserts).
+    pub model_checks: Vec<Check>,
+    /// Whether every prediction check passed.
+    pub model_agrees: bool,
+    /// Evidence: command lines and output, packet timelines, sysctl values.
+    pub evidence: String,
+    /// SYN timelines, measured and predicted.
+    pub timelines: Vec<Timeline>,
+}
+
+impl ClaimReport {
+    fn new(f: &Finished) -> Self {
+        let o = &f.outcome;
+        let verdict = o.verdict();
+        Self {
+            id: f.claim.id.into(),
+            source: f.claim.source.into(),
+            statement: f.claim.statement.into(),
+            lab: f.claim.lab.into(),
+            action: f.claim.action.into(),
+            verdict,
+            reason: if verdict == Verdict::Holds {
+                String::new()
+            } else {
+                o.reason()
+            },
+            duration_ms: f.took.as_millis() as u64,
+            claimed: o.claimed.clone(),
+            expected: o.expected.clone(),
+            observed: o.observed.clone(),
+            claim_checks: o.claim_checks.clone(),
+            model_checks: o.model_checks.clone(),
+            model_agrees: o.model_agrees(),
+            evidence: o.evidence.join("\n\n"),
+            timelines: o.timelines.clone(),
+        }
+    }
+}
+
+/// Facts about the machine, gathered before the claims run.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    /// `uname -r`.
+    pub kernel: String,
+    /// CONFIG_HZ.
+    pub hz: u32,
+    /// Fresh-namespace net sysctls (empty without privilege).
+    pub sysctl_defaults: BTreeMap<String, String>,
+    /// Tool versions.
+    pub tools: BTreeMap<String, Option<String>>,
+}
+
+impl Machine {
+    /// Reads the kernel, HZ, tool versions and (with privilege) the defaults of a fresh
+    /// network namespace.
+    pub fn detect(ctx: &netclaim_suites::Ctx) -> Self {
+        let sysctl_defaults = match netclaim_harness::privilege::check() {
+            Ok(()) => netclaim_harness::NetNs::new()
+                .and_then(|ns| ns.run(netclaim_harness::hostcheck::net_sysctls))
+                .unwrap_or_default(),
+            Err(_) => BTreeMap::new(),
+        };
+        let tools = TOOLS
+            .iter()
+            .map(|t| ((*t).to_owned(), netclaim_harness::command::tool_version(t)))
+            .collect();
+        Self {
+            kernel: ctx.kernel.clone(),
+            hz: ctx.hz,
+            sysctl_defaults,
+            tools,
+        }
+    }
+}
+
+impl Report {
+    /// Assembles the report of a run.
+    pub fn new(machine: Machine, finished: &[Finished], wall: std::time::Duration) -> Self {
+        let longest = finished.iter().max_by_key(|f| f.took);
+        let longest_ms = longest.map(|f| f.took.as_millis() as u64).unwrap_or(0);
+        let wall_ms = wall.as_millis() as u64;
+        Self {
+            netclaim: env!("CARGO_PKG_VERSION").into(),
+            kernel: machine.kernel,
+            hz: machine.hz,
+            sysctl_defaults: machine.sysctl_defaults,
+            tools: machine.tools,
+            wall_ms,
+            longest_claim_ms: longest_ms,
+            longest_claim: longest.map(|f| f.claim.id.to_owned()),
+            wall_over_longest: (longest_ms > 0).then(|| wall_ms as f64 / longest_ms as f64),
+            claims: finished.iter().map(ClaimReport::new).collect(),
+        }
+    }
+
+    /// Reads a report written by `netclaim run --out` or `--format json`.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "cannot read report {}: give the report.json that `netclaim run --out DIR` wrote",
+                path.display()
+            )
+        })?;
+        serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{} is not a netclaim report (malformed JSON or missing fields): \
+                 regenerate it with `netclaim run --format json > FILE` or `--out DIR`",
+                path.display()
+            )
+        })
+    }
+
+    /// Counts per verdict, in a fixed order.
+    pub fn counts(&self) -> Vec<(Verdict, usize)> {
+        [
+            Verdict::Holds,
+            Verdict::Refuted,
+            Verdict::NotApplicable,
+            Verdict::Skipped,
+            Verdict::Error,
+        ]
+        .into_iter()
+        .map(|v| (v, self.claims.iter().filter(|c| c.verdict == v).count()))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+    }
+
+    /// "45 claims on 6.18.44: 20 holds, 15 refuted … in 134.2 s (longest …)".
+    pub fn summary(&self) -> String {
+        let counts: Vec<String> = self
+            .counts()
+            .iter()
+            .map(|(v, n)| format!("{n} {v}"))
+            .collect();
+        let mut s = format!(
+            "{} claims on Linux {}: {} in {:.1} s",
+            self.claims.len(),
+            self.kernel,
+            counts.join(", "),
+            self.wall_ms as f64 / 1000.0
+        );
+        if let (Some(id), Some(ratio)) = (&self.longest_claim, self.wall_over_longest) {
+            let _ = write!(
+                s,
+                " (longest claim {id} {:.1} s; wall/longest {ratio:.3})",
+                self.longest_claim_ms as f64 / 1000.0
+            );
+        }
+        let disagree = self
+            .claims
+            .iter()
+            .filter(|c| matches!(c.verdict, Verdict::Holds | Verdict::Refuted) && !c.model_agrees)
+            .count();
+        if disagree > 0 {
+            let _ = write!(
+                s,
+                "; {disagree} measured outside the model's prediction (see model_checks)"
+            );
+        }
+        s
+    }
+
+    /// The terminal table.
+    pub fn table(&self, color: bool) -> String {
+        let mut t = Table::new();
+        t.load_style(presets::UTF8_FULL_CONDENSED)
+            .set_content_arrangement(ContentArrangement::Dynamic)
+            .set_header(vec![
+                "claim",
+                "verdict",
+                "claimed",
+                "expected here",
+                "observed",
+            ]);
+        if !color {
+            t.force_no_tty();
+        }
+        for c in &self.claims {
+            let mut verdict = Cell::new(c.verdict.as_str());
+            if color {
+                verdict = verdict.fg(verdict_color(c.verdict));
+            }
+            let observed = match c.verdict {
+                Verdict::Skipped | Verdict::NotApplicable | Verdict::Error => c.reason.clone(),
+                _ => c.observed.summary(),
+            };
+            t.add_row(vec![
+                Cell::new(&c.id),
+                verdict,
+                Cell::new(c.claimed.summary()),
+                Cell::new(c.expected.summary()),
+                Cell::new(observed),
+            ]);
+        }
+        format!("{t}\n{}", self.summary())
+    }
+
+    /// GitHub-flavoured Markdown: summary, table, and the reasons of non-holding claims.
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "# netclaim report: Linux {}\n", self.kernel);
+        let _ = writeln!(s, "{}\n", self.summary());
+        let _ = writeln!(
+            s,
+            "| claim | verdict | claimed | expected here | observed |\n|---|---|---|---|---|"
+        );
+        for c in &self.claims {
+            let observed = match c.verdict {
+                Verdict::Skipped | Verdict::NotApplicable | Verdict::Error => c.reason.clone(),
+                _ => c.observed.summary(),
+            };
+            let _ = writeln!(
+                s,
+                "| `{}` | **{}** | {} | {} | {} |",
+                c.id,
+                c.verdict,
+                md_cell(&c.claimed.summary()),
+                md_cell(&c.expected.summary()),
+                md_cell(&observed)
+            );
+        }
+        let refuted: Vec<&ClaimReport> = self
+            .claims
+            .iter()
+            .filter(|c| c.verdict != Verdict::Holds)
+            .collect();
+        if !refuted.is_empty() {
+            let _ = writeln!(s, "\n## Why the other claims do not hold here\n");
+            for c in refuted {
+                let _ = writeln!(s, "- `{}` ({}): {}", c.id, c.verdict, md_cell(&c.reason));
+            }
+        }
+        s
+    }
+
+    /// JUnit XML: one test case per claim. A claim fails when the measurement disagrees
+    /// with the model's prediction, errors when the harness failed, and is skipped when
+    /// not applicable or skipped; a refuted claim passes (it is a finding) and says so.
+    pub fn junit(&self) -> String {
+        let failures = self
+            .claims
+            .iter()
+            .filter(|c| matches!(c.verdict, Verdict::Holds | Verdict::Refuted) && !c.model_agrees)
+            .count();
+        let errors = self
+            .claims
+            .iter()
+            .filter(|c| c.verdict == Verdict::Error)
+            .count();
+        let skipped = self
+            .claims
+            .iter()
+            .filter(|c| matches!(c.verdict, Verdict::Skipped | Verdict::NotApplicable))
+            .count();
+        let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        let _ = writeln!(
+            s,
+            "<testsuites name=\"netclaim\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{:.3}\">",
+            self.claims.len(),
+            self.wall_ms as f64 / 1000.0
+        );
+        let _ = writeln!(
+            s,
+            "  <testsuite name=\"netclaim on Linux {}\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{:.3}\">",
+            xml(&self.kernel),
+            self.claims.len(),
+            self.wall_ms as f64 / 1000.0
+        );
+        for c in &self.claims {
+            let _ = writeln!(
+                s,
+                "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\">",
+                xml(&c.source),
+                xml(&c.id),
+                c.duration_ms as f64 / 1000.0
+            );
+            let checks: String = c
+                .claim_checks
+                .iter()
+                .map(|k| format!("statement {k}\n"))
+                .chain(c.model_checks.iter().map(|k| format!("model     {k}\n")))
+                .collect();
+            match c.verdict {
+                Verdict::Error => {
+                    let _ = writeln!(
+                        s,
+                        "      <error message=\"{}\">{}</error>",
+                        xml(&c.reason),
+                        xml(&c.evidence)
+                    );
+                }
+                Verdict::Skipped | Verdict::NotApplicable => {
+                    let _ = writeln!(
+                        s,
+                        "      <skipped message=\"{}: {}\"/>",
+                        c.verdict,
+                        xml(&c.reason)
+                    );
+                }
+                _ if !c.model_agrees => {
+                    let _ = writeln!(
+                        s,
+                        "      <failure message=\"measured outside the model's prediction for this kernel\">{}</failure>",
+                        xml(&checks)
+                    );
+                }
+                _ => {}
+            }
+            let _ = writeln!(
+                s,
+                "      <system-out>verdict: {}\n{}{}\n{}</system-out>",
+                c.verdict,
+                if c.reason.is_empty() {
+                    String::new()
+                } else {
+                    format!("reason: {}\n", xml(&c.reason))
+                },
+                xml(&checks),
+                xml(&c.evidence)
+            );
+            let _ = writeln!(s, "    </testcase>");
+        }
+        s.push_str("  </testsuite>\n</testsuites>\n");
+        s
+    }
+
+    /// Pretty JSON.
+    pub fn json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a report always serialises")
+    }
+}
+
+fn verdict_color(v: Verdict) -> Color {
+    match v {
+        Verdict::Holds => Color::Green,
+        Verdict::Refuted => Color::Yellow,
+        Verdict::NotApplicable | Verdict::Skipped => Color::DarkGrey,
+        Verdict::Error => Color::Red,
+    }
+}
+
+/// Escapes text for a Markdown table cell.
+pub fn md_cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// Escapes text for XML content and attributes (and drops characters XML 1.0 forbids).
+pub fn xml(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => out.push(ch),
+            c if (c as u32) < 0x20 => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xml_escapes_markup_and_drops_control_characters() {
+        assert_eq!(xml("a<b>&\"c\"\x07"), "a&lt;b&gt;&amp;&quot;c&quot;");
+    }
+
+    #[test]
+    fn md_cells_keep_pipes_literal() {
+        assert_eq!(md_cell("a|b\nc"), "a\\|b c");
+    }
+}

@@ -1,0 +1,227 @@
+//! Runs claims concurrently, each in its own labs, with progress and a hard deadline.
+//!
+//! Claims mostly sleep on kernel timers, so they all start at once (bounded by `--jobs`):
+//! the run takes about as long as its longest claim. Each claim runs on its own thread;
+//! a panic becomes an `error` verdict, and a claim that outlives its deadline is reported
+//! as `error` and abandoned (its tools carry their own deadlines and die with the process
+//! through their parent-death signal; its labs are swept when the process exits).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use netclaim_suites::{Claim, Ctx, Outcome, Verdict};
+
+/// One finished claim.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// The claim.
+    pub claim: Claim,
+    /// What it produced.
+    pub outcome: Outcome,
+    /// How long it took.
+    pub took: Duration,
+}
+
+/// The hard deadline of a claim: its estimate with generous headroom. Tools have their own
+/// shorter deadlines; this only catches a harness that hangs.
+pub fn deadline(claim: &Claim) -> Duration {
+    claim.estimate * 2 + Duration::from_secs(60)
+}
+
+/// Runs `claims`, at most `jobs` at a time, reporting progress on stderr. Returns the
+/// outcomes in catalog order.
+pub fn run(claims: &[Claim], ctx: &Ctx, jobs: usize, quiet: bool) -> Vec<Finished> {
+    let total = claims.len();
+    let bar = progress_bar(total, quiet);
+    let (tx, rx) = mpsc::channel::<(usize, Outcome, Duration)>();
+    let mut started: Vec<Option<Instant>> = vec![None; total];
+    let mut results: Vec<Option<(Outcome, Duration)>> = vec![None; total];
+    // Longest first, so the two-minute claims start at once and short ones fill around
+    // them when --jobs is limited.
+    let mut order: Vec<usize> = (0..total).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(claims[i].estimate));
+    let mut queue = order.into_iter();
+    let mut running = 0usize;
+    let mut done = 0usize;
+
+    let launch = |i: usize, started: &mut Vec<Option<Instant>>| {
+        let claim = claims[i];
+        let ctx = ctx.clone();
+        let thread_tx = tx.clone();
+        started[i] = Some(Instant::now());
+        let spawned = std::thread::Builder::new()
+            .name(format!("claim:{}", claim.id))
+            .spawn(move || {
+                let start = Instant::now();
+                let outcome = catch_unwind(AssertUnwindSafe(|| claim.execute(&ctx)))
+                    .unwrap_or_else(|payload| {
+                        Outcome::forced(
+                            Verdict::Error,
+                            format!("the claim panicked: {}", panic_text(&payload)),
+                        )
+                    });
+                let _ = thread_tx.send((i, outcome, start.elapsed()));
+            });
+        if let Err(e) = spawned {
+            let _ = tx.send((
+                i,
+                Outcome::forced(Verdict::Error, format!("could not start a thread: {e}")),
+                Duration::ZERO,
+            ));
+        }
+    };
+
+    while done < total {
+        while running < jobs.max(1) {
+            let Some(i) = queue.next() else { break };
+            launch(i, &mut started);
+            running += 1;
+        }
+        bar.set_message(status_line(claims, &started, &results));
+        match rx.recv_timeout(Duration::from_millis(500)) {
+            Ok((i, outcome, took)) => {
+                if results[i].is_some() {
+                    continue; // already reported as past its deadline
+                }
+                report_line(&bar, quiet, &claims[i], &outcome, took, done + 1, total);
+                results[i] = Some((outcome, took));
+                running -= 1;
+                done += 1;
+                bar.inc(1);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                for i in 0..total {
+                    let (Some(t0), None) = (started[i], &results[i]) else {
+                        continue;
+                    };
+                    let limit = deadline(&claims[i]);
+                    if t0.elapsed() > limit {
+                        let outcome = Outcome::forced(
+                            Verdict::Error,
+                            format!(
+                                "no result after its hard deadline of {} s (estimate {} s); abandoned",
+                                limit.as_secs(),
+                                claims[i].estimate.as_secs()
+                            ),
+                        );
+                        report_line(
+                            &bar,
+                            quiet,
+                            &claims[i],
+                            &outcome,
+                            t0.elapsed(),
+                            done + 1,
+                            total,
+                        );
+                        results[i] = Some((outcome, t0.elapsed()));
+                        running -= 1;
+                        done += 1;
+                        bar.inc(1);
+                    }
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    bar.finish_and_clear();
+    claims
+        .iter()
+        .zip(results)
+        .map(|(claim, r)| {
+            let (outcome, took) = r.unwrap_or_else(|| {
+                (
+                    Outcome::forced(Verdict::Error, "the runner lost this claim's result"),
+                    Duration::ZERO,
+                )
+            });
+            Finished {
+                claim: *claim,
+                outcome,
+                took,
+            }
+        })
+        .collect()
+}
+
+fn progress_bar(total: usize, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(Duration::from_millis(250));
+    bar
+}
+
+/// "running 12 (longest: syn.default-timeout, ~95 s left)".
+fn status_line(
+    claims: &[Claim],
+    started: &[Option<Instant>],
+    results: &[Option<(Outcome, Duration)>],
+) -> String {
+    let running: Vec<(usize, Duration)> = started
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| s.is_some() && results[*i].is_none())
+        .map(|(i, s)| {
+            let elapsed = s.map(|s| s.elapsed()).unwrap_or_default();
+            (i, claims[i].estimate.saturating_sub(elapsed))
+        })
+        .collect();
+    match running.iter().max_by_key(|(_, left)| *left) {
+        Some((i, left)) => format!(
+            "running {} (longest: {}, ~{} s left)",
+            running.len(),
+            claims[*i].id,
+            left.as_secs()
+        ),
+        None => String::new(),
+    }
+}
+
+/// One line per finished claim: above the bar on a terminal, plain on stderr otherwise.
+fn report_line(
+    bar: &ProgressBar,
+    quiet: bool,
+    claim: &Claim,
+    o: &Outcome,
+    took: Duration,
+    n: usize,
+    total: usize,
+) {
+    let verdict = o.verdict();
+    let mut line = format!(
+        "[{n:>2}/{total}] {:<14} {} ({:.2} s)",
+        verdict.as_str(),
+        claim.id,
+        took.as_secs_f64()
+    );
+    if matches!(
+        verdict,
+        Verdict::Skipped | Verdict::NotApplicable | Verdict::Error
+    ) {
+        line.push_str(&format!(": {}", o.reason()));
+    }
+    if quiet {
+        return;
+    }
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
+}
+
+fn panic_text(payload: &Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}
