@@ -33,6 +33,17 @@ pub fn deadline(claim: &Claim) -> Duration {
 /// Runs `claims`, at most `jobs` at a time, reporting progress on stderr. Returns the
 /// outcomes in catalog order.
 pub fn run(claims: &[Claim], ctx: &Ctx, jobs: usize, quiet: bool) -> Vec<Finished> {
+    run_with(claims, ctx, jobs, quiet, deadline)
+}
+
+/// [`run`] with a chosen deadline per claim.
+fn run_with(
+    claims: &[Claim],
+    ctx: &Ctx,
+    jobs: usize,
+    quiet: bool,
+    deadline: fn(&Claim) -> Duration,
+) -> Vec<Finished> {
     let total = claims.len();
     let bar = progress_bar(total, quiet);
     let (tx, rx) = mpsc::channel::<(usize, Outcome, Duration)>();
@@ -224,4 +235,74 @@ fn panic_text(payload: &Box<dyn std::any::Any + Send>) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "(no message)".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netclaim_suites::claim::Needs;
+
+    fn claim(id: &'static str, run: fn(&Ctx) -> anyhow::Result<Outcome>) -> Claim {
+        Claim {
+            id,
+            source: "test.txt",
+            statement: "test",
+            lab: "none",
+            action: "none",
+            needs: Needs::default(),
+            estimate: Duration::from_secs(1),
+            run,
+        }
+    }
+
+    fn ctx() -> Ctx {
+        Ctx {
+            hz: 250,
+            kernel: "test".into(),
+        }
+    }
+
+    /// Without privilege a claim is skipped before it runs, so these need root.
+    fn privileged() -> bool {
+        netclaim_harness::privilege::check().is_ok()
+    }
+
+    #[test]
+    fn a_panicking_claim_is_an_error_and_the_others_still_finish() {
+        let claims = [
+            claim("t.panics", |_| panic!("boom")),
+            claim("t.fine", |_| {
+                Ok(Outcome::forced(Verdict::NotApplicable, "ok"))
+            }),
+        ];
+        let done = run(&claims, &ctx(), 2, true);
+        if !privileged() {
+            assert!(done.iter().all(|f| f.outcome.verdict() == Verdict::Skipped));
+            return;
+        }
+        assert_eq!(done[0].outcome.verdict(), Verdict::Error);
+        assert_eq!(done[0].outcome.reason(), "the claim panicked: boom");
+        assert_eq!(done[1].outcome.verdict(), Verdict::NotApplicable);
+    }
+
+    #[test]
+    fn a_claim_past_its_deadline_is_an_error_and_does_not_hold_up_the_run() {
+        let claims = [claim("t.hangs", |_| {
+            std::thread::sleep(Duration::from_secs(30));
+            Ok(Outcome::default())
+        })];
+        let start = Instant::now();
+        let done = run_with(&claims, &ctx(), 1, true, |_| Duration::from_millis(300));
+        if !privileged() {
+            assert_eq!(done[0].outcome.verdict(), Verdict::Skipped);
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(done[0].outcome.verdict(), Verdict::Error);
+        assert!(done[0].outcome.reason().contains("hard deadline"));
+    }
 }
