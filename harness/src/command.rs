@@ -427,6 +427,9 @@ pub fn package_of(program: &str) -> &'static str {
         "rsync" => "rsync",
         "nginx" => "nginx-light",
         "tcpdump" => "tcpdump",
+        "strace" => "strace",
+        "sysctl" => "procps",
+        "ss" => "iproute2",
         _ => "(unknown: see scripts/install-tools)",
     }
 }

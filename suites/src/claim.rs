@@ -334,3 +334,47 @@ impl Claim {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn never_runs(_: &Ctx) -> anyhow::Result<Outcome> {
+        panic!("a claim with unmet needs must not run")
+    }
+
+    #[test]
+    fn a_missing_tool_skips_the_claim_and_says_how_to_install_it() {
+        let claim = Claim {
+            id: "t.missing-tool",
+            source: "t.txt",
+            statement: "t",
+            lab: "t",
+            action: "t",
+            needs: Needs {
+                tools: &["netclaim-no-such-tool"],
+            },
+            estimate: Duration::from_secs(1),
+            run: never_runs,
+        };
+        let o = claim.execute(&Ctx {
+            hz: 250,
+            kernel: "t".into(),
+        });
+        assert_eq!(o.verdict(), Verdict::Skipped);
+        if netclaim_harness::privilege::check().is_ok() {
+            assert_eq!(
+                o.reason(),
+                "missing netclaim-no-such-tool (Debian package (unknown: see scripts/install-tools)): \
+                 run scripts/install-tools (as root) to install it"
+            );
+        } else {
+            assert!(o.reason().contains("CAP_NET_ADMIN"), "{}", o.reason());
+        }
+    }
+
+    #[test]
+    fn a_claim_without_checks_is_an_error_not_a_pass() {
+        assert_eq!(Outcome::default().verdict(), Verdict::Error);
+    }
+}
