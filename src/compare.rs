@@ -324,6 +324,7 @@ mod tests {
             longest_claim_ms: 0,
             longest_claim: None,
             wall_over_longest: None,
+            timing: None,
             claims,
         }
     }

@@ -40,8 +40,74 @@ pub struct Report {
     pub longest_claim: Option<String>,
     /// `wall_ms / longest_claim_ms`.
     pub wall_over_longest: Option<f64>,
+    /// How closely the measured SYN timers followed the model (issue: timing fidelity).
+    #[serde(default)]
+    pub timing: Option<TimingFidelity>,
     /// Every claim that ran.
     pub claims: Vec<ClaimReport>,
+}
+
+/// The worst disagreement between a measured and a predicted SYN retransmission interval
+/// across every timeline of the run. Intervals, not absolute send times, because timer
+/// lateness accumulates: each retransmission timer is armed when the previous one fired.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TimingFidelity {
+    /// Intervals compared.
+    pub intervals: usize,
+    /// The largest |measured − predicted| interval, in ms.
+    pub worst_error_ms: f64,
+    /// What that interval was allowed: max(4 ms, the timer-wheel slack of its timer).
+    pub worst_allowed_ms: f64,
+    /// The claim and interval (1-based) where it happened.
+    pub worst_at: String,
+    /// The largest error / allowed ratio (≤ 1 means every interval was within bounds).
+    pub worst_ratio: f64,
+    /// Intervals outside their allowance.
+    pub outside: usize,
+}
+
+impl TimingFidelity {
+    fn of(claims: &[ClaimReport], hz: u32) -> Option<Self> {
+        let mut best: Option<Self> = None;
+        let (mut n, mut outside) = (0, 0);
+        for c in claims {
+            for t in &c.timelines {
+                if t.observed_ms.len() != t.predicted_ms.len() {
+                    continue;
+                }
+                for i in 1..t.observed_ms.len() {
+                    let predicted = t.predicted_ms[i] - t.predicted_ms[i - 1];
+                    let measured = t.observed_ms[i].saturating_sub(t.observed_ms[i - 1]);
+                    let error = (measured as f64 - predicted as f64).abs();
+                    let slack = netclaim_harness::tolerance::timer_slack(
+                        std::time::Duration::from_millis(predicted),
+                        hz,
+                    );
+                    let allowed = (slack.as_secs_f64() * 1000.0).max(4.0);
+                    let ratio = error / allowed;
+                    n += 1;
+                    if ratio > 1.0 {
+                        outside += 1;
+                    }
+                    if best.as_ref().is_none_or(|b| ratio > b.worst_ratio) {
+                        best = Some(Self {
+                            intervals: 0,
+                            worst_error_ms: error,
+                            worst_allowed_ms: allowed,
+                            worst_at: format!("{} interval {i}", c.id),
+                            worst_ratio: ratio,
+                            outside: 0,
+                        });
+                    }
+                }
+            }
+        }
+        best.map(|b| Self {
+            intervals: n,
+            outside,
+            ..b
+        })
+    }
 }
 
 /// One claim's result.
@@ -152,7 +218,9 @@ impl Report {
         let longest = finished.iter().max_by_key(|f| f.took);
         let longest_ms = longest.map(|f| f.took.as_millis() as u64).unwrap_or(0);
         let wall_ms = wall.as_millis() as u64;
+        let claims: Vec<ClaimReport> = finished.iter().map(ClaimReport::new).collect();
         Self {
+            timing: TimingFidelity::of(&claims, machine.hz),
             netclaim: env!("CARGO_PKG_VERSION").into(),
             kernel: machine.kernel,
             hz: machine.hz,
@@ -162,7 +230,7 @@ impl Report {
             longest_claim_ms: longest_ms,
             longest_claim: longest.map(|f| f.claim.id.to_owned()),
             wall_over_longest: (longest_ms > 0).then(|| wall_ms as f64 / longest_ms as f64),
-            claims: finished.iter().map(ClaimReport::new).collect(),
+            claims,
         }
     }
 
@@ -217,6 +285,13 @@ impl Report {
                 s,
                 " (longest claim {id} {:.1} s; wall/longest {ratio:.3})",
                 self.longest_claim_ms as f64 / 1000.0
+            );
+        }
+        if let Some(t) = &self.timing {
+            let _ = write!(
+                s,
+                "; SYN timers: worst interval error {:.1} ms of {:.1} ms allowed ({}), {} of {} outside",
+                t.worst_error_ms, t.worst_allowed_ms, t.worst_at, t.outside, t.intervals
             );
         }
         let disagree = self
