@@ -1,8 +1,428 @@
-//! Claims of this topic (being written).
+//! rsync's two network timeouts (seed 000): `--contimeout`, an alarm(2) around the
+//! connect to an rsync daemon, and `--timeout`, the I/O idle timeout checked after each
+//! select(2) that returns nothing.
+//!
+//! The seed lists both in its table without measuring them; here each is measured with
+//! the installed rsync. The prediction for `--timeout` follows rsync's `io.c`:
+//! `set_io_timeout(N)` makes select(2) wait `s = min((N + 1) / 2, 60)` s at a time, and
+//! `check_timeout()`, run after every empty select, compares `time(NULL)` in whole seconds
+//! with the last I/O; when nothing was ever read, the first empty select only starts the
+//! idle clock. A peer that never sends a byte therefore ends the run after
+//! `s × (1 + ⌈N / s⌉)` s, not N s.
 
-use crate::claim::Claim;
+use std::net::SocketAddrV4;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use netclaim_fixtures::server::NoAcceptListener;
+use netclaim_harness::command::{tool_version, CommandOutput, Daemon, ToolCommand};
+use netclaim_harness::tolerance::Window;
+use netclaim_harness::NetNs;
+
+use super::seeds;
+use crate::claim::{Claim, Ctx, Figures, Needs, Outcome};
+use crate::lab::{self, check_eq, Against, ToolRun, EARLY, TOOL_STARTUP};
+
+/// The rsync daemon port.
+const RSYNC_PORT: u16 = 873;
+/// Loopback, where the labs put the daemon.
+const LOOPBACK: [u8; 4] = [127, 0, 0, 1];
+/// The module the lab's daemon exports.
+const MODULE: &str = "netclaim";
+/// The `--contimeout` the claim passes.
+const CONTIMEOUT_S: u64 = 2;
+/// The `--timeout` values the claim passes: 2 (the seed's style of small value) and 4,
+/// where the difference between N and the real idle time is unambiguous.
+const IO_TIMEOUTS_S: [u64; 2] = [2, 4];
+/// rsync's `SELECT_TIMEOUT`: the longest single select(2) wait.
+const SELECT_TIMEOUT_S: u64 = 60;
+/// `RERR_TIMEOUT`: "timeout in data send/receive".
+const RERR_TIMEOUT: i32 = 30;
+/// `RERR_CONTIMEOUT`: "timeout waiting for daemon connection".
+const RERR_CONTIMEOUT: i32 = 35;
+/// `RERR_SOCKETIO`: "error in socket IO" (connect() itself failed).
+const RERR_SOCKETIO: i32 = 10;
+
+/// A private temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Result<Self> {
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "netclaim-{tag}-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A namespace running `rsync --daemon` on 127.0.0.1:873 with one module holding a file.
+/// Fields drop in order: the daemon is killed before its namespace and directory go.
+struct DaemonLab {
+    daemon: Daemon,
+    ns: NetNs,
+    /// The module listing that proved the daemon serves.
+    listing: CommandOutput,
+    _dir: TempDir,
+}
+
+impl DaemonLab {
+    fn new() -> Result<Self> {
+        let ns = NetNs::new().context("creating the lab namespace")?;
+        let dir = TempDir::new("rsyncd")?;
+        let module = dir.0.join("module");
+        std::fs::create_dir_all(&module)
+            .with_context(|| format!("creating {}", module.display()))?;
+        let file = module.join("hello.txt");
+        std::fs::write(&file, "netclaim rsync lab\n")
+            .with_context(|| format!("writing {}", file.display()))?;
+        let conf = dir.0.join("rsyncd.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "use chroot = no\nuid = root\ngid = root\naddress = 127.0.0.1\n\
+                 [{MODULE}]\n    path = {}\n    comment = netclaim lab module\n    read only = yes\n",
+                module.display()
+            ),
+        )
+        .with_context(|| format!("writing {}", conf.display()))?;
+        let conf = conf.display().to_string();
+        let mut daemon =
+            ns.start_daemon(&ToolCommand::new("rsync", Duration::from_secs(3600)).args([
+                "--daemon",
+                "--no-detach",
+                "--config",
+                conf.as_str(),
+                "--port",
+                "873",
+            ]))?;
+        let listing = wait_for_listing(&ns, &mut daemon)?;
+        Ok(Self {
+            daemon,
+            ns,
+            listing,
+            _dir: dir,
+        })
+    }
+}
+
+/// Lists the daemon's modules until it answers (it needs a moment to bind).
+fn wait_for_listing(ns: &NetNs, daemon: &mut Daemon) -> Result<CommandOutput> {
+    let cmd = ToolCommand::new("rsync", Duration::from_secs(10))
+        .args([format!("rsync://127.0.0.1:{RSYNC_PORT}/")]);
+    let started = Instant::now();
+    loop {
+        let out = ns
+            .run_command(&cmd)
+            .with_context(|| format!("running {}", cmd.command_line()))?;
+        if out.exit_code() == Some(0) && out.stdout.contains(MODULE) {
+            return Ok(out);
+        }
+        if let Some(status) = daemon.exited() {
+            bail!(
+                "rsync daemon exited at start-up ({status}): {}",
+                daemon.log().trim()
+            );
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            bail!(
+                "rsync daemon did not serve within 10 s; last listing:\n{out}\ndaemon log:\n{}",
+                daemon.log().trim()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A tool-timer window: never more than [`EARLY`] early, late by start-up at most.
+fn tool_timer_window(expected: Duration, late: Duration) -> Window {
+    Window {
+        min: expected.saturating_sub(EARLY),
+        max: expected + late,
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.3} s", d.as_secs_f64())
+}
+
+fn version_evidence(o: &mut Outcome) {
+    o.evidence(format!(
+        "rsync version: {}",
+        tool_version("rsync").unwrap_or_else(|| "(unknown)".into())
+    ));
+}
+
+/// The last `rsync error: …` line of a run.
+fn error_line(run: &ToolRun) -> Option<String> {
+    run.output
+        .combined()
+        .lines()
+        .rev()
+        .find(|l| l.contains("rsync error:"))
+        .map(|l| l.trim().to_owned())
+}
+
+/// `rsync.contimeout`: SYNs to the daemon dropped; --contimeout=N ends the wait after N s.
+fn contimeout(_ctx: &Ctx) -> Result<Outcome> {
+    let lab = DaemonLab::new()?;
+    lab.ns
+        .drop_syn_to_port(RSYNC_PORT)
+        .with_context(|| format!("installing the SYN DROP rule in {}", lab.ns.name()))?;
+    let model = lab::model_in(&lab.ns)?;
+    let schedule = model.schedule();
+    let n = Duration::from_secs(CONTIMEOUT_S);
+    let cmd = ToolCommand::new("rsync", n + Duration::from_secs(20)).args([
+        format!("--contimeout={CONTIMEOUT_S}"),
+        format!("rsync://127.0.0.1:{RSYNC_PORT}/{MODULE}/"),
+    ]);
+    let run = lab::run_tool(&lab.ns, &cmd, RSYNC_PORT)?;
+    let mut o = Outcome::default();
+    o.evidence(format!(
+        "lab {}: `{}` serving module {MODULE} on 127.0.0.1:{RSYNC_PORT}, then \
+         iptables -A INPUT -p tcp --dport {RSYNC_PORT} --syn -j DROP; in force: {} \
+         (the kernel alone would give up after {})",
+        lab.ns.name(),
+        lab.daemon.command_line(),
+        lab::describe_model(&model),
+        secs(schedule.give_up)
+    ));
+    version_evidence(&mut o);
+    o.evidence(format!(
+        "the daemon served before the DROP rule:\n{}",
+        lab.listing
+    ));
+    o.evidence(lab::tool_evidence(&run));
+
+    // rsync's alarm(N) fires unless the kernel gives up first (then connect() fails).
+    let (expected, code, text) = if n < schedule.give_up {
+        (n, RERR_CONTIMEOUT, "timeout waiting for daemon connection")
+    } else {
+        (schedule.give_up, RERR_SOCKETIO, "error in socket IO")
+    };
+    let line = error_line(&run);
+    o.claimed = Figures::default().duration(n);
+    o.expected = Figures {
+        exit_code: Some(code),
+        value: Some(format!("rsync error: {text} (code {code})")),
+        ..Figures::default()
+    }
+    .duration(expected);
+    o.observed = lab::tool_figures(&run);
+    o.observed.value = line.clone();
+
+    let stated = tool_timer_window(n, TOOL_STARTUP);
+    o.claim_check(
+        "fails after the connect timeout",
+        format!("{} within {stated}", secs(n)),
+        secs(run.output.duration),
+        stated.contains(run.output.duration),
+    );
+    let window = tool_timer_window(expected, TOOL_STARTUP);
+    o.model_check(
+        "give-up time (min of --contimeout and the kernel's give-up)",
+        format!("{} within {window}", secs(expected)),
+        secs(run.output.duration),
+        window.contains(run.output.duration),
+    );
+    check_eq(
+        &mut o,
+        Against::Model,
+        "exit code",
+        Some(code),
+        run.output.exit_code(),
+    );
+    let wanted = format!("rsync error: {text} (code {code})");
+    o.model_check(
+        "error line",
+        format!("starts with {wanted:?}"),
+        format!("{line:?}"),
+        line.as_deref().is_some_and(|l| l.starts_with(&wanted)),
+    );
+    let syn_acks = run.events.iter().filter(|e| e.flags.is_syn_ack()).count();
+    o.model_check(
+        "SYNs sent, none answered",
+        "≥ 1 SYN, 0 SYN-ACK",
+        format!("{} SYN, {syn_acks} SYN-ACK", run.syn_times.len()),
+        !run.syn_times.is_empty() && syn_acks == 0,
+    );
+    Ok(o)
+}
+
+/// rsync's select(2) period for `--timeout=n` (`set_io_timeout`).
+fn select_period(n: u64) -> u64 {
+    let lull = n.div_ceil(2);
+    if lull > SELECT_TIMEOUT_S {
+        SELECT_TIMEOUT_S
+    } else {
+        lull
+    }
+}
+
+/// When rsync gives up on a peer that never sent a byte, with the idle seconds it
+/// reports: the first empty select starts the idle clock, then whole periods until the
+/// `time(NULL)` difference reaches `n`.
+fn predicted_idle_exit(n: u64) -> (Duration, u64) {
+    let s = select_period(n);
+    let counted = s * n.div_ceil(s);
+    (Duration::from_secs(s + counted), counted)
+}
+
+/// Whether the give-up may come one select period early: when the last select before
+/// the predicted one ends just past a `time()` second boundary, the whole-second
+/// difference can exceed the elapsed time by up to 1 s (a sub-millisecond coincidence).
+fn may_end_one_period_early(n: u64) -> bool {
+    let s = select_period(n);
+    (n.div_ceil(s) - 1) * s + 1 >= n
+}
+
+/// `rsync.timeout`: a peer that completes the handshake and then never sends anything.
+fn io_timeout(_ctx: &Ctx) -> Result<Outcome> {
+    let ns = NetNs::new().context("creating the lab namespace")?;
+    let target = SocketAddrV4::new(LOOPBACK.into(), RSYNC_PORT);
+    let _listener = NoAcceptListener::bind(&ns, target, 16)?
+        .with_context(|| format!("binding the silent listener on {target}"))?;
+    let mut o = Outcome::default();
+    o.evidence(format!(
+        "lab {}: a listener on {target} that never accepts: the kernel completes the \
+         handshake, and no byte (not even the daemon's @RSYNCD greeting) ever arrives, so \
+         the connection is idle from its first moment",
+        ns.name()
+    ));
+    version_evidence(&mut o);
+    let mut claimed = Vec::new();
+    let mut expected = Vec::new();
+    let mut observed = Vec::new();
+    for n in IO_TIMEOUTS_S {
+        let stated = Duration::from_secs(n);
+        let (predicted, counted) = predicted_idle_exit(n);
+        let cmd = ToolCommand::new("rsync", predicted + Duration::from_secs(20)).args([
+            format!("--timeout={n}"),
+            format!("rsync://127.0.0.1:{RSYNC_PORT}/{MODULE}/"),
+        ]);
+        let run = lab::run_tool(&ns, &cmd, RSYNC_PORT)?;
+        o.evidence(lab::tool_evidence(&run));
+        let took = run.output.duration;
+        let line = error_line(&run).unwrap_or_default();
+        claimed.push(format!("--timeout={n}: {}", secs(stated)));
+        expected.push(format!(
+            "--timeout={n}: {} (select every {} s), exit {RERR_TIMEOUT}",
+            secs(predicted),
+            select_period(n)
+        ));
+        observed.push(format!(
+            "--timeout={n}: {}, exit {}",
+            secs(took),
+            run.output
+                .exit_code()
+                .map_or_else(|| "(signal)".into(), |c| c.to_string())
+        ));
+        if n == IO_TIMEOUTS_S[0] {
+            o.observed = lab::tool_figures(&run);
+            o.claimed = Figures::default().duration(stated);
+            o.expected = Figures {
+                exit_code: Some(RERR_TIMEOUT),
+                ..Figures::default()
+            }
+            .duration(predicted);
+        }
+
+        // rsync counts idle time with time(): whole seconds, so up to 1 s late is still
+        // "N s" by its own clock.
+        let window = tool_timer_window(stated, Duration::from_secs(1) + TOOL_STARTUP);
+        o.claim_check(
+            &format!("--timeout={n}: ends after N s idle (rsync counts whole seconds)"),
+            format!("{} within {window}", secs(stated)),
+            secs(took),
+            window.contains(took),
+        );
+        let window = tool_timer_window(predicted, TOOL_STARTUP);
+        let early = may_end_one_period_early(n).then(|| {
+            tool_timer_window(
+                predicted - Duration::from_secs(select_period(n)),
+                TOOL_STARTUP,
+            )
+        });
+        o.model_check(
+            &format!("--timeout={n}: ends after s × (1 + ⌈N/s⌉)"),
+            match early {
+                Some(e) => format!(
+                    "{} within {window} (or, at a time() second edge, within {e})",
+                    secs(predicted)
+                ),
+                None => format!("{} within {window}", secs(predicted)),
+            },
+            secs(took),
+            window.contains(took) || early.is_some_and(|e| e.contains(took)),
+        );
+        check_eq(
+            &mut o,
+            Against::Model,
+            &format!("--timeout={n}: exit code"),
+            Some(RERR_TIMEOUT),
+            run.output.exit_code(),
+        );
+        let wanted = format!("io timeout after {counted} seconds -- exiting");
+        let text = run.output.combined();
+        o.model_check(
+            &format!("--timeout={n}: messages"),
+            format!("{wanted:?} and \"rsync error: timeout in data send/receive (code {RERR_TIMEOUT})\""),
+            format!("{:?}", text.trim()),
+            text.contains(&wanted)
+                && line.starts_with(&format!(
+                    "rsync error: timeout in data send/receive (code {RERR_TIMEOUT})"
+                )),
+        );
+        let handshake = run.events.iter().any(|e| e.flags.is_syn_ack());
+        o.model_check(
+            &format!("--timeout={n}: the TCP handshake completed (SYN-ACK seen)"),
+            "true",
+            handshake.to_string(),
+            handshake,
+        );
+    }
+    o.claimed.value = Some(claimed.join("; "));
+    o.expected.value = Some(expected.join("; "));
+    o.observed.value = Some(observed.join("; "));
+    Ok(o)
+}
+
+const S: Duration = Duration::from_secs(1);
 
 /// The claims of this module.
 pub fn claims() -> Vec<Claim> {
-    Vec::new()
+    vec![
+        Claim {
+            id: "rsync.contimeout",
+            source: seeds::TOOLS,
+            statement: "rsync --contimeout=N, connecting to an rsync daemon whose SYNs are dropped, gives up after N s (an alarm(2) around the connect), exit code 35 \"timeout waiting for daemon connection\".",
+            lab: "one namespace running `rsync --daemon --no-detach` on 127.0.0.1:873 (use chroot = no, one read-only module with a file; a module listing proves it serves), then iptables -A INPUT -p tcp --dport 873 --syn -j DROP; the kernel's default sysctls",
+            action: "rsync --contimeout=2 rsync://127.0.0.1:873/netclaim/, with the SYNs captured",
+            needs: Needs {
+                tools: &["iptables", "rsync"],
+            },
+            estimate: 4 * S,
+            run: contimeout,
+        },
+        Claim {
+            id: "rsync.timeout",
+            source: seeds::TOOLS,
+            statement: "rsync --timeout=N ends a connection on which no data has moved for N s (select(2)-based I/O idle timeout), exit code 30 \"timeout in data send/receive\".",
+            lab: "one namespace with a listener on 127.0.0.1:873 that never accepts: the handshake completes and the peer stays silent (no @RSYNCD greeting), so the link is idle from the start. A stall in mid-transfer was not used: with the daemon's packets dropped the client's keep-alive writes still succeed and the give-up time was not repeatable",
+            action: "rsync --timeout=2 rsync://127.0.0.1:873/netclaim/, then the same with --timeout=4",
+            needs: Needs { tools: &["rsync"] },
+            estimate: 10 * S,
+            run: io_timeout,
+        },
+    ]
 }
