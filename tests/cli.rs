@@ -162,13 +162,36 @@ fn alive(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-fn spawn_run(claim: &str) -> Child {
-    Command::new(BIN)
+/// A `netclaim run` child, killed and reaped if a test returns early.
+struct Run(Child);
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Run {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Run {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+fn spawn_run(claim: &str) -> Run {
+    Run(Command::new(BIN)
         .args(["run", claim, "--quiet", "--format", "json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("starting netclaim run")
+        .expect("starting netclaim run"))
 }
 
 /// Waits until the run has its labs and a child process (a tool) inside one.
@@ -270,9 +293,19 @@ fn root_trials() -> Vec<Trial> {
             Ok(())
         }),
         Trial::test("concurrency.two-runs-at-once", || {
-            let runs: Vec<Child> = (0..2).map(|_| spawn_run("syn.retries-1")).collect();
-            for run in runs {
-                let out = run.wait_with_output()?;
+            let mut runs: Vec<Run> = (0..2).map(|_| spawn_run("syn.retries-1")).collect();
+            for run in &mut runs {
+                let mut stdout = Vec::new();
+                if let Some(mut o) = run.stdout.take() {
+                    use std::io::Read;
+                    o.read_to_end(&mut stdout)?;
+                }
+                let status = run.wait()?;
+                let out = Output {
+                    status,
+                    stdout,
+                    stderr: Vec::new(),
+                };
                 expect_exit(&out, 0, &[])?;
                 let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
                 let claims = v["claims"].as_array().cloned().unwrap_or_default();

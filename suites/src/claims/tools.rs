@@ -1134,7 +1134,7 @@ impl DnsRun {
             let t = t - first;
             if rounds
                 .last()
-                .map_or(true, |r| t > *r + Duration::from_millis(100))
+                .is_none_or(|r| t > *r + Duration::from_millis(100))
             {
                 rounds.push(t);
             }

@@ -155,7 +155,7 @@ fn duration(ctx: &Ctx) -> Result<Outcome> {
         std::thread::sleep(POLL);
         polls += 1;
         let t = ports::tcp_table(&ns)?.context("reading the socket table")?;
-        if !find(&t, pair.client, pair.server).is_some_and(|e| e.state == state::TIME_WAIT) {
+        if find(&t, pair.client, pair.server).is_none_or(|e| e.state != state::TIME_WAIT) {
             gone = Some(closed.elapsed());
             break;
         }
