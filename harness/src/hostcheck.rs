@@ -3,8 +3,8 @@
 //! It records, from the calling thread's namespace (call it from a thread that never
 //! entered a lab, e.g. the main thread): the iptables rules (`iptables-save`, without its
 //! timestamp comments), the nftables ruleset, every readable `net.*` sysctl, links,
-//! addresses and routes (`ip -o ...`), the `netclaim-*` names under `/run/netns` and the
-//! `netclaim` mounts.
+//! addresses and routes (`ip -o ...`), and this process's `netclaim-<pid>-*` names under
+//! `/run/netns` and their mounts.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -79,16 +79,23 @@ impl HostSnapshot {
                 sections.insert(name.into(), text);
             }
         }
+        // Only this process's labs: other netclaim runs on the same host (a second
+        // `netclaim run`, a CI job next door) come and go on their own.
+        let own = format!("{}{}-", crate::netns::NAME_PREFIX, std::process::id());
         sections.insert(
             "netclaim namespaces".into(),
-            crate::netns::list_named().join("\n"),
+            crate::netns::list_named()
+                .into_iter()
+                .filter(|n| n.starts_with(&own))
+                .collect::<Vec<_>>()
+                .join("\n"),
         );
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         sections.insert(
             "netclaim mounts".into(),
             mounts
                 .lines()
-                .filter(|l| l.contains(crate::netns::NAME_PREFIX))
+                .filter(|l| l.contains(&own))
                 .collect::<Vec<_>>()
                 .join("\n"),
         );
