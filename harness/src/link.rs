@@ -184,5 +184,59 @@ pub fn veth_pair(
             address_up(&handle, "nc0", addr_a, prefix).await
         })
     })??;
-    b.run(|| with_handle(|handle| async move { address_up(&handle, "nc1", addr_b, prefix).await }))?
+    b.run(|| {
+        with_handle(|handle| async move { address_up(&handle, "nc1", addr_b, prefix).await })
+    })??;
+    // The kernel turns carrier on and activates the qdisc later, from the linkwatch work
+    // (rate-limited to once a second, later still under load). Until then packets are
+    // dropped by the noop qdisc before any packet socket sees them: a claim's first SYN
+    // would vanish without trace. So wait until both ends are operationally up.
+    a.run(|| wait_running("nc0", LINK_UP_TIMEOUT))??;
+    b.run(|| wait_running("nc1", LINK_UP_TIMEOUT))?
+}
+
+/// How long a new veth may take to become operational.
+const LINK_UP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Waits until `name` in the calling thread's namespace has `IFF_RUNNING` (operstate up,
+/// set by linkwatch just before it activates the device's qdisc).
+pub fn wait_running(name: &str, timeout: std::time::Duration) -> Result<()> {
+    let start = std::time::Instant::now();
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)
+        .map_err(|e| Error::io("socket", "AF_INET for SIOCGIFFLAGS", e))?;
+    loop {
+        // SAFETY: ifreq is plain old data; zeroed is a valid value.
+        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (dst, src) in req
+            .ifr_name
+            .iter_mut()
+            .zip(name.bytes().take(libc::IFNAMSIZ - 1))
+        {
+            *dst = src as libc::c_char;
+        }
+        // SAFETY: SIOCGIFFLAGS reads ifr_name and writes ifr_ifru.ifru_flags of the valid,
+        // exclusively borrowed ifreq.
+        let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) };
+        if rc != 0 {
+            return Err(Error::io(
+                "ioctl(SIOCGIFFLAGS)",
+                name,
+                std::io::Error::last_os_error(),
+            ));
+        }
+        // SAFETY: the kernel filled the flags member of the union.
+        let flags = i32::from(unsafe { req.ifr_ifru.ifru_flags });
+        if flags & libc::IFF_RUNNING != 0 {
+            // linkwatch activates the qdisc right after publishing the operstate.
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            return Ok(());
+        }
+        if start.elapsed() > timeout {
+            return Err(Error::Thread {
+                thread: "veth".into(),
+                reason: format!("{name} not running (no carrier) after {timeout:?}"),
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }
