@@ -4,6 +4,7 @@ mod compare;
 mod report;
 mod runner;
 mod svg;
+mod vm;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -84,6 +85,8 @@ enum Command {
     },
     /// Remove lab namespaces left behind by runs that were killed (SIGKILL).
     Clean,
+    /// Run the catalog under another kernel in a throwaway VM (virtme-ng) and bring its report.json back.
+    Vm(vm::VmArgs),
 }
 
 #[derive(clap::Args)]
@@ -133,6 +136,7 @@ fn main() -> ExitCode {
             all,
         } => compare(&reports, format, all),
         Command::Clean => clean(),
+        Command::Vm(args) => vm::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
