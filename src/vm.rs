@@ -21,6 +21,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use netclaim_harness::tmp::TempDir;
 use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::Pid;
 
@@ -131,11 +132,8 @@ pub fn run(args: VmArgs) -> Result<u8> {
     })?;
 
     // The guest writes into a fresh shared directory; `--out` only gets complete results.
-    let stage = std::env::temp_dir().join(format!("netclaim-vm-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&stage);
-    std::fs::create_dir_all(&stage)
-        .with_context(|| format!("creating the shared directory {}", stage.display()))?;
-    let _cleanup = RemoveOnDrop(stage.clone());
+    let stage_dir = TempDir::new("vm").context("creating the directory shared with the VM")?;
+    let stage = stage_dir.path();
 
     let kvm = kvm_usable();
     let mut accel = match (args.accel, &kvm) {
@@ -167,8 +165,8 @@ pub fn run(args: VmArgs) -> Result<u8> {
             let jobs = args
                 .jobs
                 .or((accel == Accel::Tcg).then_some(TCG_DEFAULT_JOBS));
-            let script = guest_script(&exe, &stage, &args, jobs);
-            match boot(&vng, &args, accel, &stage, &script)? {
+            let script = guest_script(&exe, stage, &args, jobs);
+            match boot(&vng, &args, accel, stage, &script)? {
                 Boot::Ran(g) => break g,
                 Boot::NoGuest(why) if accel == Accel::Kvm && args.accel == Accel::Auto => {
                     eprintln!(
@@ -222,7 +220,7 @@ pub fn run(args: VmArgs) -> Result<u8> {
         serde_json::to_string_pretty(&vm)? + "\n",
     )
     .context("writing vm.json")?;
-    copy_dir(&stage, &out)
+    copy_dir(stage, &out)
         .with_context(|| format!("copying the guest's results to {}", out.display()))?;
     eprintln!(
         "netclaim vm: wrote report.json, vm.json, junit.xml, report.md and timelines/ to {}",
@@ -625,14 +623,6 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-struct RemoveOnDrop(PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -645,12 +635,10 @@ mod tests {
 
     #[test]
     fn release_from_file_name_when_no_header() {
-        let dir = std::env::temp_dir().join(format!("netclaim-vm-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let k = dir.join("vmlinuz-9.9.9-test");
+        let dir = TempDir::new("vm-test").unwrap();
+        let k = dir.path().join("vmlinuz-9.9.9-test");
         std::fs::write(&k, b"not a bzImage").unwrap();
         assert_eq!(kernel_release(&k).as_deref(), Some("9.9.9-test"));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -660,11 +648,9 @@ mod tests {
         img[0x20E..0x210].copy_from_slice(&0x300u16.to_le_bytes());
         let v = b"6.1.0-56-amd64 (debian-kernel@lists.debian.org) #1 SMP\0";
         img[0x500..0x500 + v.len()].copy_from_slice(v);
-        let dir = std::env::temp_dir().join(format!("netclaim-vm-test2-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let k = dir.join("bzImage");
+        let dir = TempDir::new("vm-test").unwrap();
+        let k = dir.path().join("bzImage");
         std::fs::write(&k, &img).unwrap();
         assert_eq!(kernel_release(&k).as_deref(), Some("6.1.0-56-amd64"));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

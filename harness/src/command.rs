@@ -23,6 +23,7 @@ use nix::unistd::Pid;
 
 use crate::error::{Error, Result};
 use crate::netns::NetNs;
+use crate::tmp::TempDir;
 
 /// Finds `program` on `PATH` (or checks an explicit path).
 pub fn which(program: &str) -> Option<PathBuf> {
@@ -207,15 +208,6 @@ struct EtcOverrides {
     pairs: Vec<(CString, CString)>,
 }
 
-/// A private temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn prepare_overrides(cmd: &ToolCommand) -> Result<EtcOverrides> {
     if cmd.etc_overrides.is_empty() {
         return Ok(EtcOverrides {
@@ -223,17 +215,10 @@ fn prepare_overrides(cmd: &ToolCommand) -> Result<EtcOverrides> {
             pairs: Vec::new(),
         });
     }
-    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "netclaim-etc-{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
-    let dir = TempDir(dir);
+    let dir = TempDir::new("etc")?;
     let mut pairs = Vec::new();
     for (name, contents) in &cmd.etc_overrides {
-        let src = dir.0.join(name);
+        let src = dir.path().join(name);
         std::fs::write(&src, contents).map_err(|e| Error::io("write", &src, e))?;
         let target = Path::new("/etc").join(name);
         let c =
@@ -532,12 +517,7 @@ impl NetNs {
                 package: package_of(&cmd.program).to_owned(),
             });
         }
-        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let log = std::env::temp_dir().join(format!(
-            "netclaim-daemon-{}-{}.log",
-            std::process::id(),
-            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
+        let log = crate::tmp::unique_path("daemon");
         let file = std::fs::File::create(&log).map_err(|e| Error::io("create", &log, e))?;
         let file2 = file.try_clone().map_err(|e| Error::io("dup", &log, e))?;
         let command_line = cmd.command_line();

@@ -17,6 +17,7 @@ pub mod model;
 pub mod netns;
 pub mod privilege;
 pub mod sysctl;
+pub mod tmp;
 pub mod tolerance;
 
 pub use error::{Error, Result};

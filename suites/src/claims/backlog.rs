@@ -22,8 +22,7 @@
 //!   peers).
 
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -32,6 +31,7 @@ use netclaim_fixtures::server::{NoAcceptListener, UnixNoAcceptListener};
 use netclaim_harness::capture;
 use netclaim_harness::command::{tool_version, ToolCommand};
 use netclaim_harness::sysctl::knob;
+use netclaim_harness::tmp::{unique_path, TempDir};
 use netclaim_harness::{Error as HarnessError, NetNs};
 use nix::errno::Errno;
 use socket2::{Domain, SockAddr, Socket, Type};
@@ -51,33 +51,6 @@ const TCP_PORT: u16 = 9000;
 const TCP_POLL: Duration = Duration::from_millis(300);
 /// Upper bound on the number of connects a fill loop makes (a safety net).
 const FILL_LIMIT: usize = 300;
-
-/// A unique filesystem path for a unix listener.
-fn unique_path(what: &str) -> PathBuf {
-    static SEQ: AtomicU32 = AtomicU32::new(0);
-    std::env::temp_dir().join(format!(
-        "netclaim-{}-{}-{what}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    ))
-}
-
-/// A temporary directory removed (with its contents) on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(what: &str) -> Result<Self> {
-        let path = unique_path(what);
-        std::fs::create_dir(&path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(Self(path))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The C library's message for `e` (what nginx prints), e.g. "Resource temporarily unavailable".
 fn strerror(e: Errno) -> String {
@@ -180,7 +153,7 @@ fn unix_eagain(_ctx: &Ctx) -> Result<Outcome> {
         return Ok(na);
     }
     let somaxconn = ns.somaxconn()?;
-    let path = unique_path("eagain.sock");
+    let path = unique_path("eagain");
     let listener = UnixNoAcceptListener::bind(&ns, &path, LISTEN_ARG)?
         .with_context(|| format!("binding {}", path.display()))?;
     let backlog = (LISTEN_ARG as u32).min(somaxconn);
@@ -1009,7 +982,7 @@ fn nginx_502(_ctx: &Ctx) -> Result<Outcome> {
     }
     let somaxconn = ns.somaxconn()?;
     let dir = TempDir::new("nginx")?;
-    let sock = dir.0.join("up.sock");
+    let sock = dir.path().join("up.sock");
     let upstream = UnixNoAcceptListener::bind(&ns, &sock, LISTEN_ARG)?
         .with_context(|| format!("binding {}", sock.display()))?;
     let fits = (LISTEN_ARG as u32).min(somaxconn) as usize + 1;
@@ -1022,11 +995,11 @@ fn nginx_502(_ctx: &Ctx) -> Result<Outcome> {
     })?;
     let fill_errno = filled.stop.as_ref().and_then(|o| o.errno());
 
-    let conf = dir.0.join("nginx.conf");
-    std::fs::write(&conf, nginx_conf(&dir.0, &sock))
+    let conf = dir.path().join("nginx.conf");
+    std::fs::write(&conf, nginx_conf(dir.path(), &sock))
         .with_context(|| format!("writing {}", conf.display()))?;
-    let prefix = format!("{}/", dir.0.display());
-    let startup_log = dir.0.join("startup.log");
+    let prefix = format!("{}/", dir.path().display());
+    let startup_log = dir.path().join("startup.log");
     let cmd = ToolCommand::new("nginx", Duration::from_secs(30)).args([
         "-e".to_string(),
         startup_log.display().to_string(),
@@ -1056,7 +1029,7 @@ fn nginx_502(_ctx: &Ctx) -> Result<Outcome> {
         .with_context(|| format!("running {}", curl.command_line()))?;
     // nginx writes the error line before it answers; give the file a moment anyway.
     std::thread::sleep(Duration::from_millis(50));
-    let error_log_path = dir.0.join("error.log");
+    let error_log_path = dir.path().join("error.log");
     let error_log = std::fs::read_to_string(&error_log_path).unwrap_or_default();
     let code = out.stdout.trim().to_owned();
 
@@ -1086,7 +1059,7 @@ fn nginx_502(_ctx: &Ctx) -> Result<Outcome> {
     o.evidence(format!(
         "{}\nnginx.conf:\n{}",
         daemon.command_line(),
-        nginx_conf(&dir.0, &sock)
+        nginx_conf(dir.path(), &sock)
     ));
     o.evidence(format!("{out}"));
     o.evidence(format!("error.log:\n{}", error_log.trim_end()));

@@ -20,6 +20,7 @@ use anyhow::{Context, Result};
 use netclaim_fixtures::server::NoAcceptListener;
 use netclaim_harness::command::{tool_version, ToolCommand};
 use netclaim_harness::sysctl::knob;
+use netclaim_harness::tmp::TempDir;
 use netclaim_harness::tolerance::Window;
 use netclaim_harness::NetNs;
 use nix::errno::Errno;
@@ -706,33 +707,11 @@ fn socket_path(tmp: &Path) -> (PathBuf, bool) {
     }
 }
 
-/// A private temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Result<Self> {
-        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "netclaim-{tag}-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        Ok(Self(dir))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// `mysql.no-socket`: no host, no server socket → ERROR 2002 (ENOENT).
 fn no_socket(_ctx: &Ctx) -> Result<Outcome> {
     let ns = NetNs::new().context("creating the lab namespace")?;
     let tmp = TempDir::new("mysql")?;
-    let (socket, overridden) = socket_path(&tmp.0);
+    let (socket, overridden) = socket_path(tmp.path());
     let mut args = vec!["--no-defaults".to_owned()];
     if overridden {
         args.push(format!("--socket={}", socket.display()));

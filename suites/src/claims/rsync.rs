@@ -11,12 +11,12 @@
 //! `s × (1 + ⌈N / s⌉)` s, not N s.
 
 use std::net::SocketAddrV4;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use netclaim_fixtures::server::NoAcceptListener;
 use netclaim_harness::command::{tool_version, CommandOutput, Daemon, ToolCommand};
+use netclaim_harness::tmp::TempDir;
 use netclaim_harness::tolerance::Window;
 use netclaim_harness::NetNs;
 
@@ -44,28 +44,6 @@ const RERR_CONTIMEOUT: i32 = 35;
 /// `RERR_SOCKETIO`: "error in socket IO" (connect() itself failed).
 const RERR_SOCKETIO: i32 = 10;
 
-/// A private temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Result<Self> {
-        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "netclaim-{tag}-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        Ok(Self(dir))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A namespace running `rsync --daemon` on 127.0.0.1:873 with one module holding a file.
 /// Fields drop in order: the daemon is killed before its namespace and directory go.
 struct DaemonLab {
@@ -80,13 +58,13 @@ impl DaemonLab {
     fn new() -> Result<Self> {
         let ns = NetNs::new().context("creating the lab namespace")?;
         let dir = TempDir::new("rsyncd")?;
-        let module = dir.0.join("module");
+        let module = dir.path().join("module");
         std::fs::create_dir_all(&module)
             .with_context(|| format!("creating {}", module.display()))?;
         let file = module.join("hello.txt");
         std::fs::write(&file, "netclaim rsync lab\n")
             .with_context(|| format!("writing {}", file.display()))?;
-        let conf = dir.0.join("rsyncd.conf");
+        let conf = dir.path().join("rsyncd.conf");
         std::fs::write(
             &conf,
             format!(

@@ -809,11 +809,9 @@ fn invisible_to_strace(_ctx: &Ctx) -> Result<Outcome> {
     let lab = SynDropLab::new(RETRIES_1)?;
     let schedule = lab::model_in(&lab.ns)?.schedule();
     let deadline = schedule.give_up * 2 + Duration::from_secs(30);
-    let trace = std::env::temp_dir().join(format!(
-        "netclaim-strace-{}-{}.txt",
-        std::process::id(),
-        lab.ns.name()
-    ));
+    // Removed on drop, also when reading the trace fails.
+    let dir = netclaim_harness::tmp::TempDir::new("strace")?;
+    let trace = dir.path().join("connect.txt");
     let cmd = ToolCommand::new("strace", deadline).args([
         "-f".to_string(),
         "-e".into(),
@@ -827,7 +825,6 @@ fn invisible_to_strace(_ctx: &Ctx) -> Result<Outcome> {
     let run = lab::run_tool(&lab.ns, &cmd, lab.target.port())?;
     let text =
         std::fs::read_to_string(&trace).with_context(|| format!("reading {}", trace.display()))?;
-    let _ = std::fs::remove_file(&trace);
     let inet_connects: Vec<&str> = text
         .lines()
         .filter(|l| l.contains("connect(") && l.contains("AF_INET"))
