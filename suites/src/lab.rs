@@ -139,6 +139,18 @@ pub fn schedule_windows(
     )
 }
 
+/// A duration as seconds with millisecond precision: `3.071 s`.
+pub fn secs(d: Duration) -> String {
+    format!("{:.3} s", d.as_secs_f64())
+}
+
+/// Records the installed version of `program` as evidence (nothing when it has none).
+pub fn version_evidence(o: &mut Outcome, program: &str) {
+    if let Some(v) = netclaim_harness::command::tool_version(program) {
+        o.evidence(format!("{program} version: {v}"));
+    }
+}
+
 fn ms_list(times: &[Duration]) -> String {
     let v: Vec<String> = times
         .iter()

@@ -29,7 +29,7 @@ use anyhow::{bail, Context, Result};
 use netclaim_fixtures::client::{self, ConnectOutcome, ConnectResult};
 use netclaim_fixtures::server::{NoAcceptListener, UnixNoAcceptListener};
 use netclaim_harness::capture;
-use netclaim_harness::command::{tool_version, ToolCommand};
+use netclaim_harness::command::ToolCommand;
 use netclaim_harness::sysctl::knob;
 use netclaim_harness::tmp::{unique_path, TempDir};
 use netclaim_harness::{Error as HarnessError, NetNs};
@@ -1063,9 +1063,7 @@ fn nginx_502(_ctx: &Ctx) -> Result<Outcome> {
     ));
     o.evidence(format!("{out}"));
     o.evidence(format!("error.log:\n{}", error_log.trim_end()));
-    if let Some(v) = tool_version("nginx") {
-        o.evidence(format!("nginx version: {v}"));
-    }
+    lab::version_evidence(&mut o, "nginx");
     o.claimed.value = Some(format!("HTTP 502; log: {stated_fragment}"));
     o.expected.value = Some(format!("HTTP 502; log: {expected_line}"));
     o.expected.errno = Some(Errno::EAGAIN as i32);

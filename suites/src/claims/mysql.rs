@@ -28,7 +28,8 @@ use nix::errno::Errno;
 use super::seeds;
 use crate::claim::{Claim, Ctx, Figures, Needs, Outcome};
 use crate::lab::{
-    self, check_eq, check_schedule, Against, SynDropLab, ToolRun, EARLY, TOOL_STARTUP,
+    self, check_eq, check_schedule, secs, version_evidence, Against, SynDropLab, ToolRun, EARLY,
+    TOOL_STARTUP,
 };
 
 /// The MySQL port the seed used.
@@ -46,7 +47,7 @@ const MARIADB_DEFAULT_SOCKET: &str = "/run/mysqld/mysqld.sock";
 const MYSQL_DEFAULT_SOCKET: &str = "/tmp/mysql.sock";
 
 /// Whether the installed `mysql` is MariaDB's client.
-fn is_mariadb() -> bool {
+pub(crate) fn is_mariadb() -> bool {
     tool_version("mysql").is_some_and(|v| v.contains("MariaDB"))
 }
 
@@ -201,14 +202,6 @@ fn predict(case: Case, target: SocketAddrV4) -> Predicted {
     }
 }
 
-/// Records the installed client's version.
-fn version_evidence(o: &mut Outcome) {
-    o.evidence(format!(
-        "mysql version: {}",
-        tool_version("mysql").unwrap_or_else(|| "(unknown)".into())
-    ));
-}
-
 /// Observed figures of a mysql run: duration, SYNs, exit code, errno and error line.
 fn observed(run: &ToolRun, err: Option<&ClientError>) -> Figures {
     let mut f = lab::tool_figures(run);
@@ -266,10 +259,6 @@ fn tool_timer_window(expected: Duration) -> Window {
     }
 }
 
-fn secs(d: Duration) -> String {
-    format!("{:.3} s", d.as_secs_f64())
-}
-
 /// `mysql.no-timeout`: no --connect_timeout to a dropped port → the kernel decides.
 fn no_timeout(ctx: &Ctx) -> Result<Outcome> {
     let lab = SynDropLab::new(&[(knob::TCP_SYN_RETRIES, "1")])?;
@@ -289,7 +278,7 @@ fn no_timeout(ctx: &Ctx) -> Result<Outcome> {
         lab.target,
         lab::describe_model(&model)
     ));
-    version_evidence(&mut o);
+    version_evidence(&mut o, "mysql");
     o.evidence(lab::tool_evidence(&run));
 
     let etimedout = Errno::ETIMEDOUT as i32;
@@ -372,7 +361,7 @@ fn connect_timeout(_ctx: &Ctx) -> Result<Outcome> {
         lab::describe_model(&model),
         secs(schedule.give_up)
     ));
-    version_evidence(&mut o);
+    version_evidence(&mut o, "mysql");
     o.evidence(
         "seed (MySQL 5.1): `mysql -h 192.168.100.1 --connect_timeout=5` printed \
          \"ERROR 2003 (HY000): Can't connect to MySQL server on '192.168.100.1' (4)\" after \
@@ -458,7 +447,7 @@ fn silent_server(_ctx: &Ctx) -> Result<Outcome> {
         lab.target,
         secs(SILENT_WAIT)
     ));
-    version_evidence(&mut o);
+    version_evidence(&mut o, "mysql");
     o.evidence(lab::tool_evidence(&run));
 
     let blocked = |r: &ToolRun| {
@@ -537,7 +526,7 @@ fn silent_server_timeout(_ctx: &Ctx) -> Result<Outcome> {
         lab.ns.name(),
         lab.target
     ));
-    version_evidence(&mut o);
+    version_evidence(&mut o, "mysql");
     o.evidence(
         "seed (MySQL 5.1, `nc -l 3306` server): `mysql -h 127.0.0.1 --connect_timeout=30` \
          printed \"ERROR 2003 (HY000): Can't connect to MySQL server on '127.0.0.1' (4)\"",
@@ -592,7 +581,7 @@ fn refused(_ctx: &Ctx) -> Result<Outcome> {
         "lab {}: nothing listens on {target}; the kernel answers the SYN with RST",
         ns.name()
     ));
-    version_evidence(&mut o);
+    version_evidence(&mut o, "mysql");
     o.evidence(format!(
         "without --connect_timeout:\n{}",
         lab::tool_evidence(&plain)
@@ -733,7 +722,7 @@ fn no_socket(_ctx: &Ctx) -> Result<Outcome> {
             " (the client's compiled-in default)"
         }
     ));
-    version_evidence(&mut o);
+    version_evidence(&mut o, "mysql");
     o.evidence(output.to_string());
 
     let enoent = Errno::ENOENT as i32;

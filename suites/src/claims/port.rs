@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use netclaim_fixtures::client::{self, ConnectResult};
 use netclaim_fixtures::ports::{self, state, Listener, TcpEntry};
-use netclaim_harness::command::{tool_version, which, ToolCommand};
+use netclaim_harness::command::{which, ToolCommand};
 use netclaim_harness::sysctl::knob;
 use netclaim_harness::NetNs;
 use nix::errno::Errno;
@@ -338,9 +338,7 @@ fn exhaustion_curl(_ctx: &Ctx) -> Result<Outcome> {
         lab.ex.ports,
         errno_text(lab.ex.failure)
     ));
-    if let Some(v) = tool_version("curl") {
-        o.evidence(format!("curl version: {v}"));
-    }
+    lab::version_evidence(&mut o, "curl");
     o.evidence(lab::tool_evidence(&run));
 
     let text = run.output.combined();

@@ -15,14 +15,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use netclaim_fixtures::server::NoAcceptListener;
-use netclaim_harness::command::{tool_version, CommandOutput, Daemon, ToolCommand};
+use netclaim_harness::command::{CommandOutput, Daemon, ToolCommand};
 use netclaim_harness::tmp::TempDir;
 use netclaim_harness::tolerance::Window;
 use netclaim_harness::NetNs;
 
 use super::seeds;
 use crate::claim::{Claim, Ctx, Figures, Needs, Outcome};
-use crate::lab::{self, check_eq, Against, ToolRun, EARLY, TOOL_STARTUP};
+use crate::lab::{self, check_eq, secs, version_evidence, Against, ToolRun, EARLY, TOOL_STARTUP};
 
 /// The rsync daemon port.
 const RSYNC_PORT: u16 = 873;
@@ -130,17 +130,6 @@ fn tool_timer_window(expected: Duration, late: Duration) -> Window {
     }
 }
 
-fn secs(d: Duration) -> String {
-    format!("{:.3} s", d.as_secs_f64())
-}
-
-fn version_evidence(o: &mut Outcome) {
-    o.evidence(format!(
-        "rsync version: {}",
-        tool_version("rsync").unwrap_or_else(|| "(unknown)".into())
-    ));
-}
-
 /// The last `rsync error: …` line of a run.
 fn error_line(run: &ToolRun) -> Option<String> {
     run.output
@@ -175,7 +164,7 @@ fn contimeout(_ctx: &Ctx) -> Result<Outcome> {
         lab::describe_model(&model),
         secs(schedule.give_up)
     ));
-    version_evidence(&mut o);
+    version_evidence(&mut o, "rsync");
     o.evidence(format!(
         "the daemon served before the DROP rule:\n{}",
         lab.listing
@@ -277,7 +266,7 @@ fn io_timeout(_ctx: &Ctx) -> Result<Outcome> {
          the connection is idle from its first moment",
         ns.name()
     ));
-    version_evidence(&mut o);
+    version_evidence(&mut o, "rsync");
     let mut claimed = Vec::new();
     let mut expected = Vec::new();
     let mut observed = Vec::new();

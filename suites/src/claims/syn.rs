@@ -111,7 +111,7 @@ impl Tool {
             // reports ERROR 2002 "Can't connect to server on 'HOST'" with the errno of the
             // initial connect(), EINPROGRESS (115).
             Self::Mysql => {
-                let mariadb = tool_version("mysql").is_some_and(|v| v.contains("MariaDB"));
+                let mariadb = super::mysql::is_mariadb();
                 if mariadb {
                     (
                         1,
@@ -369,9 +369,7 @@ fn give_up_claim(ctx: &Ctx, spec: &GiveUpSpec) -> Result<Outcome> {
                 format!("{printed:?}"),
                 printed.contains(&message),
             );
-            if let Some(version) = tool_version(tool.program()) {
-                o.evidence(format!("{} version: {version}", tool.program()));
-            }
+            lab::version_evidence(&mut o, tool.program());
         }
     }
     Ok(o)

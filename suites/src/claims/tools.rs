@@ -24,7 +24,7 @@ use anyhow::{anyhow, Context, Result};
 use netclaim_fixtures::http::{SlowBodyServer, Trickle};
 use netclaim_fixtures::server::NoAcceptListener;
 use netclaim_harness::capture::TcpEvent;
-use netclaim_harness::command::{tool_version, which, CommandOutput, ToolCommand};
+use netclaim_harness::command::{which, CommandOutput, ToolCommand};
 use netclaim_harness::model::{SynModel, SynSchedule};
 use netclaim_harness::sysctl::knob;
 use netclaim_harness::tolerance::Window;
@@ -35,7 +35,8 @@ use super::seeds;
 use super::syn::curl_at_least;
 use crate::claim::{Claim, Ctx, Figures, Needs, Outcome};
 use crate::lab::{
-    self, check_eq, Against, BlackholeLab, SynDropLab, ToolRun, DROPPED_PORT, TOOL_STARTUP,
+    self, check_eq, secs, version_evidence, Against, BlackholeLab, SynDropLab, ToolRun,
+    DROPPED_PORT, TOOL_STARTUP,
 };
 
 const S: Duration = Duration::from_secs(1);
@@ -55,10 +56,6 @@ fn tool_window(expected: Duration) -> Window {
         min: expected.saturating_sub(TOOL_EARLY),
         max: expected + TOOL_STARTUP.max(expected.mul_f64(0.05)),
     }
-}
-
-fn secs(d: Duration) -> String {
-    format!("{:.3} s", d.as_secs_f64())
 }
 
 /// Records a duration check against `expected` in a tool window.
@@ -259,12 +256,6 @@ fn wget(deadline: Duration, args: &[&str]) -> ToolCommand {
     ToolCommand::new("wget", deadline)
         .args(["--no-config", "--no-proxy", "-O", "/dev/null"])
         .args(args.iter().copied())
-}
-
-fn version_evidence(o: &mut Outcome, program: &str) {
-    if let Some(v) = tool_version(program) {
-        o.evidence(format!("{program} version: {v}"));
-    }
 }
 
 fn drop_lab_evidence(lab: &SynDropLab, model: &SynModel) -> String {
