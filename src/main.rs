@@ -267,9 +267,9 @@ fn clean() -> Result<u8> {
     })
 }
 
-/// Blocks SIGINT and SIGTERM in every thread (they inherit the mask) and handles them on
-/// one thread: tear the labs down, then exit 128 + signal.
-fn handle_signals() -> Result<()> {
+/// Blocks SIGINT and SIGTERM in every thread (threads started later inherit the mask)
+/// and handles them on one thread: `cleanup`, then exit 128 + signal.
+pub(crate) fn on_interrupt(cleanup: fn(Signal)) -> Result<()> {
     let mut set = SigSet::empty();
     set.add(Signal::SIGINT);
     set.add(Signal::SIGTERM);
@@ -278,19 +278,24 @@ fn handle_signals() -> Result<()> {
         .name("signals".into())
         .spawn(move || {
             let Ok(sig) = set.wait() else { return };
-            eprintln!("\nnetclaim: {sig}: stopping claims and tearing down their labs");
-            let (swept, failed) = netclaim_harness::netns::sweep_own();
-            eprintln!("netclaim: removed {} lab namespace(s)", swept.len());
-            for f in failed {
-                eprintln!("netclaim: warning: {f}");
-            }
+            cleanup(sig);
             let _ = std::io::stderr().flush();
-            // Exiting ends every thread; tools and daemons inside the labs die with them
-            // (parent-death signal), and the namespaces with their last reference.
             std::process::exit(128 + sig as i32);
         })
         .context("starting the signal thread")?;
     Ok(())
+}
+
+/// `run`'s interrupt: remove this run's lab names. Exiting then ends every thread; tools
+/// and daemons inside the labs die with them (parent-death signal), and the namespaces
+/// with their last reference.
+fn tear_down_labs(sig: Signal) {
+    eprintln!("\nnetclaim: {sig}: stopping claims and tearing down their labs");
+    let (swept, failed) = netclaim_harness::netns::sweep_own();
+    eprintln!("netclaim: removed {} lab namespace(s)", swept.len());
+    for f in failed {
+        eprintln!("netclaim: warning: {f}");
+    }
 }
 
 fn run(args: RunArgs) -> Result<u8> {
@@ -307,7 +312,7 @@ fn run(args: RunArgs) -> Result<u8> {
     if let Err(reason) = netclaim_harness::privilege::check() {
         eprintln!("netclaim: every claim will be skipped: {reason}");
     }
-    handle_signals()?;
+    on_interrupt(tear_down_labs)?;
     sweep_stale();
 
     // The wall time covers everything a user waits for, machine facts included.

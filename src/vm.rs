@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use netclaim_harness::tmp::TempDir;
-use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 /// How long the guest sleeps by its own clock while the host times it.
@@ -147,7 +147,7 @@ pub fn run(args: VmArgs) -> Result<u8> {
             Accel::Tcg
         }
     };
-    handle_signals()?;
+    crate::on_interrupt(stop_vm)?;
     let started = Instant::now();
     let guest =
         loop {
@@ -511,26 +511,13 @@ fn kill_group(child: &mut Child) {
     set_child_group(0);
 }
 
-/// SIGINT/SIGTERM: stop the VM (vng, virtme-run and QEMU share one process group), then
-/// exit 128 + signal.
-fn handle_signals() -> Result<()> {
-    let mut set = SigSet::empty();
-    set.add(Signal::SIGINT);
-    set.add(Signal::SIGTERM);
-    set.thread_block().context("blocking SIGINT/SIGTERM")?;
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            let Ok(sig) = set.wait() else { return };
-            let group = CHILD_GROUP.load(std::sync::atomic::Ordering::SeqCst);
-            if group > 0 {
-                let _ = nix::sys::signal::killpg(Pid::from_raw(group), Signal::SIGKILL);
-            }
-            eprintln!("\nnetclaim vm: {sig}: stopped the VM");
-            std::process::exit(128 + sig as i32);
-        })
-        .context("starting the signal thread")?;
-    Ok(())
+/// SIGINT/SIGTERM: stop the VM (vng, virtme-run and QEMU share one process group).
+fn stop_vm(sig: Signal) {
+    let group = CHILD_GROUP.load(std::sync::atomic::Ordering::SeqCst);
+    if group > 0 {
+        let _ = nix::sys::signal::killpg(Pid::from_raw(group), Signal::SIGKILL);
+    }
+    eprintln!("\nnetclaim vm: {sig}: stopped the VM");
 }
 
 /// What `vm.json` (and `"vm"` in report.json) records about the run.
