@@ -78,6 +78,29 @@ fn check_duration(
     }
 }
 
+/// Checks a tool's run time against the give-up time of `judged` (the statement's or
+/// the model's schedule), with the timer slack of `armed` (the timers this kernel really
+/// arms).
+fn check_kernel_give_up(
+    o: &mut Outcome,
+    against: Against,
+    judged: &SynSchedule,
+    armed: &SynSchedule,
+    run: &ToolRun,
+    ctx: &Ctx,
+) {
+    let window = lab::give_up_window(judged.give_up, armed, ctx.hz, TOOL_STARTUP);
+    let (e, obs, ok) = (
+        format!("{} within {window}", secs(judged.give_up)),
+        secs(run.output.duration),
+        window.contains(run.output.duration),
+    );
+    match against {
+        Against::Statement => o.claim_check("give-up time (the kernel's)", e, obs, ok),
+        Against::Model => o.model_check("give-up time (the kernel's)", e, obs, ok),
+    }
+}
+
 /// Records a "the output contains" check.
 fn check_contains(o: &mut Outcome, against: Against, what: &str, text: &str, needle: &str) {
     let (e, obs, ok) = (
@@ -386,13 +409,7 @@ fn curl_kernel_gives_up(ctx: &Ctx) -> Result<Outcome> {
     .syn_times(&schedule.send_times);
     o.observed = lab::tool_figures(&run);
 
-    let window = lab::give_up_window(stated.give_up, &schedule, ctx.hz, TOOL_STARTUP);
-    o.claim_check(
-        "give-up time (the kernel's)",
-        format!("{} within {window}", secs(stated.give_up)),
-        secs(run.output.duration),
-        window.contains(run.output.duration),
-    );
+    check_kernel_give_up(&mut o, Against::Statement, &stated, &schedule, &run, ctx);
     check_eq(
         &mut o,
         Against::Statement,
@@ -406,13 +423,7 @@ fn curl_kernel_gives_up(ctx: &Ctx) -> Result<Outcome> {
         format!("{:?}", last_line(&out)),
         out.to_lowercase().contains("couldn't connect to host"),
     );
-    let window = lab::give_up_window(schedule.give_up, &schedule, ctx.hz, TOOL_STARTUP);
-    o.model_check(
-        "give-up time (the kernel's)",
-        format!("{} within {window}", secs(schedule.give_up)),
-        secs(run.output.duration),
-        window.contains(run.output.duration),
-    );
+    check_kernel_give_up(&mut o, Against::Model, &schedule, &schedule, &run, ctx);
     check_eq(
         &mut o,
         Against::Model,
@@ -780,13 +791,7 @@ fn wget_kernel_gives_up(ctx: &Ctx) -> Result<Outcome> {
     o.observed.errno = errno.map(|e| e as i32);
     o.observed.value = line_with(&out, "failed:");
 
-    let window = lab::give_up_window(stated.give_up, &schedule, ctx.hz, TOOL_STARTUP);
-    o.claim_check(
-        "give-up time (the kernel's)",
-        format!("{} within {window}", secs(stated.give_up)),
-        secs(run.output.duration),
-        window.contains(run.output.duration),
-    );
+    check_kernel_give_up(&mut o, Against::Statement, &stated, &schedule, &run, ctx);
     check_eq(
         &mut o,
         Against::Statement,
@@ -794,13 +799,7 @@ fn wget_kernel_gives_up(ctx: &Ctx) -> Result<Outcome> {
         Some(Errno::ETIMEDOUT),
         errno,
     );
-    let window = lab::give_up_window(schedule.give_up, &schedule, ctx.hz, TOOL_STARTUP);
-    o.model_check(
-        "give-up time (the kernel's)",
-        format!("{} within {window}", secs(schedule.give_up)),
-        secs(run.output.duration),
-        window.contains(run.output.duration),
-    );
+    check_kernel_give_up(&mut o, Against::Model, &schedule, &schedule, &run, ctx);
     check_eq(
         &mut o,
         Against::Model,
