@@ -139,6 +139,19 @@ pub fn schedule_windows(
     )
 }
 
+/// The not-applicable outcome for a sysctl this kernel lacks or rejects (the lab cannot
+/// be built as the claim needs it); `None` for any other error.
+pub fn not_applicable(e: &netclaim_harness::Error) -> Option<Outcome> {
+    match e {
+        netclaim_harness::Error::SysctlAbsent { .. }
+        | netclaim_harness::Error::SysctlRejected { .. } => Some(Outcome::forced(
+            crate::claim::Verdict::NotApplicable,
+            format!("this kernel refuses the lab: {e}"),
+        )),
+        _ => None,
+    }
+}
+
 /// A duration as seconds with millisecond precision: `3.071 s`.
 pub fn secs(d: Duration) -> String {
     format!("{:.3} s", d.as_secs_f64())

@@ -32,12 +32,12 @@ use netclaim_harness::capture;
 use netclaim_harness::command::ToolCommand;
 use netclaim_harness::sysctl::knob;
 use netclaim_harness::tmp::{unique_path, TempDir};
-use netclaim_harness::{Error as HarnessError, NetNs};
+use netclaim_harness::NetNs;
 use nix::errno::Errno;
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::seeds;
-use crate::claim::{Claim, Ctx, Figures, Needs, Outcome, Verdict};
+use crate::claim::{Claim, Ctx, Figures, Needs, Outcome};
 use crate::lab::{self, check_eq, check_schedule, Against};
 
 /// The listen() argument the seed's servers (nginx, php-fpm) typically pass.
@@ -61,24 +61,11 @@ fn strerror(e: Errno) -> String {
     }
 }
 
-/// A harness error that means "this kernel does not allow the lab": not-applicable.
-fn not_applicable(e: &HarnessError) -> Option<Outcome> {
-    match e {
-        HarnessError::SysctlAbsent { .. } | HarnessError::SysctlRejected { .. } => {
-            Some(Outcome::forced(
-                Verdict::NotApplicable,
-                format!("this kernel refuses the lab: {e}"),
-            ))
-        }
-        _ => None,
-    }
-}
-
 /// Sets sysctls in `ns`, turning an absent or rejected knob into a not-applicable outcome.
 fn set_or_na(ns: &NetNs, pairs: &[(&str, &str)]) -> Result<Option<Outcome>> {
     match ns.set_sysctls(pairs) {
         Ok(()) => Ok(None),
-        Err(e) => match not_applicable(&e) {
+        Err(e) => match lab::not_applicable(&e) {
             Some(o) => Ok(Some(o)),
             None => Err(e).with_context(|| format!("setting {pairs:?} in {}", ns.name())),
         },

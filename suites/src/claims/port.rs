@@ -40,16 +40,10 @@ macro_rules! or_na {
     ($e:expr) => {
         match $e {
             Ok(v) => v,
-            Err(
-                e @ (netclaim_harness::Error::SysctlAbsent { .. }
-                | netclaim_harness::Error::SysctlRejected { .. }),
-            ) => {
-                return Ok($crate::claim::Outcome::forced(
-                    $crate::claim::Verdict::NotApplicable,
-                    e.to_string(),
-                ))
-            }
-            Err(e) => return Err(anyhow::Error::from(e)),
+            Err(e) => match $crate::lab::not_applicable(&e) {
+                Some(na) => return Ok(na),
+                None => return Err(anyhow::Error::from(e)),
+            },
         }
     };
 }
