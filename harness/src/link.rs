@@ -60,59 +60,75 @@ fn netlink(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> Error {
     move |source| Error::Netlink { what, source }
 }
 
-/// Sets the link with `index` up in the calling thread's namespace (`lo` is index 1 in
-/// every new namespace), with one blocking RTM_SETLINK request: no runtime to build, so
-/// a new lab stays close to the cost of `unshare(2)` itself.
-pub fn set_up_current(name: &str, index: u32) -> Result<()> {
-    use rtnetlink::packet_core::{
-        NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST,
-    };
-    use rtnetlink::packet_route::RouteNetlinkMessage;
-    use rtnetlink::sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+/// A blocking NETLINK_ROUTE socket for one-off link requests, without a runtime to build.
+///
+/// A netlink socket belongs to the namespace of the thread that opened it, whichever
+/// thread uses it afterwards: [`NetNs`] opens one on the lab's thread and brings `lo` up
+/// through it from the creating thread, while the lab's thread writes sysctls.
+pub struct RouteSocket {
+    socket: rtnetlink::sys::Socket,
+}
 
-    let what = format!("ip link set {name} up");
-    let io = |op: &'static str| {
-        let what = what.clone();
-        move |e: std::io::Error| Error::io(op, format!("NETLINK_ROUTE socket ({what})"), e)
-    };
-    let mut socket = Socket::new(NETLINK_ROUTE).map_err(io("open"))?;
-    socket.bind_auto().map_err(io("bind"))?;
-    socket
-        .connect(&SocketAddr::new(0, 0))
-        .map_err(io("connect"))?;
+impl RouteSocket {
+    /// Opens a socket in the calling thread's namespace.
+    pub fn open_current() -> Result<Self> {
+        use rtnetlink::sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+        let io =
+            |op: &'static str| move |e: std::io::Error| Error::io(op, "NETLINK_ROUTE socket", e);
+        let mut socket = Socket::new(NETLINK_ROUTE).map_err(io("open"))?;
+        socket.bind_auto().map_err(io("bind"))?;
+        socket
+            .connect(&SocketAddr::new(0, 0))
+            .map_err(io("connect"))?;
+        Ok(Self { socket })
+    }
 
-    let mut header = NetlinkHeader::default();
-    header.flags = NLM_F_REQUEST | NLM_F_ACK;
-    header.sequence_number = 1;
-    let link = LinkUnspec::new_with_index(index).up().build();
-    let mut request = NetlinkMessage::new(
-        header,
-        NetlinkPayload::InnerMessage(RouteNetlinkMessage::SetLink(link)),
-    );
-    request.finalize();
-    let mut buf = vec![0u8; request.buffer_len()];
-    request.serialize(&mut buf);
-    socket.send(&buf, 0).map_err(io("send"))?;
+    /// Sets the link with `index` up (`lo` is index 1 in every new namespace) with one
+    /// RTM_SETLINK request; `name` is for messages.
+    pub fn set_up(&self, name: &str, index: u32) -> Result<()> {
+        use rtnetlink::packet_core::{
+            NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST,
+        };
+        use rtnetlink::packet_route::RouteNetlinkMessage;
 
-    let mut reply = Vec::with_capacity(4096);
-    socket.recv(&mut reply, 0).map_err(io("recv"))?;
-    let ack = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&reply).map_err(|e| {
-        Error::io(
-            "parse",
-            format!("netlink ack ({what})"),
-            std::io::Error::other(e.to_string()),
-        )
-    })?;
-    match ack.payload {
-        NetlinkPayload::Error(err) => match err.code {
-            None => Ok(()),
-            Some(code) => Err(Error::sys(what, nix::errno::Errno::from_raw(-code.get()))),
-        },
-        other => Err(Error::io(
-            "parse",
-            format!("netlink ack ({what})"),
-            std::io::Error::other(format!("unexpected reply {other:?}")),
-        )),
+        let what = format!("ip link set {name} up");
+        let io = |op: &'static str| {
+            let what = what.clone();
+            move |e: std::io::Error| Error::io(op, format!("NETLINK_ROUTE socket ({what})"), e)
+        };
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST | NLM_F_ACK;
+        header.sequence_number = 1;
+        let link = LinkUnspec::new_with_index(index).up().build();
+        let mut request = NetlinkMessage::new(
+            header,
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::SetLink(link)),
+        );
+        request.finalize();
+        let mut buf = vec![0u8; request.buffer_len()];
+        request.serialize(&mut buf);
+        self.socket.send(&buf, 0).map_err(io("send"))?;
+
+        let mut reply = Vec::with_capacity(4096);
+        self.socket.recv(&mut reply, 0).map_err(io("recv"))?;
+        let ack = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&reply).map_err(|e| {
+            Error::io(
+                "parse",
+                format!("netlink ack ({what})"),
+                std::io::Error::other(e.to_string()),
+            )
+        })?;
+        match ack.payload {
+            NetlinkPayload::Error(err) => match err.code {
+                None => Ok(()),
+                Some(code) => Err(Error::sys(what, nix::errno::Errno::from_raw(-code.get()))),
+            },
+            other => Err(Error::io(
+                "parse",
+                format!("netlink ack ({what})"),
+                std::io::Error::other(format!("unexpected reply {other:?}")),
+            )),
+        }
     }
 }
 

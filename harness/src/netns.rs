@@ -3,12 +3,18 @@
 //! [`NetNs::new`] starts the namespace's own OS thread, which creates it with
 //! `unshare(CLONE_NEWNET)`, brings `lo` up over rtnetlink and then serves [`NetNs::run`]
 //! jobs for the namespace's whole life. The harness keeps a file descriptor to the
-//! namespace and bind-mounts it at `/run/netns/netclaim-<pid>-<n>` so that `ip netns exec`
-//! can inspect it while it lives. Long-running work ([`NetNs::spawn`]) and child
-//! processes ([`NetNs::command`]) enter it with `setns`. The caller's thread never changes
-//! namespace, so `NetNs` is `Send` and `Sync`. Dropping it stops the thread, unmounts and
-//! removes the name; the kernel frees the namespace once the last socket, thread and
-//! process in it are gone.
+//! namespace; long-running work ([`NetNs::spawn`]) and child processes
+//! ([`NetNs::command`]) enter it with `setns`. The caller's thread never changes
+//! namespace, so `NetNs` is `Send` and `Sync`. Dropping it stops the thread; the kernel
+//! frees the namespace once the last socket, thread and process in it are gone, so even
+//! a runner killed with SIGKILL leaves nothing behind.
+//!
+//! Every lab has a name, `netclaim-<pid>-<n>` (also its thread's name). For debugging,
+//! [`set_naming`] or `NETCLAIM_NAME_LABS=1` also bind-mounts each lab at
+//! `/run/netns/<name>`, so `ip netns exec <name> …` can inspect it while it lives; drop
+//! unmounts it, and [`sweep_stale`] removes the names a killed runner could not. Naming is
+//! off by default: the mount and unmount are a tenth of a lab's cost and the only thing
+//! a lab could leave on the host.
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -16,7 +22,7 @@ use std::os::unix::process::CommandExt;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::mpsc;
 use std::thread::{JoinHandle, ThreadId};
 
@@ -24,13 +30,42 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{setns, unshare, CloneFlags};
 
 use crate::error::{Error, Result};
+use crate::link::RouteSocket;
 
 /// Directory where `ip netns` looks for named namespaces.
 pub const NETNS_RUN_DIR: &str = "/run/netns";
 /// Prefix of every namespace name the harness creates.
 pub const NAME_PREFIX: &str = "netclaim-";
 
+/// Environment variable that turns on [`set_naming`] (`1`, `true`, `yes`, `on`).
+pub const NAMING_ENV: &str = "NETCLAIM_NAME_LABS";
+
 static NEXT_ID: AtomicU32 = AtomicU32::new(0);
+
+/// 0: not decided yet (read [`NAMING_ENV`] on first use), 1: off, 2: on.
+static NAMING: AtomicU8 = AtomicU8::new(0);
+
+/// Whether labs created from now on get a `/run/netns` name for `ip netns exec`.
+pub fn set_naming(on: bool) {
+    NAMING.store(if on { 2 } else { 1 }, Ordering::Relaxed);
+}
+
+/// Whether new labs are bind-mounted under `/run/netns` (see [`set_naming`]).
+pub fn naming() -> bool {
+    match NAMING.load(Ordering::Relaxed) {
+        0 => {
+            let on = std::env::var(NAMING_ENV).is_ok_and(|v| {
+                matches!(
+                    v.trim().to_ascii_lowercase().as_str(),
+                    "1" | "true" | "yes" | "on"
+                )
+            });
+            set_naming(on);
+            on
+        }
+        n => n == 2,
+    }
+}
 
 /// A job for the namespace's thread.
 type Job = Box<dyn FnOnce() + Send + 'static>;
@@ -53,29 +88,62 @@ pub struct NetNs {
 }
 
 impl NetNs {
-    /// Creates a namespace with `lo` up, named and bind-mounted under `/run/netns`.
+    /// Creates a namespace with `lo` up; bind-mounted under `/run/netns` if [`naming`].
     pub fn new() -> Result<Self> {
+        Self::create(naming(), &[])
+    }
+
+    /// Creates a namespace with `lo` up, bind-mounted under `/run/netns` whatever
+    /// [`naming`] says.
+    pub fn named() -> Result<Self> {
+        Self::create(true, &[])
+    }
+
+    /// Creates a namespace with `lo` up and `sysctls` (`net.*` names) set, as
+    /// [`NetNs::new`] then [`NetNs::set_sysctls`] would, but with the writes made while
+    /// `lo` comes up rather than after. An error names the sysctl and value.
+    pub fn with_sysctls(sysctls: &[(&str, &str)]) -> Result<Self> {
+        Self::create(naming(), sysctls)
+    }
+
+    fn create(mount_name: bool, sysctls: &[(&str, &str)]) -> Result<Self> {
         let name = format!(
             "{NAME_PREFIX}{}-{}",
             std::process::id(),
             NEXT_ID.fetch_add(1, Ordering::Relaxed)
         );
+        let sysctls: Vec<(String, String)> = sysctls
+            .iter()
+            .map(|&(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
         let (jobs, queue) = mpsc::channel::<Job>();
-        let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<OwnedFd>>(1);
+        // The new thread creates the namespace and hands this thread its fd and a netlink
+        // socket opened inside it, then writes the sysctls. Meanwhile this thread brings
+        // `lo` up through that socket (the kernel work runs here, in the lab's namespace)
+        // and makes the bind mount: a lab costs about the slowest of the three, not their
+        // sum.
+        let (created_tx, created_rx) = mpsc::sync_channel::<Result<(OwnedFd, RouteSocket)>>(1);
+        let (sysctls_tx, sysctls_rx) = mpsc::sync_channel::<Result<()>>(1);
         let thread = std::thread::Builder::new()
             .name(name.clone())
             .spawn(move || {
                 let created = (|| {
                     unshare(CloneFlags::CLONE_NEWNET)
                         .map_err(|e| Error::sys("unshare(CLONE_NEWNET)", e))?;
-                    let fd: OwnedFd = File::open("/proc/thread-self/ns/net")
-                        .map_err(|e| Error::io("open", "/proc/thread-self/ns/net", e))?
-                        .into();
-                    crate::link::set_up_current("lo", 1)?;
-                    Ok(fd)
+                    let fd = File::open("/proc/thread-self/ns/net")
+                        .map(OwnedFd::from)
+                        .map_err(|e| Error::io("open", "/proc/thread-self/ns/net", e))?;
+                    Ok((fd, RouteSocket::open_current()?))
                 })();
                 let ok = created.is_ok();
-                if ready_tx.send(created).is_err() || !ok {
+                if created_tx.send(created).is_err() || !ok {
+                    return;
+                }
+                let written = sysctls
+                    .iter()
+                    .try_for_each(|(k, v)| crate::sysctl::write_current(k, v));
+                let ok = written.is_ok();
+                if sysctls_tx.send(written).is_err() || !ok {
                     return;
                 }
                 // Serve jobs until the NetNs is dropped (the sender goes away).
@@ -88,22 +156,13 @@ impl NetNs {
                 reason: format!("spawn failed: {e}"),
             })?;
         let id = thread.thread().id();
-        let fd = match ready_rx.recv() {
-            Ok(Ok(fd)) => fd,
+        let (fd, route) = match created_rx.recv() {
+            Ok(Ok(created)) => created,
             Ok(Err(e)) => {
                 let _ = thread.join();
                 return Err(e);
             }
-            Err(_) => {
-                let reason = match thread.join() {
-                    Err(p) => panic_message(&p),
-                    Ok(()) => "ended before creating the namespace".into(),
-                };
-                return Err(Error::Thread {
-                    thread: name,
-                    reason,
-                });
-            }
+            Err(_) => return Err(Self::thread_died(name, thread)),
         };
         let mut ns = Self {
             name,
@@ -115,8 +174,38 @@ impl NetNs {
                 id,
             },
         };
-        ns.mount_path = Some(ns.bind_mount()?);
+        // On any error below, dropping `ns` stops the thread and undoes the mount.
+        route.set_up("lo", 1)?;
+        drop(route);
+        if mount_name {
+            ns.mount_path = Some(ns.bind_mount()?);
+        }
+        match sysctls_rx.recv() {
+            Ok(written) => written?,
+            Err(_) => {
+                let name = ns.name.clone();
+                return Err(match ns.worker.thread.take() {
+                    Some(thread) => Self::thread_died(name, thread),
+                    None => Error::Thread {
+                        thread: name,
+                        reason: "ended before the namespace was ready".into(),
+                    },
+                });
+            }
+        }
         Ok(ns)
+    }
+
+    /// The error for a namespace thread that ended without reporting.
+    fn thread_died(name: String, thread: JoinHandle<()>) -> Error {
+        let reason = match thread.join() {
+            Err(p) => panic_message(&p),
+            Ok(()) => "ended before the namespace was ready".into(),
+        };
+        Error::Thread {
+            thread: name,
+            reason,
+        }
     }
 
     fn bind_mount(&self) -> Result<PathBuf> {
@@ -145,9 +234,34 @@ impl NetNs {
         Ok(path)
     }
 
-    /// The namespace's name, as `ip netns list` shows it.
+    /// Unmounts and removes the `/run/netns` name; reports failures (it runs in drop).
+    fn remove_name(&mut self) {
+        let Some(path) = self.mount_path.take() else {
+            return;
+        };
+        let result = umount2(&path, MntFlags::MNT_DETACH)
+            .map_err(|e| Error::sys(format!("umount2({}, MNT_DETACH)", path.display()), e))
+            .and_then(|()| std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e)));
+        if let Err(e) = result {
+            // Never panic in drop, least of all while already unwinding: report instead.
+            let during = if std::thread::panicking() {
+                " (while panicking)"
+            } else {
+                ""
+            };
+            eprintln!("netclaim: cleaning up namespace {}{during}: {e}", self.name);
+        }
+    }
+
+    /// The lab's name, `netclaim-<pid>-<n>`: its thread's name, and its `ip netns` name
+    /// if it is bind-mounted (see [`NetNs::mount_path`]).
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Where the lab is bind-mounted for `ip netns`, if it is.
+    pub fn mount_path(&self) -> Option<&Path> {
+        self.mount_path.as_deref()
     }
 
     /// The namespace file descriptor.
@@ -263,27 +377,14 @@ impl NetNs {
 
 impl Drop for NetNs {
     fn drop(&mut self) {
-        // Closing the queue ends the namespace's thread once its current job is done.
+        // Closing the queue ends the namespace's thread once its current job is done; it
+        // winds down while the name is removed here.
         drop(self.worker.jobs.take());
+        self.remove_name();
         if let Some(thread) = self.worker.thread.take() {
             if thread.thread().id() != std::thread::current().id() {
                 let _ = thread.join();
             }
-        }
-        let Some(path) = self.mount_path.take() else {
-            return;
-        };
-        let result = umount2(&path, MntFlags::MNT_DETACH)
-            .map_err(|e| Error::sys(format!("umount2({}, MNT_DETACH)", path.display()), e))
-            .and_then(|()| std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e)));
-        if let Err(e) = result {
-            // Never panic in drop, least of all while already unwinding: report instead.
-            let during = if std::thread::panicking() {
-                " (while panicking)"
-            } else {
-                ""
-            };
-            eprintln!("netclaim: cleaning up namespace {}{during}: {e}", self.name);
         }
     }
 }
@@ -327,7 +428,8 @@ pub fn sweep_stale() -> (Vec<String>, Vec<String>) {
 
 /// Removes the names this process created (on SIGINT/SIGTERM, just before exiting, while
 /// labs may still be in use by blocked claim threads). The namespaces themselves go away
-/// with the process; only their `/run/netns` bind mounts would outlive it. Also removes
+/// with the process; only their `/run/netns` bind mounts, if [`naming`] is on, would
+/// outlive it. Also removes
 /// this process's temporary files (`/tmp/netclaim-*-<pid>-*`).
 pub fn sweep_own() -> (Vec<String>, Vec<String>) {
     let me = std::process::id();

@@ -22,10 +22,9 @@ fn ensure(cond: bool, msg: impl FnOnce() -> String) -> anyhow::Result<()> {
     }
 }
 
-/// The namespace is named, bind-mounted, visible to `ip netns`, has lo up, and is gone
-/// after drop.
+/// A named lab is bind-mounted, visible to `ip netns`, has lo up, and is gone after drop.
 fn netns_lifecycle() -> anyhow::Result<()> {
-    let ns = NetNs::new()?;
+    let ns = NetNs::named()?;
     let name = ns.name().to_owned();
     let prefix = format!("netclaim-{}-", std::process::id());
     ensure(name.starts_with(&prefix), || format!("name {name}"))?;
@@ -46,10 +45,54 @@ fn netns_lifecycle() -> anyhow::Result<()> {
     ensure(!mounts.contains(&name), || format!("{name} still mounted"))
 }
 
+/// By default a lab has lo up and no `/run/netns` entry or mount: there is nothing on
+/// the host to leave behind.
+fn netns_unnamed_by_default() -> anyhow::Result<()> {
+    netclaim_harness::netns::set_naming(false);
+    let ns = NetNs::new()?;
+    let name = ns.name().to_owned();
+    ensure(ns.mount_path().is_none(), || format!("{name} was mounted"))?;
+    let path = Path::new("/run/netns").join(&name);
+    ensure(!path.exists(), || format!("{} exists", path.display()))?;
+    let flags = ns.run(|| std::fs::read_to_string("/sys/class/net/lo/flags"))??;
+    let up = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16)? & 1 == 1;
+    ensure(up, || format!("lo is down: flags {}", flags.trim()))?;
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo")?;
+    ensure(!mounts.contains(&name), || format!("{name} mounted"))
+}
+
+/// `with_sysctls` sets them while `lo` comes up; a rejected or absent sysctl fails the
+/// creation with the typed error.
+fn netns_with_sysctls() -> anyhow::Result<()> {
+    let ns = NetNs::with_sysctls(&[
+        (knob::TCP_SYN_RETRIES, "2"),
+        (knob::IP_LOCAL_PORT_RANGE, "40000 40003"),
+    ])?;
+    ensure(ns.tcp_syn_retries()? == 2, || "tcp_syn_retries".into())?;
+    ensure(ns.ip_local_port_range()? == (40000, 40003), || {
+        "port range".into()
+    })?;
+    let lo = ns.run(|| std::fs::read_to_string("/sys/class/net/lo/flags"))??;
+    ensure(lo.trim() == "0x9", || format!("lo flags {}", lo.trim()))?;
+    drop(ns);
+
+    match NetNs::with_sysctls(&[(knob::TCP_SYN_RETRIES, "0")]) {
+        Err(Error::SysctlRejected { name, value, errno }) => ensure(
+            name == knob::TCP_SYN_RETRIES && value == "0" && errno == Errno::EINVAL,
+            || format!("{name}={value}: {errno}"),
+        )?,
+        other => anyhow::bail!("tcp_syn_retries=0 gave {other:?}"),
+    }
+    match NetNs::with_sysctls(&[("net.ipv4.no_such_knob", "1")]) {
+        Err(Error::SysctlAbsent { .. }) => Ok(()),
+        other => anyhow::bail!("absent knob gave {other:?}"),
+    }
+}
+
 /// A panicking claim still removes its namespace.
 fn netns_cleanup_while_panicking() -> anyhow::Result<()> {
     let payload = std::panic::catch_unwind(|| {
-        let ns = NetNs::new().expect("namespace");
+        let ns = NetNs::named().expect("namespace");
         let path = Path::new("/run/netns").join(ns.name());
         assert!(path.exists());
         std::panic::panic_any(path);
@@ -261,7 +304,7 @@ fn capture_sees_syn_and_rst() -> anyhow::Result<()> {
 
 /// A name left by a dead runner is swept; live ones are kept.
 fn sweep_removes_only_dead_owners() -> anyhow::Result<()> {
-    let ns = NetNs::new()?;
+    let ns = NetNs::named()?;
     // pid_max is at most 2^22, so this pid cannot exist.
     let stale = Path::new("/run/netns").join(format!("netclaim-{}-0", 1u32 << 23));
     std::fs::File::create(&stale)?;
@@ -294,7 +337,9 @@ fn names_are_unique() -> anyhow::Result<()> {
 fn main() {
     let args = Arguments::from_args();
     let privileged = netclaim_harness::privilege::check();
-    let cases: [(&str, Case); 11] = [
+    let cases: [(&str, Case); 13] = [
+        ("netns::unnamed_by_default", netns_unnamed_by_default),
+        ("netns::with_sysctls", netns_with_sysctls),
         (
             "netns::sweep_removes_only_dead_owners",
             sweep_removes_only_dead_owners,
