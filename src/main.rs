@@ -108,6 +108,11 @@ struct RunArgs {
     /// No progress output on stderr.
     #[arg(long, short)]
     quiet: bool,
+    /// Bind-mount each lab at /run/netns/netclaim-<pid>-<n> while it lives, so
+    /// `ip netns exec` can inspect it (same as NETCLAIM_NAME_LABS=1). Off by default: an
+    /// unnamed lab cannot outlive the run, even after SIGKILL.
+    #[arg(long)]
+    name_labs: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -286,13 +291,19 @@ pub(crate) fn on_interrupt(cleanup: fn(Signal)) -> Result<()> {
     Ok(())
 }
 
-/// `run`'s interrupt: remove this run's lab names. Exiting then ends every thread; tools
-/// and daemons inside the labs die with them (parent-death signal), and the namespaces
-/// with their last reference.
+/// `run`'s interrupt: remove this run's lab names, if labs are named. Exiting then ends
+/// every thread; tools and daemons inside the labs die with them (parent-death signal),
+/// and the namespaces with their last reference.
 fn tear_down_labs(sig: Signal) {
     eprintln!("\nnetclaim: {sig}: stopping claims and tearing down their labs");
     let (swept, failed) = netclaim_harness::netns::sweep_own();
-    eprintln!("netclaim: removed {} lab namespace(s)", swept.len());
+    if netclaim_harness::netns::naming() {
+        eprintln!(
+            "netclaim: removed {} lab name(s) under {}",
+            swept.len(),
+            netclaim_harness::netns::NETNS_RUN_DIR
+        );
+    }
     for f in failed {
         eprintln!("netclaim: warning: {f}");
     }
@@ -314,6 +325,15 @@ fn run(args: RunArgs) -> Result<u8> {
     }
     on_interrupt(tear_down_labs)?;
     sweep_stale();
+    if args.name_labs {
+        netclaim_harness::netns::set_naming(true);
+    }
+    if netclaim_harness::netns::naming() && !args.quiet {
+        eprintln!(
+            "netclaim: labs are named under {} while they run (ip netns exec <name> …)",
+            netclaim_harness::netns::NETNS_RUN_DIR
+        );
+    }
 
     // The wall time covers everything a user waits for, machine facts included.
     let started = Instant::now();

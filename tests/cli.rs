@@ -185,21 +185,84 @@ impl std::ops::DerefMut for Run {
     }
 }
 
-fn spawn_run(claim: &str) -> Run {
-    Run(Command::new(BIN)
-        .args(["run", claim, "--quiet", "--format", "json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting netclaim run"))
+/// Whether a test run names its labs under /run/netns (`--name-labs`).
+#[derive(Clone, Copy, PartialEq)]
+enum Labs {
+    Named,
+    Unnamed,
 }
 
-/// Waits until the run has its labs and a child process (a tool) inside one.
-fn wait_for_labs(child: &Child, want_children: bool) -> Result<Vec<u32>, Failed> {
+fn spawn_run(claim: &str, labs: Labs) -> Run {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["run", claim, "--quiet", "--format", "json"])
+        .env_remove("NETCLAIM_NAME_LABS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if labs == Labs::Named {
+        cmd.arg("--name-labs");
+    }
+    Run(cmd.spawn().expect("starting netclaim run"))
+}
+
+/// The network namespace of a process or thread, as `net:[inode]`.
+fn netns_of(proc_path: &str) -> Option<String> {
+    std::fs::read_link(format!("{proc_path}/ns/net"))
+        .ok()
+        .map(|l| l.to_string_lossy().into_owned())
+}
+
+/// Threads of `pid` in a network namespace other than this test's: lab threads.
+fn lab_threads(pid: u32) -> usize {
+    let host = netns_of("/proc/self");
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.flatten()
+                .filter(|t| netns_of(&t.path().to_string_lossy()) != host)
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Children of `pid` (tools) in a network namespace other than this test's, with it.
+fn lab_children(pid: u32) -> Vec<(u32, String)> {
+    let host = netns_of("/proc/self");
+    children_of(pid)
+        .into_iter()
+        .filter_map(|c| Some((c, netns_of(&format!("/proc/{c}"))?)))
+        .filter(|(_, ns)| Some(ns) != host.as_ref())
+        .collect()
+}
+
+/// Processes anywhere on the system in one of `namespaces`.
+fn processes_in(namespaces: &[String]) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|p| {
+                    alive(*p)
+                        && netns_of(&format!("/proc/{p}")).is_some_and(|n| namespaces.contains(&n))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits until the run has its labs (named ones under /run/netns) and, if asked, a child
+/// process (a tool) inside one; returns those children with their namespaces.
+fn wait_for_labs(
+    child: &Child,
+    labs: Labs,
+    want_children: bool,
+) -> Result<Vec<(u32, String)>, Failed> {
     let start = Instant::now();
     loop {
-        let kids = children_of(child.id());
-        if !names_of(child.id()).is_empty() && (!want_children || !kids.is_empty()) {
+        let has_labs = match labs {
+            Labs::Named => !names_of(child.id()).is_empty(),
+            Labs::Unnamed => lab_threads(child.id()) > 0,
+        };
+        let kids = lab_children(child.id());
+        if has_labs && (!want_children || !kids.is_empty()) {
             return Ok(kids);
         }
         if start.elapsed() > Duration::from_secs(20) {
@@ -223,10 +286,10 @@ fn wait_exit(child: &mut Child, limit: Duration) -> Result<std::process::ExitSta
     }
 }
 
-fn interrupted(signal: nix::sys::signal::Signal, code: i32) -> Result<(), Failed> {
+fn interrupted(signal: nix::sys::signal::Signal, code: i32, labs: Labs) -> Result<(), Failed> {
     // syn.retries-5-nc runs nc inside a lab for ~65 s: stop it a few seconds in.
-    let mut child = spawn_run("syn.retries-5-nc");
-    let tools = wait_for_labs(&child, true)?;
+    let mut child = spawn_run("syn.retries-5-nc", labs);
+    let tools = wait_for_labs(&child, labs, true)?;
     std::thread::sleep(Duration::from_millis(500));
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal)?;
     let status = wait_exit(&mut child, Duration::from_secs(10))?;
@@ -241,29 +304,63 @@ fn interrupted(signal: nix::sys::signal::Signal, code: i32) -> Result<(), Failed
     if !stderr.contains("tearing down") {
         return Err(format!("no teardown message: {stderr}").into());
     }
-    let left = names_of(child.id());
+    nothing_left(child.id(), &tools)
+}
+
+/// After run `pid` ended: no /run/netns name or mount of its, and no process left in
+/// the namespaces its tools ran in.
+fn nothing_left(pid: u32, tools: &[(u32, String)]) -> Result<(), Failed> {
+    let left = names_of(pid);
     if !left.is_empty() {
         return Err(format!("namespaces left behind: {left:?}").into());
     }
-    std::thread::sleep(Duration::from_millis(200));
-    let living: Vec<u32> = tools.into_iter().filter(|p| alive(*p)).collect();
-    if !living.is_empty() {
-        return Err(format!("processes outlived the run: {living:?}").into());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo")?;
+    if let Some(m) = mounts
+        .lines()
+        .find(|l| l.contains(&format!("netclaim-{pid}-")))
+    {
+        return Err(format!("mount left behind: {m}").into());
     }
-    Ok(())
+    let namespaces: Vec<String> = tools.iter().map(|(_, ns)| ns.clone()).collect();
+    let start = Instant::now();
+    loop {
+        let living: Vec<u32> = tools
+            .iter()
+            .map(|(p, _)| *p)
+            .filter(|p| alive(*p))
+            .chain(processes_in(&namespaces))
+            .collect();
+        if living.is_empty() {
+            return Ok(());
+        }
+        if start.elapsed() > Duration::from_secs(2) {
+            return Err(format!("processes outlived the run: {living:?}").into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn root_trials() -> Vec<Trial> {
     vec![
         Trial::test("cleanup.sigint", || {
-            interrupted(nix::sys::signal::Signal::SIGINT, 130)
+            interrupted(nix::sys::signal::Signal::SIGINT, 130, Labs::Unnamed)
         }),
-        Trial::test("cleanup.sigterm", || {
-            interrupted(nix::sys::signal::Signal::SIGTERM, 143)
+        Trial::test("cleanup.sigterm-named", || {
+            interrupted(nix::sys::signal::Signal::SIGTERM, 143, Labs::Named)
         }),
-        Trial::test("cleanup.sigkill-then-clean", || {
-            let mut child = spawn_run("syn.default-timeout-exponential");
-            wait_for_labs(&child, false)?;
+        Trial::test("cleanup.sigkill-leaves-nothing", || {
+            let mut child = spawn_run("syn.retries-5-nc", Labs::Unnamed);
+            let tools = wait_for_labs(&child, Labs::Unnamed, true)?;
+            if !names_of(child.id()).is_empty() {
+                return Err("an unnamed run made /run/netns names".into());
+            }
+            child.kill()?;
+            child.wait()?;
+            nothing_left(child.id(), &tools)
+        }),
+        Trial::test("cleanup.sigkill-named-then-clean", || {
+            let mut child = spawn_run("syn.default-timeout-exponential", Labs::Named);
+            wait_for_labs(&child, Labs::Named, false)?;
             let pid = child.id();
             child.kill()?;
             child.wait()?;
@@ -293,7 +390,9 @@ fn root_trials() -> Vec<Trial> {
             Ok(())
         }),
         Trial::test("concurrency.two-runs-at-once", || {
-            let mut runs: Vec<Run> = (0..2).map(|_| spawn_run("syn.retries-1")).collect();
+            let mut runs: Vec<Run> = (0..2)
+                .map(|_| spawn_run("syn.retries-1", Labs::Unnamed))
+                .collect();
             for run in &mut runs {
                 let mut stdout = Vec::new();
                 if let Some(mut o) = run.stdout.take() {
