@@ -33,9 +33,8 @@ pub struct SynDropLab {
 impl SynDropLab {
     /// Builds the lab, applying `sysctls` before the DROP rule.
     pub fn new(sysctls: &[(&str, &str)]) -> Result<Self> {
-        let ns = NetNs::new().context("creating the lab namespace")?;
-        ns.set_sysctls(sysctls)
-            .with_context(|| format!("setting {sysctls:?} in {}", ns.name()))?;
+        let ns = NetNs::with_sysctls(sysctls)
+            .with_context(|| format!("creating the lab namespace with {sysctls:?}"))?;
         ns.drop_syn_to_port(DROPPED_PORT)
             .with_context(|| format!("installing the SYN DROP rule in {}", ns.name()))?;
         Ok(Self {
