@@ -72,18 +72,29 @@ impl TimingFidelity {
         let (mut n, mut outside) = (0, 0);
         for c in claims {
             for t in &c.timelines {
-                if t.observed_ms.len() != t.predicted_ms.len() {
-                    continue;
-                }
-                for i in 1..t.observed_ms.len() {
+                // Measured times in ms as f64: from the µs figures, or, in reports that
+                // predate them, whole ms, whose truncation can move an interval by up to
+                // 1 ms, which the allowance then includes.
+                let (observed, resolution): (Vec<f64>, f64) =
+                    if t.observed_us.len() == t.predicted_ms.len() {
+                        (
+                            t.observed_us.iter().map(|&us| us as f64 / 1000.0).collect(),
+                            0.0,
+                        )
+                    } else if t.observed_ms.len() == t.predicted_ms.len() {
+                        (t.observed_ms.iter().map(|&ms| ms as f64).collect(), 1.0)
+                    } else {
+                        continue;
+                    };
+                for i in 1..observed.len() {
                     let predicted = t.predicted_ms[i] - t.predicted_ms[i - 1];
-                    let measured = t.observed_ms[i].saturating_sub(t.observed_ms[i - 1]);
-                    let error = (measured as f64 - predicted as f64).abs();
+                    let measured = (observed[i] - observed[i - 1]).max(0.0);
+                    let error = (measured - predicted as f64).abs();
                     let slack = netclaim_harness::tolerance::timer_slack(
                         std::time::Duration::from_millis(predicted),
                         hz,
                     );
-                    let allowed = (slack.as_secs_f64() * 1000.0).max(4.0);
+                    let allowed = (slack.as_secs_f64() * 1000.0).max(4.0) + resolution;
                     let ratio = error / allowed;
                     n += 1;
                     if ratio > 1.0 {
@@ -517,6 +528,56 @@ mod tests {
     #[test]
     fn xml_escapes_markup_and_drops_control_characters() {
         assert_eq!(xml("a<b>&\"c\"\x07"), "a&lt;b&gt;&amp;&quot;c&quot;");
+    }
+
+    fn claim_with(timeline: serde_json::Value) -> ClaimReport {
+        serde_json::from_value(serde_json::json!({
+            "id": "syn.x", "source": "s", "statement": "s", "lab": "l", "action": "a",
+            "verdict": "holds", "reason": "", "duration_ms": 0,
+            "claimed": {}, "expected": {}, "observed": {},
+            "claim_checks": [], "model_checks": [], "model_agrees": true, "evidence": "",
+            "timelines": [timeline]
+        }))
+        .expect("a claim report")
+    }
+
+    // HZ=250: a 4 s timer sits in wheel level 2 and may fire 64 + 1 jiffies = 260 ms late.
+    #[test]
+    fn timer_fidelity_uses_microseconds_when_the_report_has_them() {
+        let late = claim_with(serde_json::json!({
+            "label": "t", "observed_ms": [0, 4260], "observed_us": [0, 4_260_400],
+            "predicted_ms": [0, 4000]
+        }));
+        let t = TimingFidelity::of(&[late], 250).expect("one interval");
+        assert_eq!((t.intervals, t.outside), (1, 1));
+        assert!((t.worst_error_ms - 260.4).abs() < 1e-9);
+        assert!((t.worst_allowed_ms - 260.0).abs() < 1e-9);
+
+        let within = claim_with(serde_json::json!({
+            "label": "t", "observed_ms": [0, 4259], "observed_us": [0, 4_259_900],
+            "predicted_ms": [0, 4000]
+        }));
+        assert_eq!(
+            TimingFidelity::of(&[within], 250).map(|t| t.outside),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn timer_fidelity_allows_whole_ms_truncation_in_older_reports() {
+        let old = claim_with(serde_json::json!({
+            "label": "t", "observed_ms": [0, 4261], "predicted_ms": [0, 4000]
+        }));
+        let t = TimingFidelity::of(&[old], 250).expect("one interval");
+        assert_eq!(t.outside, 0);
+        assert!((t.worst_allowed_ms - 261.0).abs() < 1e-9);
+        let too_late = claim_with(serde_json::json!({
+            "label": "t", "observed_ms": [0, 4262], "predicted_ms": [0, 4000]
+        }));
+        assert_eq!(
+            TimingFidelity::of(&[too_late], 250).map(|t| t.outside),
+            Some(1)
+        );
     }
 
     #[test]

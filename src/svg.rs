@@ -137,6 +137,7 @@ mod tests {
         let t = Timeline {
             label: "x".into(),
             observed_ms: vec![0, 1000, 3000],
+            observed_us: vec![0, 1_000_000, 3_000_000],
             predicted_ms: vec![0, 1000, 3000],
             predicted_give_up_ms: Some(7000),
             observed_give_up_ms: Some(7010),

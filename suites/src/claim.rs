@@ -160,6 +160,10 @@ pub struct Timeline {
     pub label: String,
     /// Measured SYN send times, ms from the first.
     pub observed_ms: Vec<u64>,
+    /// The same in µs, for timer-fidelity figures finer than the ms above (absent in
+    /// reports from before it existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub observed_us: Vec<u64>,
     /// Predicted SYN send times, ms from the first.
     pub predicted_ms: Vec<u64>,
     /// Predicted give-up time, ms.

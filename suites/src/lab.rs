@@ -297,6 +297,7 @@ pub fn timeline(
     Timeline {
         label: label.into(),
         observed_ms: observed.iter().map(ms).collect(),
+        observed_us: observed.iter().map(|t| t.as_micros() as u64).collect(),
         predicted_ms: schedule.send_times.iter().map(ms).collect(),
         predicted_give_up_ms: Some(ms(&schedule.give_up)),
         observed_give_up_ms: give_up.as_ref().map(ms),
