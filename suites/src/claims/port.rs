@@ -245,10 +245,11 @@ fn exhaustion_errno(_ctx: &Ctx) -> Result<Outcome> {
     let (table2, text2) = table_evidence(&ns2, "ports held by TIME_WAIT, tcp_tw_reuse=0")?;
     let tw = ports::count_state(&table2, state::TIME_WAIT);
     o.evidence(format!(
-        "{} short connection(s) closed by the client from ports {:?} (tcp_tw_reuse=0, because the default 2 would let loopback connections reuse a TIME_WAIT after tcp_tw_reuse_delay); next connect(): {}",
+        "{} short connection(s) closed by the client from ports {:?} (tcp_tw_reuse=0, because the default 2 would let loopback connections reuse a TIME_WAIT after tcp_tw_reuse_delay); next connect(): {}; {}",
         fill.ports.len(),
         fill.ports,
-        errno_text(fill.failure)
+        errno_text(fill.failure),
+        fill.settled_text()
     ));
     o.evidence(text2);
 
@@ -555,9 +556,10 @@ fn tw_reuse(_ctx: &Ctx) -> Result<Outcome> {
         range.describe()
     ));
     o.evidence(format!(
-        "{} short connection(s), client closed first, from ports {:?}",
+        "{} short connection(s), client closed first, from ports {:?}; {}",
         fill.ports.len(),
-        fill.ports
+        fill.ports,
+        fill.settled_text()
     ));
     o.evidence(text);
     o.evidence(format!(
