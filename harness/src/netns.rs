@@ -1,8 +1,9 @@
 //! A network namespace owned by the harness.
 //!
 //! [`NetNs::new`] starts the namespace's own OS thread, which creates it with
-//! `unshare(CLONE_NEWNET)`, brings `lo` up over rtnetlink and then serves [`NetNs::run`]
-//! jobs for the namespace's whole life. The harness keeps a file descriptor to the
+//! `unshare(CLONE_NEWNET)`, hands the creator a netlink socket opened inside it (the
+//! creator brings `lo` up through it), writes any initial sysctls and then serves
+//! [`NetNs::run`] jobs for the namespace's whole life. The harness keeps a file descriptor to the
 //! namespace; long-running work ([`NetNs::spawn`]) and child processes
 //! ([`NetNs::command`]) enter it with `setns`. The caller's thread never changes
 //! namespace, so `NetNs` is `Send` and `Sync`. Dropping it stops the thread; the kernel
@@ -13,8 +14,8 @@
 //! [`set_naming`] or `NETCLAIM_NAME_LABS=1` also bind-mounts each lab at
 //! `/run/netns/<name>`, so `ip netns exec <name> …` can inspect it while it lives; drop
 //! unmounts it, and [`sweep_stale`] removes the names a killed runner could not. Naming is
-//! off by default: the mount and unmount are a tenth of a lab's cost and the only thing
-//! a lab could leave on the host.
+//! off by default: the mount and unmount add about 15 % to a lab's cost and are the only
+//! thing a lab could leave on the host.
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -120,8 +121,8 @@ impl NetNs {
         // The new thread creates the namespace and hands this thread its fd and a netlink
         // socket opened inside it, then writes the sysctls. Meanwhile this thread brings
         // `lo` up through that socket (the kernel work runs here, in the lab's namespace)
-        // and makes the bind mount: a lab costs about the slowest of the three, not their
-        // sum.
+        // and then makes the bind mount, if asked: the sysctls cost no time of their own
+        // unless they take longer than `lo`.
         let (created_tx, created_rx) = mpsc::sync_channel::<Result<(OwnedFd, RouteSocket)>>(1);
         let (sysctls_tx, sysctls_rx) = mpsc::sync_channel::<Result<()>>(1);
         let thread = std::thread::Builder::new()
