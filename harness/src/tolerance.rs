@@ -92,6 +92,14 @@ pub fn timer_slack(timeout: Duration, hz: u32) -> Duration {
     jiffy * (granule as u32 + 1)
 }
 
+/// How much later than its SYN's capture a retransmission timer may be armed, which a
+/// measured interval counts as lateness. The capture point (the packet tap on transmit)
+/// precedes `inet_csk_reset_xmit_timer` by microseconds; when a tick falls in between,
+/// the timer starts from the next jiffy and the interval measures that much past the
+/// wheel's bound (seen: 29 µs past [`timer_slack`], once in 595 intervals). 1 ms also
+/// covers a brief preemption of the sending CPU.
+pub const ARMED_AFTER_CAPTURE: Duration = Duration::from_millis(1);
+
 /// The window for a kernel timer: never early (beyond `early`, for clock and capture
 /// jitter), late by at most `max(floor, timer_slack)`.
 pub fn kernel_timer_window(expected: Duration, slack: Duration, early: Duration) -> Window {

@@ -9,7 +9,7 @@ use netclaim_harness::capture::{self, TcpEvent};
 use netclaim_harness::command::{CommandOutput, ToolCommand};
 use netclaim_harness::model::{SynModel, SynSchedule};
 use netclaim_harness::sysctl::knob;
-use netclaim_harness::tolerance::{kernel_timer_window, timer_slack, Window};
+use netclaim_harness::tolerance::{kernel_timer_window, timer_slack, Window, ARMED_AFTER_CAPTURE};
 use netclaim_harness::NetNs;
 
 use crate::claim::{Ctx, Figures, Outcome, Timeline};
@@ -99,13 +99,19 @@ pub fn describe_model(m: &SynModel) -> String {
     )
 }
 
-/// How late the give-up of `schedule` may come: the timer-wheel slack of every interval
-/// it arms, accumulated.
+/// How late a measured interval armed for `interval` may be: the timer-wheel slack, plus
+/// the time between capturing the SYN and arming the timer ([`ARMED_AFTER_CAPTURE`]).
+pub fn interval_slack(interval: Duration, hz: u32) -> Duration {
+    timer_slack(interval, hz) + ARMED_AFTER_CAPTURE
+}
+
+/// How late the give-up of `schedule` may come: the slack of every interval it arms,
+/// accumulated.
 pub fn accumulated_slack(schedule: &SynSchedule, hz: u32) -> Duration {
     schedule
         .intervals()
         .into_iter()
-        .map(|i| timer_slack(i, hz))
+        .map(|i| interval_slack(i, hz))
         .sum()
 }
 
@@ -128,7 +134,7 @@ pub fn schedule_windows(
     let intervals = schedule.intervals();
     for (i, t) in schedule.send_times.iter().enumerate() {
         if i > 0 {
-            late += timer_slack(intervals[i - 1], hz);
+            late += interval_slack(intervals[i - 1], hz);
         }
         windows.push(kernel_timer_window(*t, late, EARLY));
     }
