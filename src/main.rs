@@ -152,7 +152,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn select(filters: &[String]) -> Result<Vec<netclaim_suites::Claim>> {
+/// The claims matching `filters`; an error naming the filters that match nothing.
+pub(crate) fn select(filters: &[String]) -> Result<Vec<netclaim_suites::Claim>> {
     catalog::select(filters).map_err(|unknown| {
         anyhow::anyhow!(
             "no claim id contains {}: run `netclaim list` to see the ids",

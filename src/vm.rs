@@ -98,16 +98,8 @@ struct Guest {
 }
 
 pub fn run(args: VmArgs) -> Result<u8> {
-    if let Err(unknown) = netclaim_suites::catalog::select(&args.filters) {
-        bail!(
-            "no claim id contains {}: run `netclaim list` to see the ids",
-            unknown
-                .iter()
-                .map(|u| format!("{u:?}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
+    // Fail here, before booting a VM, on a filter that matches nothing.
+    crate::select(&args.filters)?;
     let vng = find_vng()?;
     check_kernel(&args.kernel)?;
     let release = kernel_release(&args.kernel);
