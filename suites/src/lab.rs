@@ -99,6 +99,15 @@ pub fn describe_model(m: &SynModel) -> String {
     )
 }
 
+/// A window for a timer a tool keeps itself: never more than [`EARLY`] early, at most
+/// `late` late (the tool's start-up, and whatever rounding the tool does).
+pub fn tool_timer_window(expected: Duration, late: Duration) -> Window {
+    Window {
+        min: expected.saturating_sub(EARLY),
+        max: expected + late,
+    }
+}
+
 /// How late a measured interval armed for `interval` may be: the timer-wheel slack, plus
 /// the time between capturing the SYN and arming the timer ([`ARMED_AFTER_CAPTURE`]).
 pub fn interval_slack(interval: Duration, hz: u32) -> Duration {

@@ -21,15 +21,14 @@ use netclaim_fixtures::server::NoAcceptListener;
 use netclaim_harness::command::{tool_version, ToolCommand};
 use netclaim_harness::sysctl::knob;
 use netclaim_harness::tmp::TempDir;
-use netclaim_harness::tolerance::Window;
 use netclaim_harness::NetNs;
 use nix::errno::Errno;
 
 use super::seeds;
 use crate::claim::{Claim, Ctx, Figures, Needs, Outcome};
 use crate::lab::{
-    self, check_eq, check_schedule, secs, version_evidence, Against, SynDropLab, ToolRun, EARLY,
-    TOOL_STARTUP,
+    self, check_eq, check_schedule, secs, tool_timer_window, version_evidence, Against, SynDropLab,
+    ToolRun, TOOL_STARTUP,
 };
 
 /// The MySQL port the seed used.
@@ -251,14 +250,6 @@ fn check_prediction(
     );
 }
 
-/// A tool-timer window: never more than [`EARLY`] early, late by start-up at most.
-fn tool_timer_window(expected: Duration) -> Window {
-    Window {
-        min: expected.saturating_sub(EARLY),
-        max: expected + TOOL_STARTUP,
-    }
-}
-
 /// `mysql.no-timeout`: no --connect_timeout to a dropped port → the kernel decides.
 fn no_timeout(ctx: &Ctx) -> Result<Outcome> {
     let lab = SynDropLab::new(&[(knob::TCP_SYN_RETRIES, "1")])?;
@@ -386,14 +377,14 @@ fn connect_timeout(_ctx: &Ctx) -> Result<Outcome> {
     .duration(expected);
     o.observed = observed(&run, err.as_ref());
 
-    let stated = tool_timer_window(n);
+    let stated = tool_timer_window(n, TOOL_STARTUP);
     o.claim_check(
         "fails after the connect timeout",
         format!("{} within {stated}", secs(n)),
         secs(run.output.duration),
         stated.contains(run.output.duration),
     );
-    let window = tool_timer_window(expected);
+    let window = tool_timer_window(expected, TOOL_STARTUP);
     o.model_check(
         "give-up time (min of connect_timeout and the kernel's give-up)",
         format!("{} within {window}", secs(expected)),
@@ -544,7 +535,7 @@ fn silent_server_timeout(_ctx: &Ctx) -> Result<Outcome> {
     .duration(n);
     o.observed = observed(&run, err.as_ref());
 
-    let window = tool_timer_window(n);
+    let window = tool_timer_window(n, TOOL_STARTUP);
     o.claim_check(
         "fails after the connect timeout",
         format!("{} within {window}", secs(n)),

@@ -17,12 +17,13 @@ use anyhow::{bail, Context, Result};
 use netclaim_fixtures::server::NoAcceptListener;
 use netclaim_harness::command::{CommandOutput, Daemon, ToolCommand};
 use netclaim_harness::tmp::TempDir;
-use netclaim_harness::tolerance::Window;
 use netclaim_harness::NetNs;
 
 use super::seeds;
 use crate::claim::{Claim, Ctx, Figures, Needs, Outcome};
-use crate::lab::{self, check_eq, secs, version_evidence, Against, ToolRun, EARLY, TOOL_STARTUP};
+use crate::lab::{
+    self, check_eq, secs, tool_timer_window, version_evidence, Against, ToolRun, TOOL_STARTUP,
+};
 
 /// The rsync daemon port.
 const RSYNC_PORT: u16 = 873;
@@ -119,14 +120,6 @@ fn wait_for_listing(ns: &NetNs, daemon: &mut Daemon) -> Result<CommandOutput> {
             );
         }
         std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// A tool-timer window: never more than [`EARLY`] early, late by start-up at most.
-fn tool_timer_window(expected: Duration, late: Duration) -> Window {
-    Window {
-        min: expected.saturating_sub(EARLY),
-        max: expected + late,
     }
 }
 
