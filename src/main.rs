@@ -239,15 +239,15 @@ fn sweep_stale() {
     if netclaim_harness::privilege::check().is_err() {
         return;
     }
-    let (swept, failed) = netclaim_harness::netns::sweep_stale();
-    if !swept.is_empty() {
+    let swept = netclaim_harness::netns::sweep_stale();
+    if !swept.removed.is_empty() {
         eprintln!(
             "netclaim: removed {} lab namespace(s) left by runs that no longer exist: {}",
-            swept.len(),
-            swept.join(", ")
+            swept.removed.len(),
+            swept.removed.join(", ")
         );
     }
-    for f in failed {
+    for f in swept.failed {
         eprintln!("netclaim: warning: could not remove a stale lab: {f}");
     }
 }
@@ -256,17 +256,20 @@ fn clean() -> Result<u8> {
     if let Err(reason) = netclaim_harness::privilege::check() {
         bail!("{reason}");
     }
-    let (swept, failed) = netclaim_harness::netns::sweep_stale();
-    if swept.is_empty() && failed.is_empty() {
+    let swept = netclaim_harness::netns::sweep_stale();
+    if swept.removed.is_empty() && swept.vanished.is_empty() && swept.failed.is_empty() {
         println!("nothing to clean: no netclaim-* namespace without a live owner");
     }
-    for s in &swept {
+    for s in &swept.removed {
         println!("removed {s}");
     }
-    for f in &failed {
+    for s in &swept.vanished {
+        println!("{s}: already removed by another netclaim process");
+    }
+    for f in &swept.failed {
         eprintln!("netclaim: could not remove: {f}");
     }
-    Ok(if failed.is_empty() {
+    Ok(if swept.failed.is_empty() {
         exit::OK
     } else {
         exit::ERROR
@@ -297,15 +300,15 @@ pub(crate) fn on_interrupt(cleanup: fn(Signal)) -> Result<()> {
 /// and the namespaces with their last reference.
 fn tear_down_labs(sig: Signal) {
     eprintln!("\nnetclaim: {sig}: stopping claims and tearing down their labs");
-    let (swept, failed) = netclaim_harness::netns::sweep_own();
+    let swept = netclaim_harness::netns::sweep_own();
     if netclaim_harness::netns::naming() {
         eprintln!(
             "netclaim: removed {} lab name(s) under {}",
-            swept.len(),
+            swept.removed.len(),
             netclaim_harness::netns::NETNS_RUN_DIR
         );
     }
-    for f in failed {
+    for f in swept.failed {
         eprintln!("netclaim: warning: {f}");
     }
 }

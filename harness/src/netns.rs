@@ -420,10 +420,21 @@ pub fn owner_pid(name: &str) -> Option<u32> {
     pid.parse().ok()
 }
 
+/// What a sweep did with each `netclaim-*` name it was asked to remove.
+#[derive(Debug, Default)]
+pub struct Sweep {
+    /// Unmounted and unlinked by this sweep.
+    pub removed: Vec<String>,
+    /// Gone before this sweep reached it: another process removed it first (every `run`
+    /// sweeps at start, so two runs, or a run and `clean`, may race for the same name).
+    pub vanished: Vec<String>,
+    /// Could not be removed; each entry names the path and the reason.
+    pub failed: Vec<String>,
+}
+
 /// Removes the `netclaim-*` names under `/run/netns` whose creating process is gone (a
-/// runner killed with SIGKILL could not clean up): unmounts and unlinks each. Returns the
-/// names removed, and a message per name that could not be removed.
-pub fn sweep_stale() -> (Vec<String>, Vec<String>) {
+/// runner killed with SIGKILL could not clean up): unmounts and unlinks each.
+pub fn sweep_stale() -> Sweep {
     sweep(|pid| !Path::new(&format!("/proc/{pid}")).exists())
 }
 
@@ -432,7 +443,7 @@ pub fn sweep_stale() -> (Vec<String>, Vec<String>) {
 /// with the process; only their `/run/netns` bind mounts, if [`naming`] is on, would
 /// outlive it. Also removes
 /// this process's temporary files (`/tmp/netclaim-*-<pid>-*`).
-pub fn sweep_own() -> (Vec<String>, Vec<String>) {
+pub fn sweep_own() -> Sweep {
     let me = std::process::id();
     let tmp_marker = format!("-{me}-");
     if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
@@ -447,9 +458,9 @@ pub fn sweep_own() -> (Vec<String>, Vec<String>) {
     sweep(|pid| pid == me)
 }
 
-fn sweep(remove: impl Fn(u32) -> bool) -> (Vec<String>, Vec<String>) {
-    let mut swept = Vec::new();
-    let mut failed = Vec::new();
+fn sweep(remove: impl Fn(u32) -> bool) -> Sweep {
+    use nix::errno::Errno;
+    let mut done = Sweep::default();
     for name in list_named() {
         let Some(pid) = owner_pid(&name) else {
             continue;
@@ -458,20 +469,32 @@ fn sweep(remove: impl Fn(u32) -> bool) -> (Vec<String>, Vec<String>) {
             continue;
         }
         let path = Path::new(NETNS_RUN_DIR).join(&name);
-        // EINVAL: not a mount point any more (a half-made name); still unlink it.
-        match umount2(&path, MntFlags::MNT_DETACH) {
-            Ok(()) | Err(nix::errno::Errno::EINVAL) => {}
-            Err(e) => {
-                failed.push(format!("umount2({}, MNT_DETACH): {e}", path.display()));
+        // EINVAL: not a mount point any more (a half-made name, or another sweep unmounted
+        // it a moment ago); still unlink it. ENOENT: another sweep finished it first.
+        let unmounted = match umount2(&path, MntFlags::MNT_DETACH) {
+            Ok(()) => true,
+            Err(Errno::EINVAL) => false,
+            Err(Errno::ENOENT) => {
+                done.vanished.push(name);
                 continue;
             }
-        }
+            Err(e) => {
+                done.failed
+                    .push(format!("umount2({}, MNT_DETACH): {e}", path.display()));
+                continue;
+            }
+        };
         match std::fs::remove_file(&path) {
-            Ok(()) => swept.push(name),
-            Err(e) => failed.push(format!("remove {}: {e}", path.display())),
+            Ok(()) => done.removed.push(name),
+            // The other sweep unlinked what this one unmounted: removed between the two.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && unmounted => {
+                done.removed.push(name)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => done.vanished.push(name),
+            Err(e) => done.failed.push(format!("remove {}: {e}", path.display())),
         }
     }
-    (swept, failed)
+    done
 }
 
 #[cfg(test)]

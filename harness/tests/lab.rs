@@ -302,30 +302,88 @@ fn capture_sees_syn_and_rst() -> anyhow::Result<()> {
     )
 }
 
-/// A name left by a dead runner is swept; live ones are kept.
-fn sweep_removes_only_dead_owners() -> anyhow::Result<()> {
-    let ns = NetNs::named()?;
-    // pid_max is at most 2^22, so this pid cannot exist.
-    let stale = Path::new("/run/netns").join(format!("netclaim-{}-0", 1u32 << 23));
+/// The sweep tests make names of dead owners and sweep every such name; one at a time.
+static SWEEPS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Makes `/run/netns/netclaim-<pid>-0`, a bind mount of `source`'s name, for a pid that
+/// cannot exist (pid_max is at most 2^22), as a runner killed with SIGKILL leaves it.
+fn stale_name(source: &NetNs, dead_pid: u32) -> anyhow::Result<std::path::PathBuf> {
+    anyhow::ensure!(dead_pid > 1 << 22, "pid {dead_pid} could be alive");
+    let stale = Path::new("/run/netns").join(format!("netclaim-{dead_pid}-0"));
     std::fs::File::create(&stale)?;
-    let source = Path::new("/run/netns").join(ns.name());
     nix::mount::mount(
-        Some(&source),
+        Some(&Path::new("/run/netns").join(source.name())),
         &stale,
         None::<&str>,
         nix::mount::MsFlags::MS_BIND,
         None::<&str>,
     )?;
-    let (swept, failed) = netclaim_harness::netns::sweep_stale();
-    ensure(failed.is_empty(), || format!("{failed:?}"))?;
+    Ok(stale)
+}
+
+/// A name left by a dead runner is swept; live ones are kept.
+fn sweep_removes_only_dead_owners() -> anyhow::Result<()> {
+    let _one = SWEEPS.lock().unwrap_or_else(|e| e.into_inner());
+    let ns = NetNs::named()?;
+    let stale = stale_name(&ns, 1 << 23)?;
+    let swept = netclaim_harness::netns::sweep_stale();
+    ensure(swept.failed.is_empty(), || format!("{:?}", swept.failed))?;
     ensure(
-        swept.iter().any(|n| stale.ends_with(n)) && !stale.exists(),
+        swept.removed.iter().any(|n| stale.ends_with(n)) && !stale.exists(),
         || format!("swept {swept:?}"),
     )?;
     ensure(
-        source.exists() && !swept.iter().any(|n| n == ns.name()),
+        Path::new("/run/netns").join(ns.name()).exists()
+            && !swept.removed.iter().any(|n| n == ns.name()),
         || "a live lab was swept".into(),
     )
+}
+
+/// Two sweeps at once (two runs starting, or a run and `netclaim clean`) share the stale
+/// names between them: neither fails on a name the other removed first, and every name
+/// is gone afterwards. Repeated, because each round races differently.
+fn concurrent_sweeps_do_not_fail() -> anyhow::Result<()> {
+    let _one = SWEEPS.lock().unwrap_or_else(|e| e.into_inner());
+    let ns = NetNs::named()?;
+    let mut raced = 0;
+    let mut all = Vec::new();
+    for round in 0..20u32 {
+        let names: Vec<_> = (0..16u32)
+            .map(|i| stale_name(&ns, (1 << 23) + round * 16 + i))
+            .collect::<anyhow::Result<_>>()?;
+        let barrier = std::sync::Barrier::new(2);
+        let (a, b) = std::thread::scope(|s| {
+            let sweep = || {
+                barrier.wait();
+                netclaim_harness::netns::sweep_stale()
+            };
+            let a = s.spawn(sweep);
+            let b = s.spawn(sweep);
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        ensure(a.failed.is_empty() && b.failed.is_empty(), || {
+            format!("round {round}: {:?} {:?}", a.failed, b.failed)
+        })?;
+        for path in &names {
+            let name = path.file_name().unwrap().to_string_lossy();
+            ensure(!path.exists(), || format!("round {round}: {name} left"))?;
+            ensure(
+                a.removed.iter().chain(&b.removed).any(|n| *n == name),
+                || format!("round {round}: nobody removed {name}: {a:?} {b:?}"),
+            )?;
+        }
+        raced += a.vanished.len() + b.vanished.len();
+        all.extend(names);
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo")?;
+    for path in &all {
+        let point = format!(" {} ", path.display());
+        ensure(!mounts.contains(&point), || {
+            format!("a stale mount survived: {}", path.display())
+        })?;
+    }
+    eprintln!("concurrent sweeps: {raced} name(s) found already removed by the other sweep");
+    Ok(())
 }
 
 /// Two labs never share a name.
@@ -337,12 +395,16 @@ fn names_are_unique() -> anyhow::Result<()> {
 fn main() {
     let args = Arguments::from_args();
     let privileged = netclaim_harness::privilege::check();
-    let cases: [(&str, Case); 13] = [
+    let cases: [(&str, Case); 14] = [
         ("netns::unnamed_by_default", netns_unnamed_by_default),
         ("netns::with_sysctls", netns_with_sysctls),
         (
             "netns::sweep_removes_only_dead_owners",
             sweep_removes_only_dead_owners,
+        ),
+        (
+            "netns::concurrent_sweeps_do_not_fail",
+            concurrent_sweeps_do_not_fail,
         ),
         ("netns::lifecycle", netns_lifecycle),
         (
