@@ -5,10 +5,10 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use netclaim_harness::netns::SweepLock;
 
 const BIN: &str = env!("CARGO_BIN_EXE_netclaim");
 
@@ -343,20 +343,29 @@ fn nothing_left(pid: u32, tools: &[(u32, String)]) -> Result<(), Failed> {
 
 /// Every `netclaim run` sweeps the names of dead runs as it starts, so a run started by one
 /// case could remove the names `cleanup.sigkill-named-then-clean` leaves on purpose for
-/// `netclaim clean` (which then has nothing to report). Cases that start runs share this
-/// lock; that one case takes it alone.
-static SWEEPERS: RwLock<()> = RwLock::new(());
+/// `netclaim clean` (which then has nothing to report). Cases that start runs share the
+/// harness's `SweepLock` (a flock, so it also holds under nextest's one process per case);
+/// that case, like the harness's own sweep cases, takes it alone.
+fn sweep_lock(exclusive: bool) -> Result<SweepLock, Failed> {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let lock = if exclusive {
+        SweepLock::exclusive(dir)
+    } else {
+        SweepLock::shared(dir)
+    };
+    lock.map_err(|e| format!("{e}").into())
+}
 
 fn shared(name: &str, case: fn() -> Result<(), Failed>) -> Trial {
     Trial::test(name, move || {
-        let _runs = SWEEPERS.read().unwrap_or_else(|e| e.into_inner());
+        let _runs = sweep_lock(false)?;
         case()
     })
 }
 
 fn alone(name: &str, case: fn() -> Result<(), Failed>) -> Trial {
     Trial::test(name, move || {
-        let _only = SWEEPERS.write().unwrap_or_else(|e| e.into_inner());
+        let _only = sweep_lock(true)?;
         case()
     })
 }

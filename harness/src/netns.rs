@@ -458,6 +458,40 @@ pub fn sweep_own() -> Sweep {
     sweep(|pid| pid == me)
 }
 
+/// An advisory lock that test cases take around sweeps, since a sweep removes every dead
+/// runner's names on the host, not only its caller's. A case that leaves stale names on
+/// purpose and checks that its own sweep removes them holds it [`exclusive`]
+/// (`SweepLock::exclusive`); a case that starts `netclaim run` (whose start sweeps) holds
+/// it [`shared`](SweepLock::shared). It is `flock(2)` on a directory the cases agree on
+/// (the workspace's `target/tmp`), so it works between the threads of one test binary
+/// (`cargo test`), between test binaries and between one-case processes (`cargo
+/// nextest`), and leaves nothing behind. `netclaim` itself never takes it.
+///
+/// [`exclusive`]: SweepLock::exclusive
+#[derive(Debug)]
+pub struct SweepLock {
+    _held: nix::fcntl::Flock<File>,
+}
+
+impl SweepLock {
+    /// Waits until no case holds the lock exclusively.
+    pub fn shared(dir: &Path) -> Result<Self> {
+        Self::take(dir, nix::fcntl::FlockArg::LockShared)
+    }
+
+    /// Waits until no other case holds the lock at all.
+    pub fn exclusive(dir: &Path) -> Result<Self> {
+        Self::take(dir, nix::fcntl::FlockArg::LockExclusive)
+    }
+
+    fn take(dir: &Path, how: nix::fcntl::FlockArg) -> Result<Self> {
+        let file = File::open(dir).map_err(|e| Error::io("open", dir, e))?;
+        nix::fcntl::Flock::lock(file, how)
+            .map(|held| Self { _held: held })
+            .map_err(|(_, errno)| Error::io("flock", dir, errno.into()))
+    }
+}
+
 fn sweep(remove: impl Fn(u32) -> bool) -> Sweep {
     use nix::errno::Errno;
     let mut done = Sweep::default();

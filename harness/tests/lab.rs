@@ -302,8 +302,13 @@ fn capture_sees_syn_and_rst() -> anyhow::Result<()> {
     )
 }
 
-/// The sweep tests make names of dead owners and sweep every such name; one at a time.
-static SWEEPS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// The sweep cases make names of dead owners and sweep every such name: one at a time,
+/// and not while another test binary's `netclaim run` sweeps (see `SweepLock`).
+fn sweeping_alone() -> anyhow::Result<netclaim_harness::netns::SweepLock> {
+    Ok(netclaim_harness::netns::SweepLock::exclusive(Path::new(
+        env!("CARGO_TARGET_TMPDIR"),
+    ))?)
+}
 
 /// Makes `/run/netns/netclaim-<pid>-0`, a bind mount of `source`'s name, for a pid that
 /// cannot exist (pid_max is at most 2^22), as a runner killed with SIGKILL leaves it.
@@ -323,7 +328,7 @@ fn stale_name(source: &NetNs, dead_pid: u32) -> anyhow::Result<std::path::PathBu
 
 /// A name left by a dead runner is swept; live ones are kept.
 fn sweep_removes_only_dead_owners() -> anyhow::Result<()> {
-    let _one = SWEEPS.lock().unwrap_or_else(|e| e.into_inner());
+    let _alone = sweeping_alone()?;
     let ns = NetNs::named()?;
     let stale = stale_name(&ns, 1 << 23)?;
     let swept = netclaim_harness::netns::sweep_stale();
@@ -343,7 +348,7 @@ fn sweep_removes_only_dead_owners() -> anyhow::Result<()> {
 /// names between them: neither fails on a name the other removed first, and every name
 /// is gone afterwards. Repeated, because each round races differently.
 fn concurrent_sweeps_do_not_fail() -> anyhow::Result<()> {
-    let _one = SWEEPS.lock().unwrap_or_else(|e| e.into_inner());
+    let _alone = sweeping_alone()?;
     let ns = NetNs::named()?;
     let mut raced = 0;
     let mut all = Vec::new();
