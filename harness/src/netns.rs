@@ -460,14 +460,12 @@ pub fn sweep_own() -> Sweep {
 
 /// An advisory lock that test cases take around sweeps, since a sweep removes every dead
 /// runner's names on the host, not only its caller's. A case that leaves stale names on
-/// purpose and checks that its own sweep removes them holds it [`exclusive`]
-/// (`SweepLock::exclusive`); a case that starts `netclaim run` (whose start sweeps) holds
-/// it [`shared`](SweepLock::shared). It is `flock(2)` on a directory the cases agree on
-/// (the workspace's `target/tmp`), so it works between the threads of one test binary
-/// (`cargo test`), between test binaries and between one-case processes (`cargo
-/// nextest`), and leaves nothing behind. `netclaim` itself never takes it.
-///
-/// [`exclusive`]: SweepLock::exclusive
+/// purpose and checks that its own sweep removes them holds it
+/// [`exclusive`](SweepLock::exclusive); a case that starts `netclaim run` (whose start
+/// sweeps) holds it [`shared`](SweepLock::shared). It is `flock(2)` on a directory the
+/// cases agree on (the workspace's `target/tmp`), so it works between the threads of one
+/// test binary (`cargo test`), between test binaries and between one-case processes
+/// (`cargo nextest`), and leaves nothing behind. `netclaim` itself never takes it.
 #[derive(Debug)]
 pub struct SweepLock {
     _held: nix::fcntl::Flock<File>,
