@@ -195,6 +195,24 @@ pub enum Against {
     Model,
 }
 
+impl Against {
+    /// Records a check in `outcome`'s list for this comparison: its claim checks or its
+    /// model checks.
+    pub fn record(
+        self,
+        outcome: &mut Outcome,
+        what: &str,
+        expected: impl std::fmt::Display,
+        observed: impl std::fmt::Display,
+        ok: bool,
+    ) {
+        match self {
+            Against::Statement => outcome.claim_check(what, expected, observed, ok),
+            Against::Model => outcome.model_check(what, expected, observed, ok),
+        }
+    }
+}
+
 /// Compares a measured SYN schedule (`syn_times` from the wire, `give_up` from the
 /// client) with `schedule`, recording the checks in `outcome` under `against`.
 pub fn check_schedule(
@@ -207,9 +225,8 @@ pub fn check_schedule(
     startup: Duration,
 ) {
     let (windows, give_up_window) = schedule_windows(schedule, ctx.hz, startup);
-    let mut record = |what: &str, expected: String, observed: String, ok: bool| match against {
-        Against::Statement => outcome.claim_check(what, expected, observed, ok),
-        Against::Model => outcome.model_check(what, expected, observed, ok),
+    let mut record = |what: &str, expected: String, observed: String, ok: bool| {
+        against.record(outcome, what, expected, observed, ok)
     };
     record(
         "SYN count",
@@ -328,9 +345,11 @@ pub fn check_eq<T: PartialEq + std::fmt::Debug>(
     observed: T,
 ) {
     let ok = expected == observed;
-    let (e, o) = (format!("{expected:?}"), format!("{observed:?}"));
-    match against {
-        Against::Statement => outcome.claim_check(what, e, o, ok),
-        Against::Model => outcome.model_check(what, e, o, ok),
-    }
+    against.record(
+        outcome,
+        what,
+        format!("{expected:?}"),
+        format!("{observed:?}"),
+        ok,
+    );
 }

@@ -67,15 +67,13 @@ fn check_duration(
     observed: Duration,
 ) {
     let w = tool_window(expected);
-    let (e, obs, ok) = (
+    against.record(
+        o,
+        what,
         format!("{} within {w}", secs(expected)),
         secs(observed),
         w.contains(observed),
     );
-    match against {
-        Against::Statement => o.claim_check(what, e, obs, ok),
-        Against::Model => o.model_check(what, e, obs, ok),
-    }
 }
 
 /// Checks a tool's run time against the give-up time of `judged` (the statement's or
@@ -90,15 +88,13 @@ fn check_kernel_give_up(
     ctx: &Ctx,
 ) {
     let window = lab::give_up_window(judged.give_up, armed, ctx.hz, TOOL_STARTUP);
-    let (e, obs, ok) = (
+    against.record(
+        o,
+        "give-up time (the kernel's)",
         format!("{} within {window}", secs(judged.give_up)),
         secs(run.output.duration),
         window.contains(run.output.duration),
     );
-    match against {
-        Against::Statement => o.claim_check("give-up time (the kernel's)", e, obs, ok),
-        Against::Model => o.model_check("give-up time (the kernel's)", e, obs, ok),
-    }
 }
 
 /// Records a "the output contains" check.
@@ -120,10 +116,7 @@ fn check_contains_any(o: &mut Outcome, against: Against, what: &str, text: &str,
             .and_then(|n| line_with(text, n))
             .unwrap_or_else(|| last_line(text))
     );
-    match against {
-        Against::Statement => o.claim_check(what, e, obs, found.is_some()),
-        Against::Model => o.model_check(what, e, obs, found.is_some()),
-    }
+    against.record(o, what, e, obs, found.is_some());
 }
 
 /// The last non-empty line of `text`.
