@@ -8,7 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
-use netclaim_harness::netns::SweepLock;
+use netclaim_harness::netns::{names_of, SweepLock};
 
 const BIN: &str = env!("CARGO_BIN_EXE_netclaim");
 
@@ -121,19 +121,6 @@ fn bad_input_trials() -> Vec<Trial> {
             Ok(())
         }),
     ]
-}
-
-/// The `netclaim-<pid>-*` names under /run/netns.
-fn names_of(pid: u32) -> Vec<String> {
-    let prefix = format!("netclaim-{pid}-");
-    std::fs::read_dir("/run/netns")
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| n.starts_with(&prefix))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Pids of the processes `pid` started (its threads' children).

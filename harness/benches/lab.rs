@@ -387,11 +387,7 @@ fn scale() {
     drop(alive);
     let destroyed = t.elapsed();
     let (left_threads, left_fds) = (lab_threads() - threads, netns_fds() - fds);
-    let mine = format!("netclaim-{}-", std::process::id());
-    let left_names = netclaim_harness::netns::list_named()
-        .into_iter()
-        .filter(|n| n.starts_with(&mine))
-        .count();
+    let left_names = netclaim_harness::netns::names_of(std::process::id()).len();
     println!("{ALIVE} labs alive at once:");
     println!(
         "  created in {:.3} s ({} per lab): {} distinct namespaces, {live_threads} lab threads",

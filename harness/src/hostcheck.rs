@@ -81,15 +81,11 @@ impl HostSnapshot {
         }
         // Only this process's labs: other netclaim runs on the same host (a second
         // `netclaim run`, a CI job next door) come and go on their own.
-        let own = format!("{}{}-", crate::netns::NAME_PREFIX, std::process::id());
         sections.insert(
             "netclaim namespaces".into(),
-            crate::netns::list_named()
-                .into_iter()
-                .filter(|n| n.starts_with(&own))
-                .collect::<Vec<_>>()
-                .join("\n"),
+            crate::netns::names_of(std::process::id()).join("\n"),
         );
+        let own = format!("{}{}-", crate::netns::NAME_PREFIX, std::process::id());
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         sections.insert(
             "netclaim mounts".into(),

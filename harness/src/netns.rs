@@ -412,6 +412,14 @@ pub fn list_named() -> Vec<String> {
     names
 }
 
+/// The `netclaim-<pid>-<n>` names under `/run/netns` that process `pid` created.
+pub fn names_of(pid: u32) -> Vec<String> {
+    list_named()
+        .into_iter()
+        .filter(|n| owner_pid(n) == Some(pid))
+        .collect()
+}
+
 /// The pid that created a `netclaim-<pid>-<n>` name, if the name has that form.
 pub fn owner_pid(name: &str) -> Option<u32> {
     let rest = name.strip_prefix(NAME_PREFIX)?;
