@@ -393,18 +393,8 @@ fn root_trials() -> Vec<Trial> {
                     return Err(format!("clean did not report {name}: {stdout}").into());
                 }
             }
-            let left = names_of(pid);
-            if !left.is_empty() {
-                return Err(format!("still there after clean: {left:?}").into());
-            }
-            let mounts = std::fs::read_to_string("/proc/self/mountinfo")?;
-            if let Some(m) = mounts
-                .lines()
-                .find(|l| l.contains(&format!("netclaim-{pid}-")))
-            {
-                return Err(format!("mount left behind: {m}").into());
-            }
-            Ok(())
+            // After clean, no name or mount of the killed run is left.
+            nothing_left(pid, &[])
         }),
         shared("concurrency.two-runs-at-once", || {
             let mut runs: Vec<Run> = (0..2)
