@@ -21,6 +21,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use netclaim_harness::command::which;
 use netclaim_harness::tmp::TempDir;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
@@ -223,21 +224,12 @@ pub fn run(args: VmArgs) -> Result<u8> {
 
 /// `vng` on PATH (or in the venv scripts/install-vm-tools makes).
 fn find_vng() -> Result<PathBuf> {
-    let on_path = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|d| d.join("vng"))
-        .chain([PathBuf::from("/opt/netclaim-vm/bin/vng")]);
-    for candidate in on_path {
-        if candidate.is_file() {
-            return Ok(candidate);
-        }
-    }
-    bail!(
-        "virtme-ng's `vng` is not installed (not on PATH nor in /opt/netclaim-vm): run \
-         scripts/install-vm-tools (installs qemu-system-x86, virtme-ng and Debian's kernel)"
-    )
+    which("vng")
+        .or_else(|| which("/opt/netclaim-vm/bin/vng"))
+        .context(
+            "virtme-ng's `vng` is not installed (not on PATH nor in /opt/netclaim-vm): run \
+             scripts/install-vm-tools (installs qemu-system-x86, virtme-ng and Debian's kernel)",
+        )
 }
 
 fn check_kernel(kernel: &Path) -> Result<()> {
@@ -251,20 +243,10 @@ fn check_kernel(kernel: &Path) -> Result<()> {
         }
         return Ok(());
     }
-    let mut found: Vec<String> = std::fs::read_dir("/boot")
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|p| {
-                    p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with("vmlinuz-"))
-                })
-                .map(|p| p.display().to_string())
-                .collect()
-        })
-        .unwrap_or_default();
-    found.sort();
+    let found: Vec<String> = netclaim_harness::kernel::boot_images()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
     if found.is_empty() {
         bail!(
             "no kernel image at {}, and /boot has no vmlinuz-*: run scripts/install-vm-tools \

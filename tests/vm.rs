@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use netclaim_harness::command::which;
 
 const BIN: &str = env!("CARGO_BIN_EXE_netclaim");
 
@@ -21,34 +22,25 @@ fn precondition() -> Result<PathBuf, String> {
                 .into(),
         );
     }
-    let mut kernels: Vec<PathBuf> = std::fs::read_dir("/boot")
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|p| {
-                    p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with("vmlinuz-6.1."))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    kernels.sort();
-    let Some(kernel) = kernels.pop() else {
+    // The newest 6.1 image.
+    let kernel = netclaim_harness::kernel::boot_images()
+        .into_iter()
+        .rfind(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("vmlinuz-6.1."))
+        });
+    let Some(kernel) = kernel else {
         return Err(
             "no second kernel: /boot/vmlinuz-6.1* is missing (scripts/install-vm-tools \
              installs Debian's linux-image-amd64)"
                 .into(),
         );
     };
-    let on_path = |prog: &str| {
-        std::env::var_os("PATH")
-            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
-    };
-    if !on_path("vng") && !std::path::Path::new("/opt/netclaim-vm/bin/vng").is_file() {
+    if which("vng").is_none() && which("/opt/netclaim-vm/bin/vng").is_none() {
         return Err("virtme-ng's vng is not installed: run scripts/install-vm-tools".into());
     }
-    if !on_path("qemu-system-x86_64") {
+    if which("qemu-system-x86_64").is_none() {
         return Err(
             "qemu-system-x86_64 is not installed (neither KVM nor TCG can run): run \
              scripts/install-vm-tools"

@@ -1,6 +1,7 @@
 //! Facts about the running kernel that the model and the reports need.
 
 use std::io::Read;
+use std::path::PathBuf;
 
 /// The kernel release (`uname -r`).
 pub fn release() -> String {
@@ -20,6 +21,25 @@ pub fn config_hz() -> Option<u32> {
 /// giving the widest slack) when the config is unavailable.
 pub fn hz_for_slack() -> u32 {
     config_hz().unwrap_or(100)
+}
+
+/// The kernel images installed under `/boot` (`vmlinuz-*`), sorted; empty when there
+/// are none or `/boot` cannot be read.
+pub fn boot_images() -> Vec<PathBuf> {
+    let mut images: Vec<PathBuf> = std::fs::read_dir("/boot")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("vmlinuz-"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    images.sort();
+    images
 }
 
 fn read_config() -> Option<String> {
