@@ -33,9 +33,9 @@ const CLOCK_PROBE_S: u64 = 5;
 const KVM_BOOT_DEADLINE: Duration = Duration::from_secs(45);
 /// Same, under TCG (a boot takes 20–40 s there); past it the run fails.
 const TCG_BOOT_DEADLINE: Duration = Duration::from_secs(300);
-/// Claims at once in the guest under TCG, unless --jobs is given (see `run`). Measured on
-/// 2 emulated CPUs: all 52 at once put 20 tool claims past their tolerances, 6 at once 3
-/// (by < 0.6 s), for 4 min of wall time instead of 3.
+/// Claims at once in the guest under TCG, unless --jobs is given (see [`guest_jobs`]).
+/// Measured on 2 emulated CPUs: all 52 at once put 20 tool claims past their tolerances,
+/// 6 at once 3 (by < 0.6 s), for 4 min of wall time instead of 3.
 const TCG_DEFAULT_JOBS: usize = 6;
 /// The prefix of the guest's marker lines on its stderr.
 const MARK: &str = "netclaim-vm:";
@@ -142,42 +142,39 @@ pub fn run(args: VmArgs) -> Result<u8> {
     };
     crate::on_interrupt(stop_vm)?;
     let started = Instant::now();
-    let guest =
-        loop {
-            eprintln!(
-                "netclaim vm: booting {} under {} ({} CPU(s), {} memory) with {}",
-                args.kernel.display(),
-                accel_name(accel),
-                args.cpus,
-                args.memory,
-                vng.display()
-            );
-            // Under TCG every process start costs ~0.5 s of emulated CPU: 52 claims at once
-            // on 2 emulated CPUs delay tools past their tolerances, so at most
-            // TCG_DEFAULT_JOBS run at once unless --jobs says otherwise.
-            let jobs = args
-                .jobs
-                .or((accel == Accel::Tcg).then_some(TCG_DEFAULT_JOBS));
-            let script = guest_script(&exe, stage, &args, jobs);
-            match boot(&vng, &args, accel, stage, &script)? {
-                Boot::Ran(g) => break g,
-                Boot::NoGuest(why) if accel == Accel::Kvm && args.accel == Accel::Auto => {
-                    eprintln!(
-                        "netclaim vm: the guest did not come up under KVM ({why}); retrying under \
+    let guest = loop {
+        eprintln!(
+            "netclaim vm: booting {} under {} ({} CPU(s), {} memory) with {}",
+            args.kernel.display(),
+            accel_name(accel),
+            args.cpus,
+            args.memory,
+            vng.display()
+        );
+        let script = guest_script(&exe, stage, &args, guest_jobs(&args, accel));
+        match boot(&vng, &args, accel, stage, &script)? {
+            Boot::Ran(g) => break g,
+            Boot::NoGuest(why) if accel == Accel::Kvm && args.accel == Accel::Auto => {
+                eprintln!(
+                    "netclaim vm: the guest did not come up under KVM ({why}); retrying under \
                      TCG software emulation (slower; timers less exact)"
-                    );
-                    accel = Accel::Tcg;
-                }
-                Boot::NoGuest(why) => {
-                    bail!(
-                "the guest did not come up under {}: {why} (rerun with --verbose to see its \
-                 console{})",
-                accel_name(accel),
-                if accel == Accel::Kvm { "; --accel tcg avoids KVM" } else { "" }
-            )
-                }
+                );
+                accel = Accel::Tcg;
             }
-        };
+            Boot::NoGuest(why) => {
+                let avoid_kvm = if accel == Accel::Kvm {
+                    "; --accel tcg avoids KVM"
+                } else {
+                    ""
+                };
+                bail!(
+                    "the guest did not come up under {}: {why} (rerun with --verbose to see \
+                     its console{avoid_kvm})",
+                    accel_name(accel)
+                )
+            }
+        }
+    };
 
     let report_path = stage.join("report.json");
     let code = match guest.exit {
@@ -198,11 +195,9 @@ pub fn run(args: VmArgs) -> Result<u8> {
     )
     .context("the guest's report.json is not JSON")?;
 
-    let jobs = args
-        .jobs
-        .or((accel == Accel::Tcg).then_some(TCG_DEFAULT_JOBS));
+    let jobs = guest_jobs(&args, accel);
     let vm = vm_facts(&args, accel, jobs, &guest, &report, started.elapsed());
-    eprintln!("{}", summary(&vm));
+    eprintln!("{}", summary(&vm, accel));
     if let Some(obj) = report.as_object_mut() {
         obj.insert("vm".into(), vm.clone());
     }
@@ -295,6 +290,14 @@ fn kvm_usable() -> Result<(), String> {
         .open("/dev/kvm")
         .map(drop)
         .map_err(|e| format!("/dev/kvm cannot be opened read-write ({e})"))
+}
+
+/// `--jobs` for `netclaim run` in the guest. Under TCG every process start costs ~0.5 s
+/// of emulated CPU: 52 claims at once on 2 emulated CPUs delay tools past their
+/// tolerances, so at most [`TCG_DEFAULT_JOBS`] run at once unless --jobs says otherwise.
+fn guest_jobs(args: &VmArgs, accel: Accel) -> Option<usize> {
+    args.jobs
+        .or((accel == Accel::Tcg).then_some(TCG_DEFAULT_JOBS))
 }
 
 fn accel_name(a: Accel) -> &'static str {
@@ -530,15 +533,11 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-fn summary(vm: &serde_json::Value) -> String {
+fn summary(vm: &serde_json::Value, accel: Accel) -> String {
     let mut s = format!(
         "netclaim vm: Linux {} under {}",
         vm["kernel"].as_str().unwrap_or("?"),
-        if vm["accel"] == "kvm" {
-            "KVM"
-        } else {
-            "TCG (software emulation)"
-        }
+        accel_name(accel)
     );
     let c = &vm["clock_probe"];
     if c.is_object() {
