@@ -344,8 +344,8 @@ fn io_timeout(_ctx: &Ctx) -> Result<Outcome> {
         // The idle seconds rsync reports are a difference of time() values: a second
         // boundary crossed while the selects drift late (timer slack, a busy machine)
         // makes it one more than the whole periods counted.
-        let reported = reported_idle_seconds(&run.output.combined());
         let text = run.output.combined();
+        let reported = reported_idle_seconds(&text);
         o.model_check(
             &format!("--timeout={n}: messages"),
             format!(
