@@ -45,6 +45,15 @@ fn netns_lifecycle() -> anyhow::Result<()> {
     ensure(!mounts.contains(&name), || format!("{name} still mounted"))
 }
 
+/// `lo`'s interface flags in `ns` (IFF_UP 0x1, IFF_LOOPBACK 0x8, …).
+fn lo_flags(ns: &NetNs) -> anyhow::Result<u32> {
+    let text = ns.run(|| std::fs::read_to_string("/sys/class/net/lo/flags"))??;
+    Ok(u32::from_str_radix(
+        text.trim().trim_start_matches("0x"),
+        16,
+    )?)
+}
+
 /// By default a lab has lo up and no `/run/netns` entry or mount: there is nothing on
 /// the host to leave behind.
 fn netns_unnamed_by_default() -> anyhow::Result<()> {
@@ -54,9 +63,10 @@ fn netns_unnamed_by_default() -> anyhow::Result<()> {
     ensure(ns.mount_path().is_none(), || format!("{name} was mounted"))?;
     let path = Path::new("/run/netns").join(&name);
     ensure(!path.exists(), || format!("{} exists", path.display()))?;
-    let flags = ns.run(|| std::fs::read_to_string("/sys/class/net/lo/flags"))??;
-    let up = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16)? & 1 == 1;
-    ensure(up, || format!("lo is down: flags {}", flags.trim()))?;
+    let flags = lo_flags(&ns)?;
+    ensure(flags & libc::IFF_UP as u32 != 0, || {
+        format!("lo is down: flags {flags:#x}")
+    })?;
     let mounts = std::fs::read_to_string("/proc/self/mountinfo")?;
     ensure(!mounts.contains(&name), || format!("{name} mounted"))
 }
@@ -72,8 +82,8 @@ fn netns_with_sysctls() -> anyhow::Result<()> {
     ensure(ns.ip_local_port_range()? == (40000, 40003), || {
         "port range".into()
     })?;
-    let lo = ns.run(|| std::fs::read_to_string("/sys/class/net/lo/flags"))??;
-    ensure(lo.trim() == "0x9", || format!("lo flags {}", lo.trim()))?;
+    let flags = lo_flags(&ns)?;
+    ensure(flags == 0x9, || format!("lo flags {flags:#x}"))?;
     drop(ns);
 
     match NetNs::with_sysctls(&[(knob::TCP_SYN_RETRIES, "0")]) {
