@@ -240,18 +240,21 @@ impl NetNs {
         let Some(path) = self.mount_path.take() else {
             return;
         };
-        let result = umount2(&path, MntFlags::MNT_DETACH)
-            .map_err(|e| Error::sys(format!("umount2({}, MNT_DETACH)", path.display()), e))
-            .and_then(|()| std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e)));
-        if let Err(e) = result {
-            // Never panic in drop, least of all while already unwinding: report instead.
-            let during = if std::thread::panicking() {
-                " (while panicking)"
-            } else {
-                ""
-            };
-            eprintln!("netclaim: cleaning up namespace {}{during}: {e}", self.name);
-        }
+        let problem = match remove_name_at(&path) {
+            Ok(Gone::Removed) => return,
+            Ok(Gone::Vanished) => format!("{} was already removed", path.display()),
+            Err(e) => e,
+        };
+        // Never panic in drop, least of all while already unwinding: report instead.
+        let during = if std::thread::panicking() {
+            " (while panicking)"
+        } else {
+            ""
+        };
+        eprintln!(
+            "netclaim: cleaning up namespace {}{during}: {problem}",
+            self.name
+        );
     }
 
     /// The lab's name, `netclaim-<pid>-<n>`: its thread's name, and its `ip netns` name
@@ -499,7 +502,6 @@ impl SweepLock {
 }
 
 fn sweep(remove: impl Fn(u32) -> bool) -> Sweep {
-    use nix::errno::Errno;
     let mut done = Sweep::default();
     for name in list_named() {
         let Some(pid) = owner_pid(&name) else {
@@ -508,33 +510,47 @@ fn sweep(remove: impl Fn(u32) -> bool) -> Sweep {
         if !remove(pid) {
             continue;
         }
-        let path = Path::new(NETNS_RUN_DIR).join(&name);
-        // EINVAL: not a mount point any more (a half-made name, or another sweep unmounted
-        // it a moment ago); still unlink it. ENOENT: another sweep finished it first.
-        let unmounted = match umount2(&path, MntFlags::MNT_DETACH) {
-            Ok(()) => true,
-            Err(Errno::EINVAL) => false,
-            Err(Errno::ENOENT) => {
-                done.vanished.push(name);
-                continue;
-            }
-            Err(e) => {
-                done.failed
-                    .push(format!("umount2({}, MNT_DETACH): {e}", path.display()));
-                continue;
-            }
-        };
-        match std::fs::remove_file(&path) {
-            Ok(()) => done.removed.push(name),
-            // The other sweep unlinked what this one unmounted: removed between the two.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && unmounted => {
-                done.removed.push(name)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => done.vanished.push(name),
-            Err(e) => done.failed.push(format!("remove {}: {e}", path.display())),
+        match remove_name_at(&Path::new(NETNS_RUN_DIR).join(&name)) {
+            Ok(Gone::Removed) => done.removed.push(name),
+            Ok(Gone::Vanished) => done.vanished.push(name),
+            Err(e) => done.failed.push(e),
         }
     }
     done
+}
+
+/// What became of a `/run/netns` name [`remove_name_at`] was asked to remove.
+#[derive(Debug, PartialEq, Eq)]
+enum Gone {
+    /// Unmounted and unlinked here.
+    Removed,
+    /// Another process removed it first.
+    Vanished,
+}
+
+/// Unmounts and unlinks the `/run/netns` name at `path` (a lab's drop, a sweep), while
+/// another process may be doing the same: a run's start-up sweep, `netclaim clean`.
+/// EINVAL from umount2: not a mount point any more (a half-made name, or the other
+/// process unmounted it a moment ago); still unlink it. ENOENT: the other process
+/// finished it first. An error names the call, the path and the reason.
+fn remove_name_at(path: &Path) -> std::result::Result<Gone, String> {
+    use nix::errno::Errno;
+    let unmounted = match umount2(path, MntFlags::MNT_DETACH) {
+        Ok(()) => true,
+        Err(Errno::EINVAL) => false,
+        Err(Errno::ENOENT) => return Ok(Gone::Vanished),
+        Err(e) => return Err(format!("umount2({}, MNT_DETACH): {e}", path.display())),
+    };
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(Gone::Removed),
+        // The other process unlinked what this one unmounted: removed between the two.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(if unmounted {
+            Gone::Removed
+        } else {
+            Gone::Vanished
+        }),
+        Err(e) => Err(format!("remove {}: {e}", path.display())),
+    }
 }
 
 #[cfg(test)]
