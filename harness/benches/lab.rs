@@ -25,7 +25,6 @@
 //! destroying them leaves nothing behind.
 
 use std::collections::HashSet;
-use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -374,12 +373,9 @@ fn scale() {
     let distinct: HashSet<u64> = alive
         .iter()
         .map(|ns| {
-            std::fs::metadata(format!("/proc/self/fd/{}", {
-                use std::os::fd::AsRawFd;
-                ns.fd().as_raw_fd()
-            }))
-            .expect("netns fd")
-            .ino()
+            nix::sys::stat::fstat(ns.fd())
+                .expect("fstat of a netns fd")
+                .st_ino
         })
         .collect();
     let live_threads = lab_threads() - threads;
