@@ -50,7 +50,7 @@ pub fn stale() -> Sweep {
         record(&mut done, name, netns::remove_name_at(&path));
     }
     for (path, pid) in crate::tmp::entries() {
-        if pid == me || temp_owned(&path) {
+        if pid == me || temp_owned(pid, &path) {
             continue;
         }
         record(&mut done, path.display().to_string(), remove_temp(&path));
@@ -92,9 +92,11 @@ fn lab_name_owned(pid: u32, path: &Path) -> bool {
 }
 
 /// A temporary entry is its owner's while a guard holds its lock (see [`crate::tmp`]):
-/// the pid in its name may have been reused.
-fn temp_owned(path: &Path) -> bool {
-    crate::tmp::is_held(path)
+/// the pid in its name may have been reused. Entries made by a netclaim from before the
+/// locks carry none: those count as owned while a process called `netclaim` runs under
+/// that pid and started before the entry was made (pid 1 never owns one).
+fn temp_owned(pid: u32, path: &Path) -> bool {
+    crate::tmp::is_held(path) || (owner::is_netclaim(pid) && made_by(pid, path))
 }
 
 /// Whether `pid` runs and started before `path` was last written.
