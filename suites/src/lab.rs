@@ -214,6 +214,32 @@ mod tests {
     }
 }
 
+/// `ss` run inside `ns`; `(Recv-Q, Send-Q)` of the listener line that `pick` selects.
+/// For a listener Recv-Q is the accept queue length and Send-Q the effective backlog.
+pub fn ss_listener(
+    ns: &NetNs,
+    args: &[&str],
+    pick: impl Fn(&str) -> bool,
+    recv_q_col: usize,
+) -> Result<(Option<(u32, u32)>, String)> {
+    let cmd = ToolCommand::new("ss", Duration::from_secs(5)).args(args.iter().copied());
+    let out = ns
+        .run_command(&cmd)
+        .with_context(|| format!("running {}", cmd.command_line()))?;
+    let line = out.stdout.lines().find(|l| pick(l)).map(str::to_owned);
+    let parsed = line.as_deref().and_then(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        Some((
+            f.get(recv_q_col)?.parse().ok()?,
+            f.get(recv_q_col + 1)?.parse().ok()?,
+        ))
+    });
+    Ok((
+        parsed,
+        format!("$ {}\n{}", cmd.command_line(), out.stdout.trim_end()),
+    ))
+}
+
 /// A duration as seconds with millisecond precision: `3.071 s`.
 pub fn secs(d: Duration) -> String {
     format!("{:.3} s", d.as_secs_f64())
