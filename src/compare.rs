@@ -292,6 +292,7 @@ mod tests {
         ClaimReport {
             id: id.into(),
             source: "s.txt".into(),
+            origin: "built-in".into(),
             statement: String::new(),
             lab: String::new(),
             action: String::new(),
@@ -310,6 +311,7 @@ mod tests {
             model_agrees: true,
             evidence: String::new(),
             timelines: Vec::new(),
+            measurement: None,
         }
     }
 

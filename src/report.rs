@@ -134,6 +134,10 @@ pub struct ClaimReport {
     pub id: String,
     /// Seed file.
     pub source: String,
+    /// Where the claim comes from: `built-in` (Rust), `built-in (syn.toml)`, or the path
+    /// of the user's claim file (absent in reports from before claim files).
+    #[serde(default)]
+    pub origin: String,
     /// The statement in our words.
     pub statement: String,
     /// The lab it built.
@@ -162,6 +166,9 @@ pub struct ClaimReport {
     pub evidence: String,
     /// SYN timelines, measured and predicted.
     pub timelines: Vec<Timeline>,
+    /// The measurement, for judging again (claim files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measurement: Option<serde_json::Value>,
 }
 
 impl ClaimReport {
@@ -171,6 +178,7 @@ impl ClaimReport {
         Self {
             id: f.claim.id.into(),
             source: f.claim.source.into(),
+            origin: f.claim.origin(),
             statement: f.claim.statement.into(),
             lab: f.claim.lab.into(),
             action: f.claim.action.into(),
@@ -189,6 +197,7 @@ impl ClaimReport {
             model_agrees: o.model_agrees(),
             evidence: o.evidence.join("\n\n"),
             timelines: o.timelines.clone(),
+            measurement: o.measurement.clone(),
         }
     }
 }
@@ -358,6 +367,37 @@ impl Report {
             ]);
         }
         format!("{t}\n{}", self.summary())
+    }
+
+    /// Each claim's checks (statement and model, with the windows applied) and its
+    /// evidence (command output, the SYN timeline on the wire), for the claims `pick`
+    /// selects.
+    pub fn details(&self, pick: impl Fn(&ClaimReport) -> bool) -> String {
+        let mut s = String::new();
+        for c in self.claims.iter().filter(|c| pick(c)) {
+            let _ = writeln!(s, "── {} ({}) from {}", c.id, c.verdict, c.origin);
+            let _ = writeln!(s, "   {}", c.statement);
+            if !c.reason.is_empty() {
+                let _ = writeln!(s, "   why: {}", c.reason);
+            }
+            for (list, check) in c
+                .claim_checks
+                .iter()
+                .map(|k| ("statement", k))
+                .chain(c.model_checks.iter().map(|k| ("model", k)))
+            {
+                let _ = writeln!(s, "   {list:<9} {check}");
+            }
+            if !c.evidence.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "   evidence:\n      {}",
+                    c.evidence.replace('\n', "\n      ")
+                );
+            }
+            s.push('\n');
+        }
+        s
     }
 
     /// GitHub-flavoured Markdown: summary, table, and the reasons of non-holding claims.

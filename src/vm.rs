@@ -100,7 +100,7 @@ struct Guest {
 
 pub fn run(args: VmArgs) -> Result<u8> {
     // Fail here, before booting a VM, on a filter that matches nothing.
-    crate::select(&args.filters)?;
+    crate::select(&args.filters, &crate::ClaimFiles::default())?;
     let vng = find_vng()?;
     check_kernel(&args.kernel)?;
     let release = kernel_release(&args.kernel);

@@ -15,6 +15,8 @@ use netclaim_harness::netns::names_of;
 use netclaim_harness::sweep::SweepLock;
 
 const BIN: &str = env!("CARGO_BIN_EXE_netclaim");
+/// The example claim files shipped in the repository.
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/claims");
 
 fn netclaim(args: &[&str]) -> Output {
     Command::new(BIN)
@@ -178,7 +180,53 @@ fn bad_input_trials() -> Vec<Trial> {
                     &["shares no claim", "syn.retries-1", "tw.duration"],
                 )
             }),
-            Trial::test("closed-pipe.list", || {
+            Trial::test("check.accepts-the-examples", || {
+            let out = netclaim(&["check", EXAMPLES]);
+            expect_exit(&out, 0, &[])?;
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            for file in ["curl-retries-3.toml", "app-db-timeout.toml", "defaults.toml"] {
+                if !stdout.contains(&format!("{file}: 1 claim(s) OK")) {
+                    return Err(format!("check did not accept {file}: {stdout}").into());
+                }
+            }
+            Ok(())
+        }),
+        Trial::test("check.rejects-broken-files-with-their-place", || {
+            let dir = tempfile::tempdir()?;
+            let syntax = dir.path().join("syntax.toml");
+            std::fs::write(&syntax, "[[claim]]\nid = \"a.b\"\nsource = \"s\nstatement = \"x\"\n")?;
+            let unknown = dir.path().join("unknown.toml");
+            std::fs::write(
+                &unknown,
+                "[[claim]]\nid = \"a.c\"\nsource = \"s\"\nstatement = \"x\"\n[claim.expect]\nexitcode = 3\n",
+            )?;
+            let taken = dir.path().join("taken.toml");
+            std::fs::write(
+                &taken,
+                "[[claim]]\nid = \"syn.retries-1\"\nsource = \"s\"\nstatement = \"x\"\nexpect = { sysctls = { \"net.core.somaxconn\" = 1 } }\n",
+            )?;
+            let host = dir.path().join("host.toml");
+            std::fs::write(
+                &host,
+                "[[claim]]\nid = \"a.d\"\nsource = \"s\"\nstatement = \"x\"\nlab = { sysctls = { \"kernel.panic\" = 1 } }\n",
+            )?;
+            let out = netclaim(&["check", dir.path().to_str().unwrap()]);
+            let s = |p: &Path| p.display().to_string();
+            expect_exit(
+                &out,
+                2,
+                &[
+                    &format!("{}:3:", s(&syntax)),
+                    &format!("{}:6:1: unknown key `exitcode`; valid keys here:", s(&unknown)),
+                    "only net.* sysctls",
+                    "already taken by built-in",
+                ],
+            )?;
+            // Nothing runs with a broken file.
+            let run = netclaim(&["run", "--claims", syntax.to_str().unwrap()]);
+            expect_exit(&run, 2, &["nothing was run"])
+        }),
+        Trial::test("closed-pipe.list", || {
                 for args in [&["list"][..], &["list", "--json"]] {
                     let out = with_closed_stdout(Command::new(BIN).args(args))?;
                     expect_exit(&out, 0, &[])?;
@@ -762,6 +810,63 @@ fn root_trials() -> Vec<Trial> {
             }
             Ok(())
         }),
+        shared("examples.claim-files-run", || {
+            let out = Command::new(BIN)
+                .args(["run", "--claims", EXAMPLES, "--quiet", "--format", "json"])
+                .output()?;
+            expect_exit(&out, 0, &[])?;
+            let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+            let claims = report["claims"].as_array().cloned().unwrap_or_default();
+            let get = |id: &str| claims.iter().find(|c| c["id"] == id).cloned();
+            let (Some(curl), Some(app), Some(defaults)) = (
+                get("mine.curl-retries-3"),
+                get("mine.app-db-timeout"),
+                get("mine.syn-retries-default"),
+            ) else {
+                return Err(format!("example claims missing from the report: {claims:?}").into());
+            };
+            // The curl example: what the kernel model predicts for tcp_syn_retries=3 with
+            // this kernel's linear timeouts, computed here independently.
+            let linear = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_syn_linear_timeouts")
+                .ok()
+                .and_then(|v| v.trim().parse().ok());
+            let model = netclaim_harness::model::SynModel::new(3, linear).schedule();
+            let ms = |v: &serde_json::Value| v.as_u64().unwrap_or(u64::MAX);
+            let problems: Vec<String> = [
+                (curl["expected"]["duration_ms"] != model.give_up.as_millis() as u64)
+                    .then(|| format!("expected {} ms", model.give_up.as_millis())),
+                (ms(&curl["observed"]["syn_count"]) != model.syn_count() as u64)
+                    .then(|| format!("{} SYNs", model.syn_count())),
+                (curl["observed"]["exit_code"] != 28).then(|| "curl exit 28".into()),
+                (curl["verdict"]
+                    != if model.give_up.as_secs() == 15 {
+                        "holds"
+                    } else {
+                        "refuted"
+                    })
+                .then(|| "verdict by the model's give-up".into()),
+                (app["verdict"] != "holds" || app["observed"]["exit_code"] != 3)
+                    .then(|| "app holds with exit 3".into()),
+                (!(4_990..5_500).contains(&ms(&app["observed"]["duration_ms"])))
+                    .then(|| "app gives up at 5 s".into()),
+                (defaults["verdict"] != "holds").then(|| "defaults hold".into()),
+                claims
+                    .iter()
+                    .any(|c| {
+                        c["model_agrees"] != true
+                            || !c["origin"].as_str().unwrap_or("").ends_with(".toml")
+                    })
+                    .then(|| "every model check agrees, origin is the file".into()),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            if problems.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("examples: {problems:?}\n{claims:#?}").into())
+            }
+        }),
         shared("missing-tool.iptables", || {
             let mut cmd = Command::new(BIN);
             cmd.args(["run", "syn.retries-1", "--format", "json"]);
@@ -817,11 +922,12 @@ fn root_trials() -> Vec<Trial> {
             interrupted(nix::sys::signal::Signal::SIGHUP, 129, Labs::Named)
         }),
         alone("cleanup.sigkill-temp-files-then-clean", || {
-            // rsync.contimeout keeps an rsync daemon's directory and log under /tmp.
-            let child = spawn_run("rsync.contimeout", Labs::Unnamed);
+            // syn.invisible-to-strace keeps strace's trace in a directory under /tmp for
+            // the ~3 s its telnet waits for the kernel to give up.
+            let child = spawn_run("syn.invisible-to-strace", Labs::Unnamed);
             let pid = child.id();
             let start = Instant::now();
-            while temp_entries_of(pid).len() < 2 {
+            while temp_entries_of(pid).is_empty() {
                 if start.elapsed() > Duration::from_secs(20) {
                     return Err(format!(
                         "no temporary files after 20 s: {:?}",
