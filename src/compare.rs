@@ -44,7 +44,10 @@ impl<'a> Matrix<'a> {
         let columns = reports
             .iter()
             .zip(paths)
-            .map(|(r, p)| format!("{} ({})", r.kernel, p.display()))
+            .map(|(r, p)| match r.mode.as_str() {
+                "root" => format!("{} ({})", r.kernel, p.display()),
+                mode => format!("{}, labs in a {mode} ({})", r.kernel, p.display()),
+            })
             .collect();
         let mut ids: Vec<&str> = Vec::new();
         for r in reports {
@@ -320,6 +323,7 @@ mod tests {
             netclaim: "0".into(),
             kernel: kernel.into(),
             hz: 250,
+            mode: "root".into(),
             sysctl_defaults: Default::default(),
             tools: Default::default(),
             wall_ms: 0,

@@ -190,6 +190,12 @@ fn main() -> ExitCode {
     // A full run holds ~150 descriptors at its peak; lift the soft limit as far as the
     // hard limit allows. A limit still too low ends claims in `error`, naming it.
     netclaim_harness::resource::raise_nofile();
+    // Labs without root: a user namespace of this process's own, entered now, while the
+    // process is still single-threaded (see harness::userns). Only the commands that
+    // build labs or sweep need it; a failure is reported by privilege::check later.
+    if matches!(cli.command, Command::Run(_) | Command::Clean) {
+        let _ = netclaim_harness::userns::enter_if_unprivileged();
+    }
     let result = match cli.command {
         Command::List {
             filters,
@@ -503,6 +509,30 @@ fn run(args: RunArgs) -> Result<u8> {
     }
     on_interrupt(tear_down_labs)?;
     sweep_stale();
+    let mode = netclaim_harness::userns::mode();
+    if mode.rootless() {
+        if args.name_labs {
+            bail!(
+                "--name-labs needs root: the labs of a user namespace cannot be mounted under \
+                 {} (the host's mount namespace); drop --name-labs, or run as root",
+                netclaim_harness::netns::NETNS_RUN_DIR
+            );
+        }
+        if netclaim_harness::netns::naming() {
+            errln!(
+                "netclaim: {} is ignored in a user namespace: labs cannot be named under {}",
+                netclaim_harness::netns::NAMING_ENV,
+                netclaim_harness::netns::NETNS_RUN_DIR
+            );
+            netclaim_harness::netns::set_naming(false);
+        }
+        if !args.quiet {
+            errln!(
+                "netclaim: no root: labs run in a {} (see the README's modes)",
+                mode.describe()
+            );
+        }
+    }
     if args.name_labs {
         netclaim_harness::netns::set_naming(true);
     }

@@ -29,6 +29,10 @@ pub struct Report {
     pub kernel: String,
     /// CONFIG_HZ used for timer-slack tolerances.
     pub hz: u32,
+    /// How the labs were built: `root`, or `user namespace (uid N as root)` (absent in
+    /// reports from before rootless labs: those ran as root).
+    #[serde(default = "root_mode")]
+    pub mode: String,
     /// The net sysctls a fresh network namespace starts with on this kernel.
     pub sysctl_defaults: BTreeMap<String, String>,
     /// Tool name -> first line of its version output (`null`: not installed).
@@ -127,6 +131,10 @@ impl TimingFidelity {
     }
 }
 
+fn root_mode() -> String {
+    "root".into()
+}
+
 /// One claim's result.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClaimReport {
@@ -209,6 +217,8 @@ pub struct Machine {
     pub kernel: String,
     /// CONFIG_HZ.
     pub hz: u32,
+    /// Root or a user namespace.
+    pub mode: String,
     /// Fresh-namespace net sysctls (empty without privilege).
     pub sysctl_defaults: BTreeMap<String, String>,
     /// Tool versions.
@@ -232,6 +242,7 @@ impl Machine {
         Self {
             kernel: ctx.kernel.clone(),
             hz: ctx.hz,
+            mode: netclaim_harness::userns::mode().describe(),
             sysctl_defaults,
             tools,
         }
@@ -250,6 +261,7 @@ impl Report {
             netclaim: env!("CARGO_PKG_VERSION").into(),
             kernel: machine.kernel,
             hz: machine.hz,
+            mode: machine.mode,
             sysctl_defaults: machine.sysctl_defaults,
             tools: machine.tools,
             wall_ms,
@@ -300,9 +312,14 @@ impl Report {
             .map(|(v, n)| format!("{n} {v}"))
             .collect();
         let mut s = format!(
-            "{} claims on Linux {}: {} in {:.1} s",
+            "{} claims on Linux {}{}: {} in {:.1} s",
             self.claims.len(),
             self.kernel,
+            if self.mode == "root" {
+                String::new()
+            } else {
+                format!(", labs in a {}", self.mode)
+            },
             counts.join(", "),
             self.wall_ms as f64 / 1000.0
         );

@@ -15,6 +15,34 @@ use netclaim_harness::netns::names_of;
 use netclaim_harness::sweep::SweepLock;
 
 const BIN: &str = env!("CARGO_BIN_EXE_netclaim");
+/// Claims whose labs, together, are every kind the catalog builds, each short.
+const REPRESENTATIVE: &[&str] = &[
+    "syn.retries-1",
+    "syn.retries-1.curl",
+    "syn.drop-rule",
+    "syn.invisible-to-strace",
+    "curl.max-time",
+    "wget.read-timeout",
+    "wget.dns-timeout",
+    "nc.w-idle",
+    "mysql.refused",
+    "mysql.silent-server-timeout",
+    "mysql.no-socket",
+    "rsync.timeout",
+    "port.exhaustion-errno",
+    "port.tw-reuse",
+    "sysctl.writes-proc",
+    "tw.active-closer",
+    "tw.reuse-needs-timestamps",
+    "tw.concurrent-client-exhaustion",
+    "tw.default-values",
+    "backlog.unix-eagain",
+    "backlog.capped-by-somaxconn",
+    "backlog.tcp-full-refused",
+    "backlog.syn-backlog-default",
+    "backlog.nginx-502",
+];
+
 /// The example claim files shipped in the repository.
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/claims");
 
@@ -867,6 +895,86 @@ fn root_trials() -> Vec<Trial> {
                 Err(format!("examples: {problems:?}\n{claims:#?}").into())
             }
         }),
+        shared("rootless.same-verdicts-as-root", || {
+            // A part of the catalog that covers every lab kind (loopback SYN drop, a
+            // blackhole peer over veth, refusing, silent and never-accepting servers, a
+            // unix listener, HTTP, nginx and rsync daemons, a nameserver that never
+            // answers, shrunken port ranges, TIME_WAIT, sysctls, strace), run as root and
+            // then as an unprivileged user (nobody), whose labs netclaim puts in a user
+            // namespace of its own. One after the other, so that neither run's timing
+            // suffers from the other's load. (scripts/test-rootless runs the whole claim
+            // suite without root.)
+            let dir = tempfile::tempdir()?;
+            let exe = dir.path().join("netclaim");
+            std::fs::copy(BIN, &exe)?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+            let run = |user: Option<u32>| -> std::io::Result<Child> {
+                let mut cmd = Command::new(&exe);
+                cmd.args(["run", "--quiet", "--format", "json"])
+                    .args(REPRESENTATIVE)
+                    .current_dir(dir.path())
+                    .env("HOME", dir.path())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped());
+                if let Some(id) = user {
+                    cmd.uid(id).gid(id);
+                }
+                cmd.spawn()
+            };
+            let report = |mut r: Run| -> Result<serde_json::Value, Failed> {
+                let mut out = Vec::new();
+                if let Some(mut o) = r.stdout.take() {
+                    use std::io::Read;
+                    o.read_to_end(&mut out)?;
+                }
+                let status = r.wait()?;
+                if status.code() != Some(0) {
+                    return Err(format!("exit {status:?}").into());
+                }
+                Ok(serde_json::from_slice(&out)?)
+            };
+            let root = report(Run(run(None)?))?;
+            let user = report(Run(run(Some(65534))?))?;
+            if user["mode"] != "user namespace (uid 65534 as root)" || root["mode"] != "root" {
+                return Err(format!("modes: root {}, user {}", root["mode"], user["mode"]).into());
+            }
+            let verdicts = |r: &serde_json::Value| -> Vec<(String, String, String)> {
+                r["claims"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|c| {
+                        let t = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
+                        (t("id"), t("verdict"), t("reason"))
+                    })
+                    .collect()
+            };
+            let (root, user) = (verdicts(&root), verdicts(&user));
+            if root.len() != user.len() || root.len() < REPRESENTATIVE.len() {
+                return Err(
+                    format!("{} claims as root, {} without", root.len(), user.len()).into(),
+                );
+            }
+            // A difference is allowed only where the README documents one: the kernel
+            // keeps a knob from user namespaces, and the reason says so.
+            let undocumented: Vec<String> = root
+                .iter()
+                .zip(&user)
+                .filter(|(r, u)| {
+                    r.1 != u.1
+                        && !((u.1 == "not-applicable" || u.1 == "skipped")
+                            && u.2.contains("user namespace"))
+                })
+                .map(|(r, u)| format!("{}: {} as root, {} without ({})", r.0, r.1, u.1, u.2))
+                .collect();
+            if undocumented.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("verdicts differ without root:\n{}", undocumented.join("\n")).into())
+            }
+        }),
         shared("missing-tool.iptables", || {
             let mut cmd = Command::new(BIN);
             cmd.args(["run", "syn.retries-1", "--format", "json"]);
@@ -898,18 +1006,65 @@ fn root_trials() -> Vec<Trial> {
             }
             Ok(())
         }),
-        shared("privilege.hint-names-the-command", || {
-            // Without privilege, the hint is this very command under sudo.
-            let mut cmd = Command::new(BIN);
-            cmd.args(["run", "syn.retries-1.curl", "--quiet"])
-                .uid(65534)
-                .gid(65534)
-                .current_dir("/");
-            let out = cmd.output()?;
+        shared("privilege.blocked-user-namespaces-are-named", || {
+            // An unprivileged user where user namespaces are disabled: nobody in a user
+            // namespace of this test's whose user.max_user_namespaces is 0 (a per-user-
+            // namespace limit: the host's is untouched). netclaim cannot make labs, says
+            // which setting blocks it, and hints at this very command under sudo.
+            let dir = tempfile::tempdir()?;
+            let exe = dir.path().join("netclaim");
+            std::fs::copy(BIN, &exe)?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+            // The child execs sh before its uid is mapped, so it has no capabilities yet:
+            // once the map is written it execs again, as root of its user namespace.
+            let script = format!(
+                "read go; exec sh -c 'echo 0 > /proc/sys/user/max_user_namespaces || exit 90; \
+                 exec setpriv --reuid=65534 --regid=65534 --clear-groups {} run syn.retries-1.curl --quiet'",
+                exe.display()
+            );
+            let mut cmd = Command::new("sh");
+            cmd.args(["-c", &script])
+                .current_dir(dir.path())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            // SAFETY: unshare is async-signal-safe; nothing else runs in the child.
+            unsafe {
+                cmd.pre_exec(|| {
+                    if libc::unshare(libc::CLONE_NEWUSER) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            let mut child = Run(cmd.spawn()?);
+            let pid = child.id();
+            // Root (this test) maps root and nobody into the child's user namespace.
+            std::fs::write(format!("/proc/{pid}/uid_map"), "0 0 1\n65534 65534 1\n")?;
+            std::fs::write(format!("/proc/{pid}/gid_map"), "0 0 1\n65534 65534 1\n")?;
+            if let Some(mut stdin) = child.stdin.take() {
+                use std::io::Write;
+                stdin.write_all(b"go\n")?;
+            }
+            let status = wait_exit(&mut child, Duration::from_secs(30))?;
+            let mut stderr = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                use std::io::Read;
+                e.read_to_string(&mut stderr)?;
+            }
+            let out = Output {
+                status,
+                stdout: Vec::new(),
+                stderr: stderr.into_bytes(),
+            };
             expect_exit(
                 &out,
                 4,
-                &[&format!("(`sudo {BIN} run syn.retries-1.curl --quiet`)")],
+                &[
+                    &format!("(`sudo {} run syn.retries-1.curl --quiet`)", exe.display()),
+                    "user namespaces are disabled by user.max_user_namespaces=0",
+                ],
             )
         }),
         shared("cleanup.sigint", || {

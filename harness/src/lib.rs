@@ -22,6 +22,7 @@ pub mod sweep;
 pub mod sysctl;
 pub mod tmp;
 pub mod tolerance;
+pub mod userns;
 
 pub use error::{Error, Result};
 pub use netns::NetNs;

@@ -377,6 +377,9 @@ impl Claim {
                 Some(netclaim_harness::Error::ToolMissing { program, .. }) => {
                     Outcome::forced(Verdict::Skipped, missing_tools(&[program]))
                 }
+                Some(netclaim_harness::Error::Rootless { reason }) => {
+                    Outcome::forced(Verdict::Skipped, reason.clone())
+                }
                 _ => Outcome::forced(Verdict::Error, error_reason(&e)),
             },
         }

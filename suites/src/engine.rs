@@ -43,6 +43,9 @@ pub struct Measurement {
     pub kernel: String,
     /// Its `CONFIG_HZ`.
     pub hz: u32,
+    /// Whether the labs ran in a user namespace (without root).
+    #[serde(default)]
+    pub rootless: bool,
     /// Values of the namespace-fresh sysctls the claim asks about (`None`: absent).
     #[serde(default)]
     pub fresh: BTreeMap<String, Option<String>>,
@@ -420,12 +423,7 @@ fn build(
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     let port = lab.port.unwrap_or_else(|| lab.server.default_port());
-    let refused = |e: &HarnessError| match e {
-        HarnessError::SysctlAbsent { .. } | HarnessError::SysctlRejected { .. } => {
-            Some(format!("this kernel refuses the lab: {e}"))
-        }
-        _ => None,
-    };
+    let refused = lab::refusal;
     let (ns, peer, target) = if lab.server == Server::Blackhole {
         match BlackholeLab::new(&pairs) {
             Ok(bh) => (
@@ -845,6 +843,7 @@ pub fn measure(spec: &ClaimSpec, ctx: &Ctx, dir: Option<&Path>) -> Result<Measur
     let mut m = Measurement {
         kernel: ctx.kernel.clone(),
         hz: ctx.hz,
+        rootless: netclaim_harness::userns::mode().rootless(),
         ..Measurement::default()
     };
     let fresh_names: Vec<&String> = spec
@@ -1087,6 +1086,21 @@ fn documented(by_release: &BTreeMap<String, Value>, release: &str) -> Option<Str
 
 fn judge_defaults(spec: &ClaimSpec, m: &Measurement, o: &mut Outcome) {
     if m.fresh.is_empty() {
+        return;
+    }
+    // A knob the kernel hides from namespaces of a user namespace is absent there for
+    // that reason, not because this kernel lacks it.
+    if m.rootless && m.fresh.get(knob::SOMAXCONN) == Some(&None) {
+        o.forced = Some((
+            Verdict::NotApplicable,
+            format!(
+                "{} is absent in a network namespace owned by a user namespace on Linux {} \
+                 (before 6.3, sysctl_core_net_init does not offer it there): run as root to read \
+                 its default",
+                knob::SOMAXCONN,
+                m.kernel
+            ),
+        ));
         return;
     }
     let shown = |v: &Option<String>| v.clone().unwrap_or_else(|| "absent".into());
@@ -1852,5 +1866,30 @@ mod tests {
         assert_eq!(documented(&by, "5.4.0").as_deref(), Some("4096"));
         assert_eq!(documented(&by, "4.19.0-17-amd64").as_deref(), Some("128"));
         assert_eq!(documented(&by, "junk"), None);
+    }
+
+    #[test]
+    fn a_knob_hidden_from_user_namespaces_is_not_applicable_there() {
+        let spec = crate::spec::parse(
+            "[[claim]]\nid = \"t.somaxconn\"\nsource = \"s\"\nstatement = \"s\"\n\
+             expect = { sysctls = { \"net.core.somaxconn\" = 128 } }\n",
+            &crate::spec::Origin::BuiltIn("t.toml"),
+        )
+        .unwrap()
+        .remove(0)
+        .spec;
+        let mut m = Measurement {
+            kernel: "6.1.0-56-amd64".into(),
+            hz: 250,
+            rootless: true,
+            ..Measurement::default()
+        };
+        m.fresh.insert(knob::SOMAXCONN.into(), None);
+        let o = judge(&spec, &m);
+        assert_eq!(o.verdict(), Verdict::NotApplicable);
+        assert!(o.reason().contains("user namespace"), "{}", o.reason());
+        // As root the same absence is a finding about the kernel.
+        m.rootless = false;
+        assert_eq!(judge(&spec, &m).verdict(), Verdict::Refuted);
     }
 }

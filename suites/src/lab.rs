@@ -157,14 +157,27 @@ pub fn schedule_windows(
 /// The not-applicable outcome for a sysctl this kernel lacks or rejects (the lab cannot
 /// be built as the claim needs it); `None` for any other error.
 pub fn not_applicable(e: &netclaim_harness::Error) -> Option<Outcome> {
-    match e {
-        netclaim_harness::Error::SysctlAbsent { .. }
-        | netclaim_harness::Error::SysctlRejected { .. } => Some(Outcome::forced(
-            crate::claim::Verdict::NotApplicable,
-            format!("this kernel refuses the lab: {e}"),
-        )),
-        _ => None,
+    refusal(e).map(|why| Outcome::forced(crate::claim::Verdict::NotApplicable, why))
+}
+
+/// Why the kernel refuses a lab, for a sysctl it lacks or rejects; `None` for any other
+/// error. In a user namespace, a knob the kernel keeps from non-initial user namespaces
+/// says so: the same claim may apply as root.
+pub fn refusal(e: &netclaim_harness::Error) -> Option<String> {
+    use netclaim_harness::Error::{SysctlAbsent, SysctlRejected};
+    let name = match e {
+        SysctlAbsent { name, .. } | SysctlRejected { name, .. } => name,
+        _ => return None,
+    };
+    let mut why = format!("this kernel refuses the lab: {e}");
+    if netclaim_harness::userns::mode().rootless() && name.as_str() == knob::SOMAXCONN {
+        why.push_str(
+            "; the labs run in a user namespace, and Linux before 6.3 does not offer \
+             net.core.somaxconn to a network namespace owned by one (sysctl_core_net_init): \
+             run as root to measure it",
+        );
     }
+    Some(why)
 }
 
 /// Runs `jobs` at once, each on its own scoped thread named `name`, and returns their

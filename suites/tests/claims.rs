@@ -78,6 +78,9 @@ fn judge(claim: &Claim, o: &Outcome) -> Result<(), Failed> {
 }
 
 fn main() {
+    // Without root, labs run in a user namespace of this process's own: entered first,
+    // while the process is single-threaded (see netclaim_harness::userns).
+    let _ = netclaim_harness::userns::enter_if_unprivileged();
     let mut args = Arguments::from_args();
     // NETCLAIM_CLAIMS=path[:path…] adds claim files as cases of their own.
     let claims = match catalog::with_files(&catalog::env_paths()) {

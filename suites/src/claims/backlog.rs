@@ -747,8 +747,15 @@ const NGINX_SOMAXCONN: u32 = 2;
 
 fn nginx_conf(dir: &Path, upstream: &Path) -> String {
     let d = dir.display();
+    // In a user namespace only root is mapped: nginx's default worker user (nobody)
+    // cannot be switched to, so the workers stay root there.
+    let user = if netclaim_harness::userns::mode().rootless() {
+        "user root root;\n"
+    } else {
+        ""
+    };
     format!(
-        "worker_processes 1;
+        "{user}worker_processes 1;
 error_log {d}/error.log error;
 pid {d}/nginx.pid;
 events {{ worker_connections 64; }}
