@@ -90,6 +90,12 @@ pub enum Error {
         /// What fails without root, and what to do.
         reason: String,
     },
+    /// A lab was asked for something that cannot work as asked; the reason says why.
+    #[error("the lab cannot be built as asked: {reason}")]
+    Invalid {
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
     /// Spawning a command failed.
     #[error("cannot start {command_line}")]
     Spawn {

@@ -6,6 +6,8 @@
 //! Every piece of work for a namespace therefore runs on a thread that entered it first
 //! ([`NetNs::run`], [`NetNs::spawn`]), and child processes enter it in `pre_exec`.
 
+#![deny(missing_docs)]
+
 pub mod capture;
 pub mod command;
 pub mod error;

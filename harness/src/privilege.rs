@@ -53,7 +53,7 @@ fn missing(eff: u64) -> Result<(), String> {
         Ok(())
     } else {
         let rootless = match crate::userns::unavailable() {
-            Some(why) => format!("; without root they run in a user namespace, but {why}"),
+            Some(why) => format!(", or let them run in a user namespace: {why}"),
             None => String::new(),
         };
         Err(format!(
