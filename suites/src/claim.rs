@@ -334,6 +334,27 @@ impl Claim {
         }
     }
 
+    /// `default`, or `long` for a claim that runs only when asked for (`--long`).
+    pub fn tier(&self) -> crate::spec::Tier {
+        match self.run {
+            Procedure::Rust(_) => crate::spec::Tier::Default,
+            Procedure::Data(d) => d.spec.tier,
+        }
+    }
+
+    /// Which catalog the claim belongs to: `seeds` (the five write-ups), `kernel docs`
+    /// (ip-sysctl.rst and the man pages), or `file` (a user's claim file).
+    pub fn catalog(&self) -> &'static str {
+        match self.run {
+            Procedure::Rust(_) => "seeds",
+            Procedure::Data(d) => match &d.origin {
+                crate::spec::Origin::BuiltIn(name) if name.starts_with("docs") => "kernel docs",
+                crate::spec::Origin::BuiltIn(_) => "seeds",
+                crate::spec::Origin::File(_) => "file",
+            },
+        }
+    }
+
     /// Why the claim cannot run here (a missing tool or privilege), if so.
     pub fn unmet_needs(&self) -> Option<String> {
         if let Err(reason) = netclaim_harness::privilege::check() {

@@ -105,6 +105,7 @@ fn main() {
         .map(|claim| {
             let ctx = Arc::clone(&ctx);
             let running = Arc::clone(&running);
+            let long = claim.tier() == netclaim_suites::spec::Tier::Long;
             Trial::ignorable_test(claim.id, move || {
                 let _guard = Running::enter(&running);
                 if let Some(reason) = claim.unmet_needs() {
@@ -113,6 +114,8 @@ fn main() {
                 judge(&claim, &claim.execute(&ctx)).map(|()| Completion::Completed)
             })
             .with_kind("claim")
+            // Long-tier claims (minutes) run with `-- --ignored` / `--include-ignored`.
+            .with_ignored_flag(long)
         })
         .collect();
 
