@@ -932,3 +932,78 @@ pub fn judge_rejection(
     o.expected.errno = Some(r.errno as i32);
     o.expected.syn_count = Some(want_syns);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(text: &str) -> ClaimSpec {
+        let full = format!("[[claim]]\nid = \"t.t\"\nsource = \"s\"\nstatement = \"s\"\n{text}");
+        crate::spec::parse(&full, &crate::spec::Origin::File("t.toml".into()))
+            .expect("valid")
+            .remove(0)
+            .spec
+    }
+
+    #[test]
+    fn an_icmp_rejection_is_immediate_or_one_rto_late() {
+        let s = spec("lab = { server = \"reject\", reject_with = \"icmp-host-unreachable\" }\nrun = { client = \"connect\" }\n");
+        let r = rejection(&s).expect("a rejection");
+        assert_eq!(r.errno, Errno::EHOSTUNREACH);
+        let what = |w: &str| w.to_owned();
+        let judge = |syns: usize, ms: u64| {
+            let mut o = Outcome::default();
+            let rec = AfterRecord {
+                icmp: vec![(3, 1); syns],
+                ..AfterRecord::default()
+            };
+            judge_rejection(
+                &r,
+                250,
+                Some(Errno::EHOSTUNREACH),
+                Duration::from_millis(ms),
+                syns,
+                &rec,
+                0,
+                &what,
+                &mut o,
+            );
+            o.model_agrees()
+        };
+        assert!(judge(1, 2), "at once");
+        assert!(judge(2, 1010), "with the first retransmission's answer");
+        assert!(!judge(2, 3000), "not later");
+        assert!(!judge(3, 3000), "not after further retransmissions");
+    }
+
+    #[test]
+    fn predictions_follow_the_sysctls_and_socket_options() {
+        let s = spec("lab = { server = \"dies-after-handshake\" }\nrun = { client = \"idle\", socket = { keepalive = true, keepidle = 1, keepintvl = 1, keepcnt = 4 } }\n");
+        let p = predict(Client::Idle, &s, &BTreeMap::new(), None, 250);
+        assert_eq!(p.schedule.give_up, Duration::from_secs(5));
+        assert_eq!(p.schedule.send_times.len(), 4);
+        let s = spec("lab = { server = \"silent\" }\nrun = { client = \"close\" }\n");
+        let in_force: BTreeMap<String, String> =
+            [("net.ipv4.tcp_fin_timeout".to_owned(), "3".to_owned())].into();
+        let p = predict(
+            Client::Close,
+            &s,
+            &in_force,
+            Some(Duration::from_micros(20)),
+            250,
+        );
+        assert_eq!(p.schedule.give_up, Duration::from_secs(3));
+        let s = spec("lab = { server = \"dies-after-handshake\", sysctls = { \"net.ipv4.tcp_retries2\" = 8 } }\nrun = { client = \"send\" }\n");
+        let in_force: BTreeMap<String, String> =
+            [("net.ipv4.tcp_retries2".to_owned(), "8".to_owned())].into();
+        let p = predict(
+            Client::Send,
+            &s,
+            &in_force,
+            Some(Duration::from_micros(60)),
+            250,
+        );
+        assert_eq!(p.schedule.give_up, Duration::from_millis(104_448));
+        assert_eq!(p.rto, Some(Duration::from_millis(204)));
+    }
+}

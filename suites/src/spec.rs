@@ -1123,6 +1123,54 @@ syns = 4
     }
 
     #[test]
+    fn the_docs_keys_are_checked() {
+        let claim = |body: &str| {
+            format!("[[claim]]\nid = \"a.b\"\nsource = \"s\"\nstatement = \"s\"\n{body}")
+        };
+        let all = |text: &str| {
+            parse(text, &origin())
+                .expect_err("invalid")
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let e = all(&claim(
+            "lab = { server = \"reject\" }\nrun = { client = \"connect\" }\n",
+        ));
+        assert!(e.contains("needs lab.reject_with"), "{e}");
+        let e = all(&claim(
+            "lab = { server = \"reject\", reject_with = \"icmp-bogus\" }\nrun = { client = \"connect\" }\n",
+        ));
+        assert!(e.contains("is not one of tcp-reset"), "{e}");
+        let e = all(&claim(
+            "lab = { server = \"blackhole\", family = \"ipv6\" }\nrun = { client = \"connect\" }\n",
+        ));
+        assert!(e.contains("works with drop-syn, refuse and none"), "{e}");
+        let e = all(&claim(
+            "lab = { server = \"dies-after-handshake\" }\nrun = { client = \"send\" }\nexpect = { probes = 3 }\n",
+        ));
+        assert!(
+            e.contains("expect.probes is observed on run.client = \"idle\""),
+            "{e}"
+        );
+        let e = all(&claim(
+            "lab = { server = \"drop-syn\" }\nrun = { command = [\"nc\", \"{ip}\"], socket = { syncnt = 2 } }\n",
+        ));
+        assert!(
+            e.contains("run.socket applies to the in-repo clients"),
+            "{e}"
+        );
+        let e = all(&claim(
+            "lab = { server = \"silent\" }\nrun = { client = \"send\" }\n",
+        ));
+        assert!(e.contains("does not fit lab.server"), "{e}");
+        let ok = claim("tier = \"long\"\nlab = { server = \"dies-after-handshake\" }\nrun = { client = \"send\", socket = { user_timeout = \"3s\" } }\nexpect = { duration_at_most = \"3s\" }\n");
+        let c = parse(&ok, &origin()).expect("valid");
+        assert_eq!(c[0].spec.tier, Tier::Long);
+    }
+
+    #[test]
     fn unknown_server_kinds_name_the_valid_ones() {
         let e = one_error(&EXAMPLE.replace("\"drop-syn\"", "\"dropsyn\""));
         assert!(
