@@ -33,6 +33,11 @@ pub struct AfterRecord {
     pub rtt_us: Option<u64>,
     /// `TCP_INFO`'s `tcpi_rto` right after the handshake, µs.
     pub kernel_rto_us: Option<u64>,
+    /// `TCP_INFO`'s `tcpi_rtt` right after the handshake: the kernel's own first RTT
+    /// sample, µs (the model's input; under emulation it can exceed the wire's RTT by
+    /// milliseconds).
+    #[serde(default)]
+    pub kernel_rtt_us: Option<u64>,
     /// `send`: transmissions of the data segment; `idle`: keepalive probes (from the
     /// SYN-ACK); `syn-only`: SYN-ACKs. µs, from the first (or the SYN-ACK).
     pub sent_us: Vec<u64>,
@@ -100,7 +105,9 @@ pub fn act(
             let Some(socket) = o.socket else {
                 return Ok((o.errno(), o.duration, "connect() failed".into(), rec));
             };
-            rec.kernel_rto_us = Some(micros(conn::tcp_info(&socket)?.rto));
+            let info = conn::tcp_info(&socket)?;
+            rec.kernel_rto_us = Some(micros(info.rto));
+            rec.kernel_rtt_us = Some(micros(info.rtt));
             peer.drop_all_input()
                 .with_context(|| format!("making {} drop everything", peer.name()))?;
             let started = Instant::now();
@@ -136,7 +143,9 @@ pub fn act(
             let Some(socket) = o.socket else {
                 return Ok((o.errno(), o.duration, "connect() failed".into(), rec));
             };
-            rec.kernel_rto_us = Some(micros(conn::tcp_info(&socket)?.rto));
+            let info = conn::tcp_info(&socket)?;
+            rec.kernel_rto_us = Some(micros(info.rto));
+            rec.kernel_rtt_us = Some(micros(info.rtt));
             let local = socket
                 .local_addr()
                 .ok()
@@ -349,7 +358,7 @@ pub fn predict(
             let p = retrans.plan();
             Prediction {
                 inputs: format!(
-                    "RTT {} µs → RTO {} ms (rto_min {} ms, HZ={hz}); {}; {}; rto_max {} s; give up at the first RTO ≥ {} after the first retransmission ({} ms after the original)",
+                    "RTT {} µs (the kernel's first sample, TCP_INFO) → RTO {} ms (rto_min {} ms, HZ={hz}); {}; {}; rto_max {} s; give up at the first RTO ≥ {} after the first retransmission ({} ms after the original)",
                     retrans.rtt.as_micros(),
                     p.rto.as_millis(),
                     rto_min.as_millis(),
@@ -520,7 +529,7 @@ pub fn judge(
     what: &dyn Fn(&str) -> String,
     o: &mut Outcome,
 ) -> Prediction {
-    let rtt = rec.rtt_us.map(Duration::from_micros);
+    let rtt = rec.kernel_rtt_us.or(rec.rtt_us).map(Duration::from_micros);
     let p = predict(client, spec, in_force, rtt, hz);
     o.evidence(format!("model: {}", p.inputs));
     let sent = times(&rec.sent_us);
@@ -769,9 +778,11 @@ fn observed_text(client: Option<Client>, rec: &AfterRecord) -> String {
         Some(Client::Send) => format!(
             "{} retransmissions of the data segment{}",
             n.saturating_sub(1),
-            rec.rtt_us
-                .map(|r| format!(", RTT {r} µs"))
-                .unwrap_or_default()
+            match (rec.rtt_us, rec.kernel_rtt_us) {
+                (Some(w), Some(k)) => format!(", RTT {w} µs on the wire, {k} µs by the kernel"),
+                (Some(w), None) => format!(", RTT {w} µs on the wire"),
+                _ => String::new(),
+            }
         ),
         Some(Client::Idle) => format!("{n} keepalive probes"),
         Some(Client::SynOnly) => format!("{n} SYN-ACKs; request states {:?}", rec.states),

@@ -1367,7 +1367,7 @@ fn judge_lab(
         let rtt = run
             .after
             .as_ref()
-            .and_then(|a| a.rtt_us)
+            .and_then(|a| a.kernel_rtt_us.or(a.rtt_us))
             .map(Duration::from_micros);
         let p = aftersyn::predict(*c, spec, &lab.in_force, rtt, m.hz);
         plan.intervals = p.intervals;
