@@ -49,12 +49,21 @@ pub struct AfterRecord {
     pub states: Vec<String>,
     /// Whether the socket (or request) left the kernel's table while watched.
     pub gone: bool,
+    /// `close`: when the orphan's FIN_WAIT_2 timer is due, from close(), as the kernel
+    /// armed it (first sighting in FIN_WAIT2 plus the time `/proc/net/tcp` shows left on
+    /// its timer; 10 ms resolution). Unlike the moment the socket is seen gone, it does
+    /// not depend on how soon the watching thread gets the CPU.
+    #[serde(default)]
+    pub armed_end_us: Option<u64>,
     /// ICMP (type, code) errors about the connection seen on the wire.
     pub icmp: Vec<(u8, u8)>,
-    /// `close`: µs from the client's FIN to the peer's ACK of it (FIN_WAIT_2 starts
-    /// there; a peer's delayed ACK can take tens of ms).
+    /// µs from where the client starts its clock to where the kernel starts its timer:
+    /// `close`, from the FIN to the peer's ACK of it (FIN_WAIT_2 starts there; a delayed
+    /// ACK takes tens of ms); `idle`, from the handshake to the last packet received from
+    /// the peer (keepalive counts idleness from there; a probe the peer still answered
+    /// before it went silent moves it).
     #[serde(default)]
-    pub fin_acked_after_us: Option<u64>,
+    pub starts_after_us: Option<u64>,
 }
 
 /// The raw client's source port (`syn-only`).
@@ -154,12 +163,21 @@ pub fn act(
                 .context("getsockname")?;
             let started = Instant::now();
             drop(socket);
-            let (gone, seen) = conn::wait_gone(ns, local, target.port(), |_| true, limit)?;
-            rec.gone = gone.is_some();
-            rec.states = seen.iter().map(|s| state::name(*s).to_owned()).collect();
+            let w = conn::wait_gone(ns, local, target.port(), |_| true, limit)?;
+            rec.gone = w.gone.is_some();
+            rec.states = w
+                .states
+                .iter()
+                .map(|s| state::name(s.1).to_owned())
+                .collect();
+            rec.armed_end_us = w
+                .states
+                .iter()
+                .find(|s| s.1 == state::FIN_WAIT2 && !s.2.is_zero())
+                .map(|(at, _, left)| micros(*at + *left));
             Ok((
                 None,
-                gone.unwrap_or_else(|| started.elapsed()),
+                w.gone.unwrap_or_else(|| started.elapsed()),
                 format!("connected to {target} from port {local}; close(); watch /proc/net/tcp until the socket is gone"),
                 rec,
             ))
@@ -189,11 +207,15 @@ pub fn act(
                 }
                 std::thread::sleep(Duration::from_millis(2));
             }
-            let (gone, seen) =
-                conn::wait_gone(ns, dst.port(), RAW_PORT, |st| st == state::SYN_RECV, limit)?;
-            rec.gone = gone.is_some();
-            rec.states = seen.iter().map(|s| state::name(*s).to_owned()).collect();
-            let lifetime = gone
+            let w = conn::wait_gone(ns, dst.port(), RAW_PORT, |st| st == state::SYN_RECV, limit)?;
+            rec.gone = w.gone.is_some();
+            rec.states = w
+                .states
+                .iter()
+                .map(|s| state::name(s.1).to_owned())
+                .collect();
+            let lifetime = w
+                .gone
                 .map(|g| g + appear.duration_since(started))
                 .unwrap_or_else(|| started.elapsed());
             Ok((
@@ -241,14 +263,24 @@ pub fn from_wire(client: Option<Client>, rec: &mut AfterRecord, events: &[TcpEve
         }
         Some(Client::Idle) => {
             // Keepalive probes: pure ACKs at snd_una − 1, i.e. the SYN's own sequence.
+            // Idleness counts from the last packet received from the peer: the SYN-ACK,
+            // or the answer to a probe sent before the peer went silent.
             if let (Some(s), Some(a)) = (syn, synack) {
+                let last_rx = events
+                    .iter()
+                    .filter(|e| e.src.port() == port && e.icmp.is_none())
+                    .map(|e| e.at)
+                    .max()
+                    .unwrap_or(a.at);
                 let times = events
                     .iter()
                     .filter(from_client)
                     .filter(|e| e.len == 0 && e.flags.0 == 0x10 && e.seq == s.seq)
+                    .filter(|e| e.at > last_rx)
                     .map(|e| e.at)
                     .collect();
-                rec.sent_us = rel(times, a.at);
+                rec.sent_us = rel(times, last_rx);
+                rec.starts_after_us = Some(micros(last_rx - a.at));
             }
         }
         Some(Client::Close) => {
@@ -271,7 +303,7 @@ pub fn from_wire(client: Option<Client>, rec: &mut AfterRecord, events: &[TcpEve
                         && e.at >= f.at
                         && e.flags.0 & 0x10 != 0
                 });
-                rec.fin_acked_after_us = ack.map(|a| micros(a.at - f.at));
+                rec.starts_after_us = ack.map(|a| micros(a.at - f.at));
             }
         }
         Some(Client::SynOnly) => {
@@ -663,12 +695,16 @@ pub fn judge(
         _ => true,
     };
     if gives_up {
-        let w = window(p.schedule.give_up, &p.intervals, hz);
+        let mut w = window(p.schedule.give_up, &p.intervals, hz);
+        if rec.armed_end_us.is_some() {
+            // /proc/net/tcp shows the time left in USER_HZ ticks, truncated: up to 10 ms.
+            w.min = w.min.saturating_sub(Duration::from_millis(10));
+        }
         let label = match client {
             Client::Send | Client::Idle => {
                 "the connection fails (from the send, or from the handshake)"
             }
-            Client::Close => "the orphaned socket is gone (from close())",
+            Client::Close => "the orphan's FIN_WAIT_2 ends (its timer, from the ACK of the FIN)",
             _ => "the server drops the request (from the SYN)",
         };
         o.model_check(

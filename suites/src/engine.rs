@@ -961,10 +961,20 @@ fn act(
         let events = cap.finish().context("finishing the capture")?;
         if let Some(after) = &mut record.after {
             aftersyn::from_wire(run.client, after, &events, addr.port());
-            // FIN_WAIT_2 starts when the peer acknowledges the FIN (its ACK may be
-            // delayed): the lifetime is counted from there.
-            if let Some(ack) = after.fin_acked_after_us {
-                record.duration_us = record.duration_us.saturating_sub(ack);
+            // The kernel's timer starts later than the client's clock (the ACK of a FIN,
+            // the last packet received): the duration is counted from there.
+            // close(): the FIN_WAIT_2 timer as the kernel armed it, not when a polling
+            // thread (late under load) saw the socket gone.
+            if let Some(armed) = after.armed_end_us {
+                record.evidence.push_str(&format!(
+                    "\nFIN_WAIT_2 timer due {:.3} s after close() (/proc/net/tcp); seen gone after {:.3} s",
+                    armed as f64 / 1e6,
+                    record.duration_us as f64 / 1e6
+                ));
+                record.duration_us = armed;
+            }
+            if let Some(later) = after.starts_after_us {
+                record.duration_us = record.duration_us.saturating_sub(later);
             }
         }
         record.syn_times_us = capture::syn_times(&events, addr.port())
