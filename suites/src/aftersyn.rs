@@ -66,6 +66,18 @@ pub struct AfterRecord {
     pub starts_after_us: Option<u64>,
 }
 
+impl AfterRecord {
+    /// Records what watching the socket's entry in `/proc/net/tcp` saw.
+    fn watched(&mut self, w: &conn::Watched) {
+        self.gone = w.gone.is_some();
+        self.states = w
+            .states
+            .iter()
+            .map(|s| state::name(s.1).to_owned())
+            .collect();
+    }
+}
+
 /// The raw client's source port (`syn-only`).
 pub const RAW_PORT: u16 = 40999;
 /// Bytes the `send` client writes.
@@ -164,12 +176,7 @@ pub fn act(
             let started = Instant::now();
             drop(socket);
             let w = conn::wait_gone(ns, local, target.port(), |_| true, limit)?;
-            rec.gone = w.gone.is_some();
-            rec.states = w
-                .states
-                .iter()
-                .map(|s| state::name(s.1).to_owned())
-                .collect();
+            rec.watched(&w);
             rec.armed_end_us = w
                 .states
                 .iter()
@@ -208,12 +215,7 @@ pub fn act(
                 std::thread::sleep(Duration::from_millis(2));
             }
             let w = conn::wait_gone(ns, dst.port(), RAW_PORT, |st| st == state::SYN_RECV, limit)?;
-            rec.gone = w.gone.is_some();
-            rec.states = w
-                .states
-                .iter()
-                .map(|s| state::name(s.1).to_owned())
-                .collect();
+            rec.watched(&w);
             let lifetime = w
                 .gone
                 .map(|g| g + appear.duration_since(started))
