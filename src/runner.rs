@@ -88,9 +88,29 @@ fn run_with(
         }
     };
 
+    // Deferred claims start once the short claims they wait for have finished.
+    let mut deferred: Vec<usize> = Vec::new();
+    let waited_for = |results: &[Option<(Outcome, Duration)>]| {
+        claims
+            .iter()
+            .zip(results)
+            .any(|(c, r)| c.deferred_ones_wait_for() && r.is_none())
+    };
     while done < total {
         while running < jobs.max(1) {
-            let Some(i) = queue.next() else { break };
+            let next = if waited_for(&results) {
+                queue.by_ref().find(|&i| {
+                    if claims[i].deferred() {
+                        deferred.push(i);
+                        false
+                    } else {
+                        true
+                    }
+                })
+            } else {
+                deferred.pop().or_else(|| queue.next())
+            };
+            let Some(i) = next else { break };
             launch(i, &mut started);
             running += 1;
         }

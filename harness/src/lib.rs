@@ -22,6 +22,7 @@ pub mod privilege;
 pub mod resource;
 pub mod sweep;
 pub mod sysctl;
+pub mod timers;
 pub mod tmp;
 pub mod tolerance;
 pub mod userns;
