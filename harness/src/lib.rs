@@ -26,6 +26,7 @@ pub mod timers;
 pub mod tmp;
 pub mod tolerance;
 pub mod userns;
+pub mod wait;
 
 pub use error::{Error, Result};
 pub use netns::NetNs;

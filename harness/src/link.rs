@@ -217,10 +217,9 @@ const LINK_UP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Waits until `name` in the calling thread's namespace has `IFF_RUNNING` (operstate up,
 /// set by linkwatch just before it activates the device's qdisc).
 pub fn wait_running(name: &str, timeout: std::time::Duration) -> Result<()> {
-    let start = std::time::Instant::now();
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)
         .map_err(|e| Error::io("socket", "AF_INET for SIOCGIFFLAGS", e))?;
-    loop {
+    let flags = || -> Result<i32> {
         // SAFETY: ifreq is plain old data; zeroed is a valid value.
         let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
         for (dst, src) in req
@@ -241,18 +240,30 @@ pub fn wait_running(name: &str, timeout: std::time::Duration) -> Result<()> {
             ));
         }
         // SAFETY: the kernel filled the flags member of the union.
-        let flags = i32::from(unsafe { req.ifr_ifru.ifru_flags });
-        if flags & libc::IFF_RUNNING != 0 {
-            // linkwatch activates the qdisc right after publishing the operstate.
-            std::thread::sleep(std::time::Duration::from_millis(2));
-            return Ok(());
-        }
-        if start.elapsed() > timeout {
-            return Err(Error::Thread {
-                thread: "veth".into(),
-                reason: format!("{name} not running (no carrier) after {timeout:?}"),
-            });
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        Ok(i32::from(unsafe { req.ifr_ifru.ifru_flags }))
+    };
+    let mut failed = None;
+    let waited = crate::wait::until_every(
+        &format!("{name} running (carrier up)"),
+        timeout,
+        std::time::Duration::from_millis(5),
+        || match flags() {
+            Ok(f) if f & libc::IFF_RUNNING != 0 => crate::wait::Poll::Ready(()),
+            Ok(f) => crate::wait::Poll::Pending(format!("flags {f:#x}")),
+            Err(e) => {
+                failed = Some(e);
+                crate::wait::Poll::Ready(())
+            }
+        },
+    );
+    if let Some(e) = failed {
+        return Err(e);
     }
+    waited.map_err(|e| Error::Thread {
+        thread: "veth".into(),
+        reason: e.to_string(),
+    })?;
+    // linkwatch activates the qdisc right after publishing the operstate.
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    Ok(())
 }
