@@ -5,6 +5,7 @@
 mod out;
 
 mod compare;
+mod judge;
 mod report;
 mod runner;
 mod svg;
@@ -107,6 +108,13 @@ enum Command {
         /// Show every claim, not only those that differ (table format).
         #[arg(long)]
         all: bool,
+    },
+    /// Judge a recorded run again with this catalog and its models, without root: a
+    /// report.json or recording.json written by `netclaim run --out DIR`.
+    Judge {
+        /// The report or recording.
+        #[arg(value_name = "FILE")]
+        path: PathBuf,
     },
     /// Remove lab namespaces left behind by runs that were killed (SIGKILL).
     Clean,
@@ -213,6 +221,7 @@ fn main() -> ExitCode {
             format,
             all,
         } => compare(&reports, format, all),
+        Command::Judge { path } => judge::run(&path),
         Command::Clean => clean(),
         Command::Vm(args) => vm::run(args),
     };
@@ -375,6 +384,10 @@ fn write_out(dir: &Path, report: &Report) -> Result<()> {
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
     };
     write("report.json", &report.json())?;
+    write(
+        "recording.json",
+        &serde_json::to_string_pretty(&report.recording())?,
+    )?;
     write("junit.xml", &report.junit())?;
     write("report.md", &report.markdown())?;
     for c in report.claims.iter().filter(|c| !c.timelines.is_empty()) {

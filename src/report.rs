@@ -289,6 +289,28 @@ impl Report {
         })
     }
 
+    /// What the run measured, for judging again: the claims that recorded a
+    /// measurement, with their verdicts.
+    pub fn recording(&self) -> netclaim_suites::recording::Recording {
+        netclaim_suites::recording::Recording {
+            netclaim: self.netclaim.clone(),
+            kernel: self.kernel.clone(),
+            hz: self.hz,
+            mode: self.mode.clone(),
+            claims: self
+                .claims
+                .iter()
+                .filter_map(|c| {
+                    Some(netclaim_suites::recording::Recorded {
+                        id: c.id.clone(),
+                        verdict: c.verdict,
+                        measurement: c.measurement.clone()?,
+                    })
+                })
+                .collect(),
+        }
+    }
+
     /// Counts per verdict, in a fixed order.
     pub fn counts(&self) -> Vec<(Verdict, usize)> {
         [

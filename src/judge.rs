@@ -1,0 +1,71 @@
+//! `netclaim judge FILE`: a recorded run judged again, without root.
+//!
+//! A report (or the smaller recording.json beside it) keeps what each claim measured;
+//! judging is a pure function of that, the claim's statement and the models. So a run
+//! from another machine, another kernel or an older netclaim can be judged with this
+//! binary's catalog and models, and a change to a model or a tolerance shows which
+//! recorded verdicts it would flip.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use netclaim_suites::catalog;
+use netclaim_suites::recording::{self, Recording};
+
+use crate::out::outln;
+use crate::report::Report;
+
+/// Reads a recording, or a report (converted).
+fn load(path: &Path) -> Result<Recording> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if let Ok(r) = serde_json::from_str::<Recording>(&text) {
+        return Ok(r);
+    }
+    Ok(Report::load(path)?.recording())
+}
+
+/// Judges every recorded measurement again; exit 0 when every verdict is the recorded
+/// one, 3 when some changed.
+pub fn run(path: &Path) -> Result<u8> {
+    let recording = load(path).with_context(|| {
+        format!(
+            "{} is neither a report.json nor a recording.json of `netclaim run --out DIR`",
+            path.display()
+        )
+    })?;
+    let claims = catalog::all();
+    let judged = recording::rejudge_all(&recording, &claims);
+    let mut t = comfy_table::Table::new();
+    t.load_style(comfy_table::presets::UTF8_FULL_CONDENSED)
+        .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
+        .set_header(vec!["claim", "recorded", "judged now", "why it changed"]);
+    let (mut same, mut changed, mut skipped) = (0, 0, 0);
+    for (r, now) in &judged {
+        let (verdict, why) = match now {
+            Ok(o) if o.verdict() == r.verdict => {
+                same += 1;
+                (o.verdict().to_string(), String::new())
+            }
+            Ok(o) => {
+                changed += 1;
+                (format!("{} (changed)", o.verdict()), o.reason())
+            }
+            Err(e) => {
+                skipped += 1;
+                ("not judged".into(), e.to_string())
+            }
+        };
+        t.add_row(vec![r.id.clone(), r.verdict.to_string(), verdict, why]);
+    }
+    outln!("{t}");
+    outln!(
+        "{} recorded measurement(s) of Linux {} (netclaim {}, labs as {}): {same} judged to the \
+         same verdict, {changed} changed, {skipped} not judged",
+        judged.len(),
+        recording.kernel,
+        recording.netclaim,
+        recording.mode
+    );
+    Ok(if changed > 0 { 3 } else { 0 })
+}
