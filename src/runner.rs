@@ -266,9 +266,13 @@ fn panic_text(payload: &Box<dyn std::any::Any + Send>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use netclaim_suites::claim::Needs;
+    use netclaim_suites::claim::{Measured, Needs, Steps, TwoSteps};
 
-    fn claim(id: &'static str, run: fn(&Ctx) -> anyhow::Result<Outcome>) -> Claim {
+    fn unjudged(_: &(), _: &Ctx) -> Outcome {
+        Outcome::default()
+    }
+
+    fn claim(id: &'static str, steps: &'static dyn TwoSteps) -> Claim {
         Claim {
             id,
             source: "test.txt",
@@ -277,7 +281,7 @@ mod tests {
             action: "none",
             needs: Needs::default(),
             estimate: Duration::from_secs(1),
-            run: netclaim_suites::claim::Procedure::Rust(run),
+            run: netclaim_suites::claim::Procedure::Rust(steps),
         }
     }
 
@@ -296,10 +300,20 @@ mod tests {
     #[test]
     fn a_panicking_claim_is_an_error_and_the_others_still_finish() {
         let claims = [
-            claim("t.panics", |_| panic!("boom")),
-            claim("t.fine", |_| {
-                Ok(Outcome::forced(Verdict::NotApplicable, "ok"))
-            }),
+            claim(
+                "t.panics",
+                &Steps::<()> {
+                    measure: |_| panic!("boom"),
+                    judge: unjudged,
+                },
+            ),
+            claim(
+                "t.fine",
+                &Steps::<()> {
+                    measure: |_| Ok(Measured::Forced(Verdict::NotApplicable, "ok".into())),
+                    judge: unjudged,
+                },
+            ),
         ];
         let done = run(&claims, &ctx(), 2, true);
         if !privileged() {
@@ -313,10 +327,16 @@ mod tests {
 
     #[test]
     fn a_claim_past_its_deadline_is_an_error_and_does_not_hold_up_the_run() {
-        let claims = [claim("t.hangs", |_| {
-            std::thread::sleep(Duration::from_secs(30));
-            Ok(Outcome::default())
-        })];
+        let claims = [claim(
+            "t.hangs",
+            &Steps::<()> {
+                measure: |_| {
+                    std::thread::sleep(Duration::from_secs(30));
+                    Ok(Measured::Observed(()))
+                },
+                judge: unjudged,
+            },
+        )];
         let start = Instant::now();
         let done = run_with(&claims, &ctx(), 1, true, |_| Duration::from_millis(300));
         if !privileged() {

@@ -21,7 +21,7 @@ const PACKET_OUTGOING: u8 = 4;
 const LOOPBACK_IFINDEX: usize = 1;
 
 /// TCP header flags.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct TcpFlags(pub u8);
 
 impl TcpFlags {
@@ -71,7 +71,7 @@ impl fmt::Display for TcpFlags {
 }
 
 /// One captured TCP packet (or an ICMP error about one).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TcpEvent {
     /// Kernel timestamp, relative to the start of the capture.
     pub at: Duration,

@@ -139,14 +139,16 @@ fn shell_quote(s: &str) -> String {
     }
 }
 
-/// What a finished (or killed) command did.
-#[derive(Debug, Clone)]
+/// What a finished (or killed) command did. It serialises (the exit status as its raw
+/// wait status), so a run can be recorded and judged again without running it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CommandOutput {
     /// The command line.
     pub command_line: String,
     /// The namespace it ran in.
     pub netns: String,
     /// Its exit status.
+    #[serde(with = "wait_status")]
     pub status: ExitStatus,
     /// Standard output, lossily decoded.
     pub stdout: String,
@@ -156,6 +158,22 @@ pub struct CommandOutput {
     pub duration: Duration,
     /// Whether the harness killed it at the deadline.
     pub timed_out: bool,
+}
+
+/// An exit status as the raw wait(2) status, the one form that keeps a signal.
+mod wait_status {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::ExitStatus;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(status: &ExitStatus, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i32(status.into_raw())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ExitStatus, D::Error> {
+        i32::deserialize(d).map(ExitStatus::from_raw)
+    }
 }
 
 impl CommandOutput {

@@ -12,6 +12,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use netclaim_harness::resource::{self, Exhausted};
 use serde::{Deserialize, Serialize};
 
@@ -284,13 +285,86 @@ impl Ctx {
     }
 }
 
-/// How a claim runs.
-#[derive(Debug, Clone, Copy)]
+/// How a claim runs: measured in a lab, then judged from the measurement alone.
+#[derive(Clone, Copy)]
 pub enum Procedure {
-    /// Written in Rust: builds its lab, acts, observes, and returns the outcome.
-    Rust(fn(&Ctx) -> anyhow::Result<Outcome>),
+    /// Written in Rust: a measuring step and a judging step ([`Steps`]).
+    Rust(&'static dyn TwoSteps),
     /// A claim file's claim, measured and judged by [`crate::engine`].
     Data(&'static DataClaim),
+}
+
+impl fmt::Debug for Procedure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Rust(_) => f.write_str("Rust(..)"),
+            Self::Data(d) => f.debug_tuple("Data").field(&d.spec.id).finish(),
+        }
+    }
+}
+
+/// What measuring produced: a measurement to judge, or a verdict that needs no
+/// judging (the kernel rejects or lacks a setting the claim needs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Measured<T> {
+    /// What was observed.
+    Observed(T),
+    /// No observation to judge, with the verdict and why (not-applicable, skipped).
+    Forced(Verdict, String),
+}
+
+/// A built-in claim's two steps. `measure` builds the lab, acts and records what it saw
+/// (durations, errnos, exit codes, output, packets, the sysctls in force, tool versions)
+/// in a serialisable `T`; `judge` is a pure function of that record and the run's
+/// facts, so a recorded measurement is judged again without root (`netclaim judge`,
+/// and the recordings the unit tests judge).
+#[derive(Debug)]
+pub struct Steps<T> {
+    /// Builds the lab and measures.
+    pub measure: fn(&Ctx) -> anyhow::Result<Measured<T>>,
+    /// Turns a measurement into checks, figures and evidence. No I/O.
+    pub judge: fn(&T, &Ctx) -> Outcome,
+}
+
+/// [`Steps`] with its measurement type erased to JSON, so claims of different types sit
+/// in one catalog and a recorded measurement reaches the judge that reads it.
+pub trait TwoSteps: Sync {
+    /// Measures; the value is a serialised [`Measured`].
+    fn measure(&self, ctx: &Ctx) -> anyhow::Result<serde_json::Value>;
+    /// Judges a serialised [`Measured`].
+    fn judge(&self, measured: &serde_json::Value, ctx: &Ctx) -> serde_json::Result<Outcome>;
+}
+
+impl<T: Serialize + serde::de::DeserializeOwned + Sync> TwoSteps for Steps<T> {
+    fn measure(&self, ctx: &Ctx) -> anyhow::Result<serde_json::Value> {
+        Ok(serde_json::to_value((self.measure)(ctx)?)?)
+    }
+
+    fn judge(&self, measured: &serde_json::Value, ctx: &Ctx) -> serde_json::Result<Outcome> {
+        Ok(match Measured::<T>::deserialize(measured)? {
+            Measured::Observed(m) => (self.judge)(&m, ctx),
+            Measured::Forced(verdict, reason) => Outcome::forced(verdict, reason),
+        })
+    }
+}
+
+/// TRANSITIONAL, removed once every built-in claim is split: a claim still written as
+/// one function. Its "measurement" is the whole outcome, which judging returns as is.
+#[derive(Debug)]
+pub struct OneStep(pub fn(&Ctx) -> anyhow::Result<Outcome>);
+
+impl TwoSteps for OneStep {
+    fn measure(&self, ctx: &Ctx) -> anyhow::Result<serde_json::Value> {
+        Ok(serde_json::to_value(Measured::Observed((self.0)(ctx)?))?)
+    }
+
+    fn judge(&self, measured: &serde_json::Value, _: &Ctx) -> serde_json::Result<Outcome> {
+        Ok(match Measured::<Outcome>::deserialize(measured)? {
+            Measured::Observed(o) => o,
+            Measured::Forced(verdict, reason) => Outcome::forced(verdict, reason),
+        })
+    }
 }
 
 /// A claim read from a claim file, with where it came from.
@@ -387,25 +461,23 @@ impl Claim {
         (!missing.is_empty()).then(|| missing_tools(&missing))
     }
 
-    /// Runs the claim, turning unmet needs into `skipped` and harness errors into `error`.
-    /// An outcome whose observation shows the harness running out of something (an
-    /// EMFILE, a tool's "Too many open files") is an `error` too: such a measurement is
-    /// not about the behaviour the claim is about.
+    /// Runs the claim: measures, then [`Claim::judge`]s the measurement. Unmet needs are
+    /// `skipped`, harness errors `error`.
     pub fn execute(&self, ctx: &Ctx) -> Outcome {
         if let Some(reason) = self.unmet_needs() {
             return Outcome::forced(Verdict::Skipped, reason);
         }
-        let result = match self.run {
-            Procedure::Rust(run) => run(ctx),
-            Procedure::Data(d) => crate::engine::execute(&d.spec, ctx, d.dir.as_deref()),
+        let measured = match self.run {
+            Procedure::Rust(steps) => steps.measure(ctx),
+            Procedure::Data(d) => crate::engine::measure(&d.spec, ctx, d.dir.as_deref())
+                .and_then(|m| Ok(serde_json::to_value(m)?)),
         };
+        let result = measured.and_then(|m| {
+            self.judge(&m, ctx)
+                .context("judging the measurement just made (a bug in the claim)")
+        });
         match result {
-            Ok(mut o) => {
-                if let Some(why) = exhaustion_in(&o) {
-                    o.forced = Some((Verdict::Error, why));
-                }
-                o
-            }
+            Ok(o) => o,
             // A program a claim file names but the catalog could not check for up
             // front (its path is built from {dir}): skipped, like any missing tool.
             Err(e) => match e
@@ -421,6 +493,26 @@ impl Claim {
                 _ => Outcome::forced(Verdict::Error, error_reason(&e)),
             },
         }
+    }
+
+    /// Judges a measurement of this claim (just made, or recorded by an earlier run)
+    /// with the current statement and models. Pure: no lab, no privilege. An outcome
+    /// whose observation shows the harness running out of something (an EMFILE, a
+    /// tool's "Too many open files") is an `error`: such a measurement is not about the
+    /// behaviour the claim is about.
+    pub fn judge(&self, measurement: &serde_json::Value, ctx: &Ctx) -> serde_json::Result<Outcome> {
+        let mut o = match self.run {
+            Procedure::Rust(steps) => steps.judge(measurement, ctx)?,
+            Procedure::Data(d) => {
+                let m: crate::engine::Measurement = serde_json::from_value(measurement.clone())?;
+                crate::engine::judge(&d.spec, &m)
+            }
+        };
+        if let Some(why) = exhaustion_in(&o) {
+            o.forced = Some((Verdict::Error, why));
+        }
+        o.measurement = Some(measurement.clone());
+        Ok(o)
     }
 }
 
@@ -521,9 +613,18 @@ fn named_errno(text: &str) -> Option<Exhausted> {
 mod tests {
     use super::*;
 
-    fn never_runs(_: &Ctx) -> anyhow::Result<Outcome> {
+    fn never_runs(_: &Ctx) -> anyhow::Result<Measured<()>> {
         panic!("a claim with unmet needs must not run")
     }
+
+    fn never_judged(_: &(), _: &Ctx) -> Outcome {
+        panic!("a claim with unmet needs has nothing to judge")
+    }
+
+    const NEVER: Steps<()> = Steps {
+        measure: never_runs,
+        judge: never_judged,
+    };
 
     #[test]
     fn a_missing_tool_skips_the_claim_and_says_how_to_install_it() {
@@ -537,7 +638,7 @@ mod tests {
                 tools: &["netclaim-no-such-tool"],
             },
             estimate: Duration::from_secs(1),
-            run: Procedure::Rust(never_runs),
+            run: Procedure::Rust(&NEVER),
         };
         let o = claim.execute(&Ctx {
             hz: 250,

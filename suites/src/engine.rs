@@ -2107,14 +2107,6 @@ fn client_of(plan: &Plan) -> Option<Client> {
     }
 }
 
-/// Runs a claim file's claim: measure, then judge; the measurement goes with the outcome.
-pub fn execute(spec: &ClaimSpec, ctx: &Ctx, dir: Option<&Path>) -> Result<Outcome> {
-    let m = measure(spec, ctx, dir)?;
-    let mut o = judge(spec, &m);
-    o.measurement = serde_json::to_value(&m).ok();
-    Ok(o)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

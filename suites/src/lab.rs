@@ -258,6 +258,19 @@ pub fn secs(d: Duration) -> String {
     format!("{:.3} s", d.as_secs_f64())
 }
 
+/// The installed version of `program` (its `--version` line, or its package's version),
+/// as a measurement records it.
+pub fn version_of(program: &str) -> Option<String> {
+    netclaim_harness::command::tool_version(program)
+}
+
+/// The evidence line for a recorded version of `program` (nothing when it has none).
+pub fn version_line(o: &mut Outcome, program: &str, version: Option<&str>) {
+    if let Some(v) = version {
+        o.evidence(format!("{program} version: {v}"));
+    }
+}
+
 /// Records the installed version of `program` as evidence (nothing when it has none).
 pub fn version_evidence(o: &mut Outcome, program: &str) {
     if let Some(v) = netclaim_harness::command::tool_version(program) {
@@ -352,6 +365,7 @@ fn windows_text(w: &[Window]) -> String {
 }
 
 /// A tool run with the packets it caused.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ToolRun {
     /// What the tool did.
     pub output: CommandOutput,

@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::claim::{Claim, Ctx, Outcome, Procedure, Verdict};
+use crate::claim::{Claim, Ctx, Outcome, Verdict};
 
 /// What a run measured: per claim, its measurement and the verdict it reached.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,8 +58,6 @@ impl Recording {
 pub enum NotJudged {
     /// The catalog has no claim with that id any more.
     Unknown,
-    /// The claim measures and judges in one step (it records no measurement).
-    OneStep,
     /// The measurement does not fit the claim's judge (a different format).
     Unreadable(String),
 }
@@ -68,7 +66,6 @@ impl std::fmt::Display for NotJudged {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Unknown => f.write_str("no claim with this id in the catalog"),
-            Self::OneStep => f.write_str("this claim records no measurement to judge again"),
             Self::Unreadable(e) => write!(f, "the recorded measurement does not fit: {e}"),
         }
     }
@@ -80,17 +77,9 @@ pub fn rejudge(
     measurement: &serde_json::Value,
     ctx: &Ctx,
 ) -> Result<Outcome, NotJudged> {
-    match claim.run {
-        Procedure::Data(d) => {
-            let m: crate::engine::Measurement = serde_json::from_value(measurement.clone())
-                .map_err(|e| NotJudged::Unreadable(e.to_string()))?;
-            let _ = ctx;
-            let mut o = crate::engine::judge(&d.spec, &m);
-            o.measurement = Some(measurement.clone());
-            Ok(o)
-        }
-        Procedure::Rust(_) => Err(NotJudged::OneStep),
-    }
+    claim
+        .judge(measurement, ctx)
+        .map_err(|e| NotJudged::Unreadable(e.to_string()))
 }
 
 /// Judges every recorded claim that `catalog` can judge again: (id, recorded verdict,

@@ -37,7 +37,7 @@ use nix::errno::Errno;
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::seeds;
-use crate::claim::{Claim, Ctx, Figures, Needs, Outcome, Procedure};
+use crate::claim::{Claim, Ctx, Figures, Needs, OneStep, Outcome, Procedure};
 use crate::lab::{self, check_eq, check_schedule, Against};
 
 /// The listen() argument the seed's servers (nginx, php-fpm) typically pass.
@@ -944,7 +944,7 @@ pub fn claims() -> Vec<Claim> {
             action: "nonblocking connects until one does not complete within 300 ms; ss -ltn Send-Q/Recv-Q of each listener",
             needs: Needs { tools: &["ss"] },
             estimate: 2 * S,
-            run: Procedure::Rust(capped_by_somaxconn),
+            run: Procedure::Rust(&OneStep(capped_by_somaxconn)),
         },
         Claim {
             id: "backlog.tcp-full-refused",
@@ -956,7 +956,7 @@ pub fn claims() -> Vec<Claim> {
                      and the last one's read() is checked",
             needs: Needs { tools: &["ss"] },
             estimate: 7 * S,
-            run: Procedure::Rust(tcp_full_refused),
+            run: Procedure::Rust(&OneStep(tcp_full_refused)),
         },
         Claim {
             id: "backlog.syn-backlog-default",
@@ -966,7 +966,7 @@ pub fn claims() -> Vec<Claim> {
             action: "read the defaults; send 24 SYNs with tcp_syncookies=0 and =1 and count SYN-RECV request sockets with ss",
             needs: Needs { tools: &["ss", "iptables"] },
             estimate: 2 * S,
-            run: Procedure::Rust(syn_backlog_default),
+            run: Procedure::Rust(&OneStep(syn_backlog_default)),
         },
         Claim {
             id: "backlog.nginx-502",
@@ -976,7 +976,7 @@ pub fn claims() -> Vec<Claim> {
             action: "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8080/; read nginx's error log",
             needs: Needs { tools: &["nginx", "curl"] },
             estimate: 3 * S,
-            run: Procedure::Rust(nginx_502),
+            run: Procedure::Rust(&OneStep(nginx_502)),
         },
     ]
 }

@@ -23,7 +23,7 @@ use netclaim_harness::NetNs;
 use nix::errno::Errno;
 
 use super::seeds;
-use crate::claim::{Claim, Ctx, Figures, Needs, Outcome, Procedure};
+use crate::claim::{Claim, Ctx, Figures, Needs, OneStep, Outcome, Procedure};
 use crate::lab::{self, check_eq, secs, version_evidence, Against, ToolRun, TOOL_STARTUP};
 use crate::toolmodel::{is_mariadb, mysql_error, MysqlCase, MysqlError};
 
@@ -388,7 +388,7 @@ pub fn claims() -> Vec<Claim> {
             action: "mysql --no-defaults --protocol=TCP -h 127.0.0.1 -P 3306 -e 'SELECT 1', then the same with --connect_timeout=1",
             needs: plain,
             estimate: S,
-            run: Procedure::Rust(refused),
+            run: Procedure::Rust(&OneStep(refused)),
         },
         Claim {
             id: "mysql.no-socket",
@@ -398,7 +398,7 @@ pub fn claims() -> Vec<Claim> {
             action: "mysql --no-defaults -e 'SELECT 1'",
             needs: plain,
             estimate: S,
-            run: Procedure::Rust(no_socket),
+            run: Procedure::Rust(&OneStep(no_socket)),
         },
     ]
 }

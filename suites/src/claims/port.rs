@@ -19,7 +19,7 @@ use netclaim_harness::NetNs;
 use nix::errno::Errno;
 
 use super::seeds;
-use crate::claim::{Claim, Ctx, Figures, Needs, Outcome, Procedure};
+use crate::claim::{Claim, Ctx, Figures, Needs, OneStep, Outcome, Procedure};
 use crate::lab::{self, check_eq, Against, Shown};
 
 /// Where the lab listener listens (outside every range the claims set).
@@ -779,7 +779,7 @@ pub fn claims() -> Vec<Claim> {
             action: "hold connections from every port to a listener that never accepts, then connect() once more; again with the ports held by client-closed TIME_WAIT sockets and tcp_tw_reuse=0",
             needs: Needs::default(),
             estimate: S,
-            run: Procedure::Rust(exhaustion_errno),
+            run: Procedure::Rust(&OneStep(exhaustion_errno)),
         },
         Claim {
             id: "port.exhaustion-curl",
@@ -789,7 +789,7 @@ pub fn claims() -> Vec<Claim> {
             action: "hold connections from every port, then curl -sS -v --max-time 10 http://127.0.0.1:8080/",
             needs: Needs { tools: &["curl"] },
             estimate: S,
-            run: Procedure::Rust(exhaustion_curl),
+            run: Procedure::Rust(&OneStep(exhaustion_curl)),
         },
         Claim {
             id: "port.range-size",
@@ -799,7 +799,7 @@ pub fn claims() -> Vec<Claim> {
             action: "hold connections to :8080 until connect() fails, then to :8081; the same with the odd range",
             needs: Needs::default(),
             estimate: S,
-            run: Procedure::Rust(range_size),
+            run: Procedure::Rust(&OneStep(range_size)),
         },
         Claim {
             id: "port.tw-reuse",
@@ -809,7 +809,7 @@ pub fn claims() -> Vec<Claim> {
             action: "fill the range with client-closed TIME_WAIT sockets; connect with tcp_tw_reuse=0, with 1 at once, with 1 after tcp_tw_reuse_delay, and with 2",
             needs: Needs::default(),
             estimate: 2 * S,
-            run: Procedure::Rust(tw_reuse),
+            run: Procedure::Rust(&OneStep(tw_reuse)),
         },
         Claim {
             id: "sysctl.writes-proc",
@@ -819,7 +819,7 @@ pub fn claims() -> Vec<Claim> {
             action: "sysctl -w net.ipv4.ip_local_port_range=\"40000 40001\" inside the namespace (under strace when available), then connect until the range is used up",
             needs: Needs { tools: &["sysctl"] },
             estimate: S,
-            run: Procedure::Rust(writes_proc),
+            run: Procedure::Rust(&OneStep(writes_proc)),
         },
     ]
 }

@@ -18,11 +18,11 @@ use netclaim_fixtures::server::NoAcceptListener;
 use netclaim_harness::command::ToolCommand;
 use netclaim_harness::NetNs;
 
+use serde::{Deserialize, Serialize};
+
 use super::seeds;
-use crate::claim::{Claim, Ctx, Figures, Needs, Outcome, Procedure};
-use crate::lab::{
-    self, check_eq, secs, tool_timer_window, version_evidence, Against, ToolRun, TOOL_STARTUP,
-};
+use crate::claim::{Claim, Ctx, Figures, Measured, Needs, Outcome, Procedure, Steps};
+use crate::lab::{self, check_eq, secs, tool_timer_window, Against, ToolRun, TOOL_STARTUP};
 use crate::toolmodel::rsync::RERR_TIMEOUT;
 
 /// The rsync daemon port.
@@ -83,34 +83,61 @@ fn reported_idle_seconds(text: &str) -> Option<u64> {
         .flatten()
 }
 
-/// `rsync.timeout`: a peer that completes the handshake and then never sends anything.
-fn io_timeout(_ctx: &Ctx) -> Result<Outcome> {
+/// What `rsync.timeout` measured: one rsync run per `--timeout` value against a peer that
+/// completes the handshake and then never sends anything.
+#[derive(Debug, Serialize, Deserialize)]
+struct IdlePeer {
+    /// The lab's namespace.
+    lab: String,
+    /// The installed rsync's version.
+    version: Option<String>,
+    /// `(N, the run with --timeout=N)`.
+    runs: Vec<(u64, ToolRun)>,
+}
+
+/// `rsync.timeout`, measured: rsync against the silent peer, once per `--timeout`.
+fn measure_io_timeout(_ctx: &Ctx) -> Result<Measured<IdlePeer>> {
     let ns = NetNs::new().context("creating the lab namespace")?;
     let target = SocketAddrV4::new(LOOPBACK.into(), RSYNC_PORT);
     let _listener = NoAcceptListener::bind(&ns, target, 16)
         .with_context(|| format!("binding the silent listener on {target}"))?;
-    let mut o = Outcome::default();
-    o.evidence(format!(
-        "lab {}: a listener on {target} that never accepts: the kernel completes the \
-         handshake, and no byte (not even the daemon's @RSYNCD greeting) ever arrives, so \
-         the connection is idle from its first moment",
-        ns.name()
-    ));
-    version_evidence(&mut o, "rsync");
-    let mut claimed = Vec::new();
-    let mut expected = Vec::new();
-    let mut observed = Vec::new();
+    let mut runs = Vec::new();
     for n in IO_TIMEOUTS_S {
-        let stated = Duration::from_secs(n);
-        let (predicted, counted) = predicted_idle_exit(n);
+        let (predicted, _) = predicted_idle_exit(n);
         let cmd = ToolCommand::new("rsync", predicted + Duration::from_secs(20)).args([
             format!("--timeout={n}"),
             format!("rsync://127.0.0.1:{RSYNC_PORT}/{MODULE}/"),
         ]);
-        let run = lab::run_tool(&ns, &cmd, RSYNC_PORT)?;
-        o.evidence(lab::tool_evidence(&run));
+        runs.push((n, lab::run_tool(&ns, &cmd, RSYNC_PORT)?));
+    }
+    Ok(Measured::Observed(IdlePeer {
+        lab: ns.name().to_owned(),
+        version: lab::version_of("rsync"),
+        runs,
+    }))
+}
+
+/// `rsync.timeout`, judged: the stated N s, and the select-period model of `io.c`.
+fn judge_io_timeout(m: &IdlePeer, _ctx: &Ctx) -> Outcome {
+    let mut o = Outcome::default();
+    o.evidence(format!(
+        "lab {}: a listener on {} that never accepts: the kernel completes the handshake, \
+         and no byte (not even the daemon's @RSYNCD greeting) ever arrives, so the \
+         connection is idle from its first moment",
+        m.lab,
+        SocketAddrV4::new(LOOPBACK.into(), RSYNC_PORT)
+    ));
+    lab::version_line(&mut o, "rsync", m.version.as_deref());
+    let mut claimed = Vec::new();
+    let mut expected = Vec::new();
+    let mut observed = Vec::new();
+    for (i, (n, run)) in m.runs.iter().enumerate() {
+        let n = *n;
+        let stated = Duration::from_secs(n);
+        let (predicted, counted) = predicted_idle_exit(n);
+        o.evidence(lab::tool_evidence(run));
         let took = run.output.duration;
-        let line = error_line(&run).unwrap_or_default();
+        let line = error_line(run).unwrap_or_default();
         claimed.push(format!("--timeout={n}: {}", secs(stated)));
         expected.push(format!(
             "--timeout={n}: {} (select every {} s), exit {RERR_TIMEOUT}",
@@ -124,8 +151,8 @@ fn io_timeout(_ctx: &Ctx) -> Result<Outcome> {
                 .exit_code()
                 .map_or_else(|| "(signal)".into(), |c| c.to_string())
         ));
-        if n == IO_TIMEOUTS_S[0] {
-            o.observed = lab::tool_figures(&run);
+        if i == 0 {
+            o.observed = lab::tool_figures(run);
             o.claimed = Figures::default().duration(stated);
             o.expected = Figures {
                 exit_code: Some(RERR_TIMEOUT),
@@ -198,8 +225,13 @@ fn io_timeout(_ctx: &Ctx) -> Result<Outcome> {
     o.claimed.value = Some(claimed.join("; "));
     o.expected.value = Some(expected.join("; "));
     o.observed.value = Some(observed.join("; "));
-    Ok(o)
+    o
 }
+
+const IO_TIMEOUT: Steps<IdlePeer> = Steps {
+    measure: measure_io_timeout,
+    judge: judge_io_timeout,
+};
 
 const S: Duration = Duration::from_secs(1);
 
@@ -214,7 +246,7 @@ pub fn claims() -> Vec<Claim> {
             action: "rsync --timeout=2 rsync://127.0.0.1:873/netclaim/, then the same with --timeout=4",
             needs: Needs { tools: &["rsync"] },
             estimate: 10 * S,
-            run: Procedure::Rust(io_timeout),
+            run: Procedure::Rust(&IO_TIMEOUT),
         },
     ]
 }

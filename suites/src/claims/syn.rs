@@ -17,7 +17,7 @@ use netclaim_harness::NetNs;
 use nix::errno::Errno;
 
 use super::seeds;
-use crate::claim::{Claim, Ctx, Figures, Needs, Outcome, Procedure};
+use crate::claim::{Claim, Ctx, Figures, Needs, OneStep, Outcome, Procedure};
 use crate::lab::{self, check_eq, check_schedule, Against, SynDropLab};
 
 const RETRIES_1: &[(&str, &str)] = &[(knob::TCP_SYN_RETRIES, "1")];
@@ -197,7 +197,7 @@ pub fn claims() -> Vec<Claim> {
             action: "blocking connect() to 127.0.0.1:7 in both",
             needs: client,
             estimate: 4 * S,
-            run: Procedure::Rust(drop_rule),
+            run: Procedure::Rust(&OneStep(drop_rule)),
         },
         Claim {
             id: "syn.invisible-to-strace",
@@ -207,7 +207,7 @@ pub fn claims() -> Vec<Claim> {
             action: "strace -f -e trace=connect telnet 127.0.0.1 7, tcp_syn_retries=1, with an in-process capture",
             needs: with(&["iptables", "telnet", "strace"]),
             estimate: 4 * S,
-            run: Procedure::Rust(invisible_to_strace),
+            run: Procedure::Rust(&OneStep(invisible_to_strace)),
         },
     ]
 }

@@ -30,7 +30,7 @@ use netclaim_harness::NetNs;
 use nix::errno::Errno;
 
 use super::seeds;
-use crate::claim::{Claim, Ctx, Figures, Needs, Outcome, Procedure};
+use crate::claim::{Claim, Ctx, Figures, Needs, OneStep, Outcome, Procedure};
 use crate::lab::{
     self, check_eq, secs, version_evidence, Against, BlackholeLab, SynDropLab, ToolRun,
     DROPPED_PORT, TOOL_STARTUP,
@@ -1053,7 +1053,7 @@ pub fn claims() -> Vec<Claim> {
             action: "curl --max-time 2 -o /dev/null http://127.0.0.1:PORT/",
             needs: with(&["curl"]),
             estimate: 3 * S,
-            run: Procedure::Rust(curl_max_time),
+            run: Procedure::Rust(&OneStep(curl_max_time)),
         },
         Claim {
             id: "wget.dns-timeout",
@@ -1063,7 +1063,7 @@ pub fn claims() -> Vec<Claim> {
             action: "wget --tries 1 http://netclaim.example/ twice: --dns-timeout 1.5 with resolver timeout:2 attempts:2, and --dns-timeout 10 with timeout:1 attempts:2",
             needs: with(&["iptables", "wget"]),
             estimate: 4 * S,
-            run: Procedure::Rust(wget_dns_timeout),
+            run: Procedure::Rust(&OneStep(wget_dns_timeout)),
         },
         Claim {
             id: "wget.timeout-sets-all",
@@ -1073,7 +1073,7 @@ pub fn claims() -> Vec<Claim> {
             action: "wget --timeout 1.5 --tries 1 against each",
             needs: with(&["iptables", "wget"]),
             estimate: 6 * S,
-            run: Procedure::Rust(wget_timeout_sets_all),
+            run: Procedure::Rust(&OneStep(wget_timeout_sets_all)),
         },
         Claim {
             id: "nc.w-idle",
@@ -1083,7 +1083,7 @@ pub fn claims() -> Vec<Claim> {
             action: "nc -v -w 2 127.0.0.1 PORT with stdin at EOF (/dev/null); again with -q 1",
             needs: with(&["nc"]),
             estimate: 5 * S,
-            run: Procedure::Rust(nc_w_idle),
+            run: Procedure::Rust(&OneStep(nc_w_idle)),
         },
     ]
 }

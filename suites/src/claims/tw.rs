@@ -19,7 +19,7 @@ use super::port::{
     loopback, or_na, set_range, table_evidence, tw_reuse_age, LISTEN_PORT, SMALL_RANGE,
 };
 use super::seeds;
-use crate::claim::{Claim, Ctx, Figures, Needs, Outcome, Procedure};
+use crate::claim::{Claim, Ctx, Figures, Needs, OneStep, Outcome, Procedure};
 use crate::lab::{check_eq, Against, EARLY};
 
 /// `TCP_TIMEWAIT_LEN` (`include/net/tcp.h`): 60 s, a constant, not a sysctl.
@@ -483,7 +483,7 @@ pub fn claims() -> Vec<Claim> {
             action: "one connection closed by the client first, one closed by the server first; read /proc/thread-self/net/tcp",
             needs: Needs::default(),
             estimate: S,
-            run: Procedure::Rust(active_closer),
+            run: Procedure::Rust(&OneStep(active_closer)),
         },
         Claim {
             id: "tw.duration",
@@ -493,7 +493,7 @@ pub fn claims() -> Vec<Claim> {
             action: "make one client-side TIME_WAIT, read its timer, poll /proc/thread-self/net/tcp every 100 ms until it is gone (at most 75 s)",
             needs: Needs::default(),
             estimate: 63 * S,
-            run: Procedure::Rust(duration),
+            run: Procedure::Rust(&OneStep(duration)),
         },
         Claim {
             id: "tw.reuse-needs-timestamps",
@@ -503,7 +503,7 @@ pub fn claims() -> Vec<Claim> {
             action: "fill each range with client-closed TIME_WAIT sockets, wait past tcp_tw_reuse_delay, connect once more",
             needs: Needs::default(),
             estimate: 2 * S,
-            run: Procedure::Rust(reuse_needs_timestamps),
+            run: Procedure::Rust(&OneStep(reuse_needs_timestamps)),
         },
         Claim {
             id: "tw.concurrent-client-exhaustion",
@@ -513,7 +513,7 @@ pub fn claims() -> Vec<Claim> {
             action: "4 threads make short connections (connect, send, close first) until connect() fails; retry after tcp_tw_reuse_delay",
             needs: Needs::default(),
             estimate: 2 * S,
-            run: Procedure::Rust(concurrent_client_exhaustion),
+            run: Procedure::Rust(&OneStep(concurrent_client_exhaustion)),
         },
     ]
 }
