@@ -143,6 +143,9 @@ pub struct CommandOutput {
     pub stderr: String,
     /// Wall time from spawn to exit, on the monotonic clock.
     pub duration: Duration,
+    /// When it was spawned (it exited at `started + duration`), to set its run against
+    /// other events such as captured packets.
+    pub started: Instant,
     /// Whether the harness killed it at the deadline.
     pub timed_out: bool,
 }
@@ -394,6 +397,7 @@ impl NetNs {
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
             stderr: String::from_utf8_lossy(&stderr).into_owned(),
             duration: ended - started,
+            started,
             timed_out,
         })
     }

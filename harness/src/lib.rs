@@ -16,6 +16,7 @@ pub mod link;
 pub mod model;
 pub mod netns;
 pub mod privilege;
+pub mod slowness;
 pub mod sysctl;
 pub mod tmp;
 pub mod tolerance;

@@ -1,0 +1,201 @@
+//! How late this machine runs timers right now, measured rather than assumed.
+//!
+//! A probe thread sleeps [`PERIOD`] again and again and records how much later than asked
+//! it woke. On an idle machine that is tens of microseconds; under emulation (QEMU's TCG)
+//! or on a loaded machine it grows to milliseconds or more, because the timer interrupt is
+//! delivered late and the woken thread waits for a CPU. A kernel timer (a SYN
+//! retransmission) or a tool's own timer armed at the same time suffers the same delays,
+//! so [`late_between`] over the span of a measurement is the measured error of that
+//! measurement's timers: what a timing check may attribute to the machine, not to the
+//! kernel or the tool.
+//!
+//! The probe starts on the first call to [`start`] (or to [`late_between`]) and lives as
+//! long as the process; it runs in whatever namespace the process started in and touches
+//! nothing but its own clock.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// How long the probe sleeps each time.
+pub const PERIOD: Duration = Duration::from_millis(20);
+/// Samples kept: an hour at [`PERIOD`], far more than the longest run.
+const KEEP: usize = 180_000;
+
+/// One wake-up of the probe.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    /// When it went to sleep.
+    slept: Instant,
+    /// When it woke.
+    woke: Instant,
+}
+
+impl Sample {
+    fn late(&self) -> Duration {
+        (self.woke - self.slept).saturating_sub(PERIOD)
+    }
+}
+
+struct Probe {
+    samples: Mutex<VecDeque<Sample>>,
+    /// When the current sleep began, for a wake-up that has not come yet.
+    asleep_since: Mutex<Option<Instant>>,
+}
+
+static PROBE: OnceLock<Probe> = OnceLock::new();
+
+fn probe() -> &'static Probe {
+    PROBE.get_or_init(|| {
+        let spawned = std::thread::Builder::new()
+            .name("netclaim-slowness".into())
+            .spawn(|| loop {
+                let slept = Instant::now();
+                if let Some(p) = PROBE.get() {
+                    *lock(&p.asleep_since) = Some(slept);
+                }
+                std::thread::sleep(PERIOD);
+                let woke = Instant::now();
+                if let Some(p) = PROBE.get() {
+                    let mut s = lock(&p.samples);
+                    if s.len() == KEEP {
+                        s.pop_front();
+                    }
+                    s.push_back(Sample { slept, woke });
+                }
+            });
+        // Without the thread there are no samples and every error is zero: checks stay
+        // strict, which is the safe side.
+        drop(spawned);
+        Probe {
+            samples: Mutex::new(VecDeque::new()),
+            asleep_since: Mutex::new(None),
+        }
+    })
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Starts the probe (idempotent). Call it before the measurements it should cover.
+pub fn start() {
+    probe();
+}
+
+/// The worst lateness of a timer over `[from, to]`: the latest wake-up of every probe
+/// sleep that overlapped the span, including a sleep still waiting to wake (it is late
+/// by at least how long it has overslept so far). Zero when the probe has no sample there.
+pub fn late_between(from: Instant, to: Instant) -> Duration {
+    let p = probe();
+    let done = worst_late(&lock(&p.samples), from, to);
+    let pending = match *lock(&p.asleep_since) {
+        Some(since) if since <= to => Instant::now()
+            .saturating_duration_since(since)
+            .saturating_sub(PERIOD),
+        _ => Duration::ZERO,
+    };
+    done.max(pending)
+}
+
+/// The worst lateness among `samples` (in wake-up order) whose sleep overlapped
+/// `[from, to]`.
+fn worst_late(samples: &VecDeque<Sample>, from: Instant, to: Instant) -> Duration {
+    overlapping(samples, from, to)
+        .map(Sample::late)
+        .max()
+        .unwrap_or_default()
+}
+
+fn overlapping(
+    samples: &VecDeque<Sample>,
+    from: Instant,
+    to: Instant,
+) -> impl Iterator<Item = &Sample> {
+    // Samples are in wake-up order; skip those that woke before the span.
+    let first = samples.partition_point(|x| x.woke < from);
+    samples.range(first..).take_while(move |x| x.slept <= to)
+}
+
+/// Summary figures of the probe over `[from, to]`: the number of wake-ups and the
+/// lateness of the median and the worst one.
+pub fn summary_between(from: Instant, to: Instant) -> Summary {
+    let p = probe();
+    let mut late: Vec<Duration> = overlapping(&lock(&p.samples), from, to)
+        .map(Sample::late)
+        .collect();
+    late.sort();
+    Summary {
+        samples: late.len(),
+        median: late.get(late.len() / 2).copied().unwrap_or_default(),
+        worst: late.last().copied().unwrap_or_default(),
+    }
+}
+
+/// What the probe saw over a span.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Wake-ups in the span.
+    pub samples: usize,
+    /// The median lateness.
+    pub median: Duration,
+    /// The worst lateness.
+    pub worst: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_probe_wakes_every_period_while_a_span_runs() {
+        start();
+        let from = Instant::now();
+        std::thread::sleep(PERIOD * 6);
+        let to = Instant::now();
+        let s = summary_between(from, to);
+        assert!(s.samples >= 3, "{s:?}");
+        assert!(s.median <= s.worst, "{s:?}");
+        assert!(late_between(from, to) >= s.worst, "{s:?}");
+    }
+
+    #[test]
+    fn only_sleeps_overlapping_the_span_count() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        // Slept at 0 (woke 20 ms late), at 40 (woke 500 ms late), at 560 (on time).
+        let samples: VecDeque<Sample> = [(0, 40), (40, 560), (560, 580)]
+            .into_iter()
+            .map(|(s, w)| Sample {
+                slept: at(s),
+                woke: at(w),
+            })
+            .collect();
+        assert_eq!(
+            worst_late(&samples, at(0), at(30)),
+            Duration::from_millis(20)
+        );
+        // The long sleep overlaps any span that touches [40, 560].
+        assert_eq!(
+            worst_late(&samples, at(100), at(200)),
+            Duration::from_millis(500)
+        );
+        assert_eq!(worst_late(&samples, at(565), at(600)), Duration::ZERO);
+        assert_eq!(worst_late(&samples, at(600), at(700)), Duration::ZERO);
+    }
+
+    #[test]
+    fn lateness_is_the_sleep_beyond_the_period() {
+        let t = Instant::now();
+        let s = Sample {
+            slept: t,
+            woke: t + PERIOD + Duration::from_millis(7),
+        };
+        assert_eq!(s.late(), Duration::from_millis(7));
+        let early = Sample {
+            slept: t,
+            woke: t + PERIOD / 2,
+        };
+        assert_eq!(early.late(), Duration::ZERO);
+    }
+}
