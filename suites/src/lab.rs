@@ -2,17 +2,18 @@
 //! runs with wire capture, and the checks that compare a SYN schedule with a measurement.
 
 use std::net::SocketAddrV4;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use netclaim_harness::capture::{self, TcpEvent};
+use netclaim_harness::capture::{self, TcpEvent, TcpFlags};
 use netclaim_harness::command::{CommandOutput, ToolCommand};
 use netclaim_harness::model::{SynModel, SynSchedule};
+use netclaim_harness::slowness;
 use netclaim_harness::sysctl::knob;
 use netclaim_harness::tolerance::{kernel_timer_window, timer_slack, Window, ARMED_AFTER_CAPTURE};
 use netclaim_harness::NetNs;
 
-use crate::claim::{Ctx, Figures, Outcome, Timeline};
+use crate::claim::{Check, Ctx, Figures, Outcome, Timeline, Timing};
 
 /// The port every SYN-drop lab listens on (nothing listens; the SYNs are dropped).
 pub const DROPPED_PORT: u16 = 7;
@@ -211,52 +212,264 @@ impl Against {
             Against::Model => outcome.model_check(what, expected, observed, ok),
         }
     }
+
+    /// Records a complete check (one that carries its timing) in `outcome`'s list.
+    pub fn record_check(self, outcome: &mut Outcome, check: Check) {
+        match self {
+            Against::Statement => outcome.claim_checks.push(check),
+            Against::Model => outcome.model_checks.push(check),
+        }
+    }
 }
 
-/// Compares a measured SYN schedule (`syn_times` from the wire, `give_up` from the
-/// client) with `schedule`, recording the checks in `outcome` under `against`.
+/// One connection attempt as measured: its SYNs on the wire and when it began and ended,
+/// on the monotonic clock, so that its timing checks can be judged from the wire and
+/// with the error this machine added while it ran.
+#[derive(Debug, Clone)]
+pub struct Measurement {
+    /// SYN send times, relative to the first.
+    pub syn_times: Vec<Duration>,
+    /// When the first SYN went out (for a tool that resolves a name first, its first DNS
+    /// query); `None`: no packet was seen.
+    pub first_packet: Option<Instant>,
+    /// When the attempt began: the connect() call, or the tool's spawn.
+    pub started: Instant,
+    /// When it ended: connect() returned, or the tool exited.
+    pub ended: Instant,
+    /// A tool's start-up (spawn to first packet), `None` for an in-process connect.
+    pub startup: Option<Duration>,
+}
+
+/// A measured duration with the error this machine may have added to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measured {
+    /// The duration.
+    pub took: Duration,
+    /// How much of it the machine may account for (late timers, slow processes).
+    pub error: Duration,
+    /// How much of the timed span the measurement may have missed at its start (a timer
+    /// armed before the first packet the measurement starts from).
+    pub early_error: Duration,
+    /// Where the errors come from, in words.
+    pub error_from: String,
+}
+
+impl Measurement {
+    /// The attempt of an in-process client: SYNs from a capture started at
+    /// `capture_started`, connect() called at `started` and returned at `ended`.
+    pub fn client(
+        events: &[TcpEvent],
+        port: u16,
+        capture_started: Instant,
+        started: Instant,
+        ended: Instant,
+    ) -> Self {
+        Self {
+            syn_times: capture::syn_times(events, port),
+            first_packet: first_syn_at(events, port, capture_started),
+            started,
+            ended,
+            startup: None,
+        }
+    }
+
+    /// What a check of the attempt's duration measures: from the first SYN to the end,
+    /// so that a tool's start-up (exec, dynamic linking, which emulation slows tenfold)
+    /// is not counted as the kernel's or the tool's time; from the start without a SYN.
+    pub fn took(&self) -> Duration {
+        self.ended
+            .saturating_duration_since(self.first_packet.unwrap_or(self.started))
+    }
+
+    /// A tool's process work beyond what the windows allow for it ([`TOOL_STARTUP`]),
+    /// measured by its start-up: its exit path (after the timer that ends it) runs the
+    /// same slow way, and the windows give it only the allowance.
+    pub fn process_excess(&self) -> Duration {
+        self.startup
+            .map_or(Duration::ZERO, |s| s.saturating_sub(TOOL_STARTUP))
+    }
+
+    /// The instants the kernel armed its SYN timers: at each SYN.
+    fn syn_instants(&self) -> Vec<Instant> {
+        match self.first_packet {
+            Some(f) => self.syn_times.iter().map(|t| f + *t).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The measured lateness of the chain of timers armed at `armed` (each runs until the
+    /// next, the last until `end`): the probe's worst lateness over each, summed.
+    fn chain_lateness(armed: &[Instant], end: Instant) -> Duration {
+        armed
+            .iter()
+            .enumerate()
+            .map(|(i, a)| slowness::late_between(*a, armed.get(i + 1).copied().unwrap_or(end)))
+            .sum()
+    }
+
+    /// The duration as a give-up by the kernel: its SYN timers ran one after the other from
+    /// the first SYN, each may have fired as late as this machine ran timers meanwhile, and
+    /// a tool then needed its process work to exit.
+    pub fn kernel_give_up(&self) -> Measured {
+        let armed = self.syn_instants();
+        let timers = Self::chain_lateness(&armed, self.ended);
+        self.measured(timers, armed.len(), Duration::ZERO)
+    }
+
+    /// The duration as one timer of the tool's own. The tool armed it somewhere between
+    /// its spawn and its first packet, where the measurement starts: on the early side the
+    /// measurement may miss up to the tool's start-up.
+    pub fn tool_timer(&self) -> Measured {
+        let from = self.first_packet.unwrap_or(self.started);
+        let armed_before = self.startup.unwrap_or_default();
+        self.measured(slowness::late_between(from, self.ended), 1, armed_before)
+    }
+
+    fn measured(&self, timers: Duration, n: usize, early_error: Duration) -> Measured {
+        let process = self.process_excess();
+        let mut from = vec![format!(
+            "timers up to {} ms late over {n} timer(s) (probe)",
+            timers.as_millis()
+        )];
+        if let Some(s) = self.startup {
+            from.push(format!(
+                "tool start-up {} ms, {} ms past the {} ms allowed",
+                s.as_millis(),
+                process.as_millis(),
+                TOOL_STARTUP.as_millis()
+            ));
+        }
+        Measured {
+            took: self.took(),
+            error: timers + process,
+            early_error,
+            error_from: from.join("; "),
+        }
+    }
+
+    /// The measured error of SYN `i`'s send time (relative to the first SYN): the
+    /// lateness of the timers before it (a kernel timer is never early).
+    fn syn_error(&self, i: usize) -> Measured {
+        let armed = self.syn_instants();
+        let late = match armed.get(i) {
+            Some(end) if i > 0 => Self::chain_lateness(&armed[..i], *end),
+            _ => Duration::ZERO,
+        };
+        Measured {
+            took: self.syn_times.get(i).copied().unwrap_or_default(),
+            error: late,
+            early_error: Duration::ZERO,
+            error_from: format!(
+                "SYN {}: timers up to {} ms late before it (probe)",
+                i + 1,
+                late.as_millis()
+            ),
+        }
+    }
+}
+
+/// When the first SYN to `port` among `events` went out, on the monotonic clock.
+fn first_syn_at(events: &[TcpEvent], port: u16, capture_started: Instant) -> Option<Instant> {
+    events
+        .iter()
+        .find(|e| e.flags.is_syn() && e.dst.port() == port)
+        .map(|e| capture_started + e.at)
+}
+
+/// Records a timing check: `m.took` against `window` (around `expected`), carrying the
+/// window and the measured error so that a miss within the error reads inconclusive.
+pub fn check_timing(
+    o: &mut Outcome,
+    against: Against,
+    what: &str,
+    expected: Duration,
+    window: Window,
+    m: &Measured,
+) {
+    against.record_check(
+        o,
+        Check {
+            what: what.into(),
+            expected: format!("{} within {window}", secs(expected)),
+            observed: secs(m.took),
+            ok: window.contains(m.took),
+            timing: Some(timing(window, m.took, m)),
+        },
+    );
+}
+
+/// The [`Timing`] of a check of `observed` against `window`, with the errors of `m`.
+pub fn timing(window: Window, observed: Duration, m: &Measured) -> Timing {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    Timing {
+        window_ms: [ms(window.min), ms(window.max)],
+        observed_ms: ms(observed),
+        error_ms: ms(m.error),
+        early_error_ms: ms(m.early_error),
+        error_from: m.error_from.clone(),
+    }
+}
+
+/// Compares a measured attempt (its SYNs from the wire, its give-up from the first SYN
+/// to its end) with `schedule`, recording the checks in `outcome` under `against`. The
+/// SYN count is exact; send times and the give-up are timing checks judged with the
+/// attempt's measured error.
 pub fn check_schedule(
     outcome: &mut Outcome,
     against: Against,
     schedule: &SynSchedule,
-    syn_times: &[Duration],
-    give_up: Option<Duration>,
+    m: &Measurement,
     ctx: &Ctx,
     startup: Duration,
 ) {
     let (windows, give_up_window) = schedule_windows(schedule, ctx.hz, startup);
-    let mut record = |what: &str, expected: String, observed: String, ok: bool| {
-        against.record(outcome, what, expected, observed, ok)
-    };
-    record(
+    let syn_times = &m.syn_times;
+    against.record(
+        outcome,
         "SYN count",
         schedule.syn_count().to_string(),
         syn_times.len().to_string(),
         schedule.syn_count() == syn_times.len(),
     );
-    let spacing_ok = syn_times.len() == windows.len()
-        && windows.iter().zip(syn_times).all(|(w, t)| w.contains(*t));
-    record(
-        "SYN send times (timer-wheel slack at HZ, late only)",
-        format!(
-            "{} within {}",
-            ms_list(&schedule.send_times),
-            windows_text(&windows)
-        ),
-        ms_list(syn_times),
-        spacing_ok,
-    );
-    if let Some(g) = give_up {
-        record(
-            "give-up time",
-            format!(
-                "{:.3} s within {give_up_window}",
-                schedule.give_up.as_secs_f64()
+    let same_count = syn_times.len() == windows.len();
+    let spacing_ok = same_count && windows.iter().zip(syn_times).all(|(w, t)| w.contains(*t));
+    // The SYN farthest outside its window beyond its error decides; with a different
+    // count the spacing is not a timing question.
+    let worst = same_count
+        .then(|| {
+            windows
+                .iter()
+                .zip(syn_times)
+                .enumerate()
+                .map(|(i, (w, t))| {
+                    let t_ = timing(*w, *t, &m.syn_error(i));
+                    (t_.outside_ms() - t_.error_on_its_side_ms(), i)
+                })
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+        })
+        .flatten();
+    against.record_check(
+        outcome,
+        Check {
+            what: "SYN send times (timer-wheel slack at HZ, late only)".into(),
+            expected: format!(
+                "{} within {}",
+                ms_list(&schedule.send_times),
+                windows_text(&windows)
             ),
-            format!("{:.3} s", g.as_secs_f64()),
-            give_up_window.contains(g),
-        );
-    }
+            observed: ms_list(syn_times),
+            ok: spacing_ok,
+            timing: worst.map(|(_, i)| timing(windows[i], syn_times[i], &m.syn_error(i))),
+        },
+    );
+    check_timing(
+        outcome,
+        against,
+        "give-up time",
+        schedule.give_up,
+        give_up_window,
+        &m.kernel_give_up(),
+    );
 }
 
 fn windows_text(w: &[Window]) -> String {
@@ -272,27 +485,103 @@ pub struct ToolRun {
     pub events: Vec<TcpEvent>,
     /// SYN send times relative to the first.
     pub syn_times: Vec<Duration>,
+    /// The run as a connection attempt: spawn, first SYN, exit.
+    pub measurement: Measurement,
+    /// When the capture began: the instant every event's `at` counts from.
+    pub capture_started: Instant,
+}
+
+impl ToolRun {
+    /// From the tool's first SYN to its exit (see [`Measurement::took`]).
+    pub fn took(&self) -> Duration {
+        self.measurement.took()
+    }
+
+    /// The run as one timer of the tool's that ends when it closes the connection to
+    /// `port`: from its first SYN to its FIN, seen on the wire, so that its exit does not
+    /// count; the tool may have armed the timer before the SYN (its start-up is the early
+    /// error). Without a FIN, as [`Measurement::tool_timer`].
+    pub fn until_close(&self, port: u16) -> Measured {
+        let syn = self.first_to(port, TcpFlags::is_syn);
+        match (syn, self.first_to(port, TcpFlags::is_fin)) {
+            (Some(s), Some(f)) => Measured {
+                early_error: self.measurement.startup.unwrap_or_default(),
+                ..self.between(s, f)
+            },
+            _ => self.measurement.tool_timer(),
+        }
+    }
+
+    /// The tool's first packet to `port` whose flags satisfy `which`.
+    pub fn first_to(&self, port: u16, which: fn(TcpFlags) -> bool) -> Option<&TcpEvent> {
+        self.events
+            .iter()
+            .find(|e| which(e.flags) && e.dst.port() == port)
+    }
+
+    /// A span the tool's own timer spent between two of its packets (`from` → `to`),
+    /// measured on the wire: neither its start-up nor its exit is in it. Its error is the
+    /// probe's timer lateness over the span, and the tool's process work past the
+    /// allowance (as for [`Measurement::tool_timer`]).
+    pub fn between(&self, from: &TcpEvent, to: &TcpEvent) -> Measured {
+        let (a, b) = (self.capture_started + from.at, self.capture_started + to.at);
+        let late = slowness::late_between(a, b);
+        let process = self.measurement.process_excess();
+        Measured {
+            took: b.saturating_duration_since(a),
+            error: late + process,
+            early_error: Duration::ZERO,
+            error_from: format!(
+                "timers up to {} ms late over 1 timer(s) (probe); tool process work {} ms \
+                 past the {} ms allowed",
+                late.as_millis(),
+                process.as_millis(),
+                TOOL_STARTUP.as_millis()
+            ),
+        }
+    }
 }
 
 /// Runs `cmd` in `ns` while capturing handshake packets to `port`.
 pub fn run_tool(ns: &NetNs, cmd: &ToolCommand, port: u16) -> Result<ToolRun> {
     let cap = ns.capture_tcp(port).context("starting the capture")?;
+    let capture_started = cap.started();
     let output = ns
         .run_command(cmd)
         .with_context(|| format!("running {}", cmd.command_line()))?;
     let events = cap.finish().context("finishing the capture")?;
     let syn_times = capture::syn_times(&events, port);
+    let first_packet = first_syn_at(&events, port, capture_started);
+    let measurement = Measurement {
+        syn_times: syn_times.clone(),
+        first_packet,
+        started: output.started,
+        ended: output.started + output.duration,
+        startup: first_packet.map(|f| f.saturating_duration_since(output.started)),
+    };
     Ok(ToolRun {
         output,
         events,
         syn_times,
+        measurement,
+        capture_started,
     })
 }
 
-/// Evidence text for a tool run: the command output and the packet timeline.
+/// Evidence text for a tool run: the command output, its start-up and the packet
+/// timeline.
 pub fn tool_evidence(run: &ToolRun) -> String {
+    let m = &run.measurement;
+    let startup = match m.startup {
+        Some(s) => format!(
+            "start-up (spawn to first SYN) {}, first SYN to exit {}",
+            secs(s),
+            secs(m.took())
+        ),
+        None => "no SYN: timed from the spawn".into(),
+    };
     format!(
-        "{}\n--- wire ---\n{}",
+        "{}\n{startup}\n--- wire ---\n{}",
         run.output,
         if run.events.is_empty() {
             "(no handshake packets)".into()
@@ -305,7 +594,7 @@ pub fn tool_evidence(run: &ToolRun) -> String {
 /// Observed figures of a tool run.
 pub fn tool_figures(run: &ToolRun) -> Figures {
     let mut f = Figures::default()
-        .duration(run.output.duration)
+        .duration(run.took())
         .syn_times(&run.syn_times);
     f.exit_code = run.output.exit_code();
     f.value = run

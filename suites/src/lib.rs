@@ -6,4 +6,4 @@ pub mod claim;
 pub mod claims;
 pub mod lab;
 
-pub use claim::{Check, Claim, Ctx, Figures, Outcome, Verdict};
+pub use claim::{Check, CheckState, Claim, Ctx, Figures, Outcome, Timing, Verdict};

@@ -15,14 +15,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use netclaim_fixtures::server::NoAcceptListener;
+use netclaim_harness::capture::TcpFlags;
 use netclaim_harness::command::{CommandOutput, Daemon, ToolCommand};
 use netclaim_harness::tmp::TempDir;
 use netclaim_harness::NetNs;
 
 use super::seeds;
-use crate::claim::{Claim, Ctx, Figures, Needs, Outcome};
+use crate::claim::{Check, Claim, Ctx, Figures, Needs, Outcome};
 use crate::lab::{
-    self, check_eq, secs, tool_timer_window, version_evidence, Against, ToolRun, TOOL_STARTUP,
+    self, check_eq, check_timing, secs, tool_timer_window, version_evidence, Against, ToolRun,
+    TOOL_STARTUP,
 };
 
 /// The rsync daemon port.
@@ -181,19 +183,22 @@ fn contimeout(_ctx: &Ctx) -> Result<Outcome> {
     o.observed = lab::tool_figures(&run);
     o.observed.value = line.clone();
 
-    let stated = tool_timer_window(n, TOOL_STARTUP);
-    o.claim_check(
+    let took = run.measurement.tool_timer();
+    check_timing(
+        &mut o,
+        Against::Statement,
         "fails after the connect timeout",
-        format!("{} within {stated}", secs(n)),
-        secs(run.output.duration),
-        stated.contains(run.output.duration),
+        n,
+        tool_timer_window(n, TOOL_STARTUP),
+        &took,
     );
-    let window = tool_timer_window(expected, TOOL_STARTUP);
-    o.model_check(
+    check_timing(
+        &mut o,
+        Against::Model,
         "give-up time (min of --contimeout and the kernel's give-up)",
-        format!("{} within {window}", secs(expected)),
-        secs(run.output.duration),
-        window.contains(run.output.duration),
+        expected,
+        tool_timer_window(expected, TOOL_STARTUP),
+        &took,
     );
     check_eq(
         &mut o,
@@ -281,7 +286,15 @@ fn io_timeout(_ctx: &Ctx) -> Result<Outcome> {
         ]);
         let run = lab::run_tool(&ns, &cmd, RSYNC_PORT)?;
         o.evidence(lab::tool_evidence(&run));
-        let took = run.output.duration;
+        // rsync's idle clock starts after it sent its greeting (the client's first data)
+        // and ends when it closes the connection (its FIN): timed there on the wire, so
+        // that neither its start-up nor its exit counts.
+        let greeting = run.first_to(RSYNC_PORT, TcpFlags::is_push);
+        let measured = match (greeting, run.first_to(RSYNC_PORT, TcpFlags::is_fin)) {
+            (Some(g), Some(f)) => run.between(g, f),
+            _ => run.measurement.tool_timer(),
+        };
+        let took = measured.took;
         let line = error_line(&run).unwrap_or_default();
         claimed.push(format!("--timeout={n}: {}", secs(stated)));
         expected.push(format!(
@@ -309,11 +322,13 @@ fn io_timeout(_ctx: &Ctx) -> Result<Outcome> {
         // rsync counts idle time with time(): whole seconds, so up to 1 s late is still
         // "N s" by its own clock.
         let window = tool_timer_window(stated, Duration::from_secs(1) + TOOL_STARTUP);
-        o.claim_check(
+        check_timing(
+            &mut o,
+            Against::Statement,
             &format!("--timeout={n}: ends after N s idle (rsync counts whole seconds)"),
-            format!("{} within {window}", secs(stated)),
-            secs(took),
-            window.contains(took),
+            stated,
+            window,
+            &measured,
         );
         let window = tool_timer_window(predicted, TOOL_STARTUP);
         let early = may_end_one_period_early(n).then(|| {
@@ -322,17 +337,27 @@ fn io_timeout(_ctx: &Ctx) -> Result<Outcome> {
                 TOOL_STARTUP,
             )
         });
-        o.model_check(
-            &format!("--timeout={n}: ends after s × (1 + ⌈N/s⌉)"),
-            match early {
-                Some(e) => format!(
-                    "{} within {window} (or, at a time() second edge, within {e})",
-                    secs(predicted)
-                ),
-                None => format!("{} within {window}", secs(predicted)),
+        // Judged against whichever of the two windows the run came nearer.
+        let nearest = [Some(window), early]
+            .into_iter()
+            .flatten()
+            .map(|w| lab::timing(w, took, &measured))
+            .min_by(|a, b| a.outside_ms().total_cmp(&b.outside_ms()));
+        Against::Model.record_check(
+            &mut o,
+            Check {
+                what: format!("--timeout={n}: ends after s × (1 + ⌈N/s⌉)"),
+                expected: match early {
+                    Some(e) => format!(
+                        "{} within {window} (or, at a time() second edge, within {e})",
+                        secs(predicted)
+                    ),
+                    None => format!("{} within {window}", secs(predicted)),
+                },
+                observed: secs(took),
+                ok: window.contains(took) || early.is_some_and(|e| e.contains(took)),
+                timing: nearest,
             },
-            secs(took),
-            window.contains(took) || early.is_some_and(|e| e.contains(took)),
         );
         check_eq(
             &mut o,

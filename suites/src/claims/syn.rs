@@ -7,7 +7,7 @@
 //! from the sysctls in force in the lab.
 
 use std::net::SocketAddrV4;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use netclaim_fixtures::client;
@@ -20,7 +20,10 @@ use nix::errno::Errno;
 
 use super::seeds;
 use crate::claim::{Claim, Ctx, Figures, Needs, Outcome, Verdict};
-use crate::lab::{self, check_eq, check_schedule, Against, BlackholeLab, SynDropLab, TOOL_STARTUP};
+use crate::lab::{
+    self, check_eq, check_schedule, check_timing, Against, BlackholeLab, Measurement, SynDropLab,
+    TOOL_STARTUP,
+};
 
 /// Who connects.
 #[derive(Debug, Clone, Copy)]
@@ -151,12 +154,38 @@ pub fn curl_at_least(major: u32, minor: u32) -> bool {
 
 /// What one connect attempt did.
 struct Attempt {
-    duration: Duration,
+    /// Its SYNs and when it began and ended.
+    m: Measurement,
     errno: Option<Errno>,
     exit_code: Option<i32>,
     message: Option<String>,
-    syn_times: Vec<Duration>,
     evidence: String,
+}
+
+/// A blocking connect() from the in-repo client to `target` in `ns`, captured.
+fn client_attempt(ns: &NetNs, target: SocketAddrV4) -> Result<(client::ConnectOutcome, Attempt)> {
+    let cap = ns.capture_tcp(target.port())?;
+    let capture_started = cap.started();
+    let started = Instant::now();
+    let out = client::connect_blocking(ns, target)?;
+    let ended = Instant::now();
+    let events = cap.finish()?;
+    let m = Measurement::client(&events, target.port(), capture_started, started, ended);
+    let evidence = format!(
+        "blocking connect({target}) from {}: {:?} after {:.3} s\n--- wire ---\n{}",
+        ns.name(),
+        out.result,
+        out.duration.as_secs_f64(),
+        capture::timeline(&events)
+    );
+    let a = Attempt {
+        m,
+        errno: out.errno(),
+        exit_code: None,
+        message: None,
+        evidence,
+    };
+    Ok((out, a))
 }
 
 fn attempt(
@@ -166,35 +195,16 @@ fn attempt(
     schedule: &SynSchedule,
 ) -> Result<Attempt> {
     match actor {
-        Actor::Client => {
-            let cap = ns.capture_tcp(target.port())?;
-            let out = client::connect_blocking(ns, target)?;
-            let events = cap.finish()?;
-            Ok(Attempt {
-                duration: out.duration,
-                errno: out.errno(),
-                exit_code: None,
-                message: None,
-                syn_times: capture::syn_times(&events, target.port()),
-                evidence: format!(
-                    "blocking connect({target}) from {}: {:?} after {:.3} s\n--- wire ---\n{}",
-                    ns.name(),
-                    out.result,
-                    out.duration.as_secs_f64(),
-                    capture::timeline(&events)
-                ),
-            })
-        }
+        Actor::Client => Ok(client_attempt(ns, target)?.1),
         Actor::Tool(tool) => {
             let deadline = schedule.give_up * 2 + Duration::from_secs(30);
             let run = lab::run_tool(ns, &tool.command(target, deadline), target.port())?;
             let message = run.output.combined();
             Ok(Attempt {
-                duration: run.output.duration,
+                m: run.measurement.clone(),
                 errno: None,
                 exit_code: run.output.exit_code(),
                 message: Some(message),
-                syn_times: run.syn_times.clone(),
                 evidence: lab::tool_evidence(&run),
             })
         }
@@ -281,53 +291,41 @@ fn give_up_claim(ctx: &Ctx, spec: &GiveUpSpec) -> Result<Outcome> {
         .duration(schedule.give_up)
         .syn_times(&schedule.send_times);
     o.observed = Figures::default()
-        .duration(a.duration)
-        .syn_times(&a.syn_times);
+        .duration(a.m.took())
+        .syn_times(&a.m.syn_times);
     if matches!(spec.stated_parts, Stated::FullSchedule) {
         o.claimed = o.claimed.clone().syn_times(&stated.send_times);
     }
 
     // The statement.
     match spec.stated_parts {
-        Stated::FullSchedule => check_schedule(
-            &mut o,
-            Against::Statement,
-            &stated,
-            &a.syn_times,
-            Some(a.duration),
-            ctx,
-            startup,
-        ),
+        Stated::FullSchedule => {
+            check_schedule(&mut o, Against::Statement, &stated, &a.m, ctx, startup)
+        }
         Stated::GiveUpOnly => {
             // Judged with the slack of the timers this kernel really arms.
             let window = lab::give_up_window(stated.give_up, &schedule, ctx.hz, startup);
-            o.claim_check(
+            check_timing(
+                &mut o,
+                Against::Statement,
                 "give-up time",
-                format!("{:.3} s within {window}", stated.give_up.as_secs_f64()),
-                format!("{:.3} s", a.duration.as_secs_f64()),
-                window.contains(a.duration),
+                stated.give_up,
+                window,
+                &a.m.kernel_give_up(),
             );
         }
     }
     // The model.
-    check_schedule(
-        &mut o,
-        Against::Model,
-        &schedule,
-        &a.syn_times,
-        Some(a.duration),
-        ctx,
-        startup,
-    );
+    check_schedule(&mut o, Against::Model, &schedule, &a.m, ctx, startup);
     let who = match spec.actor {
         Actor::Client => "connect()".to_owned(),
         Actor::Tool(t) => t.program().to_owned(),
     };
     o.timelines.push(lab::timeline(
         &format!("{who}: {}", lab::describe_model(&model)),
-        &a.syn_times,
+        &a.m.syn_times,
         &schedule,
-        Some(a.duration),
+        Some(a.m.took()),
     ));
 
     match spec.actor {
@@ -546,8 +544,7 @@ fn telnet_message(_ctx: &Ctx) -> Result<Outcome> {
 struct SweepPoint {
     n: u32,
     schedule: SynSchedule,
-    took: Duration,
-    syns: Vec<Duration>,
+    m: Measurement,
     errno: Option<Errno>,
     text: String,
 }
@@ -570,10 +567,8 @@ fn sweep(ctx: &Ctx, linear_off: bool) -> Result<Outcome> {
                         }
                     }
                     let model = lab::model_in(&lab.ns)?;
-                    let cap = lab.ns.capture_tcp(lab.target.port())?;
-                    let out = client::connect_blocking(&lab.ns, lab.target)?;
-                    let events = cap.finish()?;
-                    let syns = capture::syn_times(&events, lab.target.port());
+                    let (out, a) = client_attempt(&lab.ns, lab.target)?;
+                    let syns = &a.m.syn_times;
                     let text = format!(
                         "n={n}: {}{note}: {:?} after {:.3} s, {} SYN at {:?} ms",
                         lab::describe_model(&model),
@@ -585,8 +580,7 @@ fn sweep(ctx: &Ctx, linear_off: bool) -> Result<Outcome> {
                     Ok(SweepPoint {
                         n,
                         schedule: model.schedule(),
-                        took: out.duration,
-                        syns,
+                        m: a.m,
                         errno: out.errno(),
                         text,
                     })
@@ -609,29 +603,23 @@ fn sweep(ctx: &Ctx, linear_off: bool) -> Result<Outcome> {
         let SweepPoint {
             n,
             schedule,
-            took,
-            syns,
+            m,
             errno,
             text,
         } = r?;
+        let took = m.took();
         let stated = SynModel::new(n, None).schedule();
         let stated_window = lab::give_up_window(stated.give_up, &schedule, ctx.hz, Duration::ZERO);
-        o.claim_check(
+        check_timing(
+            &mut o,
+            Against::Statement,
             &format!("n={n}: give-up time"),
-            format!("{} s within {stated_window}", stated.give_up.as_secs()),
-            format!("{:.3} s", took.as_secs_f64()),
-            stated_window.contains(took),
+            stated.give_up,
+            stated_window,
+            &m.kernel_give_up(),
         );
         let first = o.model_checks.len();
-        check_schedule(
-            &mut o,
-            Against::Model,
-            &schedule,
-            &syns,
-            Some(took),
-            ctx,
-            Duration::ZERO,
-        );
+        check_schedule(&mut o, Against::Model, &schedule, &m, ctx, Duration::ZERO);
         for c in &mut o.model_checks[first..] {
             c.what = format!("n={n}: {}", c.what);
         }
@@ -648,7 +636,7 @@ fn sweep(ctx: &Ctx, linear_off: bool) -> Result<Outcome> {
         o.evidence(text);
         o.timelines.push(lab::timeline(
             &format!("tcp_syn_retries={n}"),
-            &syns,
+            &m.syn_times,
             &schedule,
             Some(took),
         ));
@@ -681,9 +669,13 @@ fn drop_rule(ctx: &Ctx) -> Result<Outcome> {
     let rules = lab.ns.iptables_rules("filter")?;
     let schedule = lab::model_in(&lab.ns)?.schedule();
     let cap = lab.ns.capture_tcp(target.port())?;
+    let capture_started = cap.started();
+    let started = Instant::now();
     let dropped = client::connect_blocking(&lab.ns, target)?;
+    let ended = Instant::now();
     let events = cap.finish()?;
-    let syns = capture::syn_times(&events, target.port());
+    let m = Measurement::client(&events, target.port(), capture_started, started, ended);
+    let syns = m.syn_times.clone();
     let answered = events
         .iter()
         .any(|e| e.flags.is_rst() || e.flags.is_syn_ack());
@@ -694,9 +686,7 @@ fn drop_rule(ctx: &Ctx) -> Result<Outcome> {
         .duration(schedule.give_up)
         .syn_times(&schedule.send_times);
     o.expected.errno = Some(Errno::ETIMEDOUT as i32);
-    o.observed = Figures::default()
-        .duration(dropped.duration)
-        .syn_times(&syns);
+    o.observed = Figures::default().duration(m.took()).syn_times(&syns);
     o.observed.errno = dropped.errno().map(|e| e as i32);
     o.claim_check(
         "peer answers nothing (no RST, no SYN-ACK)",
@@ -718,15 +708,7 @@ fn drop_rule(ctx: &Ctx) -> Result<Outcome> {
         Some(Errno::ECONNREFUSED),
         refused.errno(),
     );
-    check_schedule(
-        &mut o,
-        Against::Model,
-        &schedule,
-        &syns,
-        Some(dropped.duration),
-        ctx,
-        Duration::ZERO,
-    );
+    check_schedule(&mut o, Against::Model, &schedule, &m, ctx, Duration::ZERO);
     o.evidence(format!("rules in {}:\n{}", lab.ns.name(), rules.join("\n")));
     o.evidence(format!(
         "without the rule ({}): {:?} after {:.3} ms\n{}",
@@ -770,8 +752,8 @@ fn retries_0(ctx: &Ctx) -> Result<Outcome> {
     let a = attempt(&lab.ns, lab.target, Actor::Client, &schedule)?;
     let mut o = Outcome {
         observed: Figures::default()
-            .duration(a.duration)
-            .syn_times(&a.syn_times),
+            .duration(a.m.took())
+            .syn_times(&a.m.syn_times),
         expected: Figures::default()
             .duration(schedule.give_up)
             .syn_times(&schedule.send_times),
@@ -784,20 +766,11 @@ fn retries_0(ctx: &Ctx) -> Result<Outcome> {
         &mut o,
         Against::Statement,
         &stated,
-        &a.syn_times,
-        Some(a.duration),
+        &a.m,
         ctx,
         Duration::ZERO,
     );
-    check_schedule(
-        &mut o,
-        Against::Model,
-        &schedule,
-        &a.syn_times,
-        Some(a.duration),
-        ctx,
-        Duration::ZERO,
-    );
+    check_schedule(&mut o, Against::Model, &schedule, &a.m, ctx, Duration::ZERO);
     o.evidence(a.evidence);
     Ok(o)
 }
