@@ -1,6 +1,7 @@
 //! `netclaim`: verify documented Linux TCP behaviour in throwaway network namespaces.
 
 mod compare;
+mod provenance;
 mod report;
 mod runner;
 mod svg;
@@ -32,6 +33,9 @@ mod exit {
     pub const DRIFT: u8 = 3;
     /// Some claims were skipped (missing tool or privilege); the rest reached a verdict.
     pub const SKIPPED: u8 = 4;
+    /// Some claims were inconclusive: a timing check missed its window by less than the
+    /// measured slowness of the machine (emulation, load); nothing else went wrong.
+    pub const INCONCLUSIVE: u8 = 5;
 }
 
 const AFTER_HELP: &str = "\
@@ -41,6 +45,8 @@ Exit codes:
   2    bad input: unknown claim filter, unreadable/malformed report, unwritable --out
   3    verdicts drifted from --baseline; `compare`: the reports differ
   4    some claims were skipped (a tool or root privilege is missing)
+  5    some claims were inconclusive: a timing check missed its window by less than the
+       measured slowness of this machine (emulation, load); rerun on an idler machine
   130  interrupted by SIGINT (143: SIGTERM); labs were torn down before exiting
 
 A refuted claim is a finding about this kernel or tool, not a failure: exit 0.
@@ -389,6 +395,8 @@ fn run(args: RunArgs) -> Result<u8> {
         exit::DRIFT
     } else if verdicts.contains(&Verdict::Skipped) {
         exit::SKIPPED
+    } else if verdicts.contains(&Verdict::Inconclusive) {
+        exit::INCONCLUSIVE
     } else {
         exit::OK
     })
@@ -399,13 +407,14 @@ fn compare(paths: &[PathBuf], format: CompareFormat, all: bool) -> Result<u8> {
         .iter()
         .map(|p| Report::load(p))
         .collect::<Result<Vec<_>>>()?;
-    let matrix = Matrix::new(&reports, paths);
+    let labels: Vec<String> = paths.iter().map(|p| compare::label(p)).collect();
+    let matrix = Matrix::new(&reports, &labels);
     match format {
         CompareFormat::Table => println!("{}", matrix.table(std::io::stdout().is_terminal(), !all)),
         CompareFormat::Markdown => print!("{}", matrix.markdown()),
         CompareFormat::Html => print!("{}", matrix.html()),
     }
-    Ok(if matrix.changed().next().is_some() {
+    Ok(if matrix.differs() {
         exit::DRIFT
     } else {
         exit::OK
