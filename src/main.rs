@@ -93,6 +93,10 @@ enum Command {
     Clean,
     /// Run the catalog under another kernel in a throwaway VM (virtme-ng) and bring its report.json back.
     Vm(vm::VmArgs),
+    /// Compare kernels: this machine's and each given one (default: every /boot/vmlinuz-*)
+    /// in its own VM, merged into one claims × kernels table. Exit 0, 1, 4 or 5 as for
+    /// `run` (the kernels differing is the expected outcome, not an exit code).
+    Kernels(vm::KernelsArgs),
 }
 
 #[derive(clap::Args)]
@@ -148,6 +152,7 @@ fn main() -> ExitCode {
         } => compare(&reports, format, all),
         Command::Clean => clean(),
         Command::Vm(args) => vm::run(args),
+        Command::Kernels(args) => vm::kernels(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
