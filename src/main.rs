@@ -1,5 +1,9 @@
 //! `netclaim`: verify documented Linux TCP behaviour in throwaway network namespaces.
 
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+mod out;
+
 mod compare;
 mod provenance;
 mod report;
@@ -7,7 +11,7 @@ mod runner;
 mod svg;
 mod vm;
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -18,6 +22,7 @@ use netclaim_suites::{catalog, Ctx, Verdict};
 use nix::sys::signal::{SigSet, Signal};
 
 use crate::compare::Matrix;
+use crate::out::{errln, out, outln};
 use crate::report::{Machine, Report};
 
 /// Exit codes (also in `--help` and the README).
@@ -26,8 +31,9 @@ mod exit {
     pub const OK: u8 = 0;
     /// At least one claim ended in `error`: the harness failed.
     pub const ERROR: u8 = 1;
-    /// Bad input: an unknown filter, an unreadable or malformed report, an unwritable
-    /// --out directory (clap's own usage errors also exit 2).
+    /// Bad input: an unknown or empty filter, `--jobs 0`, an unreadable or malformed
+    /// report, a baseline that shares no claim with the run, an unwritable --out
+    /// directory (clap's own usage errors also exit 2).
     pub const USAGE: u8 = 2;
     /// Verdicts drifted from --baseline, or `compare` found differences.
     pub const DRIFT: u8 = 3;
@@ -41,17 +47,23 @@ mod exit {
 const AFTER_HELP: &str = "\
 Exit codes:
   0    every claim reached a verdict (holds, refuted or not-applicable) and none drifted
-  1    at least one claim ended in `error` (the harness failed; see its reason)
-  2    bad input: unknown claim filter, unreadable/malformed report, unwritable --out
+  1    at least one claim ended in `error` (the harness failed; see its reason), or
+       stdout could not be written
+  2    bad input: unknown or empty claim filter, --jobs 0, unreadable/malformed report,
+       a --baseline sharing no claim with the run, unwritable --out
   3    verdicts drifted from --baseline; `compare`: the reports differ
   4    some claims were skipped (a tool or root privilege is missing)
   5    some claims were inconclusive: a timing check missed its window by less than the
        measured slowness of this machine (emulation, load); rerun on an idler machine
-  130  interrupted by SIGINT (143: SIGTERM); labs were torn down before exiting
+  129  interrupted by SIGHUP (130: SIGINT, 143: SIGTERM); tools were killed and reaped
+       and labs torn down before exiting
 
 A refuted claim is a finding about this kernel or tool, not a failure: exit 0.
-Labs are network namespaces named netclaim-<pid>-<n> (visible in `ip netns list` while
-they live); the host's own namespace is never changed.";
+A closed stdout or stderr (`netclaim run | head`) only silences that stream: the run
+goes on to its end, writes --out and exits as above.
+Labs are network namespaces of their own, unnamed unless --name-labs (then visible in
+`ip netns list` as netclaim-<pid>-<n> while they live); the host's own namespace is
+never changed.";
 
 #[derive(Parser)]
 #[command(
@@ -112,8 +124,9 @@ struct RunArgs {
     /// Exit 3 when a verdict differs from this earlier report.json.
     #[arg(long, value_name = "FILE")]
     baseline: Option<PathBuf>,
-    /// How many claims run at once (default: all; they mostly wait on kernel timers).
-    #[arg(long, short)]
+    /// How many claims run at once, at least 1 (default: all; they mostly wait on kernel
+    /// timers).
+    #[arg(long, short, value_parser = parse_jobs)]
     jobs: Option<usize>,
     /// No progress output on stderr.
     #[arg(long, short)]
@@ -140,8 +153,22 @@ enum CompareFormat {
     Html,
 }
 
+/// `--jobs`: a whole number of at least 1.
+fn parse_jobs(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1 (0 would run nothing)".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{e}: give a whole number of at least 1")),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let argv: Vec<String> = std::env::args().collect();
+    netclaim_harness::privilege::set_command(argv.join(" "));
+    // A full run holds ~150 descriptors at its peak; lift the soft limit as far as the
+    // hard limit allows. A limit still too low ends claims in `error`, naming it.
+    netclaim_harness::resource::raise_nofile();
     let result = match cli.command {
         Command::List { filters, json } => list(&filters, json),
         Command::Run(args) => run(args),
@@ -157,7 +184,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("netclaim: error: {e:#}");
+            errln!("netclaim: error: {e:#}");
             ExitCode::from(exit::USAGE)
         }
     }
@@ -165,6 +192,12 @@ fn main() -> ExitCode {
 
 /// The claims matching `filters`; an error naming the filters that match nothing.
 pub(crate) fn select(filters: &[String]) -> Result<Vec<netclaim_suites::Claim>> {
+    if let Some(blank) = filters.iter().find(|f| f.trim().is_empty()) {
+        bail!(
+            "empty claim filter {blank:?}: give part of a claim id (`netclaim list` shows \
+             them), or no filter to run every claim"
+        );
+    }
     catalog::select(filters).map_err(|unknown| {
         anyhow::anyhow!(
             "no claim id contains {}: run `netclaim list` to see the ids",
@@ -190,7 +223,7 @@ fn list(filters: &[String], json: bool) -> Result<u8> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(exit::OK);
     }
     let mut t = comfy_table::Table::new();
@@ -205,7 +238,7 @@ fn list(filters: &[String], json: bool) -> Result<u8> {
             c.estimate.as_secs().to_string(),
         ]);
     }
-    println!("{t}\n{} claims", claims.len());
+    outln!("{t}\n{} claims", claims.len());
     Ok(exit::OK)
 }
 
@@ -245,21 +278,21 @@ fn write_out(dir: &Path, report: &Report) -> Result<()> {
     Ok(())
 }
 
-/// Sweeps labs left by killed runs, saying what it removed.
+/// Sweeps what killed runs left (lab names, temporary files), saying what it removed.
 fn sweep_stale() {
     if netclaim_harness::privilege::check().is_err() {
         return;
     }
-    let swept = netclaim_harness::netns::sweep_stale();
+    let swept = netclaim_harness::sweep::stale();
     if !swept.removed.is_empty() {
-        eprintln!(
-            "netclaim: removed {} lab namespace(s) left by runs that no longer exist: {}",
+        errln!(
+            "netclaim: removed {} lab name(s) and temporary file(s) left by runs that no longer exist: {}",
             swept.removed.len(),
             swept.removed.join(", ")
         );
     }
     for f in swept.failed {
-        eprintln!("netclaim: warning: could not remove a stale lab: {f}");
+        errln!("netclaim: warning: could not remove what a killed run left: {f}");
     }
 }
 
@@ -267,18 +300,18 @@ fn clean() -> Result<u8> {
     if let Err(reason) = netclaim_harness::privilege::check() {
         bail!("{reason}");
     }
-    let swept = netclaim_harness::netns::sweep_stale();
-    if swept.removed.is_empty() && swept.vanished.is_empty() && swept.failed.is_empty() {
-        println!("nothing to clean: no netclaim-* namespace without a live owner");
+    let swept = netclaim_harness::sweep::stale();
+    if swept.is_empty() {
+        outln!("nothing to clean: no netclaim lab name or temporary file without its live owner");
     }
     for s in &swept.removed {
-        println!("removed {s}");
+        outln!("removed {s}");
     }
     for s in &swept.vanished {
-        println!("{s}: already removed by another netclaim process");
+        outln!("{s}: already removed by another netclaim process");
     }
     for f in &swept.failed {
-        eprintln!("netclaim: could not remove: {f}");
+        errln!("netclaim: could not remove: {f}");
     }
     Ok(if swept.failed.is_empty() {
         exit::OK
@@ -287,56 +320,112 @@ fn clean() -> Result<u8> {
     })
 }
 
-/// Blocks SIGINT and SIGTERM in every thread (threads started later inherit the mask)
-/// and handles them on one thread: `cleanup`, then exit 128 + signal.
+/// Blocks SIGINT, SIGTERM and SIGHUP (a closed terminal) in every thread (threads
+/// started later inherit the mask) and handles them on one thread: `cleanup`; then every
+/// tool and daemon still running is killed and reaped, this process's lab names and
+/// temporary files are removed, and the process exits 128 + signal.
 pub(crate) fn on_interrupt(cleanup: fn(Signal)) -> Result<()> {
     let mut set = SigSet::empty();
     set.add(Signal::SIGINT);
     set.add(Signal::SIGTERM);
-    set.thread_block().context("blocking SIGINT/SIGTERM")?;
+    set.add(Signal::SIGHUP);
+    set.thread_block()
+        .context("blocking SIGINT/SIGTERM/SIGHUP")?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
             let Ok(sig) = set.wait() else { return };
             cleanup(sig);
-            let _ = std::io::stderr().flush();
+            // Held until exit: no claim thread can start another tool meanwhile.
+            let stopped = netclaim_harness::command::stop_all_children();
+            if stopped.reaped > 0 {
+                errln!(
+                    "netclaim: killed and reaped {} tool process(es)",
+                    stopped.reaped
+                );
+            }
+            let swept = netclaim_harness::sweep::own();
+            if netclaim_harness::netns::naming() || !swept.removed.is_empty() {
+                errln!(
+                    "netclaim: removed {} lab name(s) and temporary file(s)",
+                    swept.removed.len()
+                );
+            }
+            for f in swept.failed {
+                errln!("netclaim: warning: {f}");
+            }
             std::process::exit(128 + sig as i32);
         })
         .context("starting the signal thread")?;
     Ok(())
 }
 
-/// `run`'s interrupt: remove this run's lab names, if labs are named. Exiting then ends
-/// every thread; tools and daemons inside the labs die with them (parent-death signal),
-/// and the namespaces with their last reference.
+/// `run`'s interrupt. What follows it (see [`on_interrupt`]) kills and reaps the tools
+/// and removes lab names; exiting then ends every thread, and each namespace goes with
+/// its last reference.
 fn tear_down_labs(sig: Signal) {
-    eprintln!("\nnetclaim: {sig}: stopping claims and tearing down their labs");
-    let swept = netclaim_harness::netns::sweep_own();
-    if netclaim_harness::netns::naming() {
-        eprintln!(
-            "netclaim: removed {} lab name(s) under {}",
-            swept.removed.len(),
-            netclaim_harness::netns::NETNS_RUN_DIR
+    errln!("\nnetclaim: {sig}: stopping claims and tearing down their labs");
+}
+
+/// Checks a baseline against the claims about to run: sharing none is bad input (the
+/// drift check would be vacuous); claims it lacks are named.
+fn check_baseline(path: &Path, baseline: &Report, claims: &[netclaim_suites::Claim]) -> Result<()> {
+    let (known, new): (Vec<&str>, Vec<&str>) = claims
+        .iter()
+        .map(|c| c.id)
+        .partition(|id| baseline.claims.iter().any(|b| b.id == *id));
+    if known.is_empty() {
+        let theirs: Vec<&str> = baseline.claims.iter().map(|c| c.id.as_str()).collect();
+        bail!(
+            "--baseline {} shares no claim with this run: it has {} ({}), this run selects {}: \
+             select claims the baseline has, or run without --baseline",
+            path.display(),
+            theirs.len(),
+            abbreviate(&theirs),
+            abbreviate(&new)
         );
     }
-    for f in swept.failed {
-        eprintln!("netclaim: warning: {f}");
+    if !new.is_empty() {
+        errln!(
+            "netclaim: {} claim(s) of this run are not in the baseline, so cannot drift: {}",
+            new.len(),
+            abbreviate(&new)
+        );
+    }
+    Ok(())
+}
+
+/// "a, b, c and 12 more".
+fn abbreviate(ids: &[&str]) -> String {
+    const SHOWN: usize = 5;
+    let head = ids
+        .iter()
+        .take(SHOWN)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    match ids.len().saturating_sub(SHOWN) {
+        0 if ids.is_empty() => "no claim".into(),
+        0 => head,
+        more => format!("{head} and {more} more"),
     }
 }
 
 fn run(args: RunArgs) -> Result<u8> {
     let claims = select(&args.filters)?;
-    let baseline = args
-        .baseline
-        .as_deref()
-        .map(Report::load)
-        .transpose()
-        .context("--baseline")?;
+    let baseline = match &args.baseline {
+        Some(path) => {
+            let b = Report::load(path).context("--baseline")?;
+            check_baseline(path, &b, &claims)?;
+            Some(b)
+        }
+        None => None,
+    };
     if let Some(dir) = &args.out {
         prepare_out(dir)?;
     }
     if let Err(reason) = netclaim_harness::privilege::check() {
-        eprintln!("netclaim: every claim will be skipped: {reason}");
+        errln!("netclaim: every claim will be skipped: {reason}");
     }
     on_interrupt(tear_down_labs)?;
     sweep_stale();
@@ -344,7 +433,7 @@ fn run(args: RunArgs) -> Result<u8> {
         netclaim_harness::netns::set_naming(true);
     }
     if netclaim_harness::netns::naming() && !args.quiet {
-        eprintln!(
+        errln!(
             "netclaim: labs are named under {} while they run (ip netns exec <name> …)",
             netclaim_harness::netns::NETNS_RUN_DIR
         );
@@ -355,7 +444,7 @@ fn run(args: RunArgs) -> Result<u8> {
     let ctx = Ctx::detect();
     let machine = Machine::detect(&ctx);
     if !args.quiet {
-        eprintln!(
+        errln!(
             "netclaim: running {} claim(s) on Linux {} (HZ={}), each in its own network namespace",
             claims.len(),
             ctx.kernel,
@@ -366,24 +455,34 @@ fn run(args: RunArgs) -> Result<u8> {
     let finished = runner::run(&claims, &ctx, jobs, args.quiet);
     let report = Report::new(machine, &finished, started.elapsed());
 
-    let tty = std::io::stdout().is_terminal();
-    match args.format {
-        Format::Table => println!("{}", report.table(tty)),
-        Format::Json => println!("{}", report.json()),
-        Format::Junit => print!("{}", report.junit()),
-        Format::Markdown => print!("{}", report.markdown()),
-    }
-    if !matches!(args.format, Format::Table) && !args.quiet {
-        eprintln!("{}", report.summary());
-    }
+    // Files first: they are the record, whatever becomes of stdout.
+    let mut wrote = true;
     if let Some(dir) = &args.out {
-        write_out(dir, &report)?;
-        if !args.quiet {
-            eprintln!(
+        match write_out(dir, &report) {
+            Ok(()) if !args.quiet => errln!(
                 "netclaim: wrote report.json, junit.xml, report.md and timelines/ to {}",
                 dir.display()
-            );
+            ),
+            Ok(()) => {}
+            Err(e) => {
+                errln!("netclaim: error: {e:#}");
+                wrote = false;
+            }
         }
+    }
+    let tty = std::io::stdout().is_terminal();
+    match args.format {
+        Format::Table => outln!("{}", report.table(tty)),
+        Format::Json => outln!("{}", report.json()),
+        Format::Junit => out!("{}", report.junit()),
+        Format::Markdown => out!("{}", report.markdown()),
+    }
+    if !matches!(args.format, Format::Table) && !args.quiet {
+        errln!("{}", report.summary());
+    }
+    if let Some(e) = out::stdout_failure() {
+        errln!("netclaim: error: writing the report to stdout failed: {e}");
+        wrote = false;
     }
 
     let drift = baseline
@@ -391,10 +490,10 @@ fn run(args: RunArgs) -> Result<u8> {
         .map(|b| compare::drift(b, &report))
         .unwrap_or_default();
     for d in &drift {
-        eprintln!("netclaim: drift: {d}");
+        errln!("netclaim: drift: {d}");
     }
     let verdicts: Vec<Verdict> = report.claims.iter().map(|c| c.verdict).collect();
-    Ok(if verdicts.contains(&Verdict::Error) {
+    Ok(if verdicts.contains(&Verdict::Error) || !wrote {
         exit::ERROR
     } else if !drift.is_empty() {
         exit::DRIFT
@@ -415,9 +514,9 @@ fn compare(paths: &[PathBuf], format: CompareFormat, all: bool) -> Result<u8> {
     let labels: Vec<String> = paths.iter().map(|p| compare::label(p)).collect();
     let matrix = Matrix::new(&reports, &labels);
     match format {
-        CompareFormat::Table => println!("{}", matrix.table(std::io::stdout().is_terminal(), !all)),
-        CompareFormat::Markdown => print!("{}", matrix.markdown()),
-        CompareFormat::Html => print!("{}", matrix.html()),
+        CompareFormat::Table => outln!("{}", matrix.table(std::io::stdout().is_terminal(), !all)),
+        CompareFormat::Markdown => out!("{}", matrix.markdown()),
+        CompareFormat::Html => out!("{}", matrix.html()),
     }
     Ok(if matrix.differs() {
         exit::DRIFT

@@ -79,9 +79,13 @@ fn run_with(
                 let _ = thread_tx.send((i, outcome, start.elapsed()));
             });
         if let Err(e) = spawned {
+            let e = netclaim_harness::Error::thread_spawn(format!("claim:{}", claim.id), e);
             let _ = tx.send((
                 i,
-                Outcome::forced(Verdict::Error, format!("could not start a thread: {e}")),
+                Outcome::forced(
+                    Verdict::Error,
+                    netclaim_suites::claim::error_reason(&e.into()),
+                ),
                 Duration::ZERO,
             ));
         }
@@ -98,6 +102,7 @@ fn run_with(
             running += usize::from(counts);
         }
         bar.set_message(status_line(claims, &started, &results));
+        bar.tick();
         match rx.recv_timeout(Duration::from_millis(500)) {
             Ok((i, outcome, took)) => {
                 if results[i].is_some() {
@@ -173,7 +178,8 @@ fn progress_bar(total: usize, quiet: bool) -> ProgressBar {
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
-    bar.enable_steady_tick(Duration::from_millis(250));
+    // No steady tick: its thread is spawned with a panic on failure (under a pids limit);
+    // the run loop below wakes twice a second and ticks the bar itself.
     bar
 }
 
@@ -230,7 +236,7 @@ fn report_line(
         return;
     }
     if bar.is_hidden() {
-        eprintln!("{line}");
+        crate::out::errln!("{line}");
     } else {
         bar.println(line);
     }

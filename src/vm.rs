@@ -42,6 +42,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::compare::Matrix;
+use crate::out::{errln, outln};
 use crate::report::Report;
 
 /// How long the guest sleeps by its own clock while the host times it.
@@ -51,6 +52,8 @@ const CLOCK_PROBE_S: u64 = 5;
 const KVM_BOOT_DEADLINE: Duration = Duration::from_secs(45);
 /// Same, under TCG (a boot takes 10–70 s there, depending on the host's load).
 const TCG_BOOT_DEADLINE: Duration = Duration::from_secs(300);
+/// The guest's TMPDIR, on the tmpfs virtme-ng mounts at /run.
+const GUEST_TMP: &str = "/run/netclaim-tmp";
 /// The prefix of the guest's marker lines on its stderr.
 const MARK: &str = "netclaim-vm:";
 /// Claims at once in the guest under TCG, unless --jobs is given; claims that mostly wait
@@ -216,7 +219,7 @@ impl AccelState {
             (Accel::Kvm, Err(why)) => bail!("--accel kvm, but {why}"),
             (_, Ok(())) => Accel::Kvm,
             (Accel::Auto, Err(why)) => {
-                eprintln!(
+                errln!(
                     "netclaim vm: {why}: using TCG software emulation (slower; timing checks \
                      carry the guest's measured error)"
                 );
@@ -290,7 +293,7 @@ pub fn run(args: VmArgs) -> Result<u8> {
     match run_vm(&job, &accel, 0, &tx) {
         Ok(code) => Ok(code),
         Err(e) => {
-            eprintln!("netclaim vm: error: {e:#}");
+            errln!("netclaim vm: error: {e:#}");
             Ok(crate::exit::ERROR)
         }
     }
@@ -438,21 +441,21 @@ pub fn kernels(args: KernelsArgs) -> Result<u8> {
                 }
                 Err(e) => {
                     failed += 1;
-                    eprintln!("netclaim kernels: {label}: {e:#}");
+                    errln!("netclaim kernels: {label}: {e:#}");
                 }
             },
             Some(Err(e)) => {
                 failed += 1;
-                eprintln!("netclaim kernels: {label}: error: {e:#}");
+                errln!("netclaim kernels: {label}: error: {e:#}");
             }
             None => {
                 failed += 1;
-                eprintln!("netclaim kernels: {label}: did not run");
+                errln!("netclaim kernels: {label}: did not run");
             }
         }
     }
     if reports.is_empty() {
-        eprintln!("netclaim kernels: no run produced a report");
+        errln!("netclaim kernels: no run produced a report");
         return Ok(crate::exit::ERROR);
     }
     let matrix = Matrix::new(&reports, &labels);
@@ -471,9 +474,9 @@ pub fn kernels(args: KernelsArgs) -> Result<u8> {
         &format!("{heading}\n{}\n", matrix.table(false, false)),
     )?;
     let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    println!("{}", matrix.table(tty, false));
-    eprintln!("netclaim kernels: {heading}");
-    eprintln!(
+    outln!("{}", matrix.table(tty, false));
+    errln!("netclaim kernels: {heading}");
+    errln!(
         "netclaim kernels: wrote comparison.md, comparison.html and comparison.txt to {}",
         args.out.display()
     );
@@ -644,7 +647,7 @@ fn check_out(dir: &Path) -> Result<()> {
 fn warn_without_modules(kernel: &Path, release: Option<&str>) {
     if let Some(rel) = release {
         if !Path::new("/lib/modules").join(rel).is_dir() && !kernel.ends_with("bzImage") {
-            eprintln!(
+            errln!(
                 "netclaim vm: warning: no /lib/modules/{rel}: the guest may lack the virtio, 9p \
                  and netfilter modules (install the kernel's package, not just its image)"
             );
@@ -727,8 +730,12 @@ fn guest_script(exe: &Path, stage: &Path, jobs: Option<usize>, filters: &[String
         .iter()
         .map(|a| sh_quote(a))
         .collect();
+    // The guest's temporary files go to its own tmpfs: its /tmp shows the host's (an
+    // overlay), where its sweep of stale netclaim entries would see the host's, this
+    // shared directory among them, without the host's locks (9p does not carry them).
     format!(
         "echo \"{MARK} up $(uname -r)\" >&2; \
+         mkdir -p {GUEST_TMP} && export TMPDIR={GUEST_TMP}; \
          ( t0=$(date +%s%N); echo \"{MARK} clock-start\" >&2; sleep {CLOCK_PROBE_S}; \
          t1=$(date +%s%N); echo \"{MARK} clock-end $(( (t1 - t0) / 1000 ))\" >&2 ) & \
          {} >/dev/null; echo \"{MARK} exit $?\" >&2; wait",
@@ -759,22 +766,17 @@ fn kill_group(child: &mut Child) {
     unregister(child.id());
 }
 
-/// SIGINT/SIGTERM: stop every VM (vng, virtme-run and QEMU share one process group) and
-/// the host run, and remove this process's shared directories.
+/// SIGINT/SIGTERM/SIGHUP: stop every VM (vng, virtme-run and QEMU share one process
+/// group) and the host run; the signal thread then removes this process's shared
+/// directories.
 fn stop_all(sig: Signal) {
     let groups = GROUPS.lock().unwrap_or_else(|e| e.into_inner()).clone();
     for g in &groups {
         let _ = nix::sys::signal::killpg(Pid::from_raw(*g), Signal::SIGKILL);
     }
-    let swept = netclaim_harness::netns::sweep_own();
-    eprintln!(
-        "\nnetclaim vm: {sig}: stopped {} VM(s) or run(s){}",
-        groups.len(),
-        if swept.removed.is_empty() {
-            String::new()
-        } else {
-            format!(", removed {}", swept.removed.join(", "))
-        }
+    errln!(
+        "\nnetclaim vm: {sig}: stopped {} VM(s) or run(s)",
+        groups.len()
     );
 }
 
@@ -828,7 +830,7 @@ fn run_host(
     events: &mpsc::Sender<Event>,
 ) -> Result<u8> {
     let argv = run_command(exe, out, None, filters);
-    eprintln!(
+    errln!(
         "netclaim kernels: running the catalog on this machine (Linux {}) natively",
         netclaim_harness::kernel::release()
     );
@@ -848,7 +850,7 @@ fn run_host(
                 let _ = events.send(Event::Waiting(index));
             }
             if !guest.quiet {
-                eprintln!("[host] {line}");
+                errln!("[host] {line}");
             }
         }
     }
@@ -877,7 +879,7 @@ fn run_vm(
     let mut tcg_failures: Vec<NoGuest> = Vec::new();
     let (guest, used) = loop {
         let a = accel.get();
-        eprintln!(
+        errln!(
             "netclaim vm: [{}] booting {} under {} ({} CPU(s), {} memory)",
             job.tag,
             job.kernel.display(),
@@ -898,17 +900,18 @@ fn run_vm(
             Boot::NoGuest(f) => {
                 attempts.push(serde_json::json!({"accel": accel_key(a), "failed": f.why}));
                 if a == Accel::Kvm && accel.asked == Accel::Auto {
-                    eprintln!(
+                    errln!(
                         "netclaim vm: [{}] the guest did not come up under KVM ({}); retrying \
                          under TCG software emulation",
-                        job.tag, f.why
+                        job.tag,
+                        f.why
                     );
                     accel.fall_back_to_tcg();
                     continue;
                 }
                 tcg_failures.push(f);
                 if tcg_failures.len() == 1 {
-                    eprintln!(
+                    errln!(
                         "netclaim vm: [{}] the guest did not come up under {}: {}; booting it \
                          once more (its console is captured)",
                         job.tag,
@@ -941,7 +944,7 @@ fn run_vm(
     )
     .context("the guest's report.json is not JSON")?;
     let vm = vm_facts(job, used, &guest, &report, &attempts, started.elapsed());
-    eprintln!("{}", summary(&job.tag, &vm, used));
+    errln!("{}", summary(&job.tag, &vm, used));
     if let Some(obj) = report.as_object_mut() {
         obj.insert("vm".into(), vm.clone());
     }
@@ -954,7 +957,7 @@ fn run_vm(
     .context("writing vm.json")?;
     copy_dir(stage, &job.out)
         .with_context(|| format!("copying the guest's results to {}", job.out.display()))?;
-    eprintln!(
+    errln!(
         "netclaim vm: [{}] wrote report.json, vm.json, junit.xml, report.md and timelines/ to {}",
         job.tag,
         job.out.display()
@@ -1153,7 +1156,7 @@ fn boot(
                         up_at = Some(at);
                         guest.boot = at - spawned;
                         guest.release = Some(rel.trim().to_owned());
-                        eprintln!(
+                        errln!(
                             "netclaim vm: [{}] guest up (Linux {}) after {:.1} s",
                             job.tag,
                             rel.trim(),
@@ -1186,7 +1189,7 @@ fn boot(
                     !job.guest.quiet
                 };
                 if show {
-                    eprintln!("[{}] {line}", job.tag);
+                    errln!("[{}] {line}", job.tag);
                 }
             }
             Err(mpsc::RecvTimeoutError::Timeout) if up_at.is_none() => {

@@ -1,14 +1,18 @@
 //! The `netclaim` binary end to end: bad input gets one clear message and exit code 2;
-//! comparing reports; and, as root, every way a run can end (SIGINT, SIGTERM, SIGKILL then
-//! `netclaim clean`) leaves no namespace, mount or process behind, and two runs at once do
-//! not disturb each other.
+//! comparing reports; a closed output pipe never panics; and, as root, every way a run can
+//! end (SIGINT, SIGTERM, SIGHUP, SIGKILL then `netclaim clean`) leaves no namespace, mount,
+//! temporary file or process behind, two runs at once do not disturb each other, and a
+//! harness that runs out of descriptors or processes says so as `error`, never as a
+//! finding about the kernel.
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
-use netclaim_harness::netns::{names_of, SweepLock};
+use netclaim_harness::netns::names_of;
+use netclaim_harness::sweep::SweepLock;
 
 const BIN: &str = env!("CARGO_BIN_EXE_netclaim");
 
@@ -37,6 +41,40 @@ fn expect_exit(out: &Output, code: i32, stderr_has: &[&str]) -> Result<(), Faile
     Ok(())
 }
 
+/// A pipe whose reader is gone: every write to its other end fails with EPIPE.
+fn closed_pipe() -> std::io::Result<std::fs::File> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills both slots with new descriptors on success, which are owned
+    // here exactly once each.
+    let (reader, writer) = unsafe {
+        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
+    };
+    drop(reader);
+    Ok(writer.into())
+}
+
+/// Runs `cmd` with stdout on a closed pipe and stderr captured.
+fn with_closed_stdout(cmd: &mut Command) -> Result<Output, Failed> {
+    Ok(cmd
+        .stdin(Stdio::null())
+        .stdout(closed_pipe()?)
+        .stderr(Stdio::piped())
+        .output()?)
+}
+
+/// The binary did not panic (Rust prints this for any panic, also with backtraces off).
+fn no_panic(out: &Output) -> Result<(), Failed> {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.contains("panicked") || out.status.code() == Some(101) {
+        return Err(format!("netclaim panicked ({:?}):\n{stderr}", out.status).into());
+    }
+    Ok(())
+}
+
 fn write_report(dir: &Path, name: &str, kernel: &str, verdict: &str, ms: u64) -> String {
     let path = dir.join(name);
     let report = serde_json::json!({
@@ -58,69 +96,121 @@ fn write_report(dir: &Path, name: &str, kernel: &str, verdict: &str, ms: u64) ->
     path.display().to_string()
 }
 
+/// Arguments that are bad input on their own: exit 2, and what stderr must name.
+const BAD_ARGUMENTS: &[(&str, &[&str], &[&str])] = &[
+    (
+        "bad-input.unwritable-out",
+        &["run", "syn.retries-1", "--out", "/proc/netclaim-out"],
+        &["/proc/netclaim-out", "writable directory"],
+    ),
+    (
+        "bad-input.empty-filter",
+        &["run", ""],
+        &["empty claim filter \"\"", "netclaim list"],
+    ),
+    (
+        "bad-input.jobs-zero",
+        &["run", "--jobs", "0", "syn.retries-1"],
+        &["--jobs", "at least 1"],
+    ),
+];
+
 fn bad_input_trials() -> Vec<Trial> {
-    vec![
-        Trial::test("bad-input.unknown-filter", || {
-            let out = netclaim(&["run", "no.such-claim"]);
-            expect_exit(&out, 2, &["\"no.such-claim\"", "netclaim list"])
-        }),
-        Trial::test("bad-input.missing-baseline", || {
-            let out = netclaim(&["run", "syn.retries-1", "--baseline", "/nonexistent/r.json"]);
-            expect_exit(
-                &out,
-                2,
-                &["--baseline", "/nonexistent/r.json", "cannot read report"],
-            )
-        }),
-        Trial::test("bad-input.malformed-baseline", || {
-            let dir = tempfile::tempdir()?;
-            let path = dir.path().join("r.json");
-            std::fs::write(&path, "{\"kernel\": 1")?;
-            let out = netclaim(&["run", "syn.retries-1", "--baseline", path.to_str().unwrap()]);
-            expect_exit(&out, 2, &["is not a netclaim report"])
-        }),
-        Trial::test("bad-input.unwritable-out", || {
-            let out = netclaim(&["run", "syn.retries-1", "--out", "/proc/netclaim-out"]);
-            expect_exit(&out, 2, &["/proc/netclaim-out", "writable directory"])
-        }),
-        Trial::test("bad-input.malformed-compare", || {
-            let dir = tempfile::tempdir()?;
-            let good = write_report(dir.path(), "a.json", "6.1", "holds", 3000);
-            let bad = dir.path().join("b.json");
-            std::fs::write(&bad, "not json")?;
-            let out = netclaim(&["compare", &good, bad.to_str().unwrap()]);
-            expect_exit(&out, 2, &["b.json", "is not a netclaim report"])
-        }),
-        Trial::test("compare.lists-changed-claims", || {
-            let dir = tempfile::tempdir()?;
-            let a = write_report(dir.path(), "a.json", "6.1.0", "holds", 3000);
-            let b = write_report(dir.path(), "b.json", "6.18.0", "refuted", 7000);
-            let out = netclaim(&["compare", &a, &b, "--format", "markdown"]);
-            expect_exit(&out, 3, &[])?;
-            let text = String::from_utf8_lossy(&out.stdout);
-            for needle in [
-                "syn.retries-1",
-                "verdict holds → refuted",
-                "duration 3.00 s → 7.00 s",
-            ] {
-                if !text.contains(needle) {
-                    return Err(format!("comparison lacks {needle:?}:\n{text}").into());
+    let table = BAD_ARGUMENTS.iter().map(|&(name, args, needles)| {
+        Trial::test(name, move || expect_exit(&netclaim(args), 2, needles))
+    });
+    table
+        .chain(vec![
+            Trial::test("bad-input.unknown-filter", || {
+                let out = netclaim(&["run", "no.such-claim"]);
+                expect_exit(&out, 2, &["\"no.such-claim\"", "netclaim list"])
+            }),
+            Trial::test("bad-input.missing-baseline", || {
+                let out = netclaim(&["run", "syn.retries-1", "--baseline", "/nonexistent/r.json"]);
+                expect_exit(
+                    &out,
+                    2,
+                    &["--baseline", "/nonexistent/r.json", "cannot read report"],
+                )
+            }),
+            Trial::test("bad-input.malformed-baseline", || {
+                let dir = tempfile::tempdir()?;
+                let path = dir.path().join("r.json");
+                std::fs::write(&path, "{\"kernel\": 1")?;
+                let out = netclaim(&["run", "syn.retries-1", "--baseline", path.to_str().unwrap()]);
+                expect_exit(&out, 2, &["is not a netclaim report"])
+            }),
+            Trial::test("bad-input.malformed-compare", || {
+                let dir = tempfile::tempdir()?;
+                let good = write_report(dir.path(), "a.json", "6.1", "holds", 3000);
+                let bad = dir.path().join("b.json");
+                std::fs::write(&bad, "not json")?;
+                let out = netclaim(&["compare", &good, bad.to_str().unwrap()]);
+                expect_exit(&out, 2, &["b.json", "is not a netclaim report"])
+            }),
+            Trial::test("compare.lists-changed-claims", || {
+                let dir = tempfile::tempdir()?;
+                let a = write_report(dir.path(), "a.json", "6.1.0", "holds", 3000);
+                let b = write_report(dir.path(), "b.json", "6.18.0", "refuted", 7000);
+                let out = netclaim(&["compare", &a, &b, "--format", "markdown"]);
+                expect_exit(&out, 3, &[])?;
+                let text = String::from_utf8_lossy(&out.stdout);
+                for needle in [
+                    "syn.retries-1",
+                    "verdict holds → refuted",
+                    "duration 3.00 s → 7.00 s",
+                ] {
+                    if !text.contains(needle) {
+                        return Err(format!("comparison lacks {needle:?}:\n{text}").into());
+                    }
                 }
-            }
-            let same = netclaim(&["compare", &a, &a]);
-            expect_exit(&same, 0, &[])
-        }),
-        Trial::test("list.names-every-claim", || {
-            let out = netclaim(&["list", "--json"]);
-            expect_exit(&out, 0, &[])?;
-            let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-            let n = v.as_array().map(Vec::len).unwrap_or(0);
-            if n < 17 {
-                return Err(format!("only {n} claims listed").into());
-            }
-            Ok(())
-        }),
-    ]
+                let same = netclaim(&["compare", &a, &a]);
+                expect_exit(&same, 0, &[])
+            }),
+            Trial::test("bad-input.disjoint-baseline", || {
+                let dir = tempfile::tempdir()?;
+                let base = write_report(dir.path(), "b.json", "6.18", "holds", 3000);
+                // The baseline has syn.retries-1 only; this run selects none of it.
+                let out = netclaim(&["run", "tw.duration", "--baseline", &base]);
+                expect_exit(
+                    &out,
+                    2,
+                    &["shares no claim", "syn.retries-1", "tw.duration"],
+                )
+            }),
+            Trial::test("closed-pipe.list", || {
+                for args in [&["list"][..], &["list", "--json"]] {
+                    let out = with_closed_stdout(Command::new(BIN).args(args))?;
+                    expect_exit(&out, 0, &[])?;
+                    no_panic(&out)?;
+                }
+                Ok(())
+            }),
+            Trial::test("closed-pipe.compare", || {
+                let dir = tempfile::tempdir()?;
+                let a = write_report(dir.path(), "a.json", "6.1.0", "holds", 3000);
+                let b = write_report(dir.path(), "b.json", "6.18.0", "refuted", 7000);
+                for format in ["table", "markdown", "html"] {
+                    let out = with_closed_stdout(
+                        Command::new(BIN).args(["compare", &a, &b, "--format", format]),
+                    )?;
+                    expect_exit(&out, 3, &[])?;
+                    no_panic(&out)?;
+                }
+                Ok(())
+            }),
+            Trial::test("list.names-every-claim", || {
+                let out = netclaim(&["list", "--json"]);
+                expect_exit(&out, 0, &[])?;
+                let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+                let n = v.as_array().map(Vec::len).unwrap_or(0);
+                if n < 17 {
+                    return Err(format!("only {n} claims listed").into());
+                }
+                Ok(())
+            }),
+        ])
+        .collect()
 }
 
 /// Pids of the processes `pid` started (its threads' children).
@@ -292,7 +382,69 @@ fn interrupted(signal: nix::sys::signal::Signal, code: i32, labs: Labs) -> Resul
     if !stderr.contains("tearing down") {
         return Err(format!("no teardown message: {stderr}").into());
     }
+    // This binary is a child subreaper (see main): a tool the run did not reap before
+    // exiting is now a zombie child of ours.
+    let unreaped: Vec<u32> = tools
+        .iter()
+        .map(|(p, _)| *p)
+        .filter(|p| zombie_child_of_ours(*p))
+        .collect();
+    for p in &unreaped {
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(*p as i32), None);
+    }
+    if !unreaped.is_empty() {
+        return Err(format!("the run exited without reaping its tools {unreaped:?}").into());
+    }
+    if !temp_entries_of(child.id()).is_empty() {
+        return Err(format!("temporary files left: {:?}", temp_entries_of(child.id())).into());
+    }
     nothing_left(child.id(), &tools)
+}
+
+/// SIGKILLs a run, then `netclaim clean` must remove what `left_by(pid)` finds it left
+/// (there must be something, or the case proves nothing), and nothing of it may remain.
+fn kill_then_clean(mut child: Run, left_by: fn(u32) -> Vec<String>) -> Result<(), Failed> {
+    let pid = child.id();
+    child.kill()?;
+    child.wait()?;
+    let stale = left_by(pid);
+    if stale.is_empty() {
+        return Err("SIGKILL left nothing to clean: the case proves nothing".into());
+    }
+    clean_removes(&stale)?;
+    let left = left_by(pid);
+    if !left.is_empty() {
+        return Err(format!("left after clean: {left:?}").into());
+    }
+    nothing_left(pid, &[])
+}
+
+/// `netclaim clean` exits 0 and says `removed X` for each of `stale`.
+fn clean_removes(stale: &[String]) -> Result<(), Failed> {
+    let out = netclaim(&["clean"]);
+    expect_exit(&out, 0, &[])?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    match stale
+        .iter()
+        .find(|x| !stdout.contains(&format!("removed {x}")))
+    {
+        Some(x) => Err(format!("clean did not remove {x}: {stdout}").into()),
+        None => Ok(()),
+    }
+}
+
+/// Whether `pid` is a zombie whose parent is this process.
+fn zombie_child_of_ours(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let (_, rest) = s.rsplit_once(')')?;
+            let mut f = rest.split_whitespace();
+            let state = f.next()?;
+            let ppid: u32 = f.next()?.parse().ok()?;
+            Some(state == "Z" && ppid == std::process::id())
+        })
+        .unwrap_or(false)
 }
 
 /// After run `pid` ended: no /run/netns name or mount of its, and no process left in
@@ -357,13 +509,345 @@ fn alone(name: &str, case: fn() -> Result<(), Failed>) -> Trial {
     })
 }
 
+/// The claims of a `--format json` run's stdout, as (id, verdict, reason).
+fn claims_of(stdout: &[u8]) -> Result<Vec<(String, String, String)>, Failed> {
+    let v: serde_json::Value = serde_json::from_slice(stdout).map_err(|e| {
+        format!(
+            "stdout is not a report ({e}): {}",
+            String::from_utf8_lossy(stdout)
+        )
+    })?;
+    Ok(v["claims"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|c| {
+            let text = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
+            (text("id"), text("verdict"), text("reason"))
+        })
+        .collect())
+}
+
+/// Runs `netclaim run CLAIM --format json` with RLIMIT_NOFILE set to `limit` (soft and
+/// hard, as `ulimit -n` does): the harness has too few descriptors, and must say so as
+/// `error` (exit 1), never report what the shortage did as a finding.
+fn out_of_descriptors(claim: &str, limit: u64) -> Result<(), Failed> {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["run", claim, "--quiet", "--format", "json"]);
+    // SAFETY: setrlimit is async-signal-safe and touches nothing of the parent.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output()?;
+    no_panic(&out)?;
+    expect_exit(&out, 1, &[])?;
+    let claims = claims_of(&out.stdout)?;
+    let (id, verdict, reason) = claims
+        .iter()
+        .find(|(id, ..)| id == claim)
+        .ok_or_else(|| format!("{claim} missing from the report"))?;
+    if verdict != "error"
+        || !reason.contains("file descriptors (EMFILE)")
+        || !reason.contains(&format!("RLIMIT_NOFILE is {limit}"))
+    {
+        return Err(format!(
+            "{id} at RLIMIT_NOFILE={limit}: verdict {verdict}, reason {reason:?}; expected \
+             error naming the descriptor limit"
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The temporary entries (`/tmp/netclaim-<tag>-<pid>-<n>`) of process `pid`.
+fn temp_entries_of(pid: u32) -> Vec<String> {
+    netclaim_harness::tmp::entries()
+        .into_iter()
+        .filter(|(_, p)| *p == pid)
+        .map(|(path, _)| path.display().to_string())
+        .collect()
+}
+
+/// Where this process's pids cgroup hierarchy is mounted, and whether it is cgroup v2
+/// (which needs the controller enabled for children). `None` without a usable one.
+fn pids_hierarchy() -> Option<std::path::PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    for line in mounts.lines() {
+        let (pre, post) = line.split_once(" - ")?;
+        let point = pre.split_whitespace().nth(4)?;
+        let mut post = post.split_whitespace();
+        let (fstype, options) = (post.next()?, post.nth(1).unwrap_or(""));
+        let v1 = fstype == "cgroup" && options.split(',').any(|o| o == "pids");
+        let v2 = fstype == "cgroup2"
+            && std::fs::read_to_string(format!("{point}/cgroup.subtree_control"))
+                .is_ok_and(|c| c.split_whitespace().any(|c| c == "pids"));
+        if v1 || v2 {
+            return Some(point.into());
+        }
+    }
+    None
+}
+
+/// A pids cgroup of its own with `pids.max`, removed (once empty) on drop.
+struct PidsCgroup(std::path::PathBuf);
+
+impl PidsCgroup {
+    fn new(max: u32) -> Result<Self, Failed> {
+        let root = pids_hierarchy().ok_or("no pids cgroup controller to limit a run with")?;
+        let dir = root.join(format!("netclaim-test-{}", std::process::id()));
+        std::fs::create_dir(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+        let group = Self(dir);
+        std::fs::write(group.0.join("pids.max"), max.to_string())?;
+        Ok(group)
+    }
+
+    /// Makes `cmd`'s child join the group before it execs.
+    fn enter(&self, cmd: &mut Command) -> Result<(), Failed> {
+        use std::os::fd::{AsRawFd, OwnedFd};
+        let procs: OwnedFd = std::fs::OpenOptions::new()
+            .write(true)
+            .open(self.0.join("cgroup.procs"))?
+            .into();
+        // SAFETY: write(2) on a descriptor opened before fork is async-signal-safe; "0"
+        // means the writing process. The closure owns the descriptor.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::write(procs.as_raw_fd(), b"0".as_ptr().cast(), 1) != 1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PidsCgroup {
+    fn drop(&mut self) {
+        let start = Instant::now();
+        while std::fs::remove_dir(&self.0).is_err() && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Hides every program under /usr/sbin (and /sbin) from the child, with an empty tmpfs
+/// in a mount namespace of its own: for it, iptables is not installed.
+fn without_sbin(cmd: &mut Command) {
+    // SAFETY: unshare and mount are async-signal-safe; the strings are literals.
+    unsafe {
+        cmd.pre_exec(|| {
+            let ok = |rc: libc::c_int| {
+                if rc == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            };
+            ok(libc::unshare(libc::CLONE_NEWNS))?;
+            ok(libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ))?;
+            for dir in [c"/usr/sbin", c"/sbin"] {
+                let mut st: libc::stat = std::mem::zeroed();
+                // /sbin is a link to usr/sbin on merged-/usr systems: hidden with it.
+                if libc::lstat(dir.as_ptr(), &mut st) == 0
+                    && st.st_mode & libc::S_IFMT == libc::S_IFDIR
+                {
+                    ok(libc::mount(
+                        c"none".as_ptr(),
+                        dir.as_ptr(),
+                        c"tmpfs".as_ptr(),
+                        0,
+                        std::ptr::null(),
+                    ))?;
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
 fn root_trials() -> Vec<Trial> {
     vec![
+        shared("closed-pipe.run", || {
+            // Both streams on closed pipes, named labs, --out: the run must go on to the
+            // end, tear its labs down and write its files.
+            let dir = tempfile::tempdir()?;
+            let out_dir = dir.path().join("out");
+            let mut child = Run(Command::new(BIN)
+                .args([
+                    "run",
+                    "--name-labs",
+                    "syn.retries-1",
+                    "backlog.unix-eagain",
+                    "--out",
+                ])
+                .arg(&out_dir)
+                .env_remove("NETCLAIM_NAME_LABS")
+                .stdin(Stdio::null())
+                .stdout(closed_pipe()?)
+                .stderr(closed_pipe()?)
+                .spawn()?);
+            let status = wait_exit(&mut child, Duration::from_secs(60))?;
+            if status.code() != Some(0) {
+                return Err(
+                    format!("exit {status:?}, expected 0 (every claim reached a verdict)").into(),
+                );
+            }
+            let report = std::fs::read(out_dir.join("report.json"))
+                .map_err(|e| format!("--out has no report.json: {e}"))?;
+            let claims = claims_of(&report)?;
+            if claims.len() != 7
+                || claims
+                    .iter()
+                    .any(|(_, v, _)| v == "error" || v == "skipped")
+            {
+                return Err(format!("unexpected verdicts: {claims:?}").into());
+            }
+            let left = temp_entries_of(child.id());
+            if !left.is_empty() {
+                return Err(format!("temporary files left: {left:?}").into());
+            }
+            nothing_left(child.id(), &[])
+        }),
+        shared("harness-failure.emfile-unix-backlog", || {
+            out_of_descriptors("backlog.unix-eagain", 11)
+        }),
+        shared("harness-failure.emfile-port-exhaustion", || {
+            // Alone it needs 13 descriptors (3 std, lab, netlink, 4 held connections and
+            // the socket that meets EADDRNOTAVAIL); at 12 a socket() gets EMFILE.
+            out_of_descriptors("port.exhaustion-errno", 12)
+        }),
+        shared("harness-failure.pids-cgroup", || {
+            // 16 tasks: the run itself fits (main, signal and claim threads), but not
+            // every claim's lab thread, capture thread, waiter and tool at once.
+            let group = PidsCgroup::new(16)?;
+            let mut cmd = Command::new(BIN);
+            cmd.args(["run", "syn.retries-1", "--quiet", "--format", "json"]);
+            group.enter(&mut cmd)?;
+            let out = cmd.output()?;
+            drop(group);
+            no_panic(&out)?;
+            expect_exit(&out, 1, &[])?;
+            let claims = claims_of(&out.stdout)?;
+            // Every claim either reached its verdict or failed naming the task limit.
+            let limit =
+                "the harness ran out of threads or processes (EAGAIN from clone): pids cgroup";
+            let starved = claims
+                .iter()
+                .filter(|(_, v, r)| v == "error" && r.starts_with(limit));
+            let other = claims
+                .iter()
+                .filter(|(_, v, r)| v != "holds" && !(v == "error" && r.starts_with(limit)));
+            if starved.count() == 0 || other.count() > 0 {
+                return Err(format!(
+                    "under pids.max=16 expected holds or errors naming the task limit: {claims:?}"
+                )
+                .into());
+            }
+            Ok(())
+        }),
+        shared("missing-tool.iptables", || {
+            let mut cmd = Command::new(BIN);
+            cmd.args(["run", "syn.retries-1", "--format", "json"]);
+            without_sbin(&mut cmd);
+            let out = cmd.output()?;
+            expect_exit(&out, 4, &[])?;
+            let claims = claims_of(&out.stdout)?;
+            let hint = "missing iptables (Debian package iptables): run scripts/install-tools";
+            if claims.len() != 6
+                || claims
+                    .iter()
+                    .any(|(_, v, r)| v != "skipped" || !r.contains(hint))
+            {
+                return Err(format!("expected 6 claims skipped with {hint:?}: {claims:?}").into());
+            }
+            Ok(())
+        }),
+        shared("missing-tool.iptables-off-path-still-runs", || {
+            // A PATH without /usr/sbin (a normal user's) does not make iptables missing:
+            // the program found in /usr/sbin is the one that runs.
+            let out = Command::new(BIN)
+                .args(["run", "syn.retries-1.curl", "--quiet", "--format", "json"])
+                .env("PATH", "/usr/bin:/bin")
+                .output()?;
+            expect_exit(&out, 0, &[])?;
+            let claims = claims_of(&out.stdout)?;
+            if claims.iter().any(|(_, v, _)| v != "holds") {
+                return Err(format!("{claims:?}").into());
+            }
+            Ok(())
+        }),
+        shared("privilege.hint-names-the-command", || {
+            // Without privilege, the hint is this very command under sudo.
+            let mut cmd = Command::new(BIN);
+            cmd.args(["run", "syn.retries-1.curl", "--quiet"])
+                .uid(65534)
+                .gid(65534)
+                .current_dir("/");
+            let out = cmd.output()?;
+            expect_exit(
+                &out,
+                4,
+                &[&format!("(`sudo {BIN} run syn.retries-1.curl --quiet`)")],
+            )
+        }),
         shared("cleanup.sigint", || {
             interrupted(nix::sys::signal::Signal::SIGINT, 130, Labs::Unnamed)
         }),
         shared("cleanup.sigterm-named", || {
             interrupted(nix::sys::signal::Signal::SIGTERM, 143, Labs::Named)
+        }),
+        shared("cleanup.sighup-named", || {
+            interrupted(nix::sys::signal::Signal::SIGHUP, 129, Labs::Named)
+        }),
+        alone("cleanup.sigkill-temp-files-then-clean", || {
+            // rsync.contimeout keeps an rsync daemon's directory and log under /tmp.
+            let child = spawn_run("rsync.contimeout", Labs::Unnamed);
+            let pid = child.id();
+            let start = Instant::now();
+            while temp_entries_of(pid).len() < 2 {
+                if start.elapsed() > Duration::from_secs(20) {
+                    return Err(format!(
+                        "no temporary files after 20 s: {:?}",
+                        temp_entries_of(pid)
+                    )
+                    .into());
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            kill_then_clean(child, temp_entries_of)
+        }),
+        alone("cleanup.reused-pid-then-clean", || {
+            // Names that carry a live pid (1) that never made them: `ip netns add`, and a
+            // temporary file no netclaim process holds.
+            let me = std::process::id();
+            let lab = format!("netclaim-1-{me}");
+            let status = Command::new("ip").args(["netns", "add", &lab]).status()?;
+            if !status.success() {
+                return Err(format!("ip netns add {lab}: {status}").into());
+            }
+            let file = std::env::temp_dir().join(format!("netclaim-daemon-1-{me}"));
+            std::fs::write(&file, b"left by nobody")?;
+            let cleaned = clean_removes(&[lab.clone(), file.display().to_string()]);
+            let _ = Command::new("ip").args(["netns", "del", &lab]).status();
+            let _ = std::fs::remove_file(&file);
+            cleaned
         }),
         shared("cleanup.sigkill-leaves-nothing", || {
             let mut child = spawn_run("syn.retries-5-nc", Labs::Unnamed);
@@ -376,25 +860,9 @@ fn root_trials() -> Vec<Trial> {
             nothing_left(child.id(), &tools)
         }),
         alone("cleanup.sigkill-named-then-clean", || {
-            let mut child = spawn_run("syn.default-timeout-exponential", Labs::Named);
+            let child = spawn_run("syn.default-timeout-exponential", Labs::Named);
             wait_for_labs(&child, Labs::Named, false)?;
-            let pid = child.id();
-            child.kill()?;
-            child.wait()?;
-            let stale = names_of(pid);
-            if stale.is_empty() {
-                return Err("SIGKILL left nothing to sweep: the test proves nothing".into());
-            }
-            let out = netclaim(&["clean"]);
-            expect_exit(&out, 0, &[])?;
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            for name in &stale {
-                if !stdout.contains(&format!("removed {name}")) {
-                    return Err(format!("clean did not report {name}: {stdout}").into());
-                }
-            }
-            // After clean, no name or mount of the killed run is left.
-            nothing_left(pid, &[])
+            kill_then_clean(child, names_of)
         }),
         shared("concurrency.two-runs-at-once", || {
             let mut runs: Vec<Run> = (0..2)
@@ -434,10 +902,24 @@ fn root_trials() -> Vec<Trial> {
 
 fn main() {
     let args = Arguments::from_args();
+    // Orphans of the runs started here come to this process instead of init, so a case
+    // can tell whether a run reaped its tools before exiting.
+    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) only sets a flag on this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+    }
     let mut trials = bad_input_trials();
     let privileged = netclaim_harness::privilege::check();
     for t in root_trials() {
         trials.push(match &privileged {
+            Ok(()) if t.name() == "harness-failure.pids-cgroup" && pids_hierarchy().is_none() => {
+                Trial::ignorable_test(t.name().to_owned(), || {
+                    Ok(Completion::ignored_with(
+                        "no pids cgroup controller (cgroup v1 `pids`, or v2 with pids in the \
+                         root's cgroup.subtree_control) to limit a run with",
+                    ))
+                })
+            }
             Ok(()) => t,
             Err(reason) => {
                 let reason = reason.clone();

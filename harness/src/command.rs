@@ -25,7 +25,10 @@ use crate::error::{Error, Result};
 use crate::netns::NetNs;
 use crate::tmp::TempDir;
 
-/// Finds `program` on `PATH` (or checks an explicit path).
+/// Finds `program` on `PATH`, then in `/usr/sbin` and `/sbin` (a normal user's `PATH`
+/// lacks them, and iptables and nginx live there), or checks an explicit path. Whatever
+/// runs a program runs the path found here ([`resolve`]), so "installed" and "runnable"
+/// cannot disagree.
 pub fn which(program: &str) -> Option<PathBuf> {
     let is_exec = |p: &Path| {
         use std::os::unix::fs::PermissionsExt;
@@ -42,6 +45,14 @@ pub fn which(program: &str) -> Option<PathBuf> {
         .chain(["/usr/sbin".into(), "/sbin".into()])
         .map(|dir| dir.join(program))
         .find(|p| is_exec(p))
+}
+
+/// The path [`which`] finds for `program`, or [`Error::ToolMissing`] with its package.
+pub fn resolve(program: &str) -> Result<PathBuf> {
+    which(program).ok_or_else(|| Error::ToolMissing {
+        program: program.to_owned(),
+        package: package_of(program).to_owned(),
+    })
 }
 
 /// A command to run inside a lab.
@@ -197,12 +208,71 @@ impl fmt::Display for CommandOutput {
 /// A thread collecting one output stream.
 type Reader = std::thread::JoinHandle<Vec<u8>>;
 
-fn read_all(mut r: impl Read + Send + 'static) -> Reader {
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = r.read_to_end(&mut buf);
-        buf
-    })
+fn read_all(name: &str, mut r: impl Read + Send + 'static) -> Result<Reader> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            buf
+        })
+        .map_err(|e| Error::thread_spawn(name, e))
+}
+
+/// The processes this harness started and has not reaped yet: tools run by
+/// [`NetNs::run_command`] and daemons. A pid is taken out of it, under its lock, just
+/// before the process is reaped, while its zombie still pins the pid (and so its process
+/// group id), so [`kill_and_reap_all`] never signals a reused pid.
+fn children() -> &'static Mutex<Vec<Pid>> {
+    static CHILDREN: OnceLock<Mutex<Vec<Pid>>> = OnceLock::new();
+    CHILDREN.get_or_init(Default::default)
+}
+
+fn lock_children() -> std::sync::MutexGuard<'static, Vec<Pid>> {
+    children()
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Reaps `child` (a leader of its own process group) after killing what is left of its
+/// group, and takes it out of the registry first, under the registry's lock.
+fn reap(
+    pid: Pid,
+    wait: impl FnOnce() -> std::io::Result<ExitStatus>,
+) -> std::io::Result<ExitStatus> {
+    let mut live = lock_children();
+    live.retain(|p| *p != pid);
+    let _ = killpg(pid, Signal::SIGKILL);
+    wait()
+}
+
+/// Kills the process group of every tool and daemon still running and reaps them, for an
+/// interrupted run about to exit, so nothing it started is left running or unreaped.
+/// While the returned guard lives no new child can be started (a claim thread trying to
+/// start or reap one waits): hold it until the process exits.
+pub fn stop_all_children() -> StoppedChildren {
+    let mut live = lock_children();
+    for pid in live.iter() {
+        let _ = killpg(*pid, Signal::SIGKILL);
+    }
+    let reaped = live.len();
+    for pid in live.drain(..) {
+        // SIGKILL cannot be caught, so this returns at once. Registered children are only
+        // reaped under the lock held here, so the pid is still this process's child.
+        let _ = nix::sys::wait::waitpid(pid, None);
+    }
+    StoppedChildren {
+        reaped,
+        _lock: live,
+    }
+}
+
+/// Proof that every child was killed and reaped, holding off new ones while it lives.
+#[must_use = "new children can start again once this is dropped"]
+pub struct StoppedChildren {
+    /// How many children were killed and reaped.
+    pub reaped: usize,
+    _lock: std::sync::MutexGuard<'static, Vec<Pid>>,
 }
 
 /// Files that replace `/etc/NAME` inside the child, kept alive until it exits.
@@ -240,15 +310,10 @@ impl NetNs {
     /// A missing program is [`Error::ToolMissing`]; a tool that fails is a normal
     /// [`CommandOutput`] with its exit status.
     pub fn run_command(&self, cmd: &ToolCommand) -> Result<CommandOutput> {
-        if which(&cmd.program).is_none() {
-            return Err(Error::ToolMissing {
-                program: cmd.program.clone(),
-                package: package_of(&cmd.program).to_owned(),
-            });
-        }
+        let program = resolve(&cmd.program)?;
         let overrides = prepare_overrides(cmd)?;
         let command_line = cmd.command_line();
-        let mut command = self.command(&cmd.program);
+        let mut command = self.command(&program);
         command
             .args(&cmd.args)
             .envs(cmd.env.iter().map(|(k, v)| (k, v)))
@@ -302,11 +367,20 @@ impl NetNs {
         let (pid_tx, pid_rx) = mpsc::channel::<Result<(Pid, Instant)>>();
         let stdin_data = cmd.stdin.clone();
         let spawn_line = command_line.clone();
+        let thread = format!("{}:{}", self.name(), cmd.program);
         let waiter = std::thread::Builder::new()
-            .name(format!("{}:{}", self.name(), cmd.program))
-            .spawn(move || -> Option<(Reader, Reader)> {
+            .name(thread.clone())
+            .spawn(move || -> Option<(Result<Reader>, Result<Reader>)> {
                 let started = Instant::now();
-                let mut child = match command.spawn() {
+                let spawned = {
+                    // Registered under the lock it is spawned under, so an interrupt
+                    // either sees it or runs before it exists.
+                    let mut live = lock_children();
+                    command
+                        .spawn()
+                        .inspect(|c| live.push(Pid::from_raw(c.id() as i32)))
+                };
+                let mut child = match spawned {
                     Ok(c) => c,
                     Err(source) => {
                         let _ = pid_tx.send(Err(Error::Spawn {
@@ -319,31 +393,39 @@ impl NetNs {
                 let pid = Pid::from_raw(child.id() as i32);
                 let _ = pid_tx.send(Ok((pid, started)));
                 if let (Some(mut stdin), Some(data)) = (child.stdin.take(), stdin_data) {
-                    std::thread::spawn(move || {
-                        let _ = stdin.write_all(&data);
-                    });
+                    // Without a writer thread the child sees EOF at once: the run goes on
+                    // and its output shows what the tool made of that.
+                    let _ = std::thread::Builder::new()
+                        .name("stdin".into())
+                        .spawn(move || {
+                            let _ = stdin.write_all(&data);
+                        });
                 }
-                let out = read_all(child.stdout.take().expect("piped stdout"));
-                let err = read_all(child.stderr.take().expect("piped stderr"));
+                let out = child.stdout.take().map(|o| read_all("stdout", o));
+                let err = child.stderr.take().map(|e| read_all("stderr", e));
                 // Wait for the exit without reaping, kill what is left of its group while
                 // the leader's pid still pins the group id, then reap.
                 let exited = waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT);
                 let ended = Instant::now();
-                let _ = killpg(pid, Signal::SIGKILL);
                 let result = match exited {
-                    Ok(_) => child
-                        .wait()
+                    Ok(_) => reap(pid, || child.wait())
                         .map(|status| (status, ended))
                         .map_err(|e| Error::io("wait", format!("pid {pid}"), e)),
-                    Err(e) => Err(Error::sys(format!("waitid(P_PID, {pid})"), e)),
+                    Err(e) => {
+                        let _ = reap(pid, || child.wait());
+                        Err(Error::sys(format!("waitid(P_PID, {pid})"), e))
+                    }
                 };
                 let _ = tx.send(result);
-                Some((out, err))
+                let missing = || {
+                    Err(Error::Thread {
+                        thread: "reader".into(),
+                        reason: "the output pipe was not set up".into(),
+                    })
+                };
+                Some((out.unwrap_or_else(missing), err.unwrap_or_else(missing)))
             })
-            .map_err(|e| Error::Thread {
-                thread: cmd.program.clone(),
-                reason: format!("spawn failed: {e}"),
-            })?;
+            .map_err(|e| Error::thread_spawn(thread, e))?;
 
         let (pid, started) = match pid_rx.recv() {
             Ok(Ok(p)) => p,
@@ -387,7 +469,7 @@ impl NetNs {
         drop(overrides);
         let (status, ended) = outcome?;
         let (stdout, stderr) = match readers {
-            Some((o, e)) => (o.join().unwrap_or_default(), e.join().unwrap_or_default()),
+            Some((o, e)) => (o?.join().unwrap_or_default(), e?.join().unwrap_or_default()),
             None => (Vec::new(), Vec::new()),
         };
         Ok(CommandOutput {
@@ -508,25 +590,24 @@ mod tests {
 pub struct Daemon {
     command_line: String,
     child: std::process::Child,
-    log: PathBuf,
+    log: crate::tmp::TempFile,
 }
 
 impl NetNs {
     /// Starts `cmd` in the background inside this namespace; it runs until the returned
     /// guard is dropped (or the harness dies: it also gets SIGKILL as parent-death signal).
     pub fn start_daemon(&self, cmd: &ToolCommand) -> Result<Daemon> {
-        if which(&cmd.program).is_none() {
-            return Err(Error::ToolMissing {
-                program: cmd.program.clone(),
-                package: package_of(&cmd.program).to_owned(),
-            });
-        }
-        let log = crate::tmp::unique_path("daemon");
-        let file = std::fs::File::create(&log).map_err(|e| Error::io("create", &log, e))?;
-        let file2 = file.try_clone().map_err(|e| Error::io("dup", &log, e))?;
+        let program = resolve(&cmd.program)?;
+        // Removed on every path out of here that does not hand it to the Daemon.
+        let log = crate::tmp::TempFile::create("daemon")?;
+        let file = log.open_append()?;
+        let file2 = file
+            .try_clone()
+            .map_err(|e| Error::io("dup", log.path(), e))?;
         let command_line = cmd.command_line();
+        let mut live = lock_children();
         let child = self
-            .command(&cmd.program)
+            .command(&program)
             .args(&cmd.args)
             .envs(cmd.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
@@ -538,6 +619,8 @@ impl NetNs {
                 command_line: command_line.clone(),
                 source,
             })?;
+        live.push(Pid::from_raw(child.id() as i32));
+        drop(live);
         Ok(Daemon {
             command_line,
             child,
@@ -559,22 +642,29 @@ impl Daemon {
 
     /// What it printed so far.
     pub fn log(&self) -> String {
-        std::fs::read(&self.log)
+        std::fs::read(self.log.path())
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default()
     }
 
     /// Its exit status, if it has already exited (a daemon that died at start-up).
     pub fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().ok().flatten()
+        use nix::sys::wait::WaitStatus;
+        // Look without reaping: the zombie keeps the pid (and its group id) ours until
+        // drop reaps it, so killing the group then cannot hit a reused pid.
+        let pid = Pid::from_raw(self.child.id() as i32);
+        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+        match waitid(Id::Pid(pid), flags).ok()? {
+            WaitStatus::Exited(_, code) => Some(ExitStatus::from_raw((code & 0xff) << 8)),
+            WaitStatus::Signaled(_, sig, _) => Some(ExitStatus::from_raw(sig as i32)),
+            _ => None,
+        }
     }
 }
 
 impl Drop for Daemon {
     fn drop(&mut self) {
         let pid = Pid::from_raw(self.child.id() as i32);
-        let _ = killpg(pid, Signal::SIGKILL);
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
+        let _ = reap(pid, || self.child.wait());
     }
 }

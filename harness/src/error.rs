@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use nix::errno::Errno;
 
+use crate::resource::Exhausted;
+
 /// Result alias for harness operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -90,6 +92,24 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A socket or other system call on an open descriptor failed; `call` names it.
+    #[error("{call} failed")]
+    Os {
+        /// The call, e.g. `socket(AF_INET, SOCK_STREAM)`.
+        call: String,
+        /// The underlying error, with its errno.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A harness thread could not be started (threads or memory ran out).
+    #[error("cannot start thread {thread}")]
+    ThreadSpawn {
+        /// The thread's name.
+        thread: String,
+        /// What `clone(2)` said.
+        #[source]
+        source: std::io::Error,
+    },
     /// A harness thread panicked or vanished.
     #[error("lab thread {thread} ended abnormally: {reason}")]
     Thread {
@@ -106,6 +126,37 @@ impl Error {
         Self::Sys {
             call: call.into(),
             source,
+        }
+    }
+
+    /// Builds [`Error::Os`].
+    pub fn os(call: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Os {
+            call: call.into(),
+            source,
+        }
+    }
+
+    /// Builds [`Error::ThreadSpawn`].
+    pub fn thread_spawn(thread: impl Into<String>, source: std::io::Error) -> Self {
+        Self::ThreadSpawn {
+            thread: thread.into(),
+            source,
+        }
+    }
+
+    /// The resource the harness ran out of, when that is why this failed: an allocating
+    /// call that got EMFILE, ENFILE, ENOMEM or ENOSPC, or a thread or process creation
+    /// that got EAGAIN. Such a failure says nothing about the behaviour under test.
+    pub fn exhausted(&self) -> Option<Exhausted> {
+        match self {
+            Self::Sys { source, .. } => Exhausted::of_errno(*source),
+            Self::Io { source, .. } | Self::Os { source, .. } => Exhausted::of_io(source),
+            Self::Spawn { source, .. } | Self::ThreadSpawn { source, .. } => {
+                Exhausted::of_spawn(source)
+            }
+            Self::SysctlRejected { errno, .. } => Exhausted::of_errno(*errno),
+            _ => None,
         }
     }
 

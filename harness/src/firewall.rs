@@ -7,25 +7,49 @@
 use crate::error::{Error, Result};
 use crate::netns::NetNs;
 
-/// Whether the `iptables` binary is on `PATH`.
-pub fn available() -> bool {
-    crate::command::which("iptables").is_some()
+/// The `iptables` program, where [`crate::command::which`] finds it (`PATH`, then
+/// `/usr/sbin`, `/sbin`): the path that is run, so that a claim is skipped exactly when
+/// it could not run. Looked up once per process.
+fn program() -> Option<&'static str> {
+    static PROGRAM: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    PROGRAM
+        .get_or_init(|| crate::command::which("iptables").map(|p| p.to_string_lossy().into_owned()))
+        .as_deref()
 }
 
-/// An `IPTables` handle. `iptables::new` runs `iptables --version` to learn whether `-C`
+/// Whether the `iptables` program is installed.
+pub fn available() -> bool {
+    program().is_some()
+}
+
+/// An `IPTables` handle that runs [`program`]. `iptables --version` tells whether `-C`
 /// and `--wait` exist; the answer does not change within a process, so it is learnt once
 /// (a process spawn saved per rule).
-fn handle() -> Result<iptables::IPTables, String> {
+fn handle(cmd: &'static str) -> Result<iptables::IPTables, String> {
     static PROBE: std::sync::OnceLock<Result<(bool, bool), String>> = std::sync::OnceLock::new();
     let (has_check, has_wait) = PROBE
         .get_or_init(|| {
-            iptables::new(false)
-                .map(|ipt| (ipt.has_check, ipt.has_wait))
-                .map_err(|e| e.to_string())
+            let out = std::process::Command::new(cmd)
+                .arg("--version")
+                .output()
+                .map_err(|e| format!("cannot run {cmd} --version: {e}"))?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let version = text
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix('v'))
+                .ok_or_else(|| format!("{cmd} --version printed no version: {text}"))?;
+            let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+            let v = (
+                parts.next().unwrap_or(0),
+                parts.next().unwrap_or(0),
+                parts.next().unwrap_or(0),
+            );
+            // As the iptables crate decides: -C since 1.4.11, --wait since 1.4.20.
+            Ok((v >= (1, 4, 11), v >= (1, 4, 20)))
         })
         .clone()?;
     Ok(iptables::IPTables {
-        cmd: "iptables",
+        cmd,
         has_check,
         has_wait,
         is_numeric: false,
@@ -41,21 +65,30 @@ impl NetNs {
     where
         T: Send,
     {
-        if !available() {
+        let Some(cmd) = program() else {
             return Err(Error::ToolMissing {
                 program: "iptables".into(),
                 package: "iptables".into(),
             });
-        }
+        };
         let netns = self.name().to_owned();
         self.run(move || {
+            let command_line = format!("{cmd} {args} (in {netns})");
             let failed = |message: String| Error::Firewall {
                 args: args.into(),
                 netns,
                 message: message.trim().to_owned(),
             };
-            match handle() {
-                Ok(ipt) => f(&ipt).map_err(|e| failed(e.to_string())),
+            match handle(cmd) {
+                // An I/O error means iptables could not even be started (fork failed, for
+                // instance under a pids limit): kept with its errno, not as iptables' words.
+                Ok(ipt) => f(&ipt).map_err(|e| match e.downcast::<std::io::Error>() {
+                    Ok(io) => Error::Spawn {
+                        command_line,
+                        source: *io,
+                    },
+                    Err(e) => failed(e.to_string()),
+                }),
                 Err(message) => Err(failed(message)),
             }
         })?

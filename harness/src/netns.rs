@@ -13,11 +13,12 @@
 //! Every lab has a name, `netclaim-<pid>-<n>` (also its thread's name). For debugging,
 //! [`set_naming`] or `NETCLAIM_NAME_LABS=1` also bind-mounts each lab at
 //! `/run/netns/<name>`, so `ip netns exec <name> …` can inspect it while it lives; drop
-//! unmounts it, and [`sweep_stale`] removes the names a killed runner could not. Naming is
+//! unmounts it, and [`crate::sweep::stale`] removes the names a killed runner could not. Naming is
 //! off by default: the mount and unmount add about 15 % to a lab's cost and are the only
-//! thing a lab could leave on the host.
+//! thing a lab could leave on the host ([`crate::sweep`] removes those of dead runs).
 
 use std::fs::File;
+use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -152,10 +153,7 @@ impl NetNs {
                     job();
                 }
             })
-            .map_err(|e| Error::Thread {
-                thread: name.clone(),
-                reason: format!("spawn failed: {e}"),
-            })?;
+            .map_err(|e| Error::thread_spawn(name.clone(), e))?;
         let id = thread.thread().id();
         let (fd, route) = match created_rx.recv() {
             Ok(Ok(created)) => created,
@@ -251,7 +249,9 @@ impl NetNs {
         } else {
             ""
         };
-        eprintln!(
+        // Not eprintln!: it panics when stderr is a closed pipe, and this runs in drop.
+        let _ = writeln!(
+            std::io::stderr(),
             "netclaim: cleaning up namespace {}{during}: {problem}",
             self.name
         );
@@ -333,10 +333,7 @@ impl NetNs {
                 drop(fd);
                 Ok(f())
             })
-            .map_err(|e| Error::Thread {
-                thread,
-                reason: format!("spawn failed: {e}"),
-            })
+            .map_err(|e| Error::thread_spawn(thread, e))
     }
 
     /// A [`Command`] whose child enters this namespace before `exec`.
@@ -431,97 +428,9 @@ pub fn owner_pid(name: &str) -> Option<u32> {
     pid.parse().ok()
 }
 
-/// What a sweep did with each `netclaim-*` name it was asked to remove.
-#[derive(Debug, Default)]
-pub struct Sweep {
-    /// Unmounted and unlinked by this sweep.
-    pub removed: Vec<String>,
-    /// Gone before this sweep reached it: another process removed it first (every `run`
-    /// sweeps at start, so two runs, or a run and `clean`, may race for the same name).
-    pub vanished: Vec<String>,
-    /// Could not be removed; each entry names the path and the reason.
-    pub failed: Vec<String>,
-}
-
-/// Removes the `netclaim-*` names under `/run/netns` whose creating process is gone (a
-/// runner killed with SIGKILL could not clean up): unmounts and unlinks each.
-pub fn sweep_stale() -> Sweep {
-    sweep(|pid| !Path::new(&format!("/proc/{pid}")).exists())
-}
-
-/// Removes the names this process created (on SIGINT/SIGTERM, just before exiting, while
-/// labs may still be in use by blocked claim threads). The namespaces themselves go away
-/// with the process; only their `/run/netns` bind mounts, if [`naming`] is on, would
-/// outlive it. Also removes
-/// this process's temporary files (`/tmp/netclaim-*-<pid>-*`).
-pub fn sweep_own() -> Sweep {
-    let me = std::process::id();
-    let tmp_marker = format!("-{me}-");
-    if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
-        for e in entries.filter_map(|e| e.ok()) {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with(NAME_PREFIX) && name.contains(&tmp_marker) {
-                let _ =
-                    std::fs::remove_dir_all(e.path()).or_else(|_| std::fs::remove_file(e.path()));
-            }
-        }
-    }
-    sweep(|pid| pid == me)
-}
-
-/// An advisory lock that test cases take around sweeps, since a sweep removes every dead
-/// runner's names on the host, not only its caller's. A case that leaves stale names on
-/// purpose and checks that its own sweep removes them holds it
-/// [`exclusive`](SweepLock::exclusive); a case that starts `netclaim run` (whose start
-/// sweeps) holds it [`shared`](SweepLock::shared). It is `flock(2)` on a directory the
-/// cases agree on (the workspace's `target/tmp`), so it works between the threads of one
-/// test binary (`cargo test`), between test binaries and between one-case processes
-/// (`cargo nextest`), and leaves nothing behind. `netclaim` itself never takes it.
-#[derive(Debug)]
-pub struct SweepLock {
-    _held: nix::fcntl::Flock<File>,
-}
-
-impl SweepLock {
-    /// Waits until no case holds the lock exclusively.
-    pub fn shared(dir: &Path) -> Result<Self> {
-        Self::take(dir, nix::fcntl::FlockArg::LockShared)
-    }
-
-    /// Waits until no other case holds the lock at all.
-    pub fn exclusive(dir: &Path) -> Result<Self> {
-        Self::take(dir, nix::fcntl::FlockArg::LockExclusive)
-    }
-
-    fn take(dir: &Path, how: nix::fcntl::FlockArg) -> Result<Self> {
-        let file = File::open(dir).map_err(|e| Error::io("open", dir, e))?;
-        nix::fcntl::Flock::lock(file, how)
-            .map(|held| Self { _held: held })
-            .map_err(|(_, errno)| Error::io("flock", dir, errno.into()))
-    }
-}
-
-fn sweep(remove: impl Fn(u32) -> bool) -> Sweep {
-    let mut done = Sweep::default();
-    for name in list_named() {
-        let Some(pid) = owner_pid(&name) else {
-            continue;
-        };
-        if !remove(pid) {
-            continue;
-        }
-        match remove_name_at(&Path::new(NETNS_RUN_DIR).join(&name)) {
-            Ok(Gone::Removed) => done.removed.push(name),
-            Ok(Gone::Vanished) => done.vanished.push(name),
-            Err(e) => done.failed.push(e),
-        }
-    }
-    done
-}
-
 /// What became of a `/run/netns` name [`remove_name_at`] was asked to remove.
 #[derive(Debug, PartialEq, Eq)]
-enum Gone {
+pub(crate) enum Gone {
     /// Unmounted and unlinked here.
     Removed,
     /// Another process removed it first.
@@ -533,7 +442,7 @@ enum Gone {
 /// EINVAL from umount2: not a mount point any more (a half-made name, or the other
 /// process unmounted it a moment ago); still unlink it. ENOENT: the other process
 /// finished it first. An error names the call, the path and the reason.
-fn remove_name_at(path: &Path) -> std::result::Result<Gone, String> {
+pub(crate) fn remove_name_at(path: &Path) -> std::result::Result<Gone, String> {
     use nix::errno::Errno;
     let unmounted = match umount2(path, MntFlags::MNT_DETACH) {
         Ok(()) => true,

@@ -1,8 +1,30 @@
 //! Whether this process may build labs: it needs CAP_SYS_ADMIN (unshare, setns, mount)
 //! and CAP_NET_ADMIN (links, sysctls, iptables) in its effective set.
 
+use std::sync::OnceLock;
+
 const CAP_NET_ADMIN: u32 = 12;
 const CAP_SYS_ADMIN: u32 = 21;
+
+/// The command that runs tests with privilege, for the hint when no program said how it
+/// was started ([`set_command`]).
+const TEST_COMMAND: &str = "sudo -E env \"PATH=$PATH\" cargo test";
+
+static COMMAND: OnceLock<String> = OnceLock::new();
+
+/// Says how this program was started (`netclaim run syn.retries-1`), so that the hint
+/// for a missing privilege is that very command under sudo. Test binaries leave it unset
+/// and get [`TEST_COMMAND`]'s hint. Only the first call counts.
+pub fn set_command(command_line: impl Into<String>) {
+    let _ = COMMAND.set(command_line.into());
+}
+
+fn rerun_hint() -> String {
+    match COMMAND.get() {
+        Some(cmd) => format!("sudo {cmd}"),
+        None => TEST_COMMAND.to_owned(),
+    }
+}
 
 /// `Ok(())` when labs can be built, otherwise the reason and the fix.
 pub fn check() -> Result<(), String> {
@@ -29,8 +51,9 @@ fn missing(eff: u64) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "labs need {} to create network namespaces: run as root (sudo -E env \"PATH=$PATH\" cargo test) or in a privileged container",
-            lacks.join(" and ")
+            "labs need {} to create network namespaces: run as root (`{}`) or in a privileged container",
+            lacks.join(" and "),
+            rerun_hint()
         ))
     }
 }

@@ -314,8 +314,8 @@ fn capture_sees_syn_and_rst() -> anyhow::Result<()> {
 
 /// The sweep cases make names of dead owners and sweep every such name: one at a time,
 /// and not while another test binary's `netclaim run` sweeps (see `SweepLock`).
-fn sweeping_alone() -> anyhow::Result<netclaim_harness::netns::SweepLock> {
-    Ok(netclaim_harness::netns::SweepLock::exclusive(Path::new(
+fn sweeping_alone() -> anyhow::Result<netclaim_harness::sweep::SweepLock> {
+    Ok(netclaim_harness::sweep::SweepLock::exclusive(Path::new(
         env!("CARGO_TARGET_TMPDIR"),
     ))?)
 }
@@ -341,7 +341,7 @@ fn sweep_removes_only_dead_owners() -> anyhow::Result<()> {
     let _alone = sweeping_alone()?;
     let ns = NetNs::named()?;
     let stale = stale_name(&ns, 1 << 23)?;
-    let swept = netclaim_harness::netns::sweep_stale();
+    let swept = netclaim_harness::sweep::stale();
     ensure(swept.failed.is_empty(), || format!("{:?}", swept.failed))?;
     ensure(
         swept.removed.iter().any(|n| stale.ends_with(n)) && !stale.exists(),
@@ -370,7 +370,7 @@ fn concurrent_sweeps_do_not_fail() -> anyhow::Result<()> {
         let (a, b) = std::thread::scope(|s| {
             let sweep = || {
                 barrier.wait();
-                netclaim_harness::netns::sweep_stale()
+                netclaim_harness::sweep::stale()
             };
             let a = s.spawn(sweep);
             let b = s.spawn(sweep);

@@ -12,6 +12,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use netclaim_harness::resource::{self, Exhausted};
 use serde::{Deserialize, Serialize};
 
 /// The verdict on a claim.
@@ -471,6 +472,9 @@ impl Claim {
     }
 
     /// Runs the claim, turning unmet needs into `skipped` and harness errors into `error`.
+    /// An outcome whose observation shows the harness running out of something (an
+    /// EMFILE, a tool's "Too many open files") is an `error` too: such a measurement is
+    /// not about the behaviour the claim is about.
     pub fn execute(&self, ctx: &Ctx) -> Outcome {
         // The timing checks' measured error comes from this probe: running before the
         // claim's first measurement.
@@ -479,10 +483,76 @@ impl Claim {
             return Outcome::forced(Verdict::Skipped, reason);
         }
         match (self.run)(ctx) {
-            Ok(o) => o,
-            Err(e) => Outcome::forced(Verdict::Error, format!("{e:#}")),
+            Ok(mut o) => {
+                if let Some(why) = exhaustion_in(&o) {
+                    o.forced = Some((Verdict::Error, why));
+                }
+                o
+            }
+            Err(e) => Outcome::forced(Verdict::Error, error_reason(&e)),
         }
     }
+}
+
+/// The reason of an `error` verdict: the error chain, led by the resource the harness
+/// ran out of when that is the cause.
+pub fn error_reason(e: &anyhow::Error) -> String {
+    let exhausted = e
+        .chain()
+        .find_map(|cause| {
+            if let Some(h) = cause.downcast_ref::<netclaim_harness::Error>() {
+                h.exhausted()
+            } else {
+                cause
+                    .downcast_ref::<std::io::Error>()
+                    .and_then(Exhausted::of_io)
+            }
+        })
+        // A tool the harness ran for itself (iptables) says it in words.
+        .or_else(|| resource::in_tool_output(&format!("{e:#}")));
+    match exhausted {
+        Some(r) => format!("{} (the harness failed, not the kernel: {e:#})", ran_out(r)),
+        None => format!("{e:#}"),
+    }
+}
+
+fn ran_out(r: Exhausted) -> String {
+    format!("the harness ran out of {}", r.describe())
+}
+
+/// Whether an outcome's observation is the harness running out of a resource: an
+/// observed errno, an errno named in a check's observation, or a tool's message.
+pub fn exhaustion_in(o: &Outcome) -> Option<String> {
+    if matches!(o.forced, Some((Verdict::Skipped | Verdict::Error, _))) {
+        return None;
+    }
+    let from_errno = o
+        .observed
+        .errno
+        .and_then(|e| Exhausted::of_errno(nix::errno::Errno::from_raw(e)));
+    let from_checks = || {
+        o.claim_checks
+            .iter()
+            .chain(&o.model_checks)
+            .find_map(|c| named_errno(&c.observed))
+    };
+    let from_tools = || o.evidence.iter().find_map(|e| resource::in_tool_output(e));
+    from_errno
+        .or_else(from_checks)
+        .or_else(from_tools)
+        .map(|r| format!("{}; the measurement is void", ran_out(r)))
+}
+
+/// A resource errno named as a word in `text` ("EMFILE", "Some(EMFILE)").
+fn named_errno(text: &str) -> Option<Exhausted> {
+    text.split(|c: char| !c.is_ascii_alphanumeric())
+        .find_map(|word| match word {
+            "EMFILE" => Some(Exhausted::FileDescriptors),
+            "ENFILE" => Some(Exhausted::SystemFiles),
+            "ENOMEM" => Some(Exhausted::Memory),
+            "ENOSPC" => Some(Exhausted::Disk),
+            _ => None,
+        })
 }
 
 #[cfg(test)]
@@ -521,6 +591,50 @@ mod tests {
         } else {
             assert!(o.reason().contains("CAP_NET_ADMIN"), "{}", o.reason());
         }
+    }
+
+    #[test]
+    fn an_observed_resource_errno_voids_the_measurement() {
+        let mut o = Outcome::default();
+        o.claim_check("errno", "EAGAIN", "EMFILE", false);
+        let why = exhaustion_in(&o).expect("EMFILE is the harness's");
+        assert!(why.contains("file descriptors (EMFILE)"), "{why}");
+        assert!(why.contains("RLIMIT_NOFILE"), "{why}");
+
+        let mut o = Outcome::default();
+        o.observed.errno = Some(libc::ENOSPC);
+        assert!(exhaustion_in(&o).unwrap().contains("disk space"));
+
+        let mut o = Outcome::default();
+        o.evidence("curl: (7) Failed to create socket: Too many open files");
+        assert!(exhaustion_in(&o).unwrap().contains("EMFILE"));
+
+        // Observations about the behaviour under test stay observations.
+        let mut o = Outcome::default();
+        o.observed.errno = Some(libc::EAGAIN);
+        o.claim_check("errno", "EAGAIN", "EAGAIN", true);
+        o.evidence("connect() to unix:/x failed (11: Resource temporarily unavailable)");
+        assert_eq!(exhaustion_in(&o), None);
+    }
+
+    #[test]
+    fn a_harness_error_from_a_resource_names_it() {
+        let e = anyhow::Error::new(netclaim_harness::Error::os(
+            "socket(AF_UNIX, SOCK_STREAM)",
+            std::io::Error::from_raw_os_error(libc::EMFILE),
+        ))
+        .context("filling the queue");
+        let reason = error_reason(&e);
+        assert!(
+            reason.starts_with("the harness ran out of file descriptors (EMFILE)"),
+            "{reason}"
+        );
+        assert!(
+            reason.contains("socket(AF_UNIX, SOCK_STREAM) failed"),
+            "{reason}"
+        );
+        let plain = anyhow::anyhow!("something else");
+        assert_eq!(error_reason(&plain), "something else");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use netclaim_harness::slowness;
 use netclaim_harness::sysctl::knob;
 use netclaim_harness::tolerance::{kernel_timer_window, timer_slack, Window, ARMED_AFTER_CAPTURE};
 use netclaim_harness::NetNs;
+use nix::errno::Errno;
 
 use crate::claim::{Check, Ctx, Figures, Outcome, Timeline, Timing};
 
@@ -164,6 +165,53 @@ pub fn not_applicable(e: &netclaim_harness::Error) -> Option<Outcome> {
             format!("this kernel refuses the lab: {e}"),
         )),
         _ => None,
+    }
+}
+
+/// Runs `jobs` at once, each on its own scoped thread named `name`, and returns their
+/// results in order. A thread that cannot be started (threads ran out) or that panics
+/// gives an error for its job, never a panic here.
+pub fn parallel<T, F>(name: &str, jobs: Vec<F>) -> Vec<Result<T>>
+where
+    T: Send,
+    F: FnOnce() -> Result<T> + Send,
+{
+    std::thread::scope(|s| {
+        let handles: Vec<_> = jobs
+            .into_iter()
+            .map(|job| {
+                std::thread::Builder::new()
+                    .name(name.to_owned())
+                    .spawn_scoped(s, job)
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| match h {
+                Ok(h) => h
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("{name} thread panicked"))),
+                Err(e) => Err(netclaim_harness::Error::thread_spawn(name, e).into()),
+            })
+            .collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_read_as_a_user_writes_them() {
+        assert_eq!(Some(2003).shown(), "2003");
+        assert_eq!(None::<i32>.shown(), "none");
+        assert_eq!(Some(Errno::ETIMEDOUT).shown(), "ETIMEDOUT (110)");
+        assert_eq!(
+            vec![None, Some(Errno::EAGAIN)].shown(),
+            "[none, EAGAIN (11)]"
+        );
+        assert_eq!(Some("TIME_WAIT").shown(), "TIME_WAIT");
+        assert_eq!(String::new().shown(), "\"\" (empty)");
     }
 }
 
@@ -626,7 +674,7 @@ pub fn timeline(
 }
 
 /// Checks an exact value against the statement or the model.
-pub fn check_eq<T: PartialEq + std::fmt::Debug>(
+pub fn check_eq<T: PartialEq + Shown>(
     outcome: &mut Outcome,
     against: Against,
     what: &str,
@@ -634,11 +682,86 @@ pub fn check_eq<T: PartialEq + std::fmt::Debug>(
     observed: T,
 ) {
     let ok = expected == observed;
-    against.record(
-        outcome,
-        what,
-        format!("{expected:?}"),
-        format!("{observed:?}"),
-        ok,
-    );
+    against.record(outcome, what, expected.shown(), observed.shown(), ok);
+}
+
+/// How a figure reads in a check and a reason: as a user would write it
+/// (`ETIMEDOUT (110)`, `2003`, `none`), never Rust's `Some(2003)`.
+pub trait Shown {
+    /// The text.
+    fn shown(&self) -> String;
+}
+
+macro_rules! shown_as_display {
+    ($($t:ty),*) => {
+        $(impl Shown for $t {
+            fn shown(&self) -> String {
+                self.to_string()
+            }
+        })*
+    };
+}
+shown_as_display!(i32, u32, u64, u16, u8, usize, bool);
+
+impl Shown for str {
+    fn shown(&self) -> String {
+        if self.is_empty() {
+            "\"\" (empty)".into()
+        } else {
+            self.to_owned()
+        }
+    }
+}
+
+impl Shown for String {
+    fn shown(&self) -> String {
+        self.as_str().shown()
+    }
+}
+
+impl<T: Shown + ?Sized> Shown for &T {
+    fn shown(&self) -> String {
+        (**self).shown()
+    }
+}
+
+impl Shown for Errno {
+    fn shown(&self) -> String {
+        format!("{self:?} ({})", *self as i32)
+    }
+}
+
+impl Shown for netclaim_fixtures::client::ConnectResult {
+    fn shown(&self) -> String {
+        use netclaim_fixtures::client::ConnectResult;
+        match self {
+            ConnectResult::Connected => "connected".into(),
+            ConnectResult::Failed(e) => e.shown(),
+            ConnectResult::PollTimedOut => "still connecting at the poll timeout".into(),
+        }
+    }
+}
+
+impl<T: Shown> Shown for Option<T> {
+    fn shown(&self) -> String {
+        match self {
+            Some(v) => v.shown(),
+            None => "none".into(),
+        }
+    }
+}
+
+impl<T: Shown> Shown for Vec<T> {
+    fn shown(&self) -> String {
+        format!(
+            "[{}]",
+            self.iter().map(Shown::shown).collect::<Vec<_>>().join(", ")
+        )
+    }
+}
+
+impl<A: Shown, B: Shown> Shown for (A, B) {
+    fn shown(&self) -> String {
+        format!("({}, {})", self.0.shown(), self.1.shown())
+    }
 }

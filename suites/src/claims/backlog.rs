@@ -31,7 +31,7 @@ use netclaim_fixtures::server::{NoAcceptListener, UnixNoAcceptListener};
 use netclaim_harness::capture;
 use netclaim_harness::command::ToolCommand;
 use netclaim_harness::sysctl::knob;
-use netclaim_harness::tmp::{unique_path, TempDir};
+use netclaim_harness::tmp::TempDir;
 use netclaim_harness::NetNs;
 use nix::errno::Errno;
 use socket2::{Domain, SockAddr, Socket, Type};
@@ -140,8 +140,10 @@ fn unix_eagain(_ctx: &Ctx) -> Result<Outcome> {
         return Ok(na);
     }
     let somaxconn = ns.somaxconn()?;
-    let path = unique_path("eagain");
-    let listener = UnixNoAcceptListener::bind(&ns, &path, LISTEN_ARG)?
+    // Inside a guarded directory: a socket file cannot carry the guard's lock itself.
+    let dir = TempDir::new("eagain")?;
+    let path = dir.path().join("listener.sock");
+    let listener = UnixNoAcceptListener::bind(&ns, &path, LISTEN_ARG)
         .with_context(|| format!("binding {}", path.display()))?;
     let backlog = (LISTEN_ARG as u32).min(somaxconn);
     let fits = backlog as usize + 1;
@@ -242,7 +244,7 @@ struct TcpFillResult {
 
 fn tcp_fill(ns: &NetNs, port: u16, listen_arg: i32, somaxconn: u32) -> Result<TcpFillResult> {
     let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
-    let listener = NoAcceptListener::bind(ns, addr, listen_arg)?
+    let listener = NoAcceptListener::bind(ns, addr, listen_arg)
         .with_context(|| format!("listening on {addr}"))?;
     let filled = fill(FILL_LIMIT, || {
         Ok(client::connect_nonblocking(ns, listener.addr(), TCP_POLL)?)
@@ -423,7 +425,7 @@ fn connect_to_full(
     queued_expected: usize,
 ) -> Result<FullConnect> {
     let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
-    let listener = NoAcceptListener::bind(ns, addr, listen_arg)?
+    let listener = NoAcceptListener::bind(ns, addr, listen_arg)
         .with_context(|| format!("listening on {addr}"))?;
     // Fill exactly the queue (backlog + 1), each connect completing.
     let mut kept = Vec::new();
@@ -605,7 +607,7 @@ struct AckOverflow {
 /// (`backlog + 1`), the third overflows in `tcp_check_req`.
 fn ack_overflow(ns: &NetNs, port: u16, backlog: u32) -> Result<AckOverflow> {
     let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
-    let listener = NoAcceptListener::bind(ns, addr, LISTEN_ARG)?
+    let listener = NoAcceptListener::bind(ns, addr, LISTEN_ARG)
         .with_context(|| format!("listening on {addr}"))?;
     let mut kept = Vec::new();
     for _ in 1..backlog {
@@ -774,7 +776,7 @@ fn syn_recv_count(ns: &NetNs, syncookies: u8) -> Result<(usize, String)> {
     ns.set_sysctl(knob::TCP_SYNCOOKIES, &syncookies.to_string())
         .context("setting tcp_syncookies")?;
     let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, SYN_QUEUE_PORT + u16::from(syncookies));
-    let _listener = NoAcceptListener::bind(ns, addr, SYN_QUEUE_LISTEN)?
+    let _listener = NoAcceptListener::bind(ns, addr, SYN_QUEUE_LISTEN)
         .with_context(|| format!("listening on {addr}"))?;
     let mut clients = Vec::new();
     for _ in 0..SYN_QUEUE_CLIENTS {
@@ -976,7 +978,7 @@ fn nginx_502(_ctx: &Ctx) -> Result<Outcome> {
     let somaxconn = ns.somaxconn()?;
     let dir = TempDir::new("nginx")?;
     let sock = dir.path().join("up.sock");
-    let upstream = UnixNoAcceptListener::bind(&ns, &sock, LISTEN_ARG)?
+    let upstream = UnixNoAcceptListener::bind(&ns, &sock, LISTEN_ARG)
         .with_context(|| format!("binding {}", sock.display()))?;
     let fits = (LISTEN_ARG as u32).min(somaxconn) as usize + 1;
     let filled = fill(fits + 1, || {

@@ -411,7 +411,7 @@ impl SilentServerLab {
     fn new() -> Result<Self> {
         let ns = NetNs::new().context("creating the lab namespace")?;
         let target = SocketAddrV4::new(LOOPBACK.into(), MYSQL_PORT);
-        let listener = NoAcceptListener::bind(&ns, target, 16)?
+        let listener = NoAcceptListener::bind(&ns, target, 16)
             .with_context(|| format!("binding the silent listener on {target}"))?;
         Ok(Self {
             ns,

@@ -20,7 +20,7 @@ use nix::errno::Errno;
 
 use super::seeds;
 use crate::claim::{Claim, Ctx, Figures, Needs, Outcome, Verdict};
-use crate::lab::{self, check_eq, Against};
+use crate::lab::{self, check_eq, Against, Shown};
 
 /// Where the lab listener listens (outside every range the claims set).
 pub(crate) const LISTEN_PORT: u16 = 8080;
@@ -144,7 +144,7 @@ pub(crate) fn set_range(
 
 /// The socket table of `ns` with a per-state summary, as evidence.
 pub(crate) fn table_evidence(ns: &NetNs, title: &str) -> Result<(Vec<TcpEntry>, String)> {
-    let table = ports::tcp_table(ns)?.context("reading /proc/thread-self/net/tcp")?;
+    let table = ports::tcp_table(ns).context("reading /proc/thread-self/net/tcp")?;
     let text = format!(
         "{title} (/proc/thread-self/net/tcp in {}): {:?}\n{}",
         ns.name(),
@@ -211,7 +211,7 @@ fn held_lab(range: (u16, u16)) -> Result<std::result::Result<HeldLab, netclaim_h
         Err(e) => return Ok(Err(e)),
     };
     let listener =
-        Listener::bind(&ns, loopback(LISTEN_PORT), 1024)?.context("binding the listener")?;
+        Listener::bind(&ns, loopback(LISTEN_PORT), 1024).context("binding the listener")?;
     let ex = ports::hold_connections(&ns, listener.addr(), range.usable + 4)?;
     Ok(Ok(HeldLab {
         ns,
@@ -240,8 +240,8 @@ fn exhaustion_errno(_ctx: &Ctx) -> Result<Outcome> {
     let ns2 = NetNs::new().context("creating the TIME_WAIT namespace")?;
     or_na!(ns2.set_tcp_tw_reuse(0));
     let range2 = or_na!(set_range(&ns2, SMALL_RANGE));
-    let l2 = Listener::bind(&ns2, loopback(LISTEN_PORT), 1024)?.context("binding")?;
-    let fill = ports::fill_time_wait(&ns2, &l2, range2.usable + 4)?.context("TIME_WAIT fill")?;
+    let l2 = Listener::bind(&ns2, loopback(LISTEN_PORT), 1024).context("binding")?;
+    let fill = ports::fill_time_wait(&ns2, &l2, range2.usable + 4).context("TIME_WAIT fill")?;
     let (table2, text2) = table_evidence(&ns2, "ports held by TIME_WAIT, tcp_tw_reuse=0")?;
     let tw = ports::count_state(&table2, state::TIME_WAIT);
     o.evidence(format!(
@@ -396,8 +396,8 @@ fn range_size(_ctx: &Ctx) -> Result<Outcome> {
     let ns = NetNs::new().context("creating the lab namespace")?;
     let range = or_na!(set_range(&ns, EVEN));
     let size = usize::from(range.high - range.low) + 1;
-    let la = Listener::bind(&ns, loopback(LISTEN_PORT), 1024)?.context("binding")?;
-    let lb = Listener::bind(&ns, loopback(OTHER_PORT), 1024)?.context("binding")?;
+    let la = Listener::bind(&ns, loopback(LISTEN_PORT), 1024).context("binding")?;
+    let lb = Listener::bind(&ns, loopback(OTHER_PORT), 1024).context("binding")?;
     let a = ports::hold_connections(&ns, la.addr(), size + 4)?;
     let b = ports::hold_connections(&ns, lb.addr(), size + 4)?;
     let (_, text) = table_evidence(&ns, "both destinations exhausted")?;
@@ -405,7 +405,7 @@ fn range_size(_ctx: &Ctx) -> Result<Outcome> {
     // An odd-sized range: the kernel scans an even number of ports.
     let ns_odd = NetNs::new().context("creating the odd-range namespace")?;
     let odd = or_na!(set_range(&ns_odd, ODD));
-    let lo = Listener::bind(&ns_odd, loopback(LISTEN_PORT), 1024)?.context("binding")?;
+    let lo = Listener::bind(&ns_odd, loopback(LISTEN_PORT), 1024).context("binding")?;
     let c = ports::hold_connections(&ns_odd, lo.addr(), usize::from(odd.high - odd.low) + 5)?;
 
     let mut o = Outcome::default();
@@ -525,9 +525,9 @@ fn tw_reuse(_ctx: &Ctx) -> Result<Outcome> {
     or_na!(ns.set_tcp_tw_reuse(0));
     let range = or_na!(set_range(&ns, SMALL_RANGE));
     let (age, age_text) = tw_reuse_age(&ns)?;
-    let listener = Listener::bind(&ns, loopback(LISTEN_PORT), 1024)?.context("binding")?;
+    let listener = Listener::bind(&ns, loopback(LISTEN_PORT), 1024).context("binding")?;
     let start = Instant::now();
-    let fill = ports::fill_time_wait(&ns, &listener, range.usable)?.context("TIME_WAIT fill")?;
+    let fill = ports::fill_time_wait(&ns, &listener, range.usable).context("TIME_WAIT fill")?;
     let (table, text) = table_evidence(&ns, "range filled with TIME_WAIT")?;
     let tw_ports: Vec<u16> = table
         .iter()
@@ -631,7 +631,7 @@ fn tw_reuse(_ctx: &Ctx) -> Result<Outcome> {
     o.model_check(
         "reused port was in TIME_WAIT",
         format!("one of {tw_ports:?}"),
-        format!("{p2:?}"),
+        p2.shown(),
         p2.is_some_and(|p| tw_ports.contains(&p)),
     );
     check_eq(
@@ -695,7 +695,7 @@ fn writes_proc(_ctx: &Ctx) -> Result<Outcome> {
     const NEW: (u16, u16) = (40000, 40001);
     let ns = NetNs::new().context("creating the lab namespace")?;
     let before = ns.sysctl(knob::IP_LOCAL_PORT_RANGE)?;
-    let listener = Listener::bind(&ns, loopback(LISTEN_PORT), 1024)?.context("binding")?;
+    let listener = Listener::bind(&ns, loopback(LISTEN_PORT), 1024).context("binding")?;
     let assignment = format!("{}={} {}", knob::IP_LOCAL_PORT_RANGE, NEW.0, NEW.1);
     let traced = which("strace").is_some();
     let cmd = if traced {

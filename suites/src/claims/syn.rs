@@ -551,10 +551,11 @@ struct SweepPoint {
 
 /// `syn.retries-sweep` and its exponential variant: give-up = 2^(n+1) − 1 s for n = 1..6.
 fn sweep(ctx: &Ctx, linear_off: bool) -> Result<Outcome> {
-    let results: Vec<Result<SweepPoint>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (1..=6u32)
+    let results: Vec<Result<SweepPoint>> = lab::parallel(
+        "sweep-point",
+        (1..=6u32)
             .map(|n| {
-                s.spawn(move || -> Result<_> {
+                move || -> Result<_> {
                     let lab = SynDropLab::new(&[(knob::TCP_SYN_RETRIES, &n.to_string())])?;
                     let mut note = String::new();
                     if linear_off {
@@ -584,17 +585,10 @@ fn sweep(ctx: &Ctx, linear_off: bool) -> Result<Outcome> {
                         errno: out.errno(),
                         text,
                     })
-                })
+                }
             })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("sweep thread panicked")))
-            })
-            .collect()
-    });
+            .collect(),
+    );
     let mut o = Outcome::default();
     let mut observed = Vec::new();
     let mut expected = Vec::new();

@@ -497,7 +497,7 @@ fn curl_max_time(_ctx: &Ctx) -> Result<Outcome> {
         chunk: 1_000,
         interval: Duration::from_millis(100),
     };
-    let server = SlowBodyServer::start(&ns, SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0), trickle)?
+    let server = SlowBodyServer::start(&ns, SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0), trickle)
         .context("starting the slow HTTP server")?;
     let max_time = Duration::from_secs(2);
     let cmd = curl(
@@ -848,7 +848,7 @@ fn wget_kernel_gives_up(ctx: &Ctx) -> Result<Outcome> {
 
 fn wget_read_timeout(_ctx: &Ctx) -> Result<Outcome> {
     let ns = NetNs::new().context("creating the lab namespace")?;
-    let listener = NoAcceptListener::bind(&ns, SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0), 16)?
+    let listener = NoAcceptListener::bind(&ns, SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0), 16)
         .context("binding the silent server")?;
     let port = listener.addr().port();
     let option = Duration::from_millis(1500);
@@ -1439,7 +1439,7 @@ fn wget_timeout_sets_all(_ctx: &Ctx) -> Result<Outcome> {
 
     // Read: a server that completes the handshake and never answers.
     let ns = NetNs::new().context("creating the silent-server namespace")?;
-    let listener = NoAcceptListener::bind(&ns, SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0), 16)?
+    let listener = NoAcceptListener::bind(&ns, SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0), 16)
         .context("binding the silent server")?;
     let cmd = wget(
         deadline,
@@ -1636,7 +1636,7 @@ fn nc_w_connect(_ctx: &Ctx) -> Result<Outcome> {
 
 fn nc_w_idle(_ctx: &Ctx) -> Result<Outcome> {
     let ns = NetNs::new().context("creating the lab namespace")?;
-    let listener = NoAcceptListener::bind(&ns, SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0), 16)?
+    let listener = NoAcceptListener::bind(&ns, SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0), 16)
         .context("binding the silent server")?;
     let addr = listener.addr();
     let option = Duration::from_secs(2);

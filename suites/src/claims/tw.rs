@@ -49,11 +49,11 @@ fn describe(e: Option<TcpEntry>) -> String {
 
 fn active_closer(_ctx: &Ctx) -> Result<Outcome> {
     let ns = NetNs::new().context("creating the lab namespace")?;
-    let listener = Listener::bind(&ns, loopback(LISTEN_PORT), 128)?.context("binding")?;
+    let listener = Listener::bind(&ns, loopback(LISTEN_PORT), 128).context("binding")?;
     let mut o = Outcome::default();
     let mut results = Vec::new();
     for closer in [Closer::Client, Closer::Server] {
-        let pair = match ports::close_one(&ns, &listener, closer)?.context("connection")? {
+        let pair = match ports::close_one(&ns, &listener, closer).context("connection")? {
             Ok(p) => p,
             Err(e) => anyhow::bail!("connect failed: {e}"),
         };
@@ -69,7 +69,7 @@ fn active_closer(_ctx: &Ctx) -> Result<Outcome> {
                 s,
                 Some(state::LAST_ACK | state::FIN_WAIT2 | state::CLOSE_WAIT)
             )
-        })?
+        })
         .context("reading the socket table")?;
         let client = find(&table, pair.client, pair.server);
         let server = find(&table, pair.server, pair.client);
@@ -137,8 +137,8 @@ fn duration(ctx: &Ctx) -> Result<Outcome> {
     const POLL: Duration = Duration::from_millis(100);
     const LIMIT: Duration = Duration::from_secs(75);
     let ns = NetNs::new().context("creating the lab namespace")?;
-    let listener = Listener::bind(&ns, loopback(LISTEN_PORT), 128)?.context("binding")?;
-    let pair = match ports::close_one(&ns, &listener, Closer::Client)?.context("connection")? {
+    let listener = Listener::bind(&ns, loopback(LISTEN_PORT), 128).context("binding")?;
+    let pair = match ports::close_one(&ns, &listener, Closer::Client).context("connection")? {
         Ok(p) => p,
         Err(e) => anyhow::bail!("connect failed: {e}"),
     };
@@ -148,7 +148,7 @@ fn duration(ctx: &Ctx) -> Result<Outcome> {
     let in_time_wait = |t: &[TcpEntry]| {
         find(t, pair.client, pair.server).is_some_and(|e| e.state == state::TIME_WAIT)
     };
-    let first = ports::wait_for_table(&ns, ports::TIME_WAIT_SETTLE, in_time_wait)?
+    let first = ports::wait_for_table(&ns, ports::TIME_WAIT_SETTLE, in_time_wait)
         .context("reading the socket table")?;
     let read_at = closed.elapsed();
     let entry = find(&first, pair.client, pair.server)
@@ -166,7 +166,7 @@ fn duration(ctx: &Ctx) -> Result<Outcome> {
     while closed.elapsed() < LIMIT {
         std::thread::sleep(POLL);
         polls += 1;
-        let t = ports::tcp_table(&ns)?.context("reading the socket table")?;
+        let t = ports::tcp_table(&ns).context("reading the socket table")?;
         if find(&t, pair.client, pair.server).is_none_or(|e| e.state != state::TIME_WAIT) {
             gone = Some(closed.elapsed());
             break;
@@ -280,9 +280,8 @@ fn reuse_needs_timestamps(_ctx: &Ctx) -> Result<Outcome> {
         or_na!(ns.set_tcp_timestamps(ts));
         or_na!(ns.set_tcp_tw_reuse(1));
         let range = or_na!(set_range(&ns, SMALL_RANGE));
-        let listener = Listener::bind(&ns, loopback(LISTEN_PORT), 128)?.context("binding")?;
-        let fill =
-            ports::fill_time_wait(&ns, &listener, range.usable)?.context("TIME_WAIT fill")?;
+        let listener = Listener::bind(&ns, loopback(LISTEN_PORT), 128).context("binding")?;
+        let fill = ports::fill_time_wait(&ns, &listener, range.usable).context("TIME_WAIT fill")?;
         labs.push((ts, ns, range, listener, fill));
     }
     let (age, age_text) = tw_reuse_age(&labs[0].1)?;
@@ -392,32 +391,20 @@ fn concurrent_client_exhaustion(_ctx: &Ctx) -> Result<Outcome> {
     let reuse = client.sysctl(knob::TCP_TW_REUSE)?;
     let ts = client.sysctl(knob::TCP_TIMESTAMPS)?;
     let target = SocketAddrV4::new(SERVER, 3306);
-    let srv = ShortServer::start(&server, target)?.context("starting the server")?;
+    let srv = ShortServer::start(&server, target).context("starting the server")?;
 
     // WORKERS threads make short connections (connect, send, close first) until connect fails.
-    let results: Vec<Result<(Vec<u16>, Option<Errno>)>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..WORKERS)
-            .map(|_| {
-                s.spawn(|| -> Result<(Vec<u16>, Option<Errno>)> {
-                    let mut done = Vec::new();
-                    for _ in 0..range.usable + 4 {
-                        match ports::short_connection(&client, target)? {
-                            Ok(p) => done.push(p),
-                            Err(e) => return Ok((done, Some(e))),
-                        }
-                    }
-                    Ok((done, None))
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("worker panicked")))
-            })
-            .collect()
-    });
+    let worker = || -> Result<(Vec<u16>, Option<Errno>)> {
+        let mut done = Vec::new();
+        for _ in 0..range.usable + 4 {
+            match ports::short_connection(&client, target)? {
+                Ok(p) => done.push(p),
+                Err(e) => return Ok((done, Some(e))),
+            }
+        }
+        Ok((done, None))
+    };
+    let results = crate::lab::parallel("tw-worker", vec![worker; WORKERS]);
     let mut used = Vec::new();
     let mut errnos = Vec::new();
     for r in results {
@@ -428,7 +415,7 @@ fn concurrent_client_exhaustion(_ctx: &Ctx) -> Result<Outcome> {
     let n = used.len();
     let table = ports::wait_for_table(&client, Duration::from_secs(2), |t| {
         ports::count_state(t, state::TIME_WAIT) >= n
-    })?
+    })
     .context("reading the socket table")?;
     let tw = ports::count_state(&table, state::TIME_WAIT);
     // After the reuse age, tcp_tw_reuse=2 (loopback only) still does not apply: the
