@@ -1,13 +1,15 @@
 //! How late this machine runs timers right now, measured rather than assumed.
 //!
-//! A probe thread sleeps [`PERIOD`] again and again and records how much later than asked
-//! it woke. On an idle machine that is tens of microseconds; under emulation (QEMU's TCG)
-//! or on a loaded machine it grows to milliseconds or more, because the timer interrupt is
-//! delivered late and the woken thread waits for a CPU. A kernel timer (a SYN
-//! retransmission) or a tool's own timer armed at the same time suffers the same delays,
-//! so [`late_between`] over the span of a measurement is the measured error of that
-//! measurement's timers: what a timing check may attribute to the machine, not to the
-//! kernel or the tool.
+//! A probe thread per CPU (pinned to it) sleeps [`PERIOD`] again and again and records
+//! how much later than asked it woke. On an idle machine that is tens of microseconds;
+//! under emulation (QEMU's TCG) or on a loaded machine it grows to milliseconds or more,
+//! because the timer interrupt is delivered late and the woken thread waits for a CPU.
+//! One CPU can be late while another is on time (a host that does not run an emulated
+//! CPU's thread for a while), and a kernel timer fires on the CPU that armed it, so each
+//! CPU is probed. A kernel timer (a SYN retransmission) or a tool's own timer armed at the
+//! same time suffers the same delays, so [`late_between`] over the span of a measurement,
+//! the worst over every CPU, is the measured error of that measurement's timers: what a
+//! timing check may attribute to the machine, not to the kernel or the tool.
 //!
 //! The probe starts on the first call to [`start`] (or to [`late_between`]) and lives as
 //! long as the process; it runs in whatever namespace the process started in and touches
@@ -37,39 +39,81 @@ impl Sample {
     }
 }
 
-struct Probe {
+/// The probe of one CPU.
+struct Lane {
     samples: Mutex<VecDeque<Sample>>,
     /// When the current sleep began, for a wake-up that has not come yet.
     asleep_since: Mutex<Option<Instant>>,
 }
 
+struct Probe {
+    lanes: Vec<Lane>,
+}
+
+/// At most this many CPUs are probed (the first of the process's CPU set): a machine
+/// with more is not the slow one this is for.
+const MAX_LANES: usize = 16;
+
 static PROBE: OnceLock<Probe> = OnceLock::new();
+
+/// The CPUs this process may run on.
+fn cpus() -> Vec<usize> {
+    use nix::sched::{sched_getaffinity, CpuSet};
+    match sched_getaffinity(nix::unistd::Pid::from_raw(0)) {
+        Ok(set) => (0..CpuSet::count())
+            .filter(|c| set.is_set(*c).unwrap_or(false))
+            .take(MAX_LANES)
+            .collect(),
+        Err(_) => vec![usize::MAX],
+    }
+}
+
+/// Pins the calling thread to `cpu` (best effort: unpinned, it still probes one CPU).
+fn pin(cpu: usize) {
+    use nix::sched::{sched_setaffinity, CpuSet};
+    let mut set = CpuSet::new();
+    if set.set(cpu).is_ok() {
+        let _ = sched_setaffinity(nix::unistd::Pid::from_raw(0), &set);
+    }
+}
 
 fn probe() -> &'static Probe {
     PROBE.get_or_init(|| {
-        let spawned = std::thread::Builder::new()
-            .name("netclaim-slowness".into())
-            .spawn(|| loop {
-                let slept = Instant::now();
-                if let Some(p) = PROBE.get() {
-                    *lock(&p.asleep_since) = Some(slept);
-                }
-                std::thread::sleep(PERIOD);
-                let woke = Instant::now();
-                if let Some(p) = PROBE.get() {
-                    let mut s = lock(&p.samples);
-                    if s.len() == KEEP {
-                        s.pop_front();
+        let cpus = cpus();
+        for (i, cpu) in cpus.iter().copied().enumerate() {
+            let spawned = std::thread::Builder::new()
+                .name(format!("netclaim-slowness-{i}"))
+                .spawn(move || {
+                    pin(cpu);
+                    loop {
+                        let slept = Instant::now();
+                        let lane = PROBE.get().and_then(|p| p.lanes.get(i));
+                        if let Some(l) = lane {
+                            *lock(&l.asleep_since) = Some(slept);
+                        }
+                        std::thread::sleep(PERIOD);
+                        let woke = Instant::now();
+                        if let Some(l) = lane {
+                            let mut s = lock(&l.samples);
+                            if s.len() == KEEP {
+                                s.pop_front();
+                            }
+                            s.push_back(Sample { slept, woke });
+                        }
                     }
-                    s.push_back(Sample { slept, woke });
-                }
-            });
-        // Without the thread there are no samples and every error is zero: checks stay
-        // strict, which is the safe side.
-        drop(spawned);
+                });
+            // Without the thread its CPU has no samples and adds no error: checks stay
+            // strict, which is the safe side.
+            drop(spawned);
+        }
         Probe {
-            samples: Mutex::new(VecDeque::new()),
-            asleep_since: Mutex::new(None),
+            lanes: cpus
+                .iter()
+                .map(|_| Lane {
+                    samples: Mutex::new(VecDeque::new()),
+                    asleep_since: Mutex::new(None),
+                })
+                .collect(),
         }
     })
 }
@@ -87,15 +131,21 @@ pub fn start() {
 /// sleep that overlapped the span, including a sleep still waiting to wake (it is late
 /// by at least how long it has overslept so far). Zero when the probe has no sample there.
 pub fn late_between(from: Instant, to: Instant) -> Duration {
-    let p = probe();
-    let done = worst_late(&lock(&p.samples), from, to);
-    let pending = match *lock(&p.asleep_since) {
-        Some(since) if since <= to => Instant::now()
-            .saturating_duration_since(since)
-            .saturating_sub(PERIOD),
-        _ => Duration::ZERO,
-    };
-    done.max(pending)
+    probe()
+        .lanes
+        .iter()
+        .map(|l| {
+            let done = worst_late(&lock(&l.samples), from, to);
+            let pending = match *lock(&l.asleep_since) {
+                Some(since) if since <= to => Instant::now()
+                    .saturating_duration_since(since)
+                    .saturating_sub(PERIOD),
+                _ => Duration::ZERO,
+            };
+            done.max(pending)
+        })
+        .max()
+        .unwrap_or_default()
 }
 
 /// The worst lateness among `samples` (in wake-up order) whose sleep overlapped
@@ -117,12 +167,17 @@ fn overlapping(
     samples.range(first..).take_while(move |x| x.slept <= to)
 }
 
-/// Summary figures of the probe over `[from, to]`: the number of wake-ups and the
-/// lateness of the median and the worst one.
+/// Summary figures of the probe over `[from, to]`, every CPU together: the number of
+/// wake-ups and the lateness of the median and the worst one.
 pub fn summary_between(from: Instant, to: Instant) -> Summary {
-    let p = probe();
-    let mut late: Vec<Duration> = overlapping(&lock(&p.samples), from, to)
-        .map(Sample::late)
+    let mut late: Vec<Duration> = probe()
+        .lanes
+        .iter()
+        .flat_map(|l| {
+            overlapping(&lock(&l.samples), from, to)
+                .map(Sample::late)
+                .collect::<Vec<_>>()
+        })
         .collect();
     late.sort();
     Summary {

@@ -552,10 +552,22 @@ impl ToolRun {
     pub fn until_close(&self, port: u16) -> Measured {
         let syn = self.first_to(port, TcpFlags::is_syn);
         match (syn, self.first_to(port, TcpFlags::is_fin)) {
-            (Some(s), Some(f)) => Measured {
-                early_error: self.measurement.startup.unwrap_or_default(),
-                ..self.between(s, f)
-            },
+            // The tool's work from its SYN to arming the timer counts as process work.
+            (Some(s), Some(f)) => {
+                let wire = self.between(s, f, None);
+                let process = self.measurement.process_excess();
+                Measured {
+                    error: wire.error + process,
+                    early_error: self.measurement.startup.unwrap_or_default(),
+                    error_from: format!(
+                        "{}; tool process work {} ms past the {} ms allowed",
+                        wire.error_from,
+                        process.as_millis(),
+                        TOOL_STARTUP.as_millis()
+                    ),
+                    ..wire
+                }
+            }
             _ => self.measurement.tool_timer(),
         }
     }
@@ -567,24 +579,27 @@ impl ToolRun {
             .find(|e| which(e.flags) && e.dst.port() == port)
     }
 
-    /// A span the tool's own timer spent between two of its packets (`from` → `to`),
-    /// measured on the wire: neither its start-up nor its exit is in it. Its error is the
-    /// probe's timer lateness over the span, and the tool's process work past the
-    /// allowance (as for [`Measurement::tool_timer`]).
-    pub fn between(&self, from: &TcpEvent, to: &TcpEvent) -> Measured {
+    /// A span the tool spent waiting between two of its packets (`from` → `to`) on a
+    /// timer it re-arms every `period` (one timer when `None`), measured on the wire:
+    /// neither its start-up nor its exit is in it, nor process work worth counting. Its
+    /// error is the probe's timer lateness, summed over the timers of the span.
+    pub fn between(&self, from: &TcpEvent, to: &TcpEvent, period: Option<Duration>) -> Measured {
         let (a, b) = (self.capture_started + from.at, self.capture_started + to.at);
-        let late = slowness::late_between(a, b);
-        let process = self.measurement.process_excess();
+        let mut armed = vec![a];
+        if let Some(p) = period.filter(|p| !p.is_zero()) {
+            while let Some(next) = armed.last().map(|t| *t + p).filter(|t| *t < b) {
+                armed.push(next);
+            }
+        }
+        let late = Measurement::chain_lateness(&armed, b);
         Measured {
             took: b.saturating_duration_since(a),
-            error: late + process,
+            error: late,
             early_error: Duration::ZERO,
             error_from: format!(
-                "timers up to {} ms late over 1 timer(s) (probe); tool process work {} ms \
-                 past the {} ms allowed",
+                "timers up to {} ms late over {} timer(s) (probe)",
                 late.as_millis(),
-                process.as_millis(),
-                TOOL_STARTUP.as_millis()
+                armed.len()
             ),
         }
     }

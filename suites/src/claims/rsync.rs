@@ -291,7 +291,8 @@ fn io_timeout(_ctx: &Ctx) -> Result<Outcome> {
         // that neither its start-up nor its exit counts.
         let greeting = run.first_to(RSYNC_PORT, TcpFlags::is_push);
         let measured = match (greeting, run.first_to(RSYNC_PORT, TcpFlags::is_fin)) {
-            (Some(g), Some(f)) => run.between(g, f),
+            // It wakes from select() every period: one timer each.
+            (Some(g), Some(f)) => run.between(g, f, Some(Duration::from_secs(select_period(n)))),
             _ => run.measurement.tool_timer(),
         };
         let took = measured.took;
