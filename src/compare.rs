@@ -66,12 +66,12 @@ pub struct Matrix<'a> {
 impl<'a> Matrix<'a> {
     /// Builds the matrix of `reports`, one column per report labelled by `labels`.
     pub fn new(reports: &'a [Report], labels: &[String]) -> Self {
-        let columns = reports
+        let columns: Vec<String> = reports
             .iter()
             .zip(labels)
             .map(|(r, l)| format!("{} ({l})", r.kernel))
             .collect();
-        let defaults = differing_defaults(reports, labels);
+        let defaults = differing_defaults(reports, &columns);
         let mut ids: Vec<&str> = Vec::new();
         for r in reports {
             for c in &r.claims {
@@ -498,8 +498,9 @@ fn differences(cells: &[Option<&ClaimReport>], labels: &[String]) -> (Vec<String
     (out, notes)
 }
 
-/// The sysctl defaults that differ across `reports`, each with why it differs from the
-/// first report.
+/// The sysctl defaults that differ across `reports` (named `labels`), each with why it
+/// differs from the first report. A knob a report's kernel shows only in its initial
+/// namespace is shown with that value, marked.
 fn differing_defaults(reports: &[Report], labels: &[String]) -> Vec<Default_> {
     let Some(first) = reports.first() else {
         return Vec::new();
@@ -526,7 +527,14 @@ fn differing_defaults(reports: &[Report], labels: &[String]) -> Vec<Default_> {
         .filter_map(|knob| {
             let values: Vec<Option<String>> = reports
                 .iter()
-                .map(|r| r.sysctl_defaults.get(knob).cloned())
+                .map(|r| {
+                    r.sysctl_defaults.get(knob).cloned().or_else(|| {
+                        r.provenance
+                            .initial_namespace_only
+                            .get(knob)
+                            .map(|v| format!("{v} (initial namespace only)"))
+                    })
+                })
                 .collect();
             let base = norm(first.sysctl_defaults.get(knob));
             let sources: Vec<String> = (1..reports.len())
@@ -839,7 +847,7 @@ mod tests {
         assert_eq!(m.defaults.len(), 1);
         assert_eq!(
             m.rows[0].differences[1],
-            "because net.ipv4.tcp_syn_linear_timeouts differs: 4 → (absent) (r0 vs r1: kernel \
+            "because net.ipv4.tcp_syn_linear_timeouts differs: 4 → (absent) (6.18 (r0) vs 6.1 (r1): kernel \
              version: Linux 6.18 has the knob, Linux 6.1 does not)"
         );
     }

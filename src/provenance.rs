@@ -96,11 +96,17 @@ pub struct Provenance {
     /// (so a boot script applied them): knob → "file: value".
     #[serde(default)]
     pub sysctl_files: BTreeMap<String, String>,
+    /// Knobs a fresh network namespace does not show but the initial one does (global
+    /// settings, not per namespace on this kernel), with their value; per-device entries
+    /// of the initial namespace's own interfaces are left out.
+    #[serde(default)]
+    pub initial_namespace_only: BTreeMap<String, String>,
 }
 
 impl Provenance {
-    /// Reads this machine's facts; `defaults` are its fresh-namespace net sysctls.
-    pub fn detect(defaults: &BTreeMap<String, String>) -> Self {
+    /// Reads this machine's facts; `defaults` are its fresh-namespace net sysctls and
+    /// `initial` the calling thread's (the initial namespace's, read only).
+    pub fn detect(defaults: &BTreeMap<String, String>, initial: &BTreeMap<String, String>) -> Self {
         let (config_source, config) = match netclaim_harness::kernel::config() {
             Some((source, text)) => (
                 Some(source),
@@ -119,8 +125,32 @@ impl Provenance {
                 .ok()
                 .map(|s| s.trim().to_owned()),
             sysctl_files: applied_sysctl_files(defaults),
+            initial_namespace_only: initial_only(defaults, initial),
         }
     }
+}
+
+/// The knobs of `initial` that `fresh` lacks, but for per-device entries of interfaces a
+/// fresh namespace does not have (`net.ipv4.conf.eth0.*`).
+fn initial_only(
+    fresh: &BTreeMap<String, String>,
+    initial: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    if fresh.is_empty() {
+        return BTreeMap::new();
+    }
+    initial
+        .iter()
+        .filter(|(k, _)| !fresh.contains_key(*k) && !is_device_entry(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// `net.ipv4.conf.eth0.rp_filter`, `net.ipv6.neigh.eth0.…`: a setting of one interface
+/// (other than lo and the all/default templates every namespace has).
+fn is_device_entry(knob: &str) -> bool {
+    let parts: Vec<&str> = knob.split('.').collect();
+    matches!(parts.as_slice(), ["net", _, "conf" | "neigh", dev, ..] if !matches!(*dev, "all" | "default" | "lo"))
 }
 
 /// The sysctl files a boot applies, in `sysctl --system`'s order of directories.
@@ -201,9 +231,20 @@ pub fn source(knob: &str, a: &Side, b: &Side) -> String {
     }
     let options = build_options(knob);
     let config = |s: &Side, o: &str| s.facts.config.get(o).cloned();
-    // One kernel lacks the knob: a feature left out or left as a module, or a newer knob.
+    // One kernel lacks the knob: a feature left out or left as a module, a newer knob, or
+    // a global one that only the initial namespace shows.
     if a.value.is_none() != b.value.is_none() {
         let (has, lacks) = if a.value.is_some() { (a, b) } else { (b, a) };
+        if let Some(v) = lacks.facts.initial_namespace_only.get(knob) {
+            let same = has.value.map(normalise) == Some(normalise(v));
+            return format!(
+                "kernel version: per network namespace on Linux {}, global on Linux {} (its \
+                 initial namespace shows {v}{})",
+                has.kernel,
+                lacks.kernel,
+                if same { ", the same value" } else { "" }
+            );
+        }
         if let Some(o) = options
             .iter()
             .find(|o| config(a, o).as_deref() == Some("m") && config(b, o).as_deref() == Some("m"))
@@ -301,6 +342,7 @@ mod tests {
                 .map(|(k, v)| ((*k).into(), (*v).into()))
                 .collect(),
             cmdline: Some("quiet".into()),
+            initial_namespace_only: Default::default(),
             sysctl_files: files
                 .iter()
                 .map(|(k, v)| ((*k).into(), (*v).into()))
@@ -396,6 +438,40 @@ mod tests {
             ),
             "module load state: CONFIG_NF_CONNTRACK=m on both, loaded on b only when the \
              defaults were read"
+        );
+    }
+
+    #[test]
+    fn a_global_knob_of_the_initial_namespace_is_no_missing_knob() {
+        let new = facts(24, &[], &[]);
+        let mut old = facts(24, &[], &[]);
+        old.initial_namespace_only
+            .insert("net.core.rmem_max".into(), "212992".into());
+        assert_eq!(
+            source(
+                "net.core.rmem_max",
+                &side("6.12", Some("212992"), &new),
+                &side("6.1", None, &old)
+            ),
+            "kernel version: per network namespace on Linux 6.12, global on Linux 6.1 (its \
+             initial namespace shows 212992, the same value)"
+        );
+        let fresh: BTreeMap<String, String> =
+            [("net.core.somaxconn".to_owned(), "4096".to_owned())].into();
+        let initial: BTreeMap<String, String> = [
+            ("net.core.somaxconn", "4096"),
+            ("net.core.rmem_max", "212992"),
+            ("net.ipv4.conf.eth0.rp_filter", "2"),
+            ("net.ipv4.conf.all.rp_filter", "2"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        assert_eq!(
+            initial_only(&fresh, &initial)
+                .into_keys()
+                .collect::<Vec<_>>(),
+            vec!["net.core.rmem_max", "net.ipv4.conf.all.rp_filter"]
         );
     }
 

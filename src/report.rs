@@ -244,10 +244,16 @@ impl Machine {
             .iter()
             .map(|t| ((*t).to_owned(), netclaim_harness::command::tool_version(t)))
             .collect();
+        // This thread's namespace is the initial one: read, never written.
+        let initial = if sysctl_defaults.is_empty() {
+            BTreeMap::new()
+        } else {
+            netclaim_harness::hostcheck::net_sysctls()
+        };
         Self {
             kernel: ctx.kernel.clone(),
             hz: ctx.hz,
-            provenance: Provenance::detect(&sysctl_defaults),
+            provenance: Provenance::detect(&sysctl_defaults, &initial),
             sysctl_defaults,
             tools,
         }

@@ -52,6 +52,8 @@ const CLOCK_PROBE_S: u64 = 5;
 const KVM_BOOT_DEADLINE: Duration = Duration::from_secs(45);
 /// Same, under TCG (a boot takes 10–70 s there, depending on the host's load).
 const TCG_BOOT_DEADLINE: Duration = Duration::from_secs(300);
+/// The file in the shared directory that lets a booted guest start its catalog.
+const GO: &str = "go";
 /// The guest's TMPDIR, on the tmpfs virtme-ng mounts at /run.
 const GUEST_TMP: &str = "/run/netclaim-tmp";
 /// The prefix of the guest's marker lines on its stderr.
@@ -201,8 +203,10 @@ struct Guest {
     clock: Option<(f64, f64)>,
     /// `netclaim run`'s exit status in the guest.
     exit: Option<u8>,
-    /// From the first marker to the run's exit marker.
+    /// From the go marker (the catalog's start) to the run's exit marker.
     catalog: Option<Duration>,
+    /// When the catalog started.
+    went: Option<Instant>,
 }
 
 /// The accelerator for the next boot, shared by the VMs of one command: once KVM failed to
@@ -290,7 +294,9 @@ pub fn run(args: VmArgs) -> Result<u8> {
         vng,
     };
     let (tx, _rx) = mpsc::channel();
-    match run_vm(&job, &accel, 0, &tx) {
+    let stage = TempDir::new("vm").context("creating the directory shared with the VM")?;
+    std::fs::write(stage.path().join(GO), b"").context("releasing the guest's catalog")?;
+    match run_vm(&job, stage.path(), &accel, 0, &tx) {
         Ok(code) => Ok(code),
         Err(e) => {
             errln!("netclaim vm: error: {e:#}");
@@ -356,18 +362,30 @@ pub fn kernels(args: KernelsArgs) -> Result<u8> {
     crate::on_interrupt(stop_all)?;
     let started = Instant::now();
 
-    // Runs in order: the host first (its busy start is short), then each VM. Each run
-    // reports when only waiting claims are left, and the scheduler starts the next one
-    // then (staggered), when it ends (sequential), or at once (all).
+    // Runs in order: the host first (its CPU-heavy start is short), then each VM. Each
+    // run reports when only claims waiting on kernel timers are left. Staggered: the VMs
+    // boot once the host's start is over (a boot's CPU work costs no accuracy), and each
+    // catalog starts when the previous one's start is over. Sequential: one run after the
+    // other. All: everything at once.
     let host = (!args.no_host).then(|| args.out.join("host"));
-    let total = jobs.len() + usize::from(host.is_some());
+    let offset = usize::from(host.is_some());
+    let total = jobs.len() + offset;
+    let stages = jobs
+        .iter()
+        .map(|_| TempDir::new("vm").context("creating a directory shared with a VM"))
+        .collect::<Result<Vec<_>>>()?;
+    let release = |k: usize| {
+        if let Some(stage) = stages.get(k) {
+            let _ = std::fs::write(stage.path().join(GO), b"");
+        }
+    };
     let (tx, rx) = mpsc::channel::<Event>();
     let mut results: Vec<Option<Result<u8>>> = (0..total).map(|_| None).collect();
     std::thread::scope(|s| {
         let start = |i: usize| {
             let tx = tx.clone();
             let host = host.clone();
-            let jobs = &jobs;
+            let (jobs, stages) = (&jobs, &stages);
             let accel = accel.as_ref();
             let filters = &args.filters;
             let guest = &args.guest;
@@ -375,43 +393,70 @@ pub fn kernels(args: KernelsArgs) -> Result<u8> {
             s.spawn(move || {
                 let r = match (&host, i) {
                     (Some(dir), 0) => run_host(exe, dir, filters, guest, i, &tx),
-                    _ => {
-                        let j = &jobs[i - usize::from(host.is_some())];
-                        match accel {
-                            Some(a) => run_vm(j, a, i, &tx),
-                            None => Err(anyhow::anyhow!("no accelerator state")),
-                        }
-                    }
+                    _ => match accel {
+                        Some(a) => run_vm(&jobs[i - offset], stages[i - offset].path(), a, i, &tx),
+                        None => Err(anyhow::anyhow!("no accelerator state")),
+                    },
                 };
                 let _ = tx.send(Event::Done(i, r));
             });
         };
-        let mut next = 0;
-        let launch = |upto: usize, next: &mut usize| {
-            while *next < total && *next <= upto {
-                start(*next);
-                *next += 1;
+        let mut booted = vec![false; total];
+        let mut boot = |i: usize| {
+            if i < total && !booted[i] {
+                booted[i] = true;
+                start(i);
             }
         };
-        match args.overlap {
-            Overlap::All => launch(total - 1, &mut next),
-            _ => launch(0, &mut next),
+        if host.is_some() {
+            boot(0);
+        }
+        match (args.overlap, host.is_some()) {
+            (Overlap::All, _) => (0..jobs.len()).for_each(|k| {
+                release(k);
+                boot(k + offset)
+            }),
+            (Overlap::Staggered, false) => {
+                release(0);
+                (0..total).for_each(&mut boot)
+            }
+            (Overlap::Sequential, false) => {
+                release(0);
+                boot(0)
+            }
+            _ => {}
         }
         let mut done = 0;
+        let mut moved_on = vec![false; total];
         while done < total {
-            match rx.recv() {
-                Ok(Event::Waiting(i)) if args.overlap == Overlap::Staggered => {
-                    launch(i + 1, &mut next)
-                }
-                Ok(Event::Waiting(_)) => {}
+            let i = match rx.recv() {
+                Ok(Event::Waiting(i)) => i,
                 Ok(Event::Done(i, r)) => {
                     done += 1;
                     results[i] = Some(r);
-                    if args.overlap != Overlap::All {
-                        launch(i + 1, &mut next);
-                    }
+                    i
                 }
                 Err(_) => break,
+            };
+            // The next run may go once this one's start is over (staggered) or once it
+            // ended (sequential); each run moves the schedule on once.
+            let ended = results[i].is_some();
+            if moved_on[i] || (args.overlap == Overlap::Sequential && !ended) {
+                continue;
+            }
+            moved_on[i] = true;
+            match args.overlap {
+                Overlap::Staggered => {
+                    if i == 0 && host.is_some() {
+                        (offset..total).for_each(&mut boot);
+                    }
+                    release(i + 1 - offset);
+                }
+                Overlap::Sequential => {
+                    release(i + 1 - offset);
+                    boot(i + 1);
+                }
+                Overlap::All => {}
             }
         }
     });
@@ -733,9 +778,13 @@ fn guest_script(exe: &Path, stage: &Path, jobs: Option<usize>, filters: &[String
     // The guest's temporary files go to its own tmpfs: its /tmp shows the host's (an
     // overlay), where its sweep of stale netclaim entries would see the host's, this
     // shared directory among them, without the host's locks (9p does not carry them).
+    // The catalog starts when the host creates `go` in the shared directory: a VM may
+    // boot while another run's CPU-heavy start is still going on.
+    let go = sh_quote(&stage.join(GO).display().to_string());
     format!(
         "echo \"{MARK} up $(uname -r)\" >&2; \
          mkdir -p {GUEST_TMP} && export TMPDIR={GUEST_TMP}; \
+         until [ -e {go} ]; do sleep 0.1; done; echo \"{MARK} go\" >&2; \
          ( t0=$(date +%s%N); echo \"{MARK} clock-start\" >&2; sleep {CLOCK_PROBE_S}; \
          t1=$(date +%s%N); echo \"{MARK} clock-end $(( (t1 - t0) / 1000 ))\" >&2 ) & \
          {} >/dev/null; echo \"{MARK} exit $?\" >&2; wait",
@@ -863,17 +912,16 @@ fn run_host(
     Ok(code)
 }
 
-/// Boots `job`'s kernel (retrying as documented), runs the catalog in it and copies its
-/// results to `job.out`; returns the guest run's exit code.
+/// Boots `job`'s kernel (retrying as documented), runs the catalog in it once `go` is in
+/// `stage` (the directory shared with it, fresh, so that `--out` only gets complete
+/// results), and copies its results to `job.out`; returns the guest run's exit code.
 fn run_vm(
     job: &VmJob,
+    stage: &Path,
     accel: &AccelState,
     index: usize,
     events: &mpsc::Sender<Event>,
 ) -> Result<u8> {
-    // The guest writes into a fresh shared directory; `--out` only gets complete results.
-    let stage_dir = TempDir::new("vm").context("creating the directory shared with the VM")?;
-    let stage = stage_dir.path();
     let started = Instant::now();
     let mut attempts: Vec<serde_json::Value> = Vec::new();
     let mut tcg_failures: Vec<NoGuest> = Vec::new();
@@ -1162,6 +1210,8 @@ fn boot(
                             rel.trim(),
                             guest.boot.as_secs_f64()
                         );
+                    } else if m == "go" {
+                        guest.went = Some(at);
                     } else if m == "clock-start" {
                         clock_start = Some(at);
                     } else if let Some(us) = m.strip_prefix("clock-end") {
@@ -1170,7 +1220,7 @@ fn boot(
                         }
                     } else if let Some(code) = m.strip_prefix("exit") {
                         guest.exit = code.trim().parse().ok();
-                        guest.catalog = up_at.map(|u| at - u);
+                        guest.catalog = guest.went.or(up_at).map(|u| at - u);
                     }
                     continue;
                 }

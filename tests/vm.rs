@@ -156,7 +156,9 @@ fn syn_timeouts_on_6_1(kernel: PathBuf) -> Result<(), Failed> {
     }
     // Kernels, not machines: the guest had this machine's memory.
     let host_kib = netclaim_harness::kernel::memory_kib().unwrap_or_default() as f64;
-    let guest_kib = report["provenance"]["memory_kib"].as_f64().unwrap_or_default();
+    let guest_kib = report["provenance"]["memory_kib"]
+        .as_f64()
+        .unwrap_or_default();
     if (guest_kib - host_kib).abs() > host_kib * 0.05 {
         return Err(format!("guest memory {guest_kib} KiB, this machine's {host_kib} KiB").into());
     }
@@ -271,6 +273,9 @@ fn a_guest_that_does_not_come_up(kernel: PathBuf) -> Result<(), Failed> {
     Ok(())
 }
 
+/// A case that boots VMs, given the 6.1 and the 6.12 image.
+type VmCase = fn(PathBuf, PathBuf) -> Result<(), Failed>;
+
 fn main() {
     let mut args = Arguments::from_args();
     // One VM case at a time: each boots TCG guests that want every CPU.
@@ -283,7 +288,7 @@ fn main() {
             rejects_a_file_that_is_no_kernel("kernels")
         }),
     ];
-    let vm_cases: [(&str, fn(PathBuf, PathBuf) -> Result<(), Failed>); 3] = [
+    let vm_cases: [(&str, VmCase); 3] = [
         ("vm.syn-timeouts-on-6.1", |k61, _| syn_timeouts_on_6_1(k61)),
         ("vm.a-guest-that-does-not-come-up", |_, k612| {
             a_guest_that_does_not_come_up(k612)

@@ -311,7 +311,8 @@ fn io_timeout(_ctx: &Ctx) -> Result<Outcome> {
                 .map_or_else(|| "(signal)".into(), |c| c.to_string())
         ));
         if n == IO_TIMEOUTS_S[0] {
-            o.observed = lab::tool_figures(&run);
+            // The duration is what was judged: from the greeting to the FIN.
+            o.observed = lab::tool_figures(&run).duration(took);
             o.claimed = Figures::default().duration(stated);
             o.expected = Figures {
                 exit_code: Some(RERR_TIMEOUT),

@@ -661,7 +661,8 @@ fn drop_rule(ctx: &Ctx) -> Result<Outcome> {
 
     let lab = SynDropLab::new(RETRIES_1)?;
     let rules = lab.ns.iptables_rules("filter")?;
-    let schedule = lab::model_in(&lab.ns)?.schedule();
+    let model = lab::model_in(&lab.ns)?;
+    let schedule = model.schedule();
     let cap = lab.ns.capture_tcp(target.port())?;
     let capture_started = cap.started();
     let started = Instant::now();
@@ -703,6 +704,11 @@ fn drop_rule(ctx: &Ctx) -> Result<Outcome> {
         refused.errno(),
     );
     check_schedule(&mut o, Against::Model, &schedule, &m, ctx, Duration::ZERO);
+    o.evidence(format!(
+        "in force in {}: {}",
+        lab.ns.name(),
+        lab::describe_model(&model)
+    ));
     o.evidence(format!("rules in {}:\n{}", lab.ns.name(), rules.join("\n")));
     o.evidence(format!(
         "without the rule ({}): {:?} after {:.3} ms\n{}",
@@ -772,7 +778,8 @@ fn retries_0(ctx: &Ctx) -> Result<Outcome> {
 /// `syn.invisible-to-strace`: one connect() system call, several SYNs on the wire.
 fn invisible_to_strace(_ctx: &Ctx) -> Result<Outcome> {
     let lab = SynDropLab::new(RETRIES_1)?;
-    let schedule = lab::model_in(&lab.ns)?.schedule();
+    let model = lab::model_in(&lab.ns)?;
+    let schedule = model.schedule();
     let deadline = schedule.give_up * 2 + Duration::from_secs(30);
     // Removed on drop, also when reading the trace fails.
     let dir = netclaim_harness::tmp::TempDir::new("strace")?;
@@ -843,6 +850,11 @@ fn invisible_to_strace(_ctx: &Ctx) -> Result<Outcome> {
             .first()
             .is_some_and(|l| l.contains("ETIMEDOUT")),
     );
+    o.evidence(format!(
+        "in force in {}: {}",
+        lab.ns.name(),
+        lab::describe_model(&model)
+    ));
     o.evidence(format!("strace -e trace=connect:\n{text}"));
     o.evidence(lab::tool_evidence(&run));
     Ok(o)
