@@ -192,16 +192,60 @@ impl<'a> Matrix<'a> {
         let mut s = format!("{t}\n");
         if !self.defaults.is_empty() {
             let mut d = self.terminal_table(color, "sysctl default", "why");
-            for def in self.real_defaults() {
-                let mut cells = vec![def.knob.clone()];
-                cells.extend(def.values.iter().map(value_text));
-                cells.push(def.sources.join("; "));
+            for (knob, values, why) in self.default_rows() {
+                let mut cells = vec![knob];
+                cells.extend(values);
+                cells.push(why);
                 d.add_row(cells);
             }
             let _ = writeln!(s, "{d}");
             let _ = writeln!(s, "{}", self.module_only_line());
         }
         s + &self.summary()
+    }
+
+    /// The rows of the differing defaults: knob, value per column, why. A run of at least
+    /// [`GROUPED`] knobs that one machine lacks because of a build option (a subsystem
+    /// built in on one side) is one row, `prefix* (N knobs)`.
+    fn default_rows(&self) -> Vec<(String, Vec<String>, String)> {
+        let defs: Vec<&Default_> = self.real_defaults().collect();
+        let presence = |d: &Default_| d.values.iter().map(Option::is_some).collect::<Vec<_>>();
+        let mut rows = Vec::new();
+        let mut i = 0;
+        while i < defs.len() {
+            let d = defs[i];
+            let mut j = i + 1;
+            // Only a subsystem one side builds in (a build option): a knob missing because
+            // of the kernel version stays on its own row.
+            let subsystem = d.sources.iter().all(|s| s.contains("build configuration"));
+            while j < defs.len()
+                && subsystem
+                && defs[j].sources == d.sources
+                && presence(defs[j]) == presence(d)
+                && presence(d).contains(&false)
+            {
+                j += 1;
+            }
+            let why = d.sources.join("; ");
+            if j - i >= GROUPED {
+                let prefix = common_prefix(defs[i..j].iter().map(|d| d.knob.as_str()));
+                let values = d
+                    .values
+                    .iter()
+                    .map(|v| if v.is_some() { "present" } else { "(absent)" }.to_owned())
+                    .collect();
+                rows.push((format!("{prefix}* ({} knobs)", j - i), values, why));
+                i = j;
+            } else {
+                rows.push((
+                    d.knob.clone(),
+                    d.values.iter().map(value_text).collect(),
+                    why,
+                ));
+                i += 1;
+            }
+        }
+        rows
     }
 
     fn module_only_line(&self) -> String {
@@ -253,12 +297,12 @@ impl<'a> Matrix<'a> {
         if !self.defaults.is_empty() {
             s.push('\n');
             s.push_str(&self.markdown_head("sysctl default", "why"));
-            for def in self.real_defaults() {
-                let _ = write!(s, "| `{}` |", def.knob);
-                for v in &def.values {
-                    let _ = write!(s, " {} |", md_cell(&value_text(v)));
+            for (knob, values, why) in self.default_rows() {
+                let _ = write!(s, "| `{knob}` |");
+                for v in &values {
+                    let _ = write!(s, " {} |", md_cell(v));
                 }
-                let _ = writeln!(s, " {} |", md_cell(&def.sources.join("; ")));
+                let _ = writeln!(s, " {} |", md_cell(&why));
             }
             let line = self.module_only_line();
             if !line.is_empty() {
@@ -321,18 +365,40 @@ impl<'a> Matrix<'a> {
                 let _ = write!(s, "<th>{}</th>", xml(c));
             }
             s.push_str("<th>why</th></tr>\n");
-            for def in self.real_defaults() {
-                let _ = write!(s, "<tr><td><code>{}</code></td>", xml(&def.knob));
-                for v in &def.values {
-                    let _ = write!(s, "<td>{}</td>", xml(&value_text(v)));
+            for (knob, values, why) in self.default_rows() {
+                let _ = write!(s, "<tr><td><code>{}</code></td>", xml(&knob));
+                for v in &values {
+                    let _ = write!(s, "<td>{}</td>", xml(v));
                 }
-                let _ = writeln!(s, "<td>{}</td></tr>", xml(&def.sources.join("; ")));
+                let _ = writeln!(s, "<td>{}</td></tr>", xml(&why));
             }
             let _ = writeln!(s, "</table>\n<p>{}</p>", xml(&self.module_only_line()));
         }
         s.push_str("</body></html>\n");
         s
     }
+}
+
+/// Knobs that one machine lacks for the same reason are one row from this many on.
+const GROUPED: usize = 4;
+
+/// The longest common prefix of `names`.
+fn common_prefix<'s>(mut names: impl Iterator<Item = &'s str>) -> String {
+    let Some(first) = names.next() else {
+        return String::new();
+    };
+    let mut len = first.len();
+    for n in names {
+        len = first
+            .char_indices()
+            .zip(n.chars())
+            .take_while(|((_, a), b)| a == b)
+            .map(|((i, a), _)| i + a.len_utf8())
+            .last()
+            .unwrap_or(0)
+            .min(len);
+    }
+    first[..len].to_owned()
 }
 
 fn value_text(v: &Option<String>) -> String {
@@ -583,8 +649,11 @@ fn involved_defaults(
         .iter()
         .filter(|d| !d.module_only)
         .filter(|d| {
+            // A knob's last part names it in evidence ("tcp_syn_linear_timeouts=4") when it
+            // is distinctive; "10" (net.netfilter.nf_log.10) is not.
             let short = d.knob.rsplit('.').next().unwrap_or(&d.knob);
-            text.contains(&d.knob) || text.contains(short)
+            let distinctive = short.len() >= 8 && short.contains('_');
+            text.contains(&d.knob) || (distinctive && text.contains(short))
         })
         .map(|d| {
             format!(
@@ -809,6 +878,35 @@ mod tests {
             Matrix::new(&reports, &labels(2)).rows[0].differences[0],
             "duration 3.00 s → 3.90 s"
         );
+    }
+
+    #[test]
+    fn knobs_one_machine_lacks_for_one_reason_are_one_row() {
+        let mut a = report("6.18", vec![]);
+        let mut b = report("6.1", vec![]);
+        a.provenance
+            .config
+            .insert("CONFIG_NF_CONNTRACK".into(), "y".into());
+        b.provenance
+            .config
+            .insert("CONFIG_NF_CONNTRACK".into(), "m".into());
+        for k in ["acct", "buckets", "checksum", "events"] {
+            a.sysctl_defaults
+                .insert(format!("net.netfilter.nf_conntrack_{k}"), "1".into());
+        }
+        a.sysctl_defaults
+            .insert("net.ipv4.tcp_syn_linear_timeouts".into(), "4".into());
+        b.sysctl_defaults
+            .insert("net.core.somaxconn".into(), "4096".into());
+        a.sysctl_defaults
+            .insert("net.core.somaxconn".into(), "4096".into());
+        let reports = [a, b];
+        let m = Matrix::new(&reports, &labels(2));
+        let rows = m.default_rows();
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert_eq!(rows[0].0, "net.ipv4.tcp_syn_linear_timeouts");
+        assert_eq!(rows[1].0, "net.netfilter.nf_conntrack_* (4 knobs)");
+        assert_eq!(rows[1].1, vec!["present", "(absent)"]);
     }
 
     #[test]

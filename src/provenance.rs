@@ -67,7 +67,7 @@ pub const BUILD_OPTIONS: &[(&str, &[&str])] = &[
     ("net.ipv4.tcp_syncookies", &["CONFIG_SYN_COOKIES"]),
     ("net.netfilter.nf_conntrack_", &["CONFIG_NF_CONNTRACK"]),
     (
-        "net.netfilter.nf_log",
+        "net.netfilter.nf_log.",
         &["CONFIG_NF_LOG_IPV4", "CONFIG_NF_LOG_SYSLOG"],
     ),
     ("net.bridge.", &["CONFIG_BRIDGE", "CONFIG_BRIDGE_NETFILTER"]),
@@ -280,17 +280,33 @@ pub fn source(knob: &str, a: &Side, b: &Side) -> String {
                 }
             }
         }
-        let mem = |s: &Side| {
-            s.facts.memory_kib.map_or("?".into(), |k| {
-                format!("{:.1} GiB", k as f64 / 1024.0 / 1024.0)
-            })
+        let gib = |s: &Side| s.facts.memory_kib.map(|k| k as f64 / 1024.0 / 1024.0);
+        let mem = |s: &Side| gib(s).map_or("?".into(), |g| format!("{g:.1} GiB"));
+        let memories = format!("{} {} vs {} {}", a.name, mem(a), b.name, mem(b));
+        // The memories differ (by more than 10 %), or the values differ as they do (a
+        // size proportional to free memory): the memory accounts for it. Alike memories
+        // and unlike values: something else does (a cap the kernel version changed).
+        let alike = |x: f64, y: f64| (x / y - 1.0).abs() <= 0.1;
+        let memory_explains = match (gib(a), gib(b)) {
+            (Some(ma), Some(mb)) => {
+                !alike(ma, mb)
+                    || match (largest_number(a.value), largest_number(b.value)) {
+                        (Some(va), Some(vb)) => alike(va / vb, ma / mb),
+                        _ => false,
+                    }
+            }
+            _ => true,
         };
+        if memory_explains {
+            return format!("machine memory ({memories}): scales with RAM at boot");
+        }
+        if let Some(text) = differing_options(options, a, b) {
+            return format!("build configuration: {text}");
+        }
         return format!(
-            "machine memory ({} {} vs {} {}): scales with RAM at boot",
-            a.name,
-            mem(a),
-            b.name,
-            mem(b)
+            "kernel version (Linux {} vs {}): scales with memory, but the memories are alike \
+             ({memories}) and the values are not",
+            a.kernel, b.kernel
         );
     }
     if let Some(text) = differing_options(options, a, b) {
@@ -301,6 +317,14 @@ pub fn source(knob: &str, a: &Side, b: &Side) -> String {
          sysctl file accounts for it",
         a.kernel, b.kernel
     )
+}
+
+/// The largest number in a sysctl value ("4096 131072 6291456" → 6291456).
+fn largest_number(v: Option<&str>) -> Option<f64> {
+    v?.split_whitespace()
+        .filter_map(|w| w.parse::<f64>().ok())
+        .map(f64::abs)
+        .reduce(f64::max)
 }
 
 /// The build options that set `knob` (by name or prefix).
@@ -371,6 +395,23 @@ mod tests {
             source("net.ipv4.tcp_max_syn_backlog", &a, &b),
             "machine memory (6.18 24.0 GiB vs 6.1 2.0 GiB): scales with RAM at boot"
         );
+        // Alike memories, unlike values: a cap the kernel version changed.
+        let host_like = facts(23, &[], &[]);
+        assert_eq!(
+            source(
+                "net.ipv4.tcp_rmem",
+                &side("6.18", Some("4096 131072 33554432"), &host),
+                &side("6.12", Some("4096 131072 6291456"), &host_like)
+            ),
+            "kernel version (Linux 6.18 vs 6.12): scales with memory, but the memories are \
+             alike (6.18 24.0 GiB vs 6.12 23.0 GiB) and the values are not"
+        );
+        assert!(source(
+            "net.ipv4.tcp_mem",
+            &side("6.18", Some("280000 373000 560000"), &host),
+            &side("6.12", Some("268000 357000 536000"), &host_like)
+        )
+        .starts_with("machine memory"));
         assert_eq!(
             source("net.ipv4.tcp_congestion_control", &a, &b),
             "build configuration: CONFIG_DEFAULT_TCP_CONG=\"bbr\" vs \"cubic\""
@@ -424,9 +465,10 @@ mod tests {
             &side("b", Some("262144"), &f)
         )
         .starts_with(MODULE_LOADED));
+        let small = facts(2, &[("CONFIG_NF_CONNTRACK", "m")], &[]);
         assert!(source(
             "net.netfilter.nf_conntrack_max",
-            &side("a", Some("65536"), &f),
+            &side("a", Some("65536"), &small),
             &side("b", Some("262144"), &f)
         )
         .starts_with("machine memory"));

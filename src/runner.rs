@@ -33,10 +33,17 @@ pub fn deadline(claim: &Claim) -> Duration {
 /// Runs `claims`, at most `jobs` at a time, reporting progress on stderr. Claims that
 /// mostly wait on kernel timers ([`Claim::mostly_waits`]) start at once and do not count
 /// against `jobs`: the limit is for claims whose work (lab set-up, tool start-up) needs
-/// the CPU. Returns the outcomes in catalog order.
+/// the CPU. With [`BUSY_GATE`] in the environment, those other claims wait until the file
+/// it names exists (`netclaim kernels` lets several VMs start their long claims at once,
+/// then one VM at a time do its CPU-heavy part). Returns the outcomes in catalog order.
 pub fn run(claims: &[Claim], ctx: &Ctx, jobs: usize, quiet: bool) -> Vec<Finished> {
-    run_with(claims, ctx, jobs, quiet, deadline)
+    let gate = std::env::var_os(BUSY_GATE).map(std::path::PathBuf::from);
+    run_with(claims, ctx, jobs, quiet, deadline, gate.as_deref())
 }
+
+/// The environment variable naming the file whose existence lets the claims that need the
+/// CPU start (see [`run`]).
+pub const BUSY_GATE: &str = "NETCLAIM_BUSY_GATE";
 
 /// [`run`] with a chosen deadline per claim.
 fn run_with(
@@ -45,6 +52,7 @@ fn run_with(
     jobs: usize,
     quiet: bool,
     deadline: fn(&Claim) -> Duration,
+    gate: Option<&std::path::Path>,
 ) -> Vec<Finished> {
     let total = claims.len();
     let bar = progress_bar(total, quiet);
@@ -94,7 +102,8 @@ fn run_with(
     while done < total {
         while let Some(&i) = queue.peek() {
             let counts = !claims[i].mostly_waits();
-            if counts && running >= jobs.max(1) {
+            let gated = gate.is_some_and(|g| !g.exists());
+            if counts && (gated || running >= jobs.max(1)) {
                 break;
             }
             queue.next();
@@ -330,6 +339,41 @@ mod tests {
         assert!(at("start waits").is_some(), "{events:?}");
     }
 
+    // netclaim kernels: a VM's claims that need the CPU wait for their turn (the gate
+    // file); those that wait on kernel timers start at once.
+    #[test]
+    fn the_busy_gate_holds_back_only_claims_that_need_the_cpu() {
+        static GATED: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+        let dir = tempfile::tempdir().unwrap();
+        let gate = dir.path().join("go");
+        let mut waits = claim("t.gate-waits", |_| {
+            GATED.lock().unwrap().push("waits");
+            std::thread::sleep(Duration::from_millis(600));
+            Ok(Outcome::forced(Verdict::NotApplicable, "ok"))
+        });
+        waits.estimate = Claim::WAITS_FROM;
+        let short = claim("t.gate-short", |_| {
+            GATED.lock().unwrap().push("short");
+            Ok(Outcome::forced(Verdict::NotApplicable, "ok"))
+        });
+        let opener = {
+            let gate = gate.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(300));
+                GATED.lock().unwrap().push("gate opens");
+                std::fs::write(&gate, b"").unwrap();
+            })
+        };
+        let done = run_with(&[waits, short], &ctx(), 4, true, deadline, Some(&gate));
+        opener.join().unwrap();
+        if !privileged() {
+            assert!(done.iter().all(|f| f.outcome.verdict() == Verdict::Skipped));
+            return;
+        }
+        let events = GATED.lock().unwrap().clone();
+        assert_eq!(events, vec!["waits", "gate opens", "short"]);
+    }
+
     #[test]
     fn a_claim_past_its_deadline_is_an_error_and_does_not_hold_up_the_run() {
         let claims = [claim("t.hangs", |_| {
@@ -337,7 +381,14 @@ mod tests {
             Ok(Outcome::default())
         })];
         let start = Instant::now();
-        let done = run_with(&claims, &ctx(), 1, true, |_| Duration::from_millis(300));
+        let done = run_with(
+            &claims,
+            &ctx(),
+            1,
+            true,
+            |_| Duration::from_millis(300),
+            None,
+        );
         if !privileged() {
             assert_eq!(done[0].outcome.verdict(), Verdict::Skipped);
             return;

@@ -52,7 +52,7 @@ const CLOCK_PROBE_S: u64 = 5;
 const KVM_BOOT_DEADLINE: Duration = Duration::from_secs(45);
 /// Same, under TCG (a boot takes 10–70 s there, depending on the host's load).
 const TCG_BOOT_DEADLINE: Duration = Duration::from_secs(300);
-/// The file in the shared directory that lets a booted guest start its catalog.
+/// The file in the shared directory that lets a guest start the claims that need the CPU.
 const GO: &str = "go";
 /// The guest's TMPDIR, on the tmpfs virtme-ng mounts at /run.
 const GUEST_TMP: &str = "/run/netclaim-tmp";
@@ -155,9 +155,10 @@ pub struct KernelsArgs {
     /// and .txt.
     #[arg(long, value_name = "DIR", default_value = "kernels")]
     out: PathBuf,
-    /// When to start the next run: `staggered` once the previous one's CPU-heavy start is
-    /// over (its remaining claims wait on kernel timers), `sequential` when it has ended,
-    /// `all` at once.
+    /// How runs overlap: `staggered` boots the VMs once this machine's run is past its
+    /// CPU-heavy start, lets each start its long claims (which wait on kernel timers) at
+    /// once, and runs their CPU-heavy claims one VM after another; `sequential` runs one
+    /// after the other; `all` runs everything at once.
     #[arg(long, value_enum, default_value_t = Overlap::Staggered)]
     overlap: Overlap,
     /// Only claims whose id contains one of these (as for `run`).
@@ -203,10 +204,8 @@ struct Guest {
     clock: Option<(f64, f64)>,
     /// `netclaim run`'s exit status in the guest.
     exit: Option<u8>,
-    /// From the go marker (the catalog's start) to the run's exit marker.
+    /// From the first marker (the catalog's start) to the run's exit marker.
     catalog: Option<Duration>,
-    /// When the catalog started.
-    went: Option<Instant>,
 }
 
 /// The accelerator for the next boot, shared by the VMs of one command: once KVM failed to
@@ -364,8 +363,9 @@ pub fn kernels(args: KernelsArgs) -> Result<u8> {
 
     // Runs in order: the host first (its CPU-heavy start is short), then each VM. Each
     // run reports when only claims waiting on kernel timers are left. Staggered: the VMs
-    // boot once the host's start is over (a boot's CPU work costs no accuracy), and each
-    // catalog starts when the previous one's start is over. Sequential: one run after the
+    // boot once the host's start is over and start their long claims at once (the CPU
+    // work of a boot or a lab's set-up costs no accuracy); each VM's claims that need
+    // the CPU start when the previous run's are done. Sequential: one run after the
     // other. All: everything at once.
     let host = (!args.no_host).then(|| args.out.join("host"));
     let offset = usize::from(host.is_some());
@@ -778,17 +778,18 @@ fn guest_script(exe: &Path, stage: &Path, jobs: Option<usize>, filters: &[String
     // The guest's temporary files go to its own tmpfs: its /tmp shows the host's (an
     // overlay), where its sweep of stale netclaim entries would see the host's, this
     // shared directory among them, without the host's locks (9p does not carry them).
-    // The catalog starts when the host creates `go` in the shared directory: a VM may
-    // boot while another run's CPU-heavy start is still going on.
+    // The claims that wait on kernel timers start at once; the others, which need the
+    // CPU, when the host creates `go` in the shared directory (see runner::BUSY_GATE):
+    // several VMs may start their long claims together, then take turns.
     let go = sh_quote(&stage.join(GO).display().to_string());
     format!(
         "echo \"{MARK} up $(uname -r)\" >&2; \
-         mkdir -p {GUEST_TMP} && export TMPDIR={GUEST_TMP}; \
-         until [ -e {go} ]; do sleep 0.1; done; echo \"{MARK} go\" >&2; \
+         mkdir -p {GUEST_TMP} && export TMPDIR={GUEST_TMP} {gate}={go}; \
          ( t0=$(date +%s%N); echo \"{MARK} clock-start\" >&2; sleep {CLOCK_PROBE_S}; \
          t1=$(date +%s%N); echo \"{MARK} clock-end $(( (t1 - t0) / 1000 ))\" >&2 ) & \
          {} >/dev/null; echo \"{MARK} exit $?\" >&2; wait",
-        run.join(" ")
+        run.join(" "),
+        gate = crate::runner::BUSY_GATE,
     )
 }
 
@@ -912,9 +913,10 @@ fn run_host(
     Ok(code)
 }
 
-/// Boots `job`'s kernel (retrying as documented), runs the catalog in it once `go` is in
-/// `stage` (the directory shared with it, fresh, so that `--out` only gets complete
-/// results), and copies its results to `job.out`; returns the guest run's exit code.
+/// Boots `job`'s kernel (retrying as documented), runs the catalog in it (the claims that
+/// need the CPU once `go` is in `stage`, the directory shared with it, fresh, so that
+/// `--out` only gets complete results), and copies its results to `job.out`; returns the
+/// guest run's exit code.
 fn run_vm(
     job: &VmJob,
     stage: &Path,
@@ -1210,8 +1212,6 @@ fn boot(
                             rel.trim(),
                             guest.boot.as_secs_f64()
                         );
-                    } else if m == "go" {
-                        guest.went = Some(at);
                     } else if m == "clock-start" {
                         clock_start = Some(at);
                     } else if let Some(us) = m.strip_prefix("clock-end") {
@@ -1220,7 +1220,7 @@ fn boot(
                         }
                     } else if let Some(code) = m.strip_prefix("exit") {
                         guest.exit = code.trim().parse().ok();
-                        guest.catalog = guest.went.or(up_at).map(|u| at - u);
+                        guest.catalog = up_at.map(|u| at - u);
                     }
                     continue;
                 }
