@@ -1092,13 +1092,17 @@ fn diagnose(console: &[String]) -> String {
         .iter()
         .any(|m| l.contains(m))
     });
-    match (hit, milestone) {
-        (Some(h), _) => format!("The console says: {}", h.trim()),
-        (None, Some(m)) => format!(
+    match (hit, milestone, console.last()) {
+        (Some(h), _, _) => format!("The console says: {}", h.trim()),
+        (None, Some(m), _) => format!(
             "The console shows no error; the last boot step it reached: {}",
             m.trim()
         ),
-        (None, None) => "The console is empty: QEMU did not start the kernel".into(),
+        (None, None, Some(last)) => format!(
+            "The console shows no error and stops before the kernel's first message, at: {}",
+            last.trim()
+        ),
+        (None, None, None) => "The console is empty: QEMU did not start the kernel".into(),
     }
 }
 
