@@ -4,8 +4,9 @@
 //! Only what a claim asserts can differ: its verdict, and the exit code, errno, SYN count
 //! and duration where its statement or its prediction names them (a claim that asserts no
 //! timing has no duration to compare). A duration differs when the runs are further apart
-//! than max(250 ms, 10 %) plus both runs' measured error (how late each machine ran timers
-//! and processes while it measured). An inconclusive verdict is shown as such, never as a
+//! than the spread the claim accepts (its widest timing window, at least max(250 ms,
+//! 10 %)) plus both runs' measured error (how late each machine ran timers and processes
+//! while it measured). An inconclusive verdict is shown as such, never as a
 //! change. Every difference says where it comes from: the differing sysctl defaults the
 //! claim involves (with the reason each differs: memory, build option, boot parameter,
 //! runtime setting, kernel version), or the kernel's behaviour when none is involved.
@@ -454,6 +455,17 @@ fn timing_error_ms(c: &ClaimReport) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// The widest window of `c`'s timing checks, ms: the spread the claim itself accepts
+/// (rsync counts whole seconds, a chain of kernel timers accumulates wheel slack).
+fn widest_window_ms(c: &ClaimReport) -> f64 {
+    c.claim_checks
+        .iter()
+        .chain(&c.model_checks)
+        .filter_map(|k| k.timing.as_ref())
+        .map(|t| t.window_ms[1] - t.window_ms[0])
+        .fold(0.0, f64::max)
+}
+
 /// Whether `c` asserts a timing (a statement or prediction check with a window).
 fn asserts_timing(c: &ClaimReport) -> bool {
     c.claim_checks
@@ -533,21 +545,22 @@ fn differences(cells: &[Option<&ClaimReport>], labels: &[String]) -> (Vec<String
     if asserted(&|f| f.syn_count.is_some()) {
         out.extend(field("SYNs", &|f| f.syn_count.map(|v| v.to_string())));
     }
-    // Durations: only for a claim that checks a timing; apart by more than the noise of
-    // a run plus what each run measured as its own error.
+    // Durations: only for a claim that checks a timing; apart by more than the spread a
+    // run may show (the claim's widest window, at least max(250 ms, 10 %)) plus what each
+    // run measured as its own error.
     if present.iter().any(|(_, c)| asserts_timing(c)) && asserted(&|f| f.duration_ms.is_some()) {
-        let timed: Vec<(f64, f64)> = present
+        let timed: Vec<(f64, f64, f64)> = present
             .iter()
             .filter_map(|(_, c)| {
                 c.observed
                     .duration_ms
-                    .map(|d| (d as f64, timing_error_ms(c)))
+                    .map(|d| (d as f64, timing_error_ms(c), widest_window_ms(c)))
             })
             .collect();
         let apart = timed.iter().enumerate().any(|(i, a)| {
             timed[i + 1..].iter().any(|b| {
-                let same = SAME_MS.max(a.0.max(b.0) * SAME_FRACTION) + a.1 + b.1;
-                (a.0 - b.0).abs() > same
+                let spread = SAME_MS.max(a.0.max(b.0) * SAME_FRACTION).max(a.2).max(b.2);
+                (a.0 - b.0).abs() > spread + a.1 + b.1
             })
         });
         if apart {
@@ -555,7 +568,7 @@ fn differences(cells: &[Option<&ClaimReport>], labels: &[String]) -> (Vec<String
                 "duration {}",
                 timed
                     .iter()
-                    .map(|(d, _)| format!("{:.2} s", d / 1000.0))
+                    .map(|(d, _, _)| format!("{:.2} s", d / 1000.0))
                     .collect::<Vec<_>>()
                     .join(" → ")
             ));
@@ -907,6 +920,36 @@ mod tests {
         assert_eq!(rows[0].0, "net.ipv4.tcp_syn_linear_timeouts");
         assert_eq!(rows[1].0, "net.netfilter.nf_conntrack_* (4 knobs)");
         assert_eq!(rows[1].1, vec!["present", "(absent)"]);
+    }
+
+    // rsync counts whole seconds: its window for --timeout=2 is 1.4 s wide, and a run 840 ms
+    // longer than another is within what the claim itself accepts.
+    #[test]
+    fn durations_within_the_claims_own_window_are_the_same() {
+        let with_window = |ms, width: f64| {
+            let mut c = claim("rsync.timeout", Verdict::Refuted, ms, None);
+            let mut k = timing_check(0.0);
+            if let Some(t) = k.timing.as_mut() {
+                t.window_ms = [1995.0, 1995.0 + width];
+            }
+            c.claim_checks = vec![k];
+            c
+        };
+        let reports = [
+            report("a", vec![with_window(3_000, 1405.0)]),
+            report("b", vec![with_window(3_840, 1405.0)]),
+        ];
+        assert!(Matrix::new(&reports, &labels(2)).rows[0]
+            .differences
+            .is_empty());
+        let reports = [
+            report("a", vec![with_window(3_000, 400.0)]),
+            report("b", vec![with_window(3_840, 400.0)]),
+        ];
+        assert_eq!(
+            Matrix::new(&reports, &labels(2)).rows[0].differences[0],
+            "duration 3.00 s → 3.84 s"
+        );
     }
 
     #[test]
