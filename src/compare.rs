@@ -867,29 +867,45 @@ mod tests {
         assert!(!m.differs());
     }
 
+    /// A claim of `ms` whose one timing check has a window `width` ms wide and a measured
+    /// error of `error` ms.
+    fn timed(ms: u64, width: f64, error: f64) -> ClaimReport {
+        let mut c = claim("x", Verdict::Holds, ms, None);
+        let mut k = timing_check(error);
+        if let Some(t) = k.timing.as_mut() {
+            t.window_ms = [1995.0, 1995.0 + width];
+        }
+        c.claim_checks = vec![k];
+        c
+    }
+
+    /// The differences between two reports of one claim each.
+    fn between(a: ClaimReport, b: ClaimReport) -> Vec<String> {
+        let reports = [report("a", vec![a]), report("b", vec![b])];
+        Matrix::new(&reports, &labels(2)).rows[0]
+            .differences
+            .clone()
+    }
+
     #[test]
     fn durations_apart_by_less_than_the_measured_errors_are_the_same() {
-        let with_error = |ms, err| {
-            let mut c = claim("x", Verdict::Holds, ms, None);
-            c.claim_checks = vec![timing_check(err)];
-            c
-        };
         // 3.0 s vs 3.9 s: 900 ms apart, the noise allows 390 ms, plus 600 ms measured.
-        let reports = [
-            report("a", vec![with_error(3_000, 0.0)]),
-            report("b", vec![with_error(3_900, 600.0)]),
-        ];
-        assert!(Matrix::new(&reports, &labels(2)).rows[0]
-            .differences
-            .is_empty());
+        assert!(between(timed(3_000, 1.0, 0.0), timed(3_900, 1.0, 600.0)).is_empty());
         // Without that error the same figures differ.
-        let reports = [
-            report("a", vec![with_error(3_000, 0.0)]),
-            report("b", vec![with_error(3_900, 0.0)]),
-        ];
         assert_eq!(
-            Matrix::new(&reports, &labels(2)).rows[0].differences[0],
+            between(timed(3_000, 1.0, 0.0), timed(3_900, 1.0, 0.0))[0],
             "duration 3.00 s → 3.90 s"
+        );
+    }
+
+    // rsync counts whole seconds: its window for --timeout=2 is 1.4 s wide, and a run 840 ms
+    // longer than another is within what the claim itself accepts.
+    #[test]
+    fn durations_within_the_claims_own_window_are_the_same() {
+        assert!(between(timed(3_000, 1405.0, 0.0), timed(3_840, 1405.0, 0.0)).is_empty());
+        assert_eq!(
+            between(timed(3_000, 400.0, 0.0), timed(3_840, 400.0, 0.0))[0],
+            "duration 3.00 s → 3.84 s"
         );
     }
 
@@ -920,36 +936,6 @@ mod tests {
         assert_eq!(rows[0].0, "net.ipv4.tcp_syn_linear_timeouts");
         assert_eq!(rows[1].0, "net.netfilter.nf_conntrack_* (4 knobs)");
         assert_eq!(rows[1].1, vec!["present", "(absent)"]);
-    }
-
-    // rsync counts whole seconds: its window for --timeout=2 is 1.4 s wide, and a run 840 ms
-    // longer than another is within what the claim itself accepts.
-    #[test]
-    fn durations_within_the_claims_own_window_are_the_same() {
-        let with_window = |ms, width: f64| {
-            let mut c = claim("rsync.timeout", Verdict::Refuted, ms, None);
-            let mut k = timing_check(0.0);
-            if let Some(t) = k.timing.as_mut() {
-                t.window_ms = [1995.0, 1995.0 + width];
-            }
-            c.claim_checks = vec![k];
-            c
-        };
-        let reports = [
-            report("a", vec![with_window(3_000, 1405.0)]),
-            report("b", vec![with_window(3_840, 1405.0)]),
-        ];
-        assert!(Matrix::new(&reports, &labels(2)).rows[0]
-            .differences
-            .is_empty());
-        let reports = [
-            report("a", vec![with_window(3_000, 400.0)]),
-            report("b", vec![with_window(3_840, 400.0)]),
-        ];
-        assert_eq!(
-            Matrix::new(&reports, &labels(2)).rows[0].differences[0],
-            "duration 3.00 s → 3.84 s"
-        );
     }
 
     #[test]
