@@ -466,14 +466,6 @@ fn widest_window_ms(c: &ClaimReport) -> f64 {
         .fold(0.0, f64::max)
 }
 
-/// Whether `c` asserts a timing (a statement or prediction check with a window).
-fn asserts_timing(c: &ClaimReport) -> bool {
-    c.claim_checks
-        .iter()
-        .chain(&c.model_checks)
-        .any(|k| k.timing.is_some())
-}
-
 /// What differs across `cells` (with `labels` naming the columns), and what is only worth
 /// a note.
 fn differences(cells: &[Option<&ClaimReport>], labels: &[String]) -> (Vec<String>, Vec<String>) {
@@ -545,10 +537,10 @@ fn differences(cells: &[Option<&ClaimReport>], labels: &[String]) -> (Vec<String
     if asserted(&|f| f.syn_count.is_some()) {
         out.extend(field("SYNs", &|f| f.syn_count.map(|v| v.to_string())));
     }
-    // Durations: only for a claim that checks a timing; apart by more than the spread a
-    // run may show (the claim's widest window, at least max(250 ms, 10 %)) plus what each
-    // run measured as its own error.
-    if present.iter().any(|(_, c)| asserts_timing(c)) && asserted(&|f| f.duration_ms.is_some()) {
+    // Durations: only for a claim that states or predicts one; apart by more than the
+    // spread a run may show (the claim's widest timing window, at least max(250 ms,
+    // 10 %)) plus what each run measured as its own error.
+    if asserted(&|f| f.duration_ms.is_some()) {
         let timed: Vec<(f64, f64, f64)> = present
             .iter()
             .filter_map(|(_, c)| {

@@ -19,23 +19,42 @@ use std::collections::VecDeque;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// How long the probe sleeps each time.
-pub const PERIOD: Duration = Duration::from_millis(20);
-/// Samples kept: an hour at [`PERIOD`], far more than the longest run.
-const KEEP: usize = 180_000;
+/// How long the probe sleeps each time. A stall shorter than this that falls between two
+/// wake-ups goes unseen, so it is short: a TCG guest's vCPU that the host does not run for
+/// 10 ms delayed a SYN timer by as much while a 20 ms probe saw nothing.
+pub const PERIOD: Duration = Duration::from_millis(5);
+/// Samples kept per CPU: 30 minutes at [`PERIOD`], far more than the longest claim.
+const KEEP: usize = 360_000;
 
-/// One wake-up of the probe.
+/// One wake-up of the probe, in µs from the probe's start (8 bytes, so that half an hour
+/// of them per CPU stays under 3 MiB).
 #[derive(Debug, Clone, Copy)]
 struct Sample {
     /// When it went to sleep.
-    slept: Instant,
-    /// When it woke.
-    woke: Instant,
+    slept_us: u32,
+    /// How long it slept.
+    slept_for_us: u32,
 }
 
 impl Sample {
+    fn new(base: Instant, slept: Instant, woke: Instant) -> Self {
+        let us = |d: Duration| u32::try_from(d.as_micros()).unwrap_or(u32::MAX);
+        Self {
+            slept_us: us(slept.saturating_duration_since(base)),
+            slept_for_us: us(woke.saturating_duration_since(slept)),
+        }
+    }
+
+    fn slept(&self, base: Instant) -> Instant {
+        base + Duration::from_micros(self.slept_us.into())
+    }
+
+    fn woke(&self, base: Instant) -> Instant {
+        self.slept(base) + Duration::from_micros(self.slept_for_us.into())
+    }
+
     fn late(&self) -> Duration {
-        (self.woke - self.slept).saturating_sub(PERIOD)
+        Duration::from_micros(self.slept_for_us.into()).saturating_sub(PERIOD)
     }
 }
 
@@ -47,6 +66,8 @@ struct Lane {
 }
 
 struct Probe {
+    /// What the samples' times count from.
+    base: Instant,
     lanes: Vec<Lane>,
 }
 
@@ -93,12 +114,12 @@ fn probe() -> &'static Probe {
                         }
                         std::thread::sleep(PERIOD);
                         let woke = Instant::now();
-                        if let Some(l) = lane {
+                        if let (Some(l), Some(p)) = (lane, PROBE.get()) {
                             let mut s = lock(&l.samples);
                             if s.len() == KEEP {
                                 s.pop_front();
                             }
-                            s.push_back(Sample { slept, woke });
+                            s.push_back(Sample::new(p.base, slept, woke));
                         }
                     }
                 });
@@ -107,6 +128,7 @@ fn probe() -> &'static Probe {
             drop(spawned);
         }
         Probe {
+            base: Instant::now(),
             lanes: cpus
                 .iter()
                 .map(|_| Lane {
@@ -135,7 +157,7 @@ pub fn late_between(from: Instant, to: Instant) -> Duration {
         .lanes
         .iter()
         .map(|l| {
-            let done = worst_late(&lock(&l.samples), from, to);
+            let done = worst_late(&lock(&l.samples), probe().base, from, to);
             let pending = match *lock(&l.asleep_since) {
                 Some(since) if since <= to => Instant::now()
                     .saturating_duration_since(since)
@@ -148,10 +170,10 @@ pub fn late_between(from: Instant, to: Instant) -> Duration {
         .unwrap_or_default()
 }
 
-/// The worst lateness among `samples` (in wake-up order) whose sleep overlapped
-/// `[from, to]`.
-fn worst_late(samples: &VecDeque<Sample>, from: Instant, to: Instant) -> Duration {
-    overlapping(samples, from, to)
+/// The worst lateness among `samples` (in wake-up order, times from `base`) whose sleep
+/// overlapped `[from, to]`.
+fn worst_late(samples: &VecDeque<Sample>, base: Instant, from: Instant, to: Instant) -> Duration {
+    overlapping(samples, base, from, to)
         .map(Sample::late)
         .max()
         .unwrap_or_default()
@@ -159,12 +181,15 @@ fn worst_late(samples: &VecDeque<Sample>, from: Instant, to: Instant) -> Duratio
 
 fn overlapping(
     samples: &VecDeque<Sample>,
+    base: Instant,
     from: Instant,
     to: Instant,
 ) -> impl Iterator<Item = &Sample> {
     // Samples are in wake-up order; skip those that woke before the span.
-    let first = samples.partition_point(|x| x.woke < from);
-    samples.range(first..).take_while(move |x| x.slept <= to)
+    let first = samples.partition_point(|x| x.woke(base) < from);
+    samples
+        .range(first..)
+        .take_while(move |x| x.slept(base) <= to)
 }
 
 /// Summary figures of the probe over `[from, to]`, every CPU together: the number of
@@ -174,7 +199,7 @@ pub fn summary_between(from: Instant, to: Instant) -> Summary {
         .lanes
         .iter()
         .flat_map(|l| {
-            overlapping(&lock(&l.samples), from, to)
+            overlapping(&lock(&l.samples), probe().base, from, to)
                 .map(Sample::late)
                 .collect::<Vec<_>>()
         })
@@ -218,39 +243,32 @@ mod tests {
     fn only_sleeps_overlapping_the_span_count() {
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
-        // Slept at 0 (woke 20 ms late), at 40 (woke 500 ms late), at 560 (on time).
-        let samples: VecDeque<Sample> = [(0, 40), (40, 560), (560, 580)]
+        let p = PERIOD.as_millis() as u64;
+        // Slept at 0 (woke 20 ms late), at 40 (woke 500 ms late), at 600 (on time).
+        let samples: VecDeque<Sample> = [(0, p + 20), (40, 40 + p + 500), (600, 600 + p)]
             .into_iter()
-            .map(|(s, w)| Sample {
-                slept: at(s),
-                woke: at(w),
-            })
+            .map(|(s, w)| Sample::new(t0, at(s), at(w)))
             .collect();
         assert_eq!(
-            worst_late(&samples, at(0), at(30)),
+            worst_late(&samples, t0, at(0), at(10)),
             Duration::from_millis(20)
         );
-        // The long sleep overlaps any span that touches [40, 560].
+        // The long sleep overlaps any span that touches [40, 545].
         assert_eq!(
-            worst_late(&samples, at(100), at(200)),
+            worst_late(&samples, t0, at(100), at(200)),
             Duration::from_millis(500)
         );
-        assert_eq!(worst_late(&samples, at(565), at(600)), Duration::ZERO);
-        assert_eq!(worst_late(&samples, at(600), at(700)), Duration::ZERO);
+        assert_eq!(worst_late(&samples, t0, at(601), at(602)), Duration::ZERO);
+        assert_eq!(worst_late(&samples, t0, at(700), at(800)), Duration::ZERO);
     }
 
     #[test]
     fn lateness_is_the_sleep_beyond_the_period() {
         let t = Instant::now();
-        let s = Sample {
-            slept: t,
-            woke: t + PERIOD + Duration::from_millis(7),
-        };
+        let s = Sample::new(t, t, t + PERIOD + Duration::from_millis(7));
         assert_eq!(s.late(), Duration::from_millis(7));
-        let early = Sample {
-            slept: t,
-            woke: t + PERIOD / 2,
-        };
+        assert_eq!(s.woke(t), t + PERIOD + Duration::from_millis(7));
+        let early = Sample::new(t, t, t + PERIOD / 2);
         assert_eq!(early.late(), Duration::ZERO);
     }
 }

@@ -8,9 +8,10 @@
 //! with the statement and with a prediction computed from the tool's options, the
 //! sysctls in force and the resolver settings handed to it.
 //!
-//! Tool timers are user-space timers: they never fire early, and the measured duration
-//! includes the tool's start-up, so the windows allow a few ms early and
-//! `max(TOOL_STARTUP, 5 %)` late. Options are fractional (`2.5`, `1.5`) where the tool
+//! Tool timers are user-space timers: they never fire early. A duration is timed from the
+//! tool's first packet (its start-up is not the tool's timer), which the tool sends a
+//! moment after arming its timer, so the windows allow `TOOL_EARLY` early and
+//! `max(TOOL_STARTUP, 5 %)` late for the tool's process work. Options are fractional (`2.5`, `1.5`) where the tool
 //! accepts that, to keep the tool's deadline clear of the kernel's SYN retransmissions,
 //! which fall on whole seconds.
 
@@ -36,12 +37,10 @@ use super::syn::curl_at_least;
 use crate::claim::{Check, Claim, Ctx, Figures, Needs, Outcome};
 use crate::lab::{
     self, check_eq, check_timing, secs, version_evidence, Against, BlackholeLab, Measured,
-    Measurement, SynDropLab, ToolRun, DROPPED_PORT, TOOL_STARTUP,
+    Measurement, SynDropLab, ToolRun, DROPPED_PORT, TOOL_EARLY, TOOL_STARTUP,
 };
 
 const S: Duration = Duration::from_secs(1);
-/// How early a tool's own timer may appear to fire: clock granularity only.
-const TOOL_EARLY: Duration = Duration::from_millis(10);
 /// Hard deadline added to every tool run beyond what it should take.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
 /// wget's default `--waitretry`: linear back-off of 1, 2, … s between retries, capped.
