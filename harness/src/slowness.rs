@@ -1,7 +1,10 @@
 //! How late this machine runs timers right now, measured rather than assumed.
 //!
-//! A probe thread per CPU (pinned to it) sleeps [`PERIOD`] again and again and records
-//! how much later than asked it woke. On an idle machine that is tens of microseconds;
+//! Probe threads per CPU (pinned to it) sleep again and again and record how much later
+//! than asked they woke: one on a high-resolution timer ([`PERIOD`]), one on a timer of
+//! the kernel's timer wheel ([`WHEEL_TIMEOUT`], a receive timeout, which is how the kernel
+//! arms its TCP timers too), whose lateness beyond the wheel's own rounding (two jiffies)
+//! shows timer-softirq delays the first cannot see. On an idle machine that is tens of microseconds;
 //! under emulation (QEMU's TCG) or on a loaded machine it grows to milliseconds or more,
 //! because the timer interrupt is delivered late and the woken thread waits for a CPU.
 //! One CPU can be late while another is on time (a host that does not run an emulated
@@ -25,6 +28,8 @@ use std::time::{Duration, Instant};
 pub const PERIOD: Duration = Duration::from_millis(5);
 /// Samples kept per CPU: 30 minutes at [`PERIOD`], far more than the longest claim.
 const KEEP: usize = 360_000;
+/// The timeout of the wheel probe's receive (two jiffies at HZ=250).
+pub const WHEEL_TIMEOUT: Duration = Duration::from_millis(8);
 
 /// One wake-up of the probe, in µs from the probe's start (8 bytes, so that half an hour
 /// of them per CPU stays under 3 MiB).
@@ -53,16 +58,74 @@ impl Sample {
         self.slept(base) + Duration::from_micros(self.slept_for_us.into())
     }
 
-    fn late(&self) -> Duration {
-        Duration::from_micros(self.slept_for_us.into()).saturating_sub(PERIOD)
+    /// How much longer than `asked` it slept.
+    fn late(&self, asked: Duration) -> Duration {
+        Duration::from_micros(self.slept_for_us.into()).saturating_sub(asked)
     }
 }
 
-/// The probe of one CPU.
+/// One probe thread of one CPU.
 struct Lane {
+    /// How long a sleep of this probe takes on an idle machine at the most: its sleep,
+    /// and for the wheel probe the wheel's rounding.
+    asked: Duration,
     samples: Mutex<VecDeque<Sample>>,
     /// When the current sleep began, for a wake-up that has not come yet.
     asleep_since: Mutex<Option<Instant>>,
+}
+
+impl Lane {
+    fn new(asked: Duration) -> Self {
+        Self {
+            asked,
+            samples: Mutex::new(VecDeque::new()),
+            asleep_since: Mutex::new(None),
+        }
+    }
+
+    /// Records one sleep of `sleep` (a function that sleeps once), forever.
+    fn run(i: usize, sleep: impl Fn()) {
+        loop {
+            let slept = Instant::now();
+            let lane = PROBE.get().and_then(|p| p.lanes.get(i));
+            if let Some(l) = lane {
+                *lock(&l.asleep_since) = Some(slept);
+            }
+            sleep();
+            let woke = Instant::now();
+            if let (Some(l), Some(p)) = (lane, PROBE.get()) {
+                let mut s = lock(&l.samples);
+                if s.len() == KEEP {
+                    s.pop_front();
+                }
+                s.push_back(Sample::new(p.base, slept, woke));
+            }
+        }
+    }
+}
+
+/// Sleeps `WHEEL_TIMEOUT` in a receive on an empty AF_UNIX datagram socket whose receive
+/// timeout is that long: the kernel waits with schedule_timeout(), a timer of the timer
+/// wheel. No address, no traffic: only this process's own socket pair.
+fn wheel_sleeper() -> Option<impl Fn()> {
+    use nix::sys::socket::{
+        recv, setsockopt, socketpair, sockopt, AddressFamily, MsgFlags, SockFlag, SockType,
+    };
+    use std::os::fd::AsRawFd;
+    let (a, _b) = socketpair(
+        AddressFamily::Unix,
+        SockType::Datagram,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .ok()?;
+    let timeout = nix::sys::time::TimeVal::new(0, WHEEL_TIMEOUT.as_micros() as _);
+    setsockopt(&a, sockopt::ReceiveTimeout, &timeout).ok()?;
+    Some(move || {
+        let _keep = &_b;
+        let mut buf = [0u8; 1];
+        let _ = recv(a.as_raw_fd(), &mut buf, MsgFlags::empty());
+    })
 }
 
 struct Probe {
@@ -101,41 +164,33 @@ fn pin(cpu: usize) {
 fn probe() -> &'static Probe {
     PROBE.get_or_init(|| {
         let cpus = cpus();
-        for (i, cpu) in cpus.iter().copied().enumerate() {
-            let spawned = std::thread::Builder::new()
-                .name(format!("netclaim-slowness-{i}"))
+        let jiffy = Duration::from_nanos(1_000_000_000 / u64::from(crate::kernel::hz_for_slack()));
+        let mut lanes = Vec::new();
+        for (n, cpu) in cpus.iter().copied().enumerate() {
+            // Without a thread its lane has no samples and adds no error: checks stay
+            // strict, which is the safe side.
+            let i = lanes.len();
+            lanes.push(Lane::new(PERIOD));
+            let _ = std::thread::Builder::new()
+                .name(format!("netclaim-slowness-{n}"))
                 .spawn(move || {
                     pin(cpu);
-                    loop {
-                        let slept = Instant::now();
-                        let lane = PROBE.get().and_then(|p| p.lanes.get(i));
-                        if let Some(l) = lane {
-                            *lock(&l.asleep_since) = Some(slept);
-                        }
-                        std::thread::sleep(PERIOD);
-                        let woke = Instant::now();
-                        if let (Some(l), Some(p)) = (lane, PROBE.get()) {
-                            let mut s = lock(&l.samples);
-                            if s.len() == KEEP {
-                                s.pop_front();
-                            }
-                            s.push_back(Sample::new(p.base, slept, woke));
-                        }
+                    Lane::run(i, || std::thread::sleep(PERIOD));
+                });
+            let i = lanes.len();
+            lanes.push(Lane::new(WHEEL_TIMEOUT + jiffy * 2));
+            let _ = std::thread::Builder::new()
+                .name(format!("netclaim-wheel-{n}"))
+                .spawn(move || {
+                    pin(cpu);
+                    if let Some(sleep) = wheel_sleeper() {
+                        Lane::run(i, sleep);
                     }
                 });
-            // Without the thread its CPU has no samples and adds no error: checks stay
-            // strict, which is the safe side.
-            drop(spawned);
         }
         Probe {
             base: Instant::now(),
-            lanes: cpus
-                .iter()
-                .map(|_| Lane {
-                    samples: Mutex::new(VecDeque::new()),
-                    asleep_since: Mutex::new(None),
-                })
-                .collect(),
+            lanes,
         }
     })
 }
@@ -157,11 +212,11 @@ pub fn late_between(from: Instant, to: Instant) -> Duration {
         .lanes
         .iter()
         .map(|l| {
-            let done = worst_late(&lock(&l.samples), probe().base, from, to);
+            let done = worst_late(&lock(&l.samples), probe().base, l.asked, from, to);
             let pending = match *lock(&l.asleep_since) {
                 Some(since) if since <= to => Instant::now()
                     .saturating_duration_since(since)
-                    .saturating_sub(PERIOD),
+                    .saturating_sub(l.asked),
                 _ => Duration::ZERO,
             };
             done.max(pending)
@@ -170,11 +225,17 @@ pub fn late_between(from: Instant, to: Instant) -> Duration {
         .unwrap_or_default()
 }
 
-/// The worst lateness among `samples` (in wake-up order, times from `base`) whose sleep
-/// overlapped `[from, to]`.
-fn worst_late(samples: &VecDeque<Sample>, base: Instant, from: Instant, to: Instant) -> Duration {
+/// The worst lateness beyond `asked` among `samples` (in wake-up order, times from `base`)
+/// whose sleep overlapped `[from, to]`.
+fn worst_late(
+    samples: &VecDeque<Sample>,
+    base: Instant,
+    asked: Duration,
+    from: Instant,
+    to: Instant,
+) -> Duration {
     overlapping(samples, base, from, to)
-        .map(Sample::late)
+        .map(|s| s.late(asked))
         .max()
         .unwrap_or_default()
 }
@@ -200,7 +261,7 @@ pub fn summary_between(from: Instant, to: Instant) -> Summary {
         .iter()
         .flat_map(|l| {
             overlapping(&lock(&l.samples), probe().base, from, to)
-                .map(Sample::late)
+                .map(|s| s.late(l.asked))
                 .collect::<Vec<_>>()
         })
         .collect();
@@ -228,6 +289,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_wheel_probe_sleeps_its_timeout_in_a_receive() {
+        let sleep = wheel_sleeper().expect("a unix socket pair");
+        let t = Instant::now();
+        sleep();
+        assert!(t.elapsed() >= WHEEL_TIMEOUT, "{:?}", t.elapsed());
+    }
+
+    #[test]
     fn the_probe_wakes_every_period_while_a_span_runs() {
         start();
         let from = Instant::now();
@@ -249,26 +318,21 @@ mod tests {
             .into_iter()
             .map(|(s, w)| Sample::new(t0, at(s), at(w)))
             .collect();
-        assert_eq!(
-            worst_late(&samples, t0, at(0), at(10)),
-            Duration::from_millis(20)
-        );
+        let late = |a, b| worst_late(&samples, t0, PERIOD, at(a), at(b));
+        assert_eq!(late(0, 10), Duration::from_millis(20));
         // The long sleep overlaps any span that touches [40, 545].
-        assert_eq!(
-            worst_late(&samples, t0, at(100), at(200)),
-            Duration::from_millis(500)
-        );
-        assert_eq!(worst_late(&samples, t0, at(601), at(602)), Duration::ZERO);
-        assert_eq!(worst_late(&samples, t0, at(700), at(800)), Duration::ZERO);
+        assert_eq!(late(100, 200), Duration::from_millis(500));
+        assert_eq!(late(601, 602), Duration::ZERO);
+        assert_eq!(late(700, 800), Duration::ZERO);
     }
 
     #[test]
     fn lateness_is_the_sleep_beyond_the_period() {
         let t = Instant::now();
         let s = Sample::new(t, t, t + PERIOD + Duration::from_millis(7));
-        assert_eq!(s.late(), Duration::from_millis(7));
+        assert_eq!(s.late(PERIOD), Duration::from_millis(7));
         assert_eq!(s.woke(t), t + PERIOD + Duration::from_millis(7));
         let early = Sample::new(t, t, t + PERIOD / 2);
-        assert_eq!(early.late(), Duration::ZERO);
+        assert_eq!(early.late(PERIOD), Duration::ZERO);
     }
 }
