@@ -83,23 +83,22 @@ impl Lane {
         }
     }
 
-    /// Records one sleep of `sleep` (a function that sleeps once), forever.
-    fn run(i: usize, sleep: impl Fn()) {
-        loop {
-            let slept = Instant::now();
-            let lane = PROBE.get().and_then(|p| p.lanes.get(i));
-            if let Some(l) = lane {
-                *lock(&l.asleep_since) = Some(slept);
+    /// Sleeps once with `sleep` and records how long it took in lane `i`.
+    fn sleep_once(i: usize, sleep: &dyn Fn()) {
+        let slept = Instant::now();
+        let lane = PROBE.get().and_then(|p| p.lanes.get(i));
+        if let Some(l) = lane {
+            *lock(&l.asleep_since) = Some(slept);
+        }
+        sleep();
+        let woke = Instant::now();
+        if let (Some(l), Some(p)) = (lane, PROBE.get()) {
+            *lock(&l.asleep_since) = None;
+            let mut s = lock(&l.samples);
+            if s.len() == KEEP {
+                s.pop_front();
             }
-            sleep();
-            let woke = Instant::now();
-            if let (Some(l), Some(p)) = (lane, PROBE.get()) {
-                let mut s = lock(&l.samples);
-                if s.len() == KEEP {
-                    s.pop_front();
-                }
-                s.push_back(Sample::new(p.base, slept, woke));
-            }
+            s.push_back(Sample::new(p.base, slept, woke));
         }
     }
 }
@@ -167,24 +166,22 @@ fn probe() -> &'static Probe {
         let jiffy = Duration::from_nanos(1_000_000_000 / u64::from(crate::kernel::hz_for_slack()));
         let mut lanes = Vec::new();
         for (n, cpu) in cpus.iter().copied().enumerate() {
-            // Without a thread its lane has no samples and adds no error: checks stay
-            // strict, which is the safe side.
-            let i = lanes.len();
+            // One thread per CPU, its two kinds of sleep one after the other (a thread is a
+            // task: a pids cgroup of 16 leaves no room for two per CPU). Without the thread
+            // its lanes have no samples and add no error: checks stay strict, the safe side.
+            let (hr, wheel) = (lanes.len(), lanes.len() + 1);
             lanes.push(Lane::new(PERIOD));
+            lanes.push(Lane::new(WHEEL_TIMEOUT + jiffy * 2));
             let _ = std::thread::Builder::new()
                 .name(format!("netclaim-slowness-{n}"))
                 .spawn(move || {
                     pin(cpu);
-                    Lane::run(i, || std::thread::sleep(PERIOD));
-                });
-            let i = lanes.len();
-            lanes.push(Lane::new(WHEEL_TIMEOUT + jiffy * 2));
-            let _ = std::thread::Builder::new()
-                .name(format!("netclaim-wheel-{n}"))
-                .spawn(move || {
-                    pin(cpu);
-                    if let Some(sleep) = wheel_sleeper() {
-                        Lane::run(i, sleep);
+                    let wheel_sleep = wheel_sleeper();
+                    loop {
+                        Lane::sleep_once(hr, &|| std::thread::sleep(PERIOD));
+                        if let Some(w) = &wheel_sleep {
+                            Lane::sleep_once(wheel, w);
+                        }
                     }
                 });
         }
