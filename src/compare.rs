@@ -70,7 +70,10 @@ impl<'a> Matrix<'a> {
         let columns: Vec<String> = reports
             .iter()
             .zip(labels)
-            .map(|(r, l)| format!("{} ({l})", r.kernel))
+            .map(|(r, l)| match r.mode.as_str() {
+                "root" | "" => format!("{} ({l})", r.kernel),
+                mode => format!("{}, labs in a {mode} ({l})", r.kernel),
+            })
             .collect();
         let defaults = differing_defaults(reports, &columns);
         let mut ids: Vec<&str> = Vec::new();
@@ -776,6 +779,7 @@ mod tests {
         ClaimReport {
             id: id.into(),
             source: "s.txt".into(),
+            origin: "built-in".into(),
             statement: String::new(),
             lab: String::new(),
             action: String::new(),
@@ -798,6 +802,7 @@ mod tests {
             model_agrees: true,
             evidence: String::new(),
             timelines: Vec::new(),
+            measurement: None,
         }
     }
 
@@ -822,6 +827,7 @@ mod tests {
             netclaim: "0".into(),
             kernel: kernel.into(),
             hz: 250,
+            mode: "root".into(),
             sysctl_defaults: Default::default(),
             tools: Default::default(),
             wall_ms: 0,

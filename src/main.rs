@@ -86,6 +86,15 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        files: ClaimFiles,
+    },
+    /// Validate claim files without running anything (no root needed): syntax, keys,
+    /// sysctl names, placeholders, ids unique beside the built-in claims.
+    Check {
+        /// Claim files, or directories of *.toml claim files.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
     },
     /// Run claims (all, or those whose id contains a FILTER) and print their verdicts.
     Run(RunArgs),
@@ -111,10 +120,24 @@ enum Command {
     Kernels(vm::KernelsArgs),
 }
 
+/// Claim files to add to the built-in catalog.
+#[derive(clap::Args, Default, Clone)]
+pub(crate) struct ClaimFiles {
+    /// A claim file, or a directory of *.toml claim files (repeatable). Without a FILTER
+    /// only these claims run; see --with-built-in.
+    #[arg(long = "claims", value_name = "PATH")]
+    pub(crate) claims: Vec<PathBuf>,
+    /// With --claims and no FILTER: run the built-in claims too.
+    #[arg(long)]
+    pub(crate) with_built_in: bool,
+}
+
 #[derive(clap::Args)]
 struct RunArgs {
     /// Only claims whose id contains one of these (e.g. `syn.retries-1`, `curl`).
     filters: Vec<String>,
+    #[command(flatten)]
+    files: ClaimFiles,
     /// What to print on stdout.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
@@ -131,6 +154,10 @@ struct RunArgs {
     /// No progress output on stderr.
     #[arg(long, short)]
     quiet: bool,
+    /// After the table, print every claim's checks and evidence (command output, SYN
+    /// timeline). Claims from --claims files get them without it.
+    #[arg(long, short)]
+    details: bool,
     /// Bind-mount each lab at /run/netns/netclaim-<pid>-<n> while it lives, so
     /// `ip netns exec` can inspect it (same as NETCLAIM_NAME_LABS=1). Off by default: an
     /// unnamed lab cannot outlive the run, even after SIGKILL.
@@ -169,8 +196,19 @@ fn main() -> ExitCode {
     // A full run holds ~150 descriptors at its peak; lift the soft limit as far as the
     // hard limit allows. A limit still too low ends claims in `error`, naming it.
     netclaim_harness::resource::raise_nofile();
+    // Labs without root: a user namespace of this process's own, entered now, while the
+    // process is still single-threaded (see harness::userns). Only the commands that
+    // build labs or sweep need it; a failure is reported by privilege::check later.
+    if matches!(cli.command, Command::Run(_) | Command::Clean) {
+        let _ = netclaim_harness::userns::enter_if_unprivileged();
+    }
     let result = match cli.command {
-        Command::List { filters, json } => list(&filters, json),
+        Command::List {
+            filters,
+            json,
+            files,
+        } => list(&filters, json, &files),
+        Command::Check { paths } => check(&paths),
         Command::Run(args) => run(args),
         Command::Compare {
             reports,
@@ -190,15 +228,39 @@ fn main() -> ExitCode {
     }
 }
 
-/// The claims matching `filters`; an error naming the filters that match nothing.
-pub(crate) fn select(filters: &[String]) -> Result<Vec<netclaim_suites::Claim>> {
+/// The catalog with the claim files in `files`; every problem of every file is an
+/// error (bad input), each with its file:line:column.
+fn catalog_with(files: &ClaimFiles) -> Result<Vec<netclaim_suites::Claim>> {
+    catalog::with_files(&files.claims).map_err(|errors| {
+        anyhow::anyhow!(
+            "{} problem(s) in the claim files; nothing was run:\n{}",
+            errors.len(),
+            errors
+                .iter()
+                .map(|e| format!("  {e}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })
+}
+
+/// The claims matching `filters`; an error naming the filters that match nothing. With
+/// claim files and no filter, only the files' claims (unless --with-built-in).
+pub(crate) fn select(
+    filters: &[String],
+    files: &ClaimFiles,
+) -> Result<Vec<netclaim_suites::Claim>> {
     if let Some(blank) = filters.iter().find(|f| f.trim().is_empty()) {
         bail!(
             "empty claim filter {blank:?}: give part of a claim id (`netclaim list` shows \
              them), or no filter to run every claim"
         );
     }
-    catalog::select(filters).map_err(|unknown| {
+    let mut all = catalog_with(files)?;
+    if !files.claims.is_empty() && filters.is_empty() && !files.with_built_in {
+        all.retain(|c| matches!(c.run, netclaim_suites::claim::Procedure::Data(d) if matches!(d.origin, netclaim_suites::spec::Origin::File(_))));
+    }
+    catalog::select_from(all, filters).map_err(|unknown| {
         anyhow::anyhow!(
             "no claim id contains {}: run `netclaim list` to see the ids",
             unknown
@@ -210,15 +272,15 @@ pub(crate) fn select(filters: &[String]) -> Result<Vec<netclaim_suites::Claim>> 
     })
 }
 
-fn list(filters: &[String], json: bool) -> Result<u8> {
-    let claims = select(filters)?;
+fn list(filters: &[String], json: bool, files: &ClaimFiles) -> Result<u8> {
+    let claims = select(filters, files)?;
     if json {
         let v: Vec<serde_json::Value> = claims
             .iter()
             .map(|c| {
                 serde_json::json!({
                     "id": c.id, "source": c.source, "statement": c.statement,
-                    "lab": c.lab, "action": c.action,
+                    "lab": c.lab, "action": c.action, "origin": c.origin(),
                     "tools": c.needs.tools, "estimate_s": c.estimate.as_secs(),
                 })
             })
@@ -229,16 +291,41 @@ fn list(filters: &[String], json: bool) -> Result<u8> {
     let mut t = comfy_table::Table::new();
     t.load_style(comfy_table::presets::UTF8_FULL_CONDENSED)
         .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
-        .set_header(vec!["claim", "source", "statement", "~s"]);
+        .set_header(vec!["claim", "source", "statement", "from", "~s"]);
     for c in &claims {
         t.add_row(vec![
             c.id.to_owned(),
             c.source.to_owned(),
             c.statement.to_owned(),
+            c.origin(),
             c.estimate.as_secs().to_string(),
         ]);
     }
     outln!("{t}\n{} claims", claims.len());
+    Ok(exit::OK)
+}
+
+/// `netclaim check`: every file's problems, or what each file holds.
+fn check(paths: &[PathBuf]) -> Result<u8> {
+    let files = ClaimFiles {
+        claims: paths.to_vec(),
+        with_built_in: false,
+    };
+    let claims = catalog_with(&files)?;
+    let mut by_file: std::collections::BTreeMap<String, Vec<&str>> = Default::default();
+    for c in &claims {
+        if let netclaim_suites::claim::Procedure::Data(d) = c.run {
+            if let netclaim_suites::spec::Origin::File(p) = &d.origin {
+                by_file
+                    .entry(p.display().to_string())
+                    .or_default()
+                    .push(c.id);
+            }
+        }
+    }
+    for (file, ids) in &by_file {
+        outln!("{file}: {} claim(s) OK: {}", ids.len(), ids.join(", "));
+    }
     Ok(exit::OK)
 }
 
@@ -412,7 +499,7 @@ fn abbreviate(ids: &[&str]) -> String {
 }
 
 fn run(args: RunArgs) -> Result<u8> {
-    let claims = select(&args.filters)?;
+    let claims = select(&args.filters, &args.files)?;
     let baseline = match &args.baseline {
         Some(path) => {
             let b = Report::load(path).context("--baseline")?;
@@ -429,6 +516,30 @@ fn run(args: RunArgs) -> Result<u8> {
     }
     on_interrupt(tear_down_labs)?;
     sweep_stale();
+    let mode = netclaim_harness::userns::mode();
+    if mode.rootless() {
+        if args.name_labs {
+            bail!(
+                "--name-labs needs root: the labs of a user namespace cannot be mounted under \
+                 {} (the host's mount namespace); drop --name-labs, or run as root",
+                netclaim_harness::netns::NETNS_RUN_DIR
+            );
+        }
+        if netclaim_harness::netns::naming() {
+            errln!(
+                "netclaim: {} is ignored in a user namespace: labs cannot be named under {}",
+                netclaim_harness::netns::NAMING_ENV,
+                netclaim_harness::netns::NETNS_RUN_DIR
+            );
+            netclaim_harness::netns::set_naming(false);
+        }
+        if !args.quiet {
+            errln!(
+                "netclaim: no root: labs run in a {} (see the README's modes)",
+                mode.describe()
+            );
+        }
+    }
     if args.name_labs {
         netclaim_harness::netns::set_naming(true);
     }
@@ -472,7 +583,15 @@ fn run(args: RunArgs) -> Result<u8> {
     }
     let tty = std::io::stdout().is_terminal();
     match args.format {
-        Format::Table => outln!("{}", report.table(tty)),
+        Format::Table => {
+            outln!("{}", report.table(tty));
+            let details = report.details(|c| {
+                args.details || c.origin.ends_with(".toml") && !c.origin.starts_with("built-in")
+            });
+            if !details.is_empty() {
+                out!("\n{details}");
+            }
+        }
         Format::Json => outln!("{}", report.json()),
         Format::Junit => out!("{}", report.junit()),
         Format::Markdown => out!("{}", report.markdown()),

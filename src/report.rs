@@ -30,6 +30,10 @@ pub struct Report {
     pub kernel: String,
     /// CONFIG_HZ used for timer-slack tolerances.
     pub hz: u32,
+    /// How the labs were built: `root`, or `user namespace (uid N as root)` (absent in
+    /// reports from before rootless labs: those ran as root).
+    #[serde(default = "root_mode")]
+    pub mode: String,
     /// The net sysctls a fresh network namespace starts with on this kernel.
     pub sysctl_defaults: BTreeMap<String, String>,
     /// Tool name -> first line of its version output (`null`: not installed).
@@ -149,6 +153,10 @@ impl TimingFidelity {
     }
 }
 
+fn root_mode() -> String {
+    "root".into()
+}
+
 /// One claim's result.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClaimReport {
@@ -156,6 +164,10 @@ pub struct ClaimReport {
     pub id: String,
     /// Seed file.
     pub source: String,
+    /// Where the claim comes from: `built-in` (Rust), `built-in (syn.toml)`, or the path
+    /// of the user's claim file (absent in reports from before claim files).
+    #[serde(default)]
+    pub origin: String,
     /// The statement in our words.
     pub statement: String,
     /// The lab it built.
@@ -184,6 +196,9 @@ pub struct ClaimReport {
     pub evidence: String,
     /// SYN timelines, measured and predicted.
     pub timelines: Vec<Timeline>,
+    /// The measurement, for judging again (claim files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measurement: Option<serde_json::Value>,
 }
 
 impl ClaimReport {
@@ -193,6 +208,7 @@ impl ClaimReport {
         Self {
             id: f.claim.id.into(),
             source: f.claim.source.into(),
+            origin: f.claim.origin(),
             statement: f.claim.statement.into(),
             lab: f.claim.lab.into(),
             action: f.claim.action.into(),
@@ -211,6 +227,7 @@ impl ClaimReport {
             model_agrees: o.model_agrees(),
             evidence: o.evidence.join("\n\n"),
             timelines: o.timelines.clone(),
+            measurement: o.measurement.clone(),
         }
     }
 }
@@ -222,6 +239,8 @@ pub struct Machine {
     pub kernel: String,
     /// CONFIG_HZ.
     pub hz: u32,
+    /// Root or a user namespace.
+    pub mode: String,
     /// Fresh-namespace net sysctls (empty without privilege).
     pub sysctl_defaults: BTreeMap<String, String>,
     /// Tool versions.
@@ -254,6 +273,7 @@ impl Machine {
             kernel: ctx.kernel.clone(),
             hz: ctx.hz,
             provenance: Provenance::detect(&sysctl_defaults, &initial),
+            mode: netclaim_harness::userns::mode().describe(),
             sysctl_defaults,
             tools,
         }
@@ -287,6 +307,7 @@ impl Report {
             netclaim: env!("CARGO_PKG_VERSION").into(),
             kernel: machine.kernel,
             hz: machine.hz,
+            mode: machine.mode,
             sysctl_defaults: machine.sysctl_defaults,
             tools: machine.tools,
             wall_ms,
@@ -338,9 +359,14 @@ impl Report {
             .map(|(v, n)| format!("{n} {v}"))
             .collect();
         let mut s = format!(
-            "{} claims on Linux {}: {} in {:.1} s",
+            "{} claims on Linux {}{}: {} in {:.1} s",
             self.claims.len(),
             self.kernel,
+            if self.mode == "root" {
+                String::new()
+            } else {
+                format!(", labs in a {}", self.mode)
+            },
             counts.join(", "),
             self.wall_ms as f64 / 1000.0
         );
@@ -406,6 +432,37 @@ impl Report {
             ]);
         }
         format!("{t}\n{}", self.summary())
+    }
+
+    /// Each claim's checks (statement and model, with the windows applied) and its
+    /// evidence (command output, the SYN timeline on the wire), for the claims `pick`
+    /// selects.
+    pub fn details(&self, pick: impl Fn(&ClaimReport) -> bool) -> String {
+        let mut s = String::new();
+        for c in self.claims.iter().filter(|c| pick(c)) {
+            let _ = writeln!(s, "── {} ({}) from {}", c.id, c.verdict, c.origin);
+            let _ = writeln!(s, "   {}", c.statement);
+            if !c.reason.is_empty() {
+                let _ = writeln!(s, "   why: {}", c.reason);
+            }
+            for (list, check) in c
+                .claim_checks
+                .iter()
+                .map(|k| ("statement", k))
+                .chain(c.model_checks.iter().map(|k| ("model", k)))
+            {
+                let _ = writeln!(s, "   {list:<9} {check}");
+            }
+            if !c.evidence.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "   evidence:\n      {}",
+                    c.evidence.replace('\n', "\n      ")
+                );
+            }
+            s.push('\n');
+        }
+        s
     }
 
     /// GitHub-flavoured Markdown: summary, table, and the reasons of non-holding claims.

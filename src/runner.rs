@@ -273,7 +273,7 @@ mod tests {
             action: "none",
             needs: Needs::default(),
             estimate: Duration::from_secs(1),
-            run,
+            run: netclaim_suites::claim::Procedure::Rust(run),
         }
     }
 

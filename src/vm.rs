@@ -269,7 +269,7 @@ enum Event {
 pub fn run(args: VmArgs) -> Result<u8> {
     // Bad input first, before booting anything or creating anything.
     let kernel = check_kernel(&args.kernel)?;
-    crate::select(&args.filters)?;
+    crate::select(&args.filters, &crate::ClaimFiles::default())?;
     let release = kernel_release(&kernel);
     let out = match &args.out {
         Some(o) => o.clone(),
@@ -323,7 +323,7 @@ pub fn kernels(args: KernelsArgs) -> Result<u8> {
         .iter()
         .map(|k| check_kernel(k))
         .collect::<Result<Vec<_>>>()?;
-    crate::select(&args.filters)?;
+    crate::select(&args.filters, &crate::ClaimFiles::default())?;
     check_out(&args.out)?;
     let vng = if images.is_empty() {
         PathBuf::new()
@@ -838,7 +838,7 @@ struct Progress {
 
 impl Progress {
     fn new(filters: &[String]) -> Self {
-        let short = crate::select(filters)
+        let short = crate::select(filters, &crate::ClaimFiles::default())
             .unwrap_or_default()
             .into_iter()
             .filter(|c| !c.mostly_waits())

@@ -411,6 +411,9 @@ fn scale() {
 }
 
 fn main() {
+    // Without root, labs run in a user namespace of this process's own: entered first,
+    // while the process is single-threaded (see netclaim_harness::userns).
+    let _ = netclaim_harness::userns::enter_if_unprivileged();
     if let Err(reason) = netclaim_harness::privilege::check() {
         eprintln!("lab benchmark skipped: {reason}");
         return;

@@ -83,6 +83,19 @@ pub enum Error {
         /// The Debian package that provides it.
         package: String,
     },
+    /// Something the lab needs does not work in a user namespace (labs without root):
+    /// the reason names it and the fix.
+    #[error("{reason}")]
+    Rootless {
+        /// What fails without root, and what to do.
+        reason: String,
+    },
+    /// A lab was asked for something that cannot work as asked; the reason says why.
+    #[error("the lab cannot be built as asked: {reason}")]
+    Invalid {
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
     /// Spawning a command failed.
     #[error("cannot start {command_line}")]
     Spawn {

@@ -87,6 +87,19 @@ impl NetNs {
                         command_line,
                         source: *io,
                     },
+                    Err(e)
+                        if crate::userns::mode().rootless()
+                            && e.to_string().contains("xtables.lock") =>
+                    {
+                        Error::Rootless {
+                            reason: format!(
+                                "{cmd} is iptables-legacy, which needs the host's \
+                                 /run/xtables.lock, and a user namespace may not open it: use \
+                                 iptables-nft (update-alternatives --set iptables \
+                                 /usr/sbin/iptables-nft), or run as root"
+                            ),
+                        }
+                    }
                     Err(e) => failed(e.to_string()),
                 }),
                 Err(message) => Err(failed(message)),

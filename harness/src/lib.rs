@@ -6,6 +6,8 @@
 //! Every piece of work for a namespace therefore runs on a thread that entered it first
 //! ([`NetNs::run`], [`NetNs::spawn`]), and child processes enter it in `pre_exec`.
 
+#![deny(missing_docs)]
+
 pub mod capture;
 pub mod command;
 pub mod error;
@@ -23,6 +25,7 @@ pub mod sweep;
 pub mod sysctl;
 pub mod tmp;
 pub mod tolerance;
+pub mod userns;
 
 pub use error::{Error, Result};
 pub use netns::NetNs;

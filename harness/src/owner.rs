@@ -24,6 +24,11 @@ pub fn is_running(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether `pid` runs the `netclaim` program (by its command name).
+pub fn is_netclaim(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "netclaim")
+}
+
 /// When `pid` started, on the wall clock (to within [`START_TIME_SLACK`]).
 pub fn started_at(pid: u32) -> Option<SystemTime> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

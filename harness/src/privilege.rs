@@ -1,5 +1,7 @@
 //! Whether this process may build labs: it needs CAP_SYS_ADMIN (unshare, setns, mount)
-//! and CAP_NET_ADMIN (links, sysctls, iptables) in its effective set.
+//! and CAP_NET_ADMIN (links, sysctls, iptables) in its effective set — as root, or in a
+//! user namespace of its own (see [`crate::userns`]), where it has them over the labs it
+//! creates.
 
 use std::sync::OnceLock;
 
@@ -50,8 +52,12 @@ fn missing(eff: u64) -> Result<(), String> {
     if lacks.is_empty() {
         Ok(())
     } else {
+        let rootless = match crate::userns::unavailable() {
+            Some(why) => format!(", or let them run in a user namespace: {why}"),
+            None => String::new(),
+        };
         Err(format!(
-            "labs need {} to create network namespaces: run as root (`{}`) or in a privileged container",
+            "labs need {} to create network namespaces: run as root (`{}`) or in a privileged container{rootless}",
             lacks.join(" and "),
             rerun_hint()
         ))

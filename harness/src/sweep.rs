@@ -39,7 +39,14 @@ impl Sweep {
 pub fn stale() -> Sweep {
     let me = std::process::id();
     let mut done = Sweep::default();
-    for name in netns::list_named() {
+    // Names under /run/netns are root's (a user namespace cannot make them, nor remove
+    // them); temporary entries only this user's.
+    let names = if crate::userns::mode().rootless() {
+        Vec::new()
+    } else {
+        netns::list_named()
+    };
+    for name in names {
         let Some(pid) = netns::owner_pid(&name) else {
             continue;
         };
@@ -50,7 +57,7 @@ pub fn stale() -> Sweep {
         record(&mut done, name, netns::remove_name_at(&path));
     }
     for (path, pid) in crate::tmp::entries() {
-        if pid == me || temp_owned(&path) {
+        if pid == me || temp_owned(pid, &path) || !mine(&path) {
             continue;
         }
         record(&mut done, path.display().to_string(), remove_temp(&path));
@@ -92,9 +99,19 @@ fn lab_name_owned(pid: u32, path: &Path) -> bool {
 }
 
 /// A temporary entry is its owner's while a guard holds its lock (see [`crate::tmp`]):
-/// the pid in its name may have been reused.
-fn temp_owned(path: &Path) -> bool {
-    crate::tmp::is_held(path)
+/// the pid in its name may have been reused. Entries made by a netclaim from before the
+/// locks carry none: those count as owned while a process called `netclaim` runs under
+/// that pid and started before the entry was made (pid 1 never owns one).
+fn temp_owned(pid: u32, path: &Path) -> bool {
+    crate::tmp::is_held(path) || (owner::is_netclaim(pid) && made_by(pid, path))
+}
+
+/// Whether `path` is this process's to remove: root removes any run's; without root
+/// only this user's (another user's are not ours, and /tmp's sticky bit refuses them).
+fn mine(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    !crate::userns::mode().rootless()
+        || std::fs::symlink_metadata(path).is_ok_and(|m| m.uid() == nix::unistd::geteuid().as_raw())
 }
 
 /// Whether `pid` runs and started before `path` was last written.

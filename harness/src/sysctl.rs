@@ -41,16 +41,28 @@ pub mod knob {
     pub const TCP_FIN_TIMEOUT: &str = "net.ipv4.tcp_fin_timeout";
 }
 
-/// The `/proc/sys` path of a dotted `net.*` sysctl name.
+/// The `/proc/sys` path of a `net.*` sysctl, named as `sysctl` writes it
+/// (`net.ipv4.tcp_syn_retries`) or as its path under `/proc/sys`
+/// (`net/ipv4/tcp_syn_retries`).
 pub fn proc_path(name: &str) -> Result<PathBuf> {
-    let valid = name.starts_with("net.")
-        && name
+    let dotted = dotted(name);
+    let valid = dotted.starts_with("net.")
+        && dotted
             .split('.')
-            .all(|part| !part.is_empty() && part != ".." && !part.contains('/'));
-    if !valid {
+            .all(|part| !part.is_empty() && part != "..");
+    if !valid || name.contains("..") {
         return Err(Error::NotNetSysctl { name: name.into() });
     }
-    Ok(PathBuf::from("/proc/sys").join(name.replace('.', "/")))
+    Ok(PathBuf::from("/proc/sys").join(dotted.replace('.', "/")))
+}
+
+/// `net/ipv4/tcp_syn_retries` as `net.ipv4.tcp_syn_retries` (dotted names unchanged).
+pub fn dotted(name: &str) -> String {
+    if name.contains('/') {
+        name.trim_start_matches('/').replace('/', ".")
+    } else {
+        name.to_owned()
+    }
 }
 
 fn errno_of(e: &std::io::Error) -> Errno {
@@ -216,7 +228,16 @@ mod tests {
     }
 
     #[rstest]
+    #[case("net/ipv4/tcp_syn_retries", "/proc/sys/net/ipv4/tcp_syn_retries")]
+    #[case("net/core/somaxconn", "/proc/sys/net/core/somaxconn")]
+    fn accepts_the_path_form(#[case] name: &str, #[case] path: &str) {
+        assert_eq!(proc_path(name).unwrap(), PathBuf::from(path));
+    }
+
+    #[rstest]
     #[case("kernel.hostname")]
+    #[case("kernel/hostname")]
+    #[case("net/ipv4/../../kernel/hostname")]
     #[case("net..ipv4")]
     #[case("net.ipv4/../../kernel")]
     #[case("vm.swappiness")]

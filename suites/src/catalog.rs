@@ -1,10 +1,82 @@
-//! Every claim, in a stable order.
+//! Every claim, in a stable order: the built-in ones (Rust, and claim files compiled
+//! into the binary from `suites/claims/`) and those of the user's claim files.
 
-use crate::claim::Claim;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use crate::claim::{Claim, DataClaim, Needs, Procedure};
 use crate::claims;
+use crate::spec::{self, Client, Located, Origin, Server, SpecError};
 
-/// All claims of the catalog.
-pub fn all() -> Vec<Claim> {
+/// The built-in claim files, compiled in: (name, text).
+pub const BUILT_IN_FILES: &[(&str, &str)] = &[
+    ("syn.toml", include_str!("../claims/syn.toml")),
+    ("tools.toml", include_str!("../claims/tools.toml")),
+    ("mysql.toml", include_str!("../claims/mysql.toml")),
+    ("rsync.toml", include_str!("../claims/rsync.toml")),
+    ("defaults.toml", include_str!("../claims/defaults.toml")),
+    ("backlog.toml", include_str!("../claims/backlog.toml")),
+];
+
+/// The order of the built-in catalog (the order claims appear in reports); claims not
+/// listed follow in file order.
+const ORDER: &[&str] = &[
+    "syn.default-timeout",
+    "syn.default-timeout.telnet",
+    "syn.default-timeout-exponential",
+    "syn.default-timeout-exponential.telnet",
+    "syn.retries-1",
+    "syn.retries-1.telnet",
+    "syn.retries-1.curl",
+    "syn.retries-1.wget",
+    "syn.retries-1.nc",
+    "syn.retries-1.mysql",
+    "syn.retries-sweep",
+    "syn.retries-sweep-exponential",
+    "syn.drop-rule",
+    "syn.telnet-message",
+    "syn.retries-5-nc",
+    "syn.retries-0",
+    "syn.invisible-to-strace",
+    "curl.connect-timeout",
+    "curl.kernel-gives-up",
+    "curl.max-time",
+    "wget.connect-timeout",
+    "wget.kernel-gives-up",
+    "wget.read-timeout",
+    "wget.dns-timeout",
+    "wget.timeout-sets-all",
+    "nc.w-connect",
+    "nc.w-idle",
+    "mysql.no-timeout",
+    "mysql.connect-timeout",
+    "mysql.silent-server",
+    "mysql.silent-server-timeout",
+    "mysql.refused",
+    "mysql.no-socket",
+    "rsync.contimeout",
+    "rsync.timeout",
+    "port.exhaustion-errno",
+    "port.exhaustion-curl",
+    "port.range-size",
+    "port.tw-reuse",
+    "port.tw-recycle",
+    "sysctl.writes-proc",
+    "tw.active-closer",
+    "tw.duration",
+    "tw.reuse-needs-timestamps",
+    "tw.concurrent-client-exhaustion",
+    "tw.default-values",
+    "backlog.unix-eagain",
+    "backlog.capped-by-somaxconn",
+    "backlog.somaxconn-default",
+    "backlog.tcp-full-refused",
+    "backlog.syn-backlog-default",
+    "backlog.nginx-502",
+];
+
+/// The claims written in Rust (a custom procedure the file format cannot express).
+pub fn rust_claims() -> Vec<Claim> {
     let mut v = Vec::new();
     v.extend(claims::syn::claims());
     v.extend(claims::tools::claims());
@@ -16,10 +88,232 @@ pub fn all() -> Vec<Claim> {
     v
 }
 
+/// The built-in claim files' claims. They are part of the binary: a problem in one is a
+/// bug, reported by the tests (`built_in_files_are_valid`).
+pub fn data_claims() -> Vec<Claim> {
+    static PARSED: OnceLock<Vec<Claim>> = OnceLock::new();
+    PARSED
+        .get_or_init(|| {
+            BUILT_IN_FILES
+                .iter()
+                .flat_map(
+                    |(name, text)| match spec::parse(text, &Origin::BuiltIn(name)) {
+                        Ok(located) => located.into_iter().map(|l| to_claim(l, None)).collect(),
+                        Err(errors) => {
+                            // Unreachable in a tested build; never a panic at run time.
+                            for e in errors {
+                                let _ = std::io::Write::write_fmt(
+                                    &mut std::io::stderr(),
+                                    format_args!("netclaim: built-in claim file: {e}\n"),
+                                );
+                            }
+                            Vec::new()
+                        }
+                    },
+                )
+                .collect()
+        })
+        .clone()
+}
+
+/// All built-in claims, in the catalog's order.
+pub fn all() -> Vec<Claim> {
+    let mut v = rust_claims();
+    v.extend(data_claims());
+    let rank = |id: &str| ORDER.iter().position(|o| *o == id).unwrap_or(ORDER.len());
+    v.sort_by_key(|c| rank(c.id));
+    v
+}
+
+/// The built-in claims and those of the claim files at `paths` (files, or directories
+/// of `*.toml`). Every problem of every file is returned, with its place; ids must be
+/// unique across all of them.
+pub fn with_files(paths: &[impl AsRef<Path>]) -> Result<Vec<Claim>, Vec<SpecError>> {
+    let mut claims = all();
+    let mut errors = Vec::new();
+    let mut added = Vec::new();
+    for path in paths {
+        let files = match spec::files_at(path.as_ref()) {
+            Ok(f) => f,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        for file in files {
+            match spec::load(&file) {
+                Ok(located) => added.extend(located),
+                Err(e) => errors.extend(e),
+            }
+        }
+    }
+    for l in added {
+        let clash = claims
+            .iter()
+            .find(|c| c.id == l.spec.id)
+            .map(|c| c.origin());
+        if let Some(other) = clash {
+            errors.push(SpecError {
+                file: l.origin.to_string(),
+                line: l.line,
+                column: l.column,
+                message: format!(
+                    "claim id {:?} is already taken by {other}: choose another id",
+                    l.spec.id
+                ),
+            });
+            continue;
+        }
+        let dir = match &l.origin {
+            Origin::File(p) => p
+                .parent()
+                .map(|d| d.canonicalize().unwrap_or_else(|_| d.to_owned())),
+            Origin::BuiltIn(_) => None,
+        };
+        claims.push(to_claim(l, dir));
+    }
+    if errors.is_empty() {
+        Ok(claims)
+    } else {
+        Err(errors)
+    }
+}
+
+/// The claim files named by `NETCLAIM_CLAIMS` (paths separated by `:`), for `cargo test`.
+pub fn env_paths() -> Vec<std::path::PathBuf> {
+    std::env::var_os("NETCLAIM_CLAIMS")
+        .map(|v| {
+            std::env::split_paths(&v)
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+/// A claim file's claim as a [`Claim`]. Claims live for the whole process, so what they
+/// borrow is leaked once.
+fn to_claim(l: Located, dir: Option<std::path::PathBuf>) -> Claim {
+    let data: &'static DataClaim = Box::leak(Box::new(DataClaim {
+        spec: l.spec,
+        origin: l.origin,
+        dir,
+    }));
+    let spec = &data.spec;
+    let mut tools: Vec<&'static str> = Vec::new();
+    if spec.lab.server.drops_syns() {
+        tools.push("iptables");
+    }
+    if let Some(run) = &spec.run {
+        if let Some(argv0) = run.command.as_ref().and_then(|c| c.first()) {
+            if !argv0.contains('{') {
+                tools.push(argv0.as_str());
+            }
+        }
+        if run.trace_connect {
+            tools.push("strace");
+        }
+        if run.client == Some(Client::Fill) {
+            tools.push("ss");
+        }
+    }
+    Claim {
+        id: spec.id.as_str(),
+        source: spec.source.as_str(),
+        statement: spec.statement.as_str(),
+        lab: leak(describe_lab(spec)),
+        action: leak(describe_action(spec)),
+        needs: Needs {
+            tools: Box::leak(tools.into_boxed_slice()),
+        },
+        estimate: crate::engine::estimate(spec),
+        run: Procedure::Data(data),
+    }
+}
+
+fn describe_lab(spec: &spec::ClaimSpec) -> String {
+    let lab = &spec.lab;
+    let port = lab.port.unwrap_or_else(|| lab.server.default_port());
+    let mut parts = vec![match lab.server {
+        Server::None | Server::Refuse => format!("one namespace, nothing listening on 127.0.0.1:{port}"),
+        Server::DropSyn => format!(
+            "one namespace, iptables -A INPUT -p tcp --dport {port} --syn -j DROP, target 127.0.0.1:{port}"
+        ),
+        Server::Blackhole => format!(
+            "client namespace 192.0.2.1 on veth to a host 192.0.2.2 that drops all input, target 192.0.2.2:{port}"
+        ),
+        Server::Silent => format!("one namespace, a server on 127.0.0.1:{port} that accepts and never sends"),
+        Server::NeverAccept => format!(
+            "one namespace, a listener on 127.0.0.1:{port} with listen({}) that never calls accept()",
+            lab.backlog.unwrap_or(16)
+        ),
+        Server::NeverAcceptUnix => format!(
+            "one namespace, a unix listener with listen({}) that never calls accept()",
+            lab.backlog.unwrap_or(16)
+        ),
+        Server::Http => format!("one namespace, an HTTP server on 127.0.0.1:{port}"),
+    }];
+    if spec.run.is_none() && lab.sysctls.is_empty() {
+        parts = vec!["a fresh namespace with the kernel's defaults".into()];
+    }
+    for (k, v) in &lab.sysctls {
+        parts.push(format!("{}={v}", k.rsplit('.').next().unwrap_or(k)));
+    }
+    for (k, v) in &lab.sysctls_if_present {
+        parts.push(format!(
+            "{}={v} where the kernel has it",
+            k.rsplit('.').next().unwrap_or(k)
+        ));
+    }
+    if let Some(s) = &spec.sweep {
+        parts.push(format!(
+            "one lab per {} in {}",
+            s.sysctl,
+            s.values
+                .iter()
+                .map(|v| v.text())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    for name in lab.hosts.keys() {
+        parts.push(format!("{name} resolves to the target"));
+    }
+    parts.join("; ")
+}
+
+fn describe_action(spec: &spec::ClaimSpec) -> String {
+    let Some(run) = &spec.run else {
+        let names: Vec<&str> = spec.expect.sysctls.keys().map(String::as_str).collect();
+        return format!("read {}", names.join(", "));
+    };
+    match (&run.command, run.client) {
+        (Some(cmd), _) => {
+            let line = cmd.join(" ");
+            if run.trace_connect {
+                format!("strace -f -e trace=connect {line}, with an in-process capture")
+            } else {
+                line
+            }
+        }
+        (None, Some(Client::Connect)) => "blocking connect() from the in-repo client".into(),
+        (None, Some(Client::Fill)) => "nonblocking connect()s held open until one fails".into(),
+        (None, Some(Client::Exhaust)) => "blocking connect()s held open until one fails".into(),
+        (None, None) => String::new(),
+    }
+}
+
 /// The claims whose id equals a filter or starts with `filter.` / contains it; all when
 /// `filters` is empty. Unknown filters are returned as errors.
 pub fn select(filters: &[String]) -> Result<Vec<Claim>, Vec<String>> {
-    let all = all();
+    select_from(all(), filters)
+}
+
+/// [`select`] over a given catalog (built-in plus files).
+pub fn select_from(all: Vec<Claim>, filters: &[String]) -> Result<Vec<Claim>, Vec<String>> {
     if filters.is_empty() {
         return Ok(all);
     }
@@ -40,6 +334,22 @@ pub fn select(filters: &[String]) -> Result<Vec<Claim>, Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn built_in_files_are_valid() {
+        for (name, text) in BUILT_IN_FILES {
+            if let Err(errors) = spec::parse(text, &Origin::BuiltIn(name)) {
+                panic!(
+                    "{}",
+                    errors
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
+            }
+        }
+    }
 
     #[test]
     fn ids_are_unique_and_well_formed() {
@@ -65,6 +375,14 @@ mod tests {
             );
             assert!(!c.statement.is_empty(), "{}: empty statement", c.id);
         }
+        // Every built-in claim is in ORDER, so reports keep their order.
+        for c in &all {
+            assert!(
+                ORDER.contains(&c.id),
+                "{} is missing from catalog::ORDER",
+                c.id
+            );
+        }
     }
 
     #[test]
@@ -73,5 +391,26 @@ mod tests {
             select(&["no.such-claim".into()]).unwrap_err(),
             vec!["no.such-claim".to_string()]
         );
+    }
+
+    #[test]
+    fn a_file_claim_may_not_take_a_built_in_id() {
+        let dir =
+            std::env::temp_dir().join(format!("netclaim-catalog-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("dup.toml");
+        std::fs::write(
+            &file,
+            "[[claim]]\nid = \"syn.retries-1\"\nsource = \"s\"\nstatement = \"s\"\n\
+             [claim.expect]\nsysctls = { \"net.core.somaxconn\" = 128 }\n",
+        )
+        .unwrap();
+        let errors = with_files(&[&file]).unwrap_err();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            errors[0].message.contains("already taken by built-in"),
+            "{errors:?}"
+        );
+        assert_eq!(errors[0].line, 1);
     }
 }

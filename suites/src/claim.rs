@@ -251,6 +251,9 @@ pub struct Outcome {
     pub evidence: Vec<String>,
     /// Captured SYN times per attempt (for timeline charts), in ms.
     pub timelines: Vec<Timeline>,
+    /// What was measured, as recorded for judging again (claim files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measurement: Option<serde_json::Value>,
 }
 
 /// A labelled SYN timeline with the model's prediction beside it.
@@ -415,6 +418,26 @@ impl Ctx {
     }
 }
 
+/// How a claim runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Procedure {
+    /// Written in Rust: builds its lab, acts, observes, and returns the outcome.
+    Rust(fn(&Ctx) -> anyhow::Result<Outcome>),
+    /// A claim file's claim, measured and judged by [`crate::engine`].
+    Data(&'static DataClaim),
+}
+
+/// A claim read from a claim file, with where it came from.
+#[derive(Debug, Clone)]
+pub struct DataClaim {
+    /// The claim.
+    pub spec: crate::spec::ClaimSpec,
+    /// The file (built-in or a user's).
+    pub origin: crate::spec::Origin,
+    /// The file's directory, for `{dir}` in commands (user files only).
+    pub dir: Option<std::path::PathBuf>,
+}
+
 /// A documented claim made executable.
 #[derive(Debug, Clone, Copy)]
 pub struct Claim {
@@ -432,8 +455,8 @@ pub struct Claim {
     pub needs: Needs,
     /// Rough run time on a current kernel, for scheduling and the hard deadline.
     pub estimate: Duration,
-    /// Builds the lab, acts, observes, and returns the outcome.
-    pub run: fn(&Ctx) -> anyhow::Result<Outcome>,
+    /// How it runs.
+    pub run: Procedure,
 }
 
 impl Claim {
@@ -446,29 +469,27 @@ impl Claim {
         self.estimate >= Self::WAITS_FROM
     }
 
+    /// Where the claim comes from: `built-in` (Rust), `built-in (syn.toml)`, or a file.
+    pub fn origin(&self) -> String {
+        match self.run {
+            Procedure::Rust(_) => "built-in".into(),
+            Procedure::Data(d) => d.origin.to_string(),
+        }
+    }
+
     /// Why the claim cannot run here (a missing tool or privilege), if so.
     pub fn unmet_needs(&self) -> Option<String> {
         if let Err(reason) = netclaim_harness::privilege::check() {
             return Some(reason);
         }
-        let missing: Vec<String> = self
+        let missing: Vec<&str> = self
             .needs
             .tools
             .iter()
+            .copied()
             .filter(|t| netclaim_harness::command::which(t).is_none())
-            .map(|t| {
-                format!(
-                    "{t} (Debian package {})",
-                    netclaim_harness::command::package_of(t)
-                )
-            })
             .collect();
-        (!missing.is_empty()).then(|| {
-            format!(
-                "missing {}: run scripts/install-tools (as root) to install it",
-                missing.join(", ")
-            )
-        })
+        (!missing.is_empty()).then(|| missing_tools(&missing))
     }
 
     /// Runs the claim, turning unmet needs into `skipped` and harness errors into `error`.
@@ -482,16 +503,65 @@ impl Claim {
         if let Some(reason) = self.unmet_needs() {
             return Outcome::forced(Verdict::Skipped, reason);
         }
-        match (self.run)(ctx) {
+        let result = match self.run {
+            Procedure::Rust(run) => run(ctx),
+            Procedure::Data(d) => crate::engine::execute(&d.spec, ctx, d.dir.as_deref()),
+        };
+        match result {
             Ok(mut o) => {
                 if let Some(why) = exhaustion_in(&o) {
                     o.forced = Some((Verdict::Error, why));
                 }
                 o
             }
-            Err(e) => Outcome::forced(Verdict::Error, error_reason(&e)),
+            // A program a claim file names but the catalog could not check for up
+            // front (its path is built from {dir}): skipped, like any missing tool.
+            Err(e) => match e
+                .chain()
+                .find_map(|c| c.downcast_ref::<netclaim_harness::Error>())
+            {
+                Some(netclaim_harness::Error::ToolMissing { program, .. }) => {
+                    Outcome::forced(Verdict::Skipped, missing_tools(&[program]))
+                }
+                Some(netclaim_harness::Error::Rootless { reason }) => {
+                    Outcome::forced(Verdict::Skipped, reason.clone())
+                }
+                _ => Outcome::forced(Verdict::Error, error_reason(&e)),
+            },
         }
     }
+}
+
+/// Why a claim is skipped for `missing` programs, with how to get each: the Debian
+/// package netclaim installs (scripts/install-tools), or, for a program of the user's
+/// own, that it is not on PATH.
+pub fn missing_tools(missing: &[&str]) -> String {
+    let known: Vec<String> = missing
+        .iter()
+        .filter_map(|t| {
+            let package = netclaim_harness::command::package_of(t);
+            (!package.starts_with('(')).then(|| format!("{t} (Debian package {package})"))
+        })
+        .collect();
+    let other: Vec<&str> = missing
+        .iter()
+        .copied()
+        .filter(|t| netclaim_harness::command::package_of(t).starts_with('('))
+        .collect();
+    let mut parts = Vec::new();
+    if !known.is_empty() {
+        parts.push(format!(
+            "missing {}: run scripts/install-tools (as root) to install it",
+            known.join(", ")
+        ));
+    }
+    if !other.is_empty() {
+        parts.push(format!(
+            "{} not found on PATH (nor in /usr/sbin, /sbin): install it or give its path",
+            other.join(", ")
+        ));
+    }
+    parts.join("; ")
 }
 
 /// The reason of an `error` verdict: the error chain, led by the resource the harness
@@ -575,7 +645,7 @@ mod tests {
                 tools: &["netclaim-no-such-tool"],
             },
             estimate: Duration::from_secs(1),
-            run: never_runs,
+            run: Procedure::Rust(never_runs),
         };
         let o = claim.execute(&Ctx {
             hz: 250,
@@ -585,8 +655,14 @@ mod tests {
         if netclaim_harness::privilege::check().is_ok() {
             assert_eq!(
                 o.reason(),
-                "missing netclaim-no-such-tool (Debian package (unknown: see scripts/install-tools)): \
-                 run scripts/install-tools (as root) to install it"
+                "netclaim-no-such-tool not found on PATH (nor in /usr/sbin, /sbin): install it \
+                 or give its path"
+            );
+            assert_eq!(
+                missing_tools(&["nc", "myapp"]),
+                "missing nc (Debian package netcat-openbsd): run scripts/install-tools (as root) \
+                 to install it; myapp not found on PATH (nor in /usr/sbin, /sbin): install it or \
+                 give its path"
             );
         } else {
             assert!(o.reason().contains("CAP_NET_ADMIN"), "{}", o.reason());

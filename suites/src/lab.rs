@@ -13,6 +13,7 @@ use netclaim_harness::sysctl::knob;
 use netclaim_harness::tolerance::{kernel_timer_window, timer_slack, Window, ARMED_AFTER_CAPTURE};
 use netclaim_harness::NetNs;
 use nix::errno::Errno;
+use serde::{Deserialize, Serialize};
 
 use crate::claim::{Check, Ctx, Figures, Outcome, Timeline, Timing};
 
@@ -162,14 +163,27 @@ pub fn schedule_windows(
 /// The not-applicable outcome for a sysctl this kernel lacks or rejects (the lab cannot
 /// be built as the claim needs it); `None` for any other error.
 pub fn not_applicable(e: &netclaim_harness::Error) -> Option<Outcome> {
-    match e {
-        netclaim_harness::Error::SysctlAbsent { .. }
-        | netclaim_harness::Error::SysctlRejected { .. } => Some(Outcome::forced(
-            crate::claim::Verdict::NotApplicable,
-            format!("this kernel refuses the lab: {e}"),
-        )),
-        _ => None,
+    refusal(e).map(|why| Outcome::forced(crate::claim::Verdict::NotApplicable, why))
+}
+
+/// Why the kernel refuses a lab, for a sysctl it lacks or rejects; `None` for any other
+/// error. In a user namespace, a knob the kernel keeps from non-initial user namespaces
+/// says so: the same claim may apply as root.
+pub fn refusal(e: &netclaim_harness::Error) -> Option<String> {
+    use netclaim_harness::Error::{SysctlAbsent, SysctlRejected};
+    let name = match e {
+        SysctlAbsent { name, .. } | SysctlRejected { name, .. } => name,
+        _ => return None,
+    };
+    let mut why = format!("this kernel refuses the lab: {e}");
+    if netclaim_harness::userns::mode().rootless() && name.as_str() == knob::SOMAXCONN {
+        why.push_str(
+            "; the labs run in a user namespace, and Linux before 6.3 does not offer \
+             net.core.somaxconn to a network namespace owned by one (sysctl_core_net_init): \
+             run as root to measure it",
+        );
     }
+    Some(why)
 }
 
 /// Runs `jobs` at once, each on its own scoped thread named `name`, and returns their
@@ -247,6 +261,32 @@ mod tests {
     }
 }
 
+/// `ss` run inside `ns`; `(Recv-Q, Send-Q)` of the listener line that `pick` selects.
+/// For a listener Recv-Q is the accept queue length and Send-Q the effective backlog.
+pub fn ss_listener(
+    ns: &NetNs,
+    args: &[&str],
+    pick: impl Fn(&str) -> bool,
+    recv_q_col: usize,
+) -> Result<(Option<(u32, u32)>, String)> {
+    let cmd = ToolCommand::new("ss", Duration::from_secs(5)).args(args.iter().copied());
+    let out = ns
+        .run_command(&cmd)
+        .with_context(|| format!("running {}", cmd.command_line()))?;
+    let line = out.stdout.lines().find(|l| pick(l)).map(str::to_owned);
+    let parsed = line.as_deref().and_then(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        Some((
+            f.get(recv_q_col)?.parse().ok()?,
+            f.get(recv_q_col + 1)?.parse().ok()?,
+        ))
+    });
+    Ok((
+        parsed,
+        format!("$ {}\n{}", cmd.command_line(), out.stdout.trim_end()),
+    ))
+}
+
 /// A duration as seconds with millisecond precision: `3.071 s`.
 pub fn secs(d: Duration) -> String {
     format!("{:.3} s", d.as_secs_f64())
@@ -302,22 +342,28 @@ impl Against {
     }
 }
 
-/// One connection attempt as measured: its SYNs on the wire and when it began and ended,
-/// on the monotonic clock, so that its timing checks can be judged from the wire and
-/// with the error this machine added while it ran.
-#[derive(Debug, Clone)]
+/// One connection attempt as measured: its SYNs on the wire, when it began and ended, and
+/// how late this machine ran timers meanwhile (the slowness probe, read when it ended).
+/// It holds no clock readings, only durations: a recorded measurement is judged later
+/// (claim files) as well as at once, with the same errors.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Measurement {
-    /// SYN send times, relative to the first.
-    pub syn_times: Vec<Duration>,
-    /// When the first SYN went out (for a tool that resolves a name first, its first DNS
-    /// query); `None`: no packet was seen.
-    pub first_packet: Option<Instant>,
-    /// When the attempt began: the connect() call, or the tool's spawn.
-    pub started: Instant,
-    /// When it ended: connect() returned, or the tool exited.
-    pub ended: Instant,
-    /// A tool's start-up (spawn to first packet), `None` for an in-process connect.
-    pub startup: Option<Duration>,
+    /// SYN send times, µs from the first.
+    pub syn_times_us: Vec<u64>,
+    /// From the start (a tool's spawn, or the connect() call) to the first packet (the
+    /// first SYN; for a tool that resolves a name first, its first DNS query), µs;
+    /// `None`: no packet was seen.
+    pub first_packet_us: Option<u64>,
+    /// From the start to the end (connect() returned, or the tool exited), µs.
+    pub duration_us: u64,
+    /// Whether the start is a tool's spawn (then up to the first packet is its start-up).
+    pub tool: bool,
+    /// The probe's worst timer lateness over each SYN's timer (from SYN i to SYN i+1; the
+    /// last one to the end), µs.
+    pub syn_late_us: Vec<u64>,
+    /// The probe's worst timer lateness from the first packet (or the start) to the end,
+    /// µs.
+    pub late_us: u64,
 }
 
 /// A measured duration with the error this machine may have added to it.
@@ -334,7 +380,48 @@ pub struct Measured {
     pub error_from: String,
 }
 
+fn us(d: Duration) -> u64 {
+    d.as_micros() as u64
+}
+
+fn from_us(us: u64) -> Duration {
+    Duration::from_micros(us)
+}
+
 impl Measurement {
+    /// Records an attempt that began at `started` and ended at `ended`, whose SYNs left at
+    /// `syn_times` from its first packet at `first_packet`; `tool`: the start is a tool's
+    /// spawn. Reads the slowness probe for each of the SYNs' timers and for the whole.
+    pub fn record(
+        syn_times: &[Duration],
+        first_packet: Option<Instant>,
+        started: Instant,
+        ended: Instant,
+        tool: bool,
+    ) -> Self {
+        let from = first_packet.unwrap_or(started);
+        let armed: Vec<Instant> = match first_packet {
+            Some(f) => syn_times.iter().map(|t| f + *t).collect(),
+            None => Vec::new(),
+        };
+        let syn_late_us = armed
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let end = armed.get(i + 1).copied().unwrap_or(ended);
+                us(slowness::late_between(*a, end))
+            })
+            .collect();
+        Self {
+            syn_times_us: syn_times.iter().map(|t| us(*t)).collect(),
+            first_packet_us: first_packet.map(|f| us(f.saturating_duration_since(started))),
+            duration_us: us(ended.saturating_duration_since(started)),
+            tool,
+            syn_late_us,
+            late_us: us(slowness::late_between(from, ended)),
+        }
+    }
+
     /// The attempt of an in-process client: SYNs from a capture started at
     /// `capture_started`, connect() called at `started` and returned at `ended`.
     pub fn client(
@@ -344,65 +431,57 @@ impl Measurement {
         started: Instant,
         ended: Instant,
     ) -> Self {
-        Self {
-            syn_times: capture::syn_times(events, port),
-            first_packet: first_syn_at(events, port, capture_started),
+        Self::record(
+            &capture::syn_times(events, port),
+            first_syn_at(events, port, capture_started),
             started,
             ended,
-            startup: None,
-        }
+            false,
+        )
+    }
+
+    /// SYN send times, from the first.
+    pub fn syn_times(&self) -> Vec<Duration> {
+        self.syn_times_us.iter().map(|&t| from_us(t)).collect()
     }
 
     /// What a check of the attempt's duration measures: from the first SYN to the end,
     /// so that a tool's start-up (exec, dynamic linking, which emulation slows tenfold)
-    /// is not counted as the kernel's or the tool's time; from the start without a SYN.
+    /// is not counted as the kernel's or the tool's time; from the start without a packet.
     pub fn took(&self) -> Duration {
-        self.ended
-            .saturating_duration_since(self.first_packet.unwrap_or(self.started))
+        from_us(
+            self.duration_us
+                .saturating_sub(self.first_packet_us.unwrap_or(0)),
+        )
+    }
+
+    /// A tool's start-up: from its spawn to its first packet.
+    pub fn startup(&self) -> Option<Duration> {
+        self.first_packet_us.filter(|_| self.tool).map(from_us)
     }
 
     /// A tool's process work beyond what the windows allow for it ([`TOOL_STARTUP`]),
     /// measured by its start-up: its exit path (after the timer that ends it) runs the
     /// same slow way, and the windows give it only the allowance.
     pub fn process_excess(&self) -> Duration {
-        self.startup
+        self.startup()
             .map_or(Duration::ZERO, |s| s.saturating_sub(TOOL_STARTUP))
-    }
-
-    /// The instants the kernel armed its SYN timers: at each SYN.
-    fn syn_instants(&self) -> Vec<Instant> {
-        match self.first_packet {
-            Some(f) => self.syn_times.iter().map(|t| f + *t).collect(),
-            None => Vec::new(),
-        }
-    }
-
-    /// The measured lateness of the chain of timers armed at `armed` (each runs until the
-    /// next, the last until `end`): the probe's worst lateness over each, summed.
-    fn chain_lateness(armed: &[Instant], end: Instant) -> Duration {
-        armed
-            .iter()
-            .enumerate()
-            .map(|(i, a)| slowness::late_between(*a, armed.get(i + 1).copied().unwrap_or(end)))
-            .sum()
     }
 
     /// The duration as a give-up by the kernel: its SYN timers ran one after the other from
     /// the first SYN, each may have fired as late as this machine ran timers meanwhile, and
     /// a tool then needed its process work to exit.
     pub fn kernel_give_up(&self) -> Measured {
-        let armed = self.syn_instants();
-        let timers = Self::chain_lateness(&armed, self.ended);
-        self.measured(timers, armed.len(), Duration::ZERO)
+        let timers = from_us(self.syn_late_us.iter().sum());
+        self.measured(timers, self.syn_late_us.len(), Duration::ZERO)
     }
 
     /// The duration as one timer of the tool's own. The tool armed it somewhere between
     /// its spawn and its first packet, where the measurement starts: on the early side the
     /// measurement may miss up to the tool's start-up.
     pub fn tool_timer(&self) -> Measured {
-        let from = self.first_packet.unwrap_or(self.started);
-        let armed_before = self.startup.unwrap_or_default();
-        self.measured(slowness::late_between(from, self.ended), 1, armed_before)
+        let armed_before = self.startup().unwrap_or_default();
+        self.measured(from_us(self.late_us), 1, armed_before)
     }
 
     fn measured(&self, timers: Duration, n: usize, early_error: Duration) -> Measured {
@@ -411,7 +490,7 @@ impl Measurement {
             "timers up to {} ms late over {n} timer(s) (probe)",
             timers.as_millis()
         )];
-        if let Some(s) = self.startup {
+        if let Some(s) = self.startup() {
             from.push(format!(
                 "tool start-up {} ms, {} ms past the {} ms allowed",
                 s.as_millis(),
@@ -430,13 +509,12 @@ impl Measurement {
     /// The measured error of SYN `i`'s send time (relative to the first SYN): the
     /// lateness of the timers before it (a kernel timer is never early).
     fn syn_error(&self, i: usize) -> Measured {
-        let armed = self.syn_instants();
-        let late = match armed.get(i) {
-            Some(end) if i > 0 => Self::chain_lateness(&armed[..i], *end),
-            _ => Duration::ZERO,
-        };
+        let late = from_us(self.syn_late_us.iter().take(i).sum());
         Measured {
-            took: self.syn_times.get(i).copied().unwrap_or_default(),
+            took: self
+                .syn_times_us
+                .get(i)
+                .map_or(Duration::ZERO, |&t| from_us(t)),
             error: late,
             early_error: Duration::ZERO,
             error_from: format!(
@@ -448,8 +526,18 @@ impl Measurement {
     }
 }
 
+/// The measured lateness of the chain of timers armed at `armed` (each runs until the
+/// next, the last until `end`): the probe's worst lateness over each, summed.
+fn chain_lateness(armed: &[Instant], end: Instant) -> Duration {
+    armed
+        .iter()
+        .enumerate()
+        .map(|(i, a)| slowness::late_between(*a, armed.get(i + 1).copied().unwrap_or(end)))
+        .sum()
+}
+
 /// When the first SYN to `port` among `events` went out, on the monotonic clock.
-fn first_syn_at(events: &[TcpEvent], port: u16, capture_started: Instant) -> Option<Instant> {
+pub fn first_syn_at(events: &[TcpEvent], port: u16, capture_started: Instant) -> Option<Instant> {
     events
         .iter()
         .find(|e| e.flags.is_syn() && e.dst.port() == port)
@@ -502,8 +590,21 @@ pub fn check_schedule(
     ctx: &Ctx,
     startup: Duration,
 ) {
+    check_syns(outcome, against, schedule, m, ctx, startup, true);
+}
+
+/// [`check_schedule`], the give-up only `with_give_up` (a statement of SYN times alone).
+pub fn check_syns(
+    outcome: &mut Outcome,
+    against: Against,
+    schedule: &SynSchedule,
+    m: &Measurement,
+    ctx: &Ctx,
+    startup: Duration,
+    with_give_up: bool,
+) {
     let (windows, give_up_window) = schedule_windows(schedule, ctx.hz, startup);
-    let syn_times = &m.syn_times;
+    let syn_times = &m.syn_times();
     against.record(
         outcome,
         "SYN count",
@@ -534,14 +635,16 @@ pub fn check_schedule(
             timing: worst.map(|i| timing(windows[i], syn_times[i], &errors[i])),
         },
     );
-    check_timing(
-        outcome,
-        against,
-        "give-up time",
-        schedule.give_up,
-        give_up_window,
-        &m.kernel_give_up(),
-    );
+    if with_give_up {
+        check_timing(
+            outcome,
+            against,
+            "give-up time",
+            schedule.give_up,
+            give_up_window,
+            &m.kernel_give_up(),
+        );
+    }
 }
 
 /// The index of the time outside its window farthest beyond its error, if any is outside.
@@ -598,7 +701,7 @@ impl ToolRun {
                 let process = self.measurement.process_excess();
                 Measured {
                     error: wire.error + process,
-                    early_error: self.measurement.startup.unwrap_or_default(),
+                    early_error: self.measurement.startup().unwrap_or_default(),
                     error_from: format!(
                         "{}; tool process work {} ms past the {} ms allowed",
                         wire.error_from,
@@ -631,7 +734,7 @@ impl ToolRun {
                 armed.push(next);
             }
         }
-        let late = Measurement::chain_lateness(&armed, b);
+        let late = chain_lateness(&armed, b);
         Measured {
             took: b.saturating_duration_since(a),
             error: late,
@@ -655,13 +758,13 @@ pub fn run_tool(ns: &NetNs, cmd: &ToolCommand, port: u16) -> Result<ToolRun> {
     let events = cap.finish().context("finishing the capture")?;
     let syn_times = capture::syn_times(&events, port);
     let first_packet = first_syn_at(&events, port, capture_started);
-    let measurement = Measurement {
-        syn_times: syn_times.clone(),
+    let measurement = Measurement::record(
+        &syn_times,
         first_packet,
-        started: output.started,
-        ended: output.started + output.duration,
-        startup: first_packet.map(|f| f.saturating_duration_since(output.started)),
-    };
+        output.started,
+        output.started + output.duration,
+        true,
+    );
     Ok(ToolRun {
         output,
         events,
@@ -675,7 +778,7 @@ pub fn run_tool(ns: &NetNs, cmd: &ToolCommand, port: u16) -> Result<ToolRun> {
 /// timeline.
 pub fn tool_evidence(run: &ToolRun) -> String {
     let m = &run.measurement;
-    let startup = match m.startup {
+    let startup = match m.startup() {
         Some(s) => format!(
             "start-up (spawn to first SYN) {}, first SYN to exit {}",
             secs(s),

@@ -1,9 +1,15 @@
-//! The claims netclaim verifies, the runner that executes them concurrently, and the
-//! reports that render their verdicts.
+//! The claims netclaim verifies: the claim file format ([`spec`]) and the engine that
+//! measures and judges claim files ([`engine`], with the tools' behaviour in
+//! [`toolmodel`]), the built-in claim files (`suites/claims/*.toml`) and the claims that
+//! need a procedure of their own ([`claims`]), gathered by [`catalog`]. The runner and
+//! the reports are the `netclaim` binary's (`src/`).
 
 pub mod catalog;
 pub mod claim;
 pub mod claims;
+pub mod engine;
 pub mod lab;
+pub mod spec;
+pub mod toolmodel;
 
 pub use claim::{Check, CheckState, Claim, Ctx, Figures, Outcome, Timing, Verdict};

@@ -16,7 +16,15 @@ use std::time::Duration;
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use netclaim_harness::hostcheck::HostSnapshot;
+use netclaim_suites::claim::Procedure;
+use netclaim_suites::spec::Origin;
 use netclaim_suites::{catalog, Claim, Ctx, Outcome, Verdict};
+
+/// Whether a claim comes from the user's files (`NETCLAIM_CLAIMS`): those are
+/// requirements, so a refuted one fails its case.
+fn from_user_file(claim: &Claim) -> bool {
+    matches!(claim.run, Procedure::Data(d) if matches!(d.origin, Origin::File(_)))
+}
 
 fn judge(claim: &Claim, o: &Outcome) -> Result<(), Failed> {
     let report = || {
@@ -41,6 +49,14 @@ fn judge(claim: &Claim, o: &Outcome) -> Result<(), Failed> {
             Err(format!("not-applicable, but the model disagrees\n{}", report()).into())
         }
         Verdict::NotApplicable => Ok(()),
+        Verdict::Refuted if from_user_file(claim) => Err(format!(
+            "refuted: your claim does not hold on this kernel\n{}",
+            report()
+        )
+        .into()),
+        Verdict::Holds | Verdict::Inconclusive if from_user_file(claim) && o.model_agrees() => {
+            Ok(())
+        }
         Verdict::Holds | Verdict::Refuted | Verdict::Inconclusive if o.model_checks.is_empty() => {
             Err(format!(
                 "no prediction was checked: this case could not fail\n{}",
@@ -69,8 +85,20 @@ fn judge(claim: &Claim, o: &Outcome) -> Result<(), Failed> {
 }
 
 fn main() {
+    // Without root, labs run in a user namespace of this process's own: entered first,
+    // while the process is single-threaded (see netclaim_harness::userns).
+    let _ = netclaim_harness::userns::enter_if_unprivileged();
     let mut args = Arguments::from_args();
-    let claims = catalog::all();
+    // NETCLAIM_CLAIMS=path[:path…] adds claim files as cases of their own.
+    let claims = match catalog::with_files(&catalog::env_paths()) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("netclaim: NETCLAIM_CLAIMS: {e}");
+            }
+            std::process::exit(2);
+        }
+    };
     // The cases sleep on kernel timers, so run them all at once instead of at the default
     // of one per core (2 here), which would serialise the two-minute cases.
     args.test_threads.get_or_insert(claims.len() + 1);

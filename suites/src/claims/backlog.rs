@@ -37,7 +37,7 @@ use nix::errno::Errno;
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::seeds;
-use crate::claim::{Claim, Ctx, Figures, Needs, Outcome};
+use crate::claim::{Claim, Ctx, Figures, Needs, Outcome, Procedure};
 use crate::lab::{self, check_eq, check_schedule, Against, Measurement};
 
 /// The listen() argument the seed's servers (nginx, php-fpm) typically pass.
@@ -105,129 +105,8 @@ fn result_text(o: Option<&ConnectOutcome>) -> String {
     }
 }
 
-/// `ss` run inside `ns`; `(Recv-Q, Send-Q)` of the listener line that `pick` selects.
-/// For a listener Recv-Q is the accept queue length and Send-Q the effective backlog.
-fn ss_listener(
-    ns: &NetNs,
-    args: &[&str],
-    pick: impl Fn(&str) -> bool,
-    recv_q_col: usize,
-) -> Result<(Option<(u32, u32)>, String)> {
-    let cmd = ToolCommand::new("ss", Duration::from_secs(5)).args(args.iter().copied());
-    let out = ns
-        .run_command(&cmd)
-        .with_context(|| format!("running {}", cmd.command_line()))?;
-    let line = out.stdout.lines().find(|l| pick(l)).map(str::to_owned);
-    let parsed = line.as_deref().and_then(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        Some((
-            f.get(recv_q_col)?.parse().ok()?,
-            f.get(recv_q_col + 1)?.parse().ok()?,
-        ))
-    });
-    Ok((
-        parsed,
-        format!("$ {}\n{}", cmd.command_line(), out.stdout.trim_end()),
-    ))
-}
-
 // ---------------------------------------------------------------------------------------
 // backlog.unix-eagain
-
-fn unix_eagain(_ctx: &Ctx) -> Result<Outcome> {
-    let ns = NetNs::new().context("creating the lab namespace")?;
-    if let Some(na) = set_or_na(&ns, &[(knob::SOMAXCONN, &SMALL_SOMAXCONN.to_string())])? {
-        return Ok(na);
-    }
-    let somaxconn = ns.somaxconn()?;
-    // Inside a guarded directory: a socket file cannot carry the guard's lock itself.
-    let dir = TempDir::new("eagain")?;
-    let path = dir.path().join("listener.sock");
-    let listener = UnixNoAcceptListener::bind(&ns, &path, LISTEN_ARG)
-        .with_context(|| format!("binding {}", path.display()))?;
-    let backlog = (LISTEN_ARG as u32).min(somaxconn);
-    let fits = backlog as usize + 1;
-
-    let filled = fill(FILL_LIMIT, || {
-        Ok(client::unix_connect_nonblocking(
-            &ns,
-            listener.path(),
-            Duration::from_secs(1),
-        )?)
-    })?;
-    let (queue, ss_text) = ss_listener(
-        &ns,
-        &["-xlnH"],
-        |l| l.contains(&path.to_string_lossy().into_owned()),
-        2,
-    )
-    .unwrap_or_else(|e| (None, format!("ss: {e:#}")));
-    let errno = filled.stop.as_ref().and_then(|o| o.errno());
-
-    let mut o = Outcome::default();
-    o.evidence(format!(
-        "lab {}: net.core.somaxconn={somaxconn} (read back); unix listener {} with listen({LISTEN_ARG}) \
-         → effective backlog min({LISTEN_ARG}, {somaxconn}) = {backlog}; unix_recvq_full refuses when \
-         queued > backlog, so {fits} connections fit",
-        ns.name(),
-        path.display()
-    ));
-    o.evidence(format!(
-        "{} nonblocking connect()s completed; the next: {}",
-        filled.kept.len(),
-        result_text(filled.stop.as_ref())
-    ));
-    o.evidence(ss_text);
-    o.claimed.errno = Some(Errno::EAGAIN as i32);
-    o.expected.errno = Some(Errno::EAGAIN as i32);
-    o.expected.value = Some(format!("{fits} connections queued before EAGAIN"));
-    o.observed.errno = errno.map(|e| e as i32);
-    o.observed.value = Some(format!(
-        "{} connections queued before {}",
-        filled.kept.len(),
-        errno.map_or("no failure".into(), |e| format!("{e:?}"))
-    ));
-    check_eq(
-        &mut o,
-        Against::Statement,
-        "errno of the nonblocking connect() to the full unix listener",
-        Some(Errno::EAGAIN),
-        errno,
-    );
-    check_eq(
-        &mut o,
-        Against::Model,
-        "errno of the nonblocking connect() to the full unix listener",
-        Some(Errno::EAGAIN),
-        errno,
-    );
-    check_eq(
-        &mut o,
-        Against::Model,
-        "connections queued before the failure (min(listen, somaxconn) + 1)",
-        fits,
-        filled.kept.len(),
-    );
-    if let Some((recv_q, send_q)) = queue {
-        check_eq(
-            &mut o,
-            Against::Model,
-            "ss Send-Q of the listener (effective backlog)",
-            backlog,
-            send_q,
-        );
-        check_eq(
-            &mut o,
-            Against::Model,
-            "ss Recv-Q of the listener (queued connections)",
-            fits as u32,
-            recv_q,
-        );
-    }
-    drop(filled);
-    drop(listener);
-    Ok(o)
-}
 
 // ---------------------------------------------------------------------------------------
 // backlog.capped-by-somaxconn
@@ -250,7 +129,7 @@ fn tcp_fill(ns: &NetNs, port: u16, listen_arg: i32, somaxconn: u32) -> Result<Tc
         Ok(client::connect_nonblocking(ns, listener.addr(), TCP_POLL)?)
     })?;
     let port_text = format!(":{port}");
-    let (ss, ss_text) = ss_listener(
+    let (ss, ss_text) = lab::ss_listener(
         ns,
         &["-ltnH"],
         |l| {
@@ -348,58 +227,6 @@ fn capped_by_somaxconn(_ctx: &Ctx) -> Result<Outcome> {
     o.claimed.value = Some(claimed.join("; "));
     o.expected.value = Some(expected.join("; "));
     o.observed.value = Some(observed.join("; "));
-    Ok(o)
-}
-
-// ---------------------------------------------------------------------------------------
-// backlog.somaxconn-default
-
-/// `(major, minor)` of a release string such as `6.18.4-foo`.
-fn release_version(release: &str) -> Option<(u32, u32)> {
-    let mut it = release
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty());
-    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
-}
-
-/// `SOMAXCONN` of `include/linux/socket.h` for a kernel release: 4096 since 5.4
-/// (commit 19f92a030ca6), 128 before.
-fn documented_somaxconn(release: &str) -> Option<u32> {
-    release_version(release).map(|v| if v >= (5, 4) { 4096 } else { 128 })
-}
-
-fn somaxconn_default(ctx: &Ctx) -> Result<Outcome> {
-    let ns = NetNs::new().context("creating the lab namespace")?;
-    let value = ns.somaxconn()?;
-    let mut o = Outcome::default();
-    o.evidence(format!(
-        "fresh namespace {} on kernel {}: net.core.somaxconn = {value} (a new namespace starts \
-         from the compiled-in SOMAXCONN, not from the host's setting)",
-        ns.name(),
-        ctx.kernel
-    ));
-    o.claimed.value = Some("128".into());
-    o.observed.value = Some(value.to_string());
-    check_eq(
-        &mut o,
-        Against::Statement,
-        "net.core.somaxconn default",
-        128,
-        value,
-    );
-    match documented_somaxconn(&ctx.kernel) {
-        Some(expected) => {
-            o.expected.value = Some(expected.to_string());
-            check_eq(
-                &mut o,
-                Against::Model,
-                &format!("SOMAXCONN for kernel {}", ctx.kernel),
-                expected,
-                value,
-            );
-        }
-        None => bail!("cannot parse the kernel release {:?}", ctx.kernel),
-    }
     Ok(o)
 }
 
@@ -649,7 +476,7 @@ fn ack_overflow(ns: &NetNs, port: u16, backlog: u32) -> Result<AckOverflow> {
         })
         .collect();
     let port_text = format!(":{port}");
-    let (ss, _) = ss_listener(
+    let (ss, _) = lab::ss_listener(
         ns,
         &["-ltnH"],
         |l| {
@@ -926,8 +753,15 @@ const NGINX_SOMAXCONN: u32 = 2;
 
 fn nginx_conf(dir: &Path, upstream: &Path) -> String {
     let d = dir.display();
+    // In a user namespace only root is mapped: nginx's default worker user (nobody)
+    // cannot be switched to, so the workers stay root there.
+    let user = if netclaim_harness::userns::mode().rootless() {
+        "user root root;\n"
+    } else {
+        ""
+    };
     format!(
-        "worker_processes 1;
+        "{user}worker_processes 1;
 error_log {d}/error.log error;
 pid {d}/nginx.pid;
 events {{ worker_connections 64; }}
@@ -1109,16 +943,6 @@ const S: Duration = Duration::from_secs(1);
 pub fn claims() -> Vec<Claim> {
     vec![
         Claim {
-            id: "backlog.unix-eagain",
-            source: seeds::SOMAXCONN,
-            statement: "A nonblocking connect() to a unix socket whose accept queue is full fails with EAGAIN (11).",
-            lab: "one namespace with net.core.somaxconn=4; a unix listener with listen(128) that never accepts",
-            action: "nonblocking connect()s until one fails; count them and take the errno",
-            needs: Needs { tools: &[] },
-            estimate: S,
-            run: unix_eagain,
-        },
-        Claim {
             id: "backlog.capped-by-somaxconn",
             source: seeds::SOMAXCONN,
             statement: "The effective backlog of a listener is min(listen() backlog, net.core.somaxconn).",
@@ -1126,17 +950,7 @@ pub fn claims() -> Vec<Claim> {
             action: "nonblocking connects until one does not complete within 300 ms; ss -ltn Send-Q/Recv-Q of each listener",
             needs: Needs { tools: &["ss"] },
             estimate: 2 * S,
-            run: capped_by_somaxconn,
-        },
-        Claim {
-            id: "backlog.somaxconn-default",
-            source: seeds::SOMAXCONN,
-            statement: "net.core.somaxconn defaults to 128.",
-            lab: "a fresh namespace with the kernel's defaults",
-            action: "read net.core.somaxconn",
-            needs: Needs { tools: &[] },
-            estimate: S,
-            run: somaxconn_default,
+            run: Procedure::Rust(capped_by_somaxconn),
         },
         Claim {
             id: "backlog.tcp-full-refused",
@@ -1148,7 +962,7 @@ pub fn claims() -> Vec<Claim> {
                      and the last one's read() is checked",
             needs: Needs { tools: &["ss"] },
             estimate: 7 * S,
-            run: tcp_full_refused,
+            run: Procedure::Rust(tcp_full_refused),
         },
         Claim {
             id: "backlog.syn-backlog-default",
@@ -1158,7 +972,7 @@ pub fn claims() -> Vec<Claim> {
             action: "read the defaults; send 24 SYNs with tcp_syncookies=0 and =1 and count SYN-RECV request sockets with ss",
             needs: Needs { tools: &["ss", "iptables"] },
             estimate: 2 * S,
-            run: syn_backlog_default,
+            run: Procedure::Rust(syn_backlog_default),
         },
         Claim {
             id: "backlog.nginx-502",
@@ -1168,7 +982,7 @@ pub fn claims() -> Vec<Claim> {
             action: "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8080/; read nginx's error log",
             needs: Needs { tools: &["nginx", "curl"] },
             estimate: 3 * S,
-            run: nginx_502,
+            run: Procedure::Rust(nginx_502),
         },
     ]
 }
@@ -1176,14 +990,6 @@ pub fn claims() -> Vec<Claim> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn somaxconn_by_release() {
-        assert_eq!(documented_somaxconn("6.18.44-fc-v782"), Some(4096));
-        assert_eq!(documented_somaxconn("5.4.0"), Some(4096));
-        assert_eq!(documented_somaxconn("4.19.0-17-amd64"), Some(128));
-        assert_eq!(documented_somaxconn("junk"), None);
-    }
 
     #[test]
     fn syn_queue_keeps_three_quarters_without_cookies() {

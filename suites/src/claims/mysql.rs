@@ -17,38 +17,27 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use netclaim_fixtures::server::NoAcceptListener;
-use netclaim_harness::command::{tool_version, ToolCommand};
-use netclaim_harness::sysctl::knob;
+use netclaim_harness::command::ToolCommand;
 use netclaim_harness::tmp::TempDir;
 use netclaim_harness::NetNs;
 use nix::errno::Errno;
 
 use super::seeds;
-use crate::claim::{Claim, Ctx, Figures, Needs, Outcome};
+use crate::claim::{Claim, Ctx, Figures, Needs, Outcome, Procedure};
 use crate::lab::{
-    self, check_eq, check_schedule, check_timing, secs, tool_timer_window, version_evidence,
-    Against, SynDropLab, ToolRun, TOOL_STARTUP,
+    self, check_eq, check_timing, tool_timer_window, version_evidence, Against, ToolRun,
+    TOOL_STARTUP,
 };
+use crate::toolmodel::{is_mariadb, mysql_error, MysqlCase, MysqlError};
 
 /// The MySQL port the seed used.
 const MYSQL_PORT: u16 = 3306;
 /// Loopback, where every lab here puts its server.
 const LOOPBACK: [u8; 4] = [127, 0, 0, 1];
-/// The `--connect_timeout` the claims pass.
-const CONNECT_TIMEOUT_S: u64 = 2;
-/// How long the silent-server run is left blocked before the harness kills it: far past
-/// the connect timeout the other claims use and the SYN give-up of the lab.
-const SILENT_WAIT: Duration = Duration::from_secs(15);
 /// The default server socket of Debian's MariaDB client (`MARIADB_UNIX_ADDR`).
 const MARIADB_DEFAULT_SOCKET: &str = "/run/mysqld/mysqld.sock";
 /// The default server socket of an upstream MySQL build.
 const MYSQL_DEFAULT_SOCKET: &str = "/tmp/mysql.sock";
-
-/// Whether the installed `mysql` is MariaDB's client.
-pub(crate) fn is_mariadb() -> bool {
-    tool_version("mysql").is_some_and(|v| v.contains("MariaDB"))
-}
 
 /// The `mysql` command line for a TCP connection to `target`.
 fn tcp_command(
@@ -107,115 +96,11 @@ impl ClientError {
     }
 }
 
-/// What the installed client is predicted to print.
-#[derive(Debug, Clone)]
-struct Predicted {
-    code: u32,
-    errno: i32,
-    line: String,
-}
-
-/// The failure cases the claims look at.
-#[derive(Debug, Clone, Copy)]
-enum Case {
-    /// connect() fails: the kernel gave up (ETIMEDOUT) or the peer reset (ECONNREFUSED).
-    ConnectFailed(Errno),
-    /// The client's own connect timeout expired while connecting.
-    ConnectTimedOut,
-    /// Connected; the greeting did not come within the connect timeout.
-    GreetingTimedOut,
-}
-
-/// The prediction for `case` against `target`, from the client's connect code.
-fn predict(case: Case, target: SocketAddrV4) -> Predicted {
-    let ip = target.ip();
-    if is_mariadb() {
-        // Connector/C 3 (ma_pvio_socket.c): nonblocking connect(); whatever then fails
-        // in poll() or SO_ERROR, the error reported is CR_CONN_HOST_ERROR (2002) with the
-        // errno saved from connect(), EINPROGRESS, unless its own poll() timed out
-        // (ETIMEDOUT). A timed-out greeting read is CR_SERVER_LOST (2013).
-        match case {
-            Case::ConnectFailed(_) => {
-                let e = Errno::EINPROGRESS as i32;
-                Predicted {
-                    code: 2002,
-                    errno: e,
-                    line: format!("ERROR 2002 (HY000): Can't connect to server on '{ip}' ({e})"),
-                }
-            }
-            Case::ConnectTimedOut => {
-                let e = Errno::ETIMEDOUT as i32;
-                Predicted {
-                    code: 2002,
-                    errno: e,
-                    line: format!("ERROR 2002 (HY000): Can't connect to server on '{ip}' ({e})"),
-                }
-            }
-            Case::GreetingTimedOut => {
-                let e = Errno::ETIMEDOUT as i32;
-                Predicted {
-                    code: 2013,
-                    errno: e,
-                    line: format!(
-                        "ERROR 2013 (HY000): Lost connection to server at 'handshake: reading initial communication packet', system error: {e}"
-                    ),
-                }
-            }
-        }
-    } else {
-        // Oracle MySQL's libmysqlclient: CR_CONN_HOST_ERROR (2003) with the connect errno.
-        match case {
-            Case::ConnectFailed(errno) => {
-                let e = errno as i32;
-                Predicted {
-                    code: 2003,
-                    errno: e,
-                    line: format!(
-                        "ERROR 2003 (HY000): Can't connect to MySQL server on '{ip}:{}' ({e})",
-                        target.port()
-                    ),
-                }
-            }
-            Case::ConnectTimedOut => {
-                let e = Errno::ETIMEDOUT as i32;
-                Predicted {
-                    code: 2003,
-                    errno: e,
-                    line: format!(
-                        "ERROR 2003 (HY000): Can't connect to MySQL server on '{ip}:{}' ({e})",
-                        target.port()
-                    ),
-                }
-            }
-            Case::GreetingTimedOut => {
-                let e = Errno::ETIMEDOUT as i32;
-                Predicted {
-                    code: 2013,
-                    errno: e,
-                    line: format!(
-                        "ERROR 2013 (HY000): Lost connection to MySQL server at 'reading initial communication packet', system error: {e}"
-                    ),
-                }
-            }
-        }
-    }
-}
-
-/// Observed figures of a mysql run: duration, SYNs, exit code, errno and error line.
-fn observed(run: &ToolRun, err: Option<&ClientError>) -> Figures {
-    let mut f = lab::tool_figures(run);
-    f.errno = err.and_then(|e| e.errno);
-    if let Some(e) = err {
-        f.value = Some(e.line.clone());
-    }
-    f
-}
-
 /// Model checks of exit code 1, error number, errno and the whole line.
 fn check_prediction(
     o: &mut Outcome,
     label: &str,
-    p: &Predicted,
+    p: &MysqlError,
     run: &ToolRun,
     err: Option<&ClientError>,
 ) {
@@ -248,324 +133,6 @@ fn check_prediction(
         Some(p.line.as_str()),
         err.map(|e| e.line.as_str()),
     );
-}
-
-/// `mysql.no-timeout`: no --connect_timeout to a dropped port → the kernel decides.
-fn no_timeout(ctx: &Ctx) -> Result<Outcome> {
-    let lab = SynDropLab::new(&[(knob::TCP_SYN_RETRIES, "1")])?;
-    let model = lab::model_in(&lab.ns)?;
-    let schedule = model.schedule();
-    let deadline = schedule.give_up * 2 + Duration::from_secs(10);
-    let run = lab::run_tool(
-        &lab.ns,
-        &tcp_command(lab.target, None, deadline),
-        lab.target.port(),
-    )?;
-    let err = ClientError::parse(&run.output.combined());
-    let mut o = Outcome::default();
-    o.evidence(format!(
-        "lab {}: SYN DROP on {}, in force: {}",
-        lab.ns.name(),
-        lab.target,
-        lab::describe_model(&model)
-    ));
-    version_evidence(&mut o, "mysql");
-    o.evidence(lab::tool_evidence(&run));
-
-    let etimedout = Errno::ETIMEDOUT as i32;
-    let stated_line = format!(
-        "ERROR 2003 (HY000): Can't connect to MySQL server on '{}' ({etimedout})",
-        lab.target.ip()
-    );
-    o.claimed = Figures {
-        errno: Some(etimedout),
-        value: Some(stated_line),
-        ..Figures::default()
-    }
-    .duration(schedule.give_up);
-    let p = predict(Case::ConnectFailed(Errno::ETIMEDOUT), lab.target);
-    o.expected = Figures {
-        exit_code: Some(1),
-        errno: Some(p.errno),
-        value: Some(p.line.clone()),
-        ..Figures::default()
-    }
-    .duration(schedule.give_up)
-    .syn_times(&schedule.send_times);
-    o.observed = observed(&run, err.as_ref());
-
-    // The statement: the client waits for the kernel's give-up, then ERROR 2003 (110).
-    let window = lab::give_up_window(schedule.give_up, &schedule, ctx.hz, TOOL_STARTUP);
-    check_timing(
-        &mut o,
-        Against::Statement,
-        "fails when the kernel gives up (no client timer)",
-        schedule.give_up,
-        window,
-        &run.measurement.kernel_give_up(),
-    );
-    check_eq(
-        &mut o,
-        Against::Statement,
-        "client error number",
-        Some(2003),
-        err.as_ref().and_then(|e| e.code),
-    );
-    check_eq(
-        &mut o,
-        Against::Statement,
-        "errno in the message",
-        Some(etimedout),
-        err.as_ref().and_then(|e| e.errno),
-    );
-
-    // The prediction.
-    check_schedule(
-        &mut o,
-        Against::Model,
-        &schedule,
-        &run.measurement,
-        ctx,
-        TOOL_STARTUP,
-    );
-    check_prediction(&mut o, "", &p, &run, err.as_ref());
-    Ok(o)
-}
-
-/// `mysql.connect-timeout`: --connect_timeout=N to a dropped port fails after N s.
-fn connect_timeout(_ctx: &Ctx) -> Result<Outcome> {
-    let lab = SynDropLab::new(&[])?;
-    let model = lab::model_in(&lab.ns)?;
-    let schedule = model.schedule();
-    let n = Duration::from_secs(CONNECT_TIMEOUT_S);
-    let cmd = tcp_command(
-        lab.target,
-        Some(CONNECT_TIMEOUT_S),
-        n + Duration::from_secs(20),
-    );
-    let run = lab::run_tool(&lab.ns, &cmd, lab.target.port())?;
-    let err = ClientError::parse(&run.output.combined());
-    let mut o = Outcome::default();
-    o.evidence(format!(
-        "lab {}: SYN DROP on {}, in force: {} (the kernel alone would give up after {})",
-        lab.ns.name(),
-        lab.target,
-        lab::describe_model(&model),
-        secs(schedule.give_up)
-    ));
-    version_evidence(&mut o, "mysql");
-    o.evidence(
-        "seed (MySQL 5.1): `mysql -h 192.168.100.1 --connect_timeout=5` printed \
-         \"ERROR 2003 (HY000): Can't connect to MySQL server on '192.168.100.1' (4)\" after \
-         poll(…, 5000) = 0 (Timeout)",
-    );
-    o.evidence(lab::tool_evidence(&run));
-
-    // The client's timer wins when it is shorter than the kernel's give-up.
-    let (expected, case) = if n < schedule.give_up {
-        (n, Case::ConnectTimedOut)
-    } else {
-        (schedule.give_up, Case::ConnectFailed(Errno::ETIMEDOUT))
-    };
-    let p = predict(case, lab.target);
-    o.claimed = Figures::default().duration(n);
-    o.expected = Figures {
-        exit_code: Some(1),
-        errno: Some(p.errno),
-        value: Some(p.line.clone()),
-        ..Figures::default()
-    }
-    .duration(expected);
-    o.observed = observed(&run, err.as_ref());
-
-    let took = run.measurement.tool_timer();
-    check_timing(
-        &mut o,
-        Against::Statement,
-        "fails after the connect timeout",
-        n,
-        tool_timer_window(n, TOOL_STARTUP),
-        &took,
-    );
-    check_timing(
-        &mut o,
-        Against::Model,
-        "give-up time (min of connect_timeout and the kernel's give-up)",
-        expected,
-        tool_timer_window(expected, TOOL_STARTUP),
-        &took,
-    );
-    check_prediction(&mut o, "", &p, &run, err.as_ref());
-    Ok(o)
-}
-
-/// A namespace with a listener on 127.0.0.1:3306 that completes handshakes and never
-/// accepts, so the client waits for a greeting that never comes (the seed's `nc -l 3306`).
-struct SilentServerLab {
-    ns: NetNs,
-    _listener: NoAcceptListener,
-    target: SocketAddrV4,
-}
-
-impl SilentServerLab {
-    fn new() -> Result<Self> {
-        let ns = NetNs::new().context("creating the lab namespace")?;
-        let target = SocketAddrV4::new(LOOPBACK.into(), MYSQL_PORT);
-        let listener = NoAcceptListener::bind(&ns, target, 16)
-            .with_context(|| format!("binding the silent listener on {target}"))?;
-        Ok(Self {
-            ns,
-            _listener: listener,
-            target,
-        })
-    }
-}
-
-/// Whether the handshake completed on the wire (a SYN-ACK came back).
-fn handshake_completed(run: &ToolRun) -> bool {
-    run.events.iter().any(|e| e.flags.is_syn_ack())
-}
-
-/// `mysql.silent-server`: no --connect_timeout → blocked for good waiting for the greeting.
-fn silent_server(_ctx: &Ctx) -> Result<Outcome> {
-    let lab = SilentServerLab::new()?;
-    let run = lab::run_tool(
-        &lab.ns,
-        &tcp_command(lab.target, None, SILENT_WAIT),
-        lab.target.port(),
-    )?;
-    let mut o = Outcome::default();
-    o.evidence(format!(
-        "lab {}: listener on {} that never accepts (kernel completes the handshake, no greeting); \
-         the harness kills mysql after {}",
-        lab.ns.name(),
-        lab.target,
-        secs(SILENT_WAIT)
-    ));
-    version_evidence(&mut o, "mysql");
-    o.evidence(lab::tool_evidence(&run));
-
-    let blocked = |r: &ToolRun| {
-        if r.output.timed_out {
-            "still blocked"
-        } else {
-            "ended"
-        }
-    };
-    o.claimed = Figures {
-        value: Some(format!("still blocked at {}", secs(SILENT_WAIT))),
-        ..Figures::default()
-    };
-    // The client sets no read timeout without --connect_timeout (--help: connect-timeout
-    // 0): it waits in poll(fd, POLLIN, -1) for the greeting.
-    o.expected = Figures {
-        value: Some(format!("still blocked at {}, no output", secs(SILENT_WAIT))),
-        ..Figures::default()
-    };
-    o.observed = lab::tool_figures(&run);
-    o.observed.value = Some(format!(
-        "{} at {}{}",
-        blocked(&run),
-        secs(run.output.duration),
-        ClientError::parse(&run.output.combined())
-            .map(|e| format!(": {}", e.line))
-            .unwrap_or_default()
-    ));
-
-    o.claim_check(
-        "blocks well past every other timeout",
-        format!("still blocked when killed at {}", secs(SILENT_WAIT)),
-        format!("{} after {}", blocked(&run), secs(run.output.duration)),
-        run.output.timed_out,
-    );
-    o.model_check(
-        "the TCP handshake completed (SYN-ACK seen)",
-        "true",
-        handshake_completed(&run).to_string(),
-        handshake_completed(&run),
-    );
-    o.model_check(
-        "no client timer fires: killed at the harness deadline",
-        format!("timed_out=true after {}", secs(SILENT_WAIT)),
-        format!(
-            "timed_out={} after {}",
-            run.output.timed_out,
-            secs(run.output.duration)
-        ),
-        run.output.timed_out,
-    );
-    check_eq(
-        &mut o,
-        Against::Model,
-        "nothing printed",
-        "",
-        run.output.combined().trim(),
-    );
-    Ok(o)
-}
-
-/// `mysql.silent-server-timeout`: with --connect_timeout=N the greeting wait ends after N s.
-fn silent_server_timeout(_ctx: &Ctx) -> Result<Outcome> {
-    let lab = SilentServerLab::new()?;
-    let n = Duration::from_secs(CONNECT_TIMEOUT_S);
-    let cmd = tcp_command(
-        lab.target,
-        Some(CONNECT_TIMEOUT_S),
-        n + Duration::from_secs(20),
-    );
-    let run = lab::run_tool(&lab.ns, &cmd, lab.target.port())?;
-    let err = ClientError::parse(&run.output.combined());
-    let mut o = Outcome::default();
-    o.evidence(format!(
-        "lab {}: listener on {} that never accepts (kernel completes the handshake, no greeting)",
-        lab.ns.name(),
-        lab.target
-    ));
-    version_evidence(&mut o, "mysql");
-    o.evidence(
-        "seed (MySQL 5.1, `nc -l 3306` server): `mysql -h 127.0.0.1 --connect_timeout=30` \
-         printed \"ERROR 2003 (HY000): Can't connect to MySQL server on '127.0.0.1' (4)\"",
-    );
-    o.evidence(lab::tool_evidence(&run));
-
-    let p = predict(Case::GreetingTimedOut, lab.target);
-    o.claimed = Figures::default().duration(n);
-    o.expected = Figures {
-        exit_code: Some(1),
-        errno: Some(p.errno),
-        value: Some(p.line.clone()),
-        ..Figures::default()
-    }
-    .duration(n);
-    o.observed = observed(&run, err.as_ref());
-
-    let window = tool_timer_window(n, TOOL_STARTUP);
-    // The client hangs up when the greeting does not come in time: timed to its FIN.
-    let took = run.until_close(lab.target.port());
-    check_timing(
-        &mut o,
-        Against::Statement,
-        "fails after the connect timeout",
-        n,
-        window,
-        &took,
-    );
-    check_timing(
-        &mut o,
-        Against::Model,
-        "fails after the connect timeout (greeting read)",
-        n,
-        window,
-        &took,
-    );
-    o.model_check(
-        "the TCP handshake completed (SYN-ACK seen)",
-        "true",
-        handshake_completed(&run).to_string(),
-        handshake_completed(&run),
-    );
-    check_prediction(&mut o, "", &p, &run, err.as_ref());
-    Ok(o)
 }
 
 /// `mysql.refused`: no listener; with and without --connect_timeout.
@@ -601,7 +168,7 @@ fn refused(_ctx: &Ctx) -> Result<Outcome> {
         "ERROR 2013 (HY000): Lost connection to MySQL server at 'reading initial communication packet', system error: {refused}"
     );
     // Connector/C reports a refused connect the same way with or without a timeout.
-    let p = predict(Case::ConnectFailed(Errno::ECONNREFUSED), target);
+    let p = mysql_error(MysqlCase::ConnectFailed(Errno::ECONNREFUSED), target);
     o.claimed = Figures {
         errno: Some(refused),
         value: Some(format!(
@@ -813,52 +380,12 @@ const S: Duration = Duration::from_secs(1);
 
 /// The claims of this module.
 pub fn claims() -> Vec<Claim> {
-    let with_fw = Needs {
+    let _with_fw = Needs {
         tools: &["iptables", "mysql"],
     };
     let plain = Needs { tools: &["mysql"] };
-    let silent_lab = "one namespace; a listener on 127.0.0.1:3306 that never calls accept() (the kernel completes the handshake, no greeting is ever sent), as the seed's `nc -l 3306`";
+    let _silent_lab = "one namespace; a listener on 127.0.0.1:3306 that never calls accept() (the kernel completes the handshake, no greeting is ever sent), as the seed's `nc -l 3306`";
     vec![
-        Claim {
-            id: "mysql.no-timeout",
-            source: seeds::TOOLS,
-            statement: "Without --connect_timeout, mysql connecting to a port whose SYNs are dropped waits until the kernel gives up the connect, then prints ERROR 2003 (HY000) … (110), ETIMEDOUT.",
-            lab: "one namespace, iptables -A INPUT -p tcp --dport 7 --syn -j DROP, target 127.0.0.1:7; tcp_syn_retries=1 in the lab (the seed had 5, 63 s) so the kernel gives up within seconds",
-            action: "mysql --no-defaults --protocol=TCP -h 127.0.0.1 -P 7 -u netclaim -e 'SELECT 1', with the SYNs captured",
-            needs: with_fw,
-            estimate: 4 * S,
-            run: no_timeout,
-        },
-        Claim {
-            id: "mysql.connect-timeout",
-            source: seeds::TOOLS,
-            statement: "mysql --connect_timeout=N to a port whose SYNs are dropped fails after N s (the client's own nonblocking connect + poll), well before the kernel would give up.",
-            lab: "one namespace, iptables -A INPUT -p tcp --dport 7 --syn -j DROP, target 127.0.0.1:7, the kernel's default sysctls",
-            action: "mysql --no-defaults --protocol=TCP -h 127.0.0.1 -P 7 --connect_timeout=2 -e 'SELECT 1'",
-            needs: with_fw,
-            estimate: 3 * S,
-            run: connect_timeout,
-        },
-        Claim {
-            id: "mysql.silent-server",
-            source: seeds::TOOLS,
-            statement: "Without --connect_timeout, mysql connected to a server that accepts the TCP connection but never sends its greeting blocks indefinitely.",
-            lab: silent_lab,
-            action: "mysql --no-defaults --protocol=TCP -h 127.0.0.1 -P 3306 -e 'SELECT 1', killed by the harness after 15 s (far past the 2 s connect timeout and the SYN give-up); still running then = blocked",
-            needs: plain,
-            estimate: 16 * S,
-            run: silent_server,
-        },
-        Claim {
-            id: "mysql.silent-server-timeout",
-            source: seeds::TOOLS,
-            statement: "With --connect_timeout=N, mysql connected to a server that never sends its greeting fails after N s instead of blocking.",
-            lab: silent_lab,
-            action: "mysql --no-defaults --protocol=TCP -h 127.0.0.1 -P 3306 --connect_timeout=2 -e 'SELECT 1'",
-            needs: plain,
-            estimate: 3 * S,
-            run: silent_server_timeout,
-        },
         Claim {
             id: "mysql.refused",
             source: seeds::TOOLS,
@@ -867,7 +394,7 @@ pub fn claims() -> Vec<Claim> {
             action: "mysql --no-defaults --protocol=TCP -h 127.0.0.1 -P 3306 -e 'SELECT 1', then the same with --connect_timeout=1",
             needs: plain,
             estimate: S,
-            run: refused,
+            run: Procedure::Rust(refused),
         },
         Claim {
             id: "mysql.no-socket",
@@ -877,7 +404,7 @@ pub fn claims() -> Vec<Claim> {
             action: "mysql --no-defaults -e 'SELECT 1'",
             needs: plain,
             estimate: S,
-            run: no_socket,
+            run: Procedure::Rust(no_socket),
         },
     ]
 }

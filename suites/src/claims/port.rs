@@ -19,7 +19,7 @@ use netclaim_harness::NetNs;
 use nix::errno::Errno;
 
 use super::seeds;
-use crate::claim::{Claim, Ctx, Figures, Needs, Outcome, Verdict};
+use crate::claim::{Claim, Ctx, Figures, Needs, Outcome, Procedure};
 use crate::lab::{self, check_eq, Against, Shown};
 
 /// Where the lab listener listens (outside every range the claims set).
@@ -174,15 +174,6 @@ pub(crate) fn tw_reuse_age(ns: &NetNs) -> Result<(Duration, String)> {
             "no tcp_tw_reuse_delay (kernel < 6.13): a TIME_WAIT becomes reusable when the seconds clock is past its last timestamp + 1 s, i.e. 1..2 s after it was entered".into(),
         ),
     })
-}
-
-/// `(major, minor)` of a kernel release string.
-pub(crate) fn kernel_version(release: &str) -> (u32, u32) {
-    let mut it = release
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().unwrap_or(0));
-    (it.next().unwrap_or(0), it.next().unwrap_or(0))
 }
 
 fn errno_figure(e: Option<Errno>) -> Option<i32> {
@@ -644,53 +635,6 @@ fn tw_reuse(_ctx: &Ctx) -> Result<Outcome> {
     Ok(o)
 }
 
-fn tw_recycle(ctx: &Ctx) -> Result<Outcome> {
-    let ns = NetNs::new().context("creating the lab namespace")?;
-    let value = ns.sysctl_opt(knob::TCP_TW_RECYCLE)?;
-    let version = kernel_version(&ctx.kernel);
-    // Removed by commit 4396e46187ca ("tcp: remove tcp_tw_recycle"), Linux 4.12.
-    let predicted_present = version < (4, 12);
-    let mut o = match &value {
-        None => Outcome::forced(
-            Verdict::NotApplicable,
-            format!(
-                "net.ipv4.tcp_tw_recycle does not exist on Linux {}: it was removed in 4.12 (commit 4396e46187ca, \"tcp: remove tcp_tw_recycle\"), so there is nothing to enable",
-                ctx.kernel
-            ),
-        ),
-        Some(v) => Outcome::forced(
-            Verdict::NotApplicable,
-            format!("net.ipv4.tcp_tw_recycle = {v} exists on this old kernel; the claim is only checked for its presence"),
-        ),
-    };
-    o.evidence(format!(
-        "{} in a fresh namespace on Linux {}: {}",
-        knob::TCP_TW_RECYCLE,
-        ctx.kernel,
-        value
-            .as_deref()
-            .unwrap_or("absent (no /proc/sys/net/ipv4/tcp_tw_recycle)")
-    ));
-    o.claimed.value = Some("tcp_tw_recycle=1 accepted".into());
-    o.expected.value = Some(
-        if predicted_present {
-            "present"
-        } else {
-            "absent"
-        }
-        .into(),
-    );
-    o.observed.value = Some(if value.is_some() { "present" } else { "absent" }.into());
-    check_eq(
-        &mut o,
-        Against::Model,
-        "tcp_tw_recycle present (kernel < 4.12)",
-        predicted_present,
-        value.is_some(),
-    );
-    Ok(o)
-}
-
 fn writes_proc(_ctx: &Ctx) -> Result<Outcome> {
     const NEW: (u16, u16) = (40000, 40001);
     let ns = NetNs::new().context("creating the lab namespace")?;
@@ -835,7 +779,7 @@ pub fn claims() -> Vec<Claim> {
             action: "hold connections from every port to a listener that never accepts, then connect() once more; again with the ports held by client-closed TIME_WAIT sockets and tcp_tw_reuse=0",
             needs: Needs::default(),
             estimate: S,
-            run: exhaustion_errno,
+            run: Procedure::Rust(exhaustion_errno),
         },
         Claim {
             id: "port.exhaustion-curl",
@@ -845,7 +789,7 @@ pub fn claims() -> Vec<Claim> {
             action: "hold connections from every port, then curl -sS -v --max-time 10 http://127.0.0.1:8080/",
             needs: Needs { tools: &["curl"] },
             estimate: S,
-            run: exhaustion_curl,
+            run: Procedure::Rust(exhaustion_curl),
         },
         Claim {
             id: "port.range-size",
@@ -855,7 +799,7 @@ pub fn claims() -> Vec<Claim> {
             action: "hold connections to :8080 until connect() fails, then to :8081; the same with the odd range",
             needs: Needs::default(),
             estimate: S,
-            run: range_size,
+            run: Procedure::Rust(range_size),
         },
         Claim {
             id: "port.tw-reuse",
@@ -865,17 +809,7 @@ pub fn claims() -> Vec<Claim> {
             action: "fill the range with client-closed TIME_WAIT sockets; connect with tcp_tw_reuse=0, with 1 at once, with 1 after tcp_tw_reuse_delay, and with 2",
             needs: Needs::default(),
             estimate: 2 * S,
-            run: tw_reuse,
-        },
-        Claim {
-            id: "port.tw-recycle",
-            source: seeds::ERRNO_99,
-            statement: "Setting net.ipv4.tcp_tw_recycle=1 makes TIME_WAIT sockets recycle quickly.",
-            lab: "one fresh namespace",
-            action: "look for net.ipv4.tcp_tw_recycle",
-            needs: Needs::default(),
-            estimate: S,
-            run: tw_recycle,
+            run: Procedure::Rust(tw_reuse),
         },
         Claim {
             id: "sysctl.writes-proc",
@@ -885,7 +819,7 @@ pub fn claims() -> Vec<Claim> {
             action: "sysctl -w net.ipv4.ip_local_port_range=\"40000 40001\" inside the namespace (under strace when available), then connect until the range is used up",
             needs: Needs { tools: &["sysctl"] },
             estimate: S,
-            run: writes_proc,
+            run: Procedure::Rust(writes_proc),
         },
     ]
 }
@@ -901,11 +835,5 @@ mod tests {
         assert_eq!(usable_ports(40000, 40000, ""), (1, 1));
         assert_eq!(usable_ports(40000, 40003, "40001,50000-50010"), (3, 3));
         assert_eq!(usable_ports(32768, 60999, ""), (28232, 28232));
-    }
-
-    #[test]
-    fn parses_kernel_versions() {
-        assert_eq!(kernel_version("6.18.44-fc-v782"), (6, 18));
-        assert_eq!(kernel_version("4.9.0-19-amd64"), (4, 9));
     }
 }

@@ -11,21 +11,21 @@
 //! `s × (1 + ⌈N / s⌉)` s, not N s.
 
 use std::net::SocketAddrV4;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use netclaim_fixtures::server::NoAcceptListener;
 use netclaim_harness::capture::TcpFlags;
-use netclaim_harness::command::{CommandOutput, Daemon, ToolCommand};
-use netclaim_harness::tmp::TempDir;
+use netclaim_harness::command::ToolCommand;
 use netclaim_harness::NetNs;
 
 use super::seeds;
-use crate::claim::{Check, Claim, Ctx, Figures, Needs, Outcome};
+use crate::claim::{Check, Claim, Ctx, Figures, Needs, Outcome, Procedure};
 use crate::lab::{
     self, check_eq, check_timing, secs, tool_timer_window, version_evidence, Against, ToolRun,
     TOOL_STARTUP,
 };
+use crate::toolmodel::rsync::RERR_TIMEOUT;
 
 /// The rsync daemon port.
 const RSYNC_PORT: u16 = 873;
@@ -33,97 +33,11 @@ const RSYNC_PORT: u16 = 873;
 const LOOPBACK: [u8; 4] = [127, 0, 0, 1];
 /// The module the lab's daemon exports.
 const MODULE: &str = "netclaim";
-/// The `--contimeout` the claim passes.
-const CONTIMEOUT_S: u64 = 2;
 /// The `--timeout` values the claim passes: 2 (the seed's style of small value) and 4,
 /// where the difference between N and the real idle time is unambiguous.
 const IO_TIMEOUTS_S: [u64; 2] = [2, 4];
 /// rsync's `SELECT_TIMEOUT`: the longest single select(2) wait.
 const SELECT_TIMEOUT_S: u64 = 60;
-/// `RERR_TIMEOUT`: "timeout in data send/receive".
-const RERR_TIMEOUT: i32 = 30;
-/// `RERR_CONTIMEOUT`: "timeout waiting for daemon connection".
-const RERR_CONTIMEOUT: i32 = 35;
-/// `RERR_SOCKETIO`: "error in socket IO" (connect() itself failed).
-const RERR_SOCKETIO: i32 = 10;
-
-/// A namespace running `rsync --daemon` on 127.0.0.1:873 with one module holding a file.
-/// Fields drop in order: the daemon is killed before its namespace and directory go.
-struct DaemonLab {
-    daemon: Daemon,
-    ns: NetNs,
-    /// The module listing that proved the daemon serves.
-    listing: CommandOutput,
-    _dir: TempDir,
-}
-
-impl DaemonLab {
-    fn new() -> Result<Self> {
-        let ns = NetNs::new().context("creating the lab namespace")?;
-        let dir = TempDir::new("rsyncd")?;
-        let module = dir.path().join("module");
-        std::fs::create_dir_all(&module)
-            .with_context(|| format!("creating {}", module.display()))?;
-        let file = module.join("hello.txt");
-        std::fs::write(&file, "netclaim rsync lab\n")
-            .with_context(|| format!("writing {}", file.display()))?;
-        let conf = dir.path().join("rsyncd.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "use chroot = no\nuid = root\ngid = root\naddress = 127.0.0.1\n\
-                 [{MODULE}]\n    path = {}\n    comment = netclaim lab module\n    read only = yes\n",
-                module.display()
-            ),
-        )
-        .with_context(|| format!("writing {}", conf.display()))?;
-        let conf = conf.display().to_string();
-        let mut daemon =
-            ns.start_daemon(&ToolCommand::new("rsync", Duration::from_secs(3600)).args([
-                "--daemon",
-                "--no-detach",
-                "--config",
-                conf.as_str(),
-                "--port",
-                "873",
-            ]))?;
-        let listing = wait_for_listing(&ns, &mut daemon)?;
-        Ok(Self {
-            daemon,
-            ns,
-            listing,
-            _dir: dir,
-        })
-    }
-}
-
-/// Lists the daemon's modules until it answers (it needs a moment to bind).
-fn wait_for_listing(ns: &NetNs, daemon: &mut Daemon) -> Result<CommandOutput> {
-    let cmd = ToolCommand::new("rsync", Duration::from_secs(10))
-        .args([format!("rsync://127.0.0.1:{RSYNC_PORT}/")]);
-    let started = Instant::now();
-    loop {
-        let out = ns
-            .run_command(&cmd)
-            .with_context(|| format!("running {}", cmd.command_line()))?;
-        if out.exit_code() == Some(0) && out.stdout.contains(MODULE) {
-            return Ok(out);
-        }
-        if let Some(status) = daemon.exited() {
-            bail!(
-                "rsync daemon exited at start-up ({status}): {}",
-                daemon.log().trim()
-            );
-        }
-        if started.elapsed() > Duration::from_secs(10) {
-            bail!(
-                "rsync daemon did not serve within 10 s; last listing:\n{out}\ndaemon log:\n{}",
-                daemon.log().trim()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// The last `rsync error: …` line of a run.
 fn error_line(run: &ToolRun) -> Option<String> {
@@ -133,95 +47,6 @@ fn error_line(run: &ToolRun) -> Option<String> {
         .rev()
         .find(|l| l.contains("rsync error:"))
         .map(|l| l.trim().to_owned())
-}
-
-/// `rsync.contimeout`: SYNs to the daemon dropped; --contimeout=N ends the wait after N s.
-fn contimeout(_ctx: &Ctx) -> Result<Outcome> {
-    let lab = DaemonLab::new()?;
-    lab.ns
-        .drop_syn_to_port(RSYNC_PORT)
-        .with_context(|| format!("installing the SYN DROP rule in {}", lab.ns.name()))?;
-    let model = lab::model_in(&lab.ns)?;
-    let schedule = model.schedule();
-    let n = Duration::from_secs(CONTIMEOUT_S);
-    let cmd = ToolCommand::new("rsync", n + Duration::from_secs(20)).args([
-        format!("--contimeout={CONTIMEOUT_S}"),
-        format!("rsync://127.0.0.1:{RSYNC_PORT}/{MODULE}/"),
-    ]);
-    let run = lab::run_tool(&lab.ns, &cmd, RSYNC_PORT)?;
-    let mut o = Outcome::default();
-    o.evidence(format!(
-        "lab {}: `{}` serving module {MODULE} on 127.0.0.1:{RSYNC_PORT}, then \
-         iptables -A INPUT -p tcp --dport {RSYNC_PORT} --syn -j DROP; in force: {} \
-         (the kernel alone would give up after {})",
-        lab.ns.name(),
-        lab.daemon.command_line(),
-        lab::describe_model(&model),
-        secs(schedule.give_up)
-    ));
-    version_evidence(&mut o, "rsync");
-    o.evidence(format!(
-        "the daemon served before the DROP rule:\n{}",
-        lab.listing
-    ));
-    o.evidence(lab::tool_evidence(&run));
-
-    // rsync's alarm(N) fires unless the kernel gives up first (then connect() fails).
-    let (expected, code, text) = if n < schedule.give_up {
-        (n, RERR_CONTIMEOUT, "timeout waiting for daemon connection")
-    } else {
-        (schedule.give_up, RERR_SOCKETIO, "error in socket IO")
-    };
-    let line = error_line(&run);
-    o.claimed = Figures::default().duration(n);
-    o.expected = Figures {
-        exit_code: Some(code),
-        value: Some(format!("rsync error: {text} (code {code})")),
-        ..Figures::default()
-    }
-    .duration(expected);
-    o.observed = lab::tool_figures(&run);
-    o.observed.value = line.clone();
-
-    let took = run.measurement.tool_timer();
-    check_timing(
-        &mut o,
-        Against::Statement,
-        "fails after the connect timeout",
-        n,
-        tool_timer_window(n, TOOL_STARTUP),
-        &took,
-    );
-    check_timing(
-        &mut o,
-        Against::Model,
-        "give-up time (min of --contimeout and the kernel's give-up)",
-        expected,
-        tool_timer_window(expected, TOOL_STARTUP),
-        &took,
-    );
-    check_eq(
-        &mut o,
-        Against::Model,
-        "exit code",
-        Some(code),
-        run.output.exit_code(),
-    );
-    let wanted = format!("rsync error: {text} (code {code})");
-    o.model_check(
-        "error line",
-        format!("starts with {wanted:?}"),
-        format!("{line:?}"),
-        line.as_deref().is_some_and(|l| l.starts_with(&wanted)),
-    );
-    let syn_acks = run.events.iter().filter(|e| e.flags.is_syn_ack()).count();
-    o.model_check(
-        "SYNs sent, none answered",
-        "≥ 1 SYN, 0 SYN-ACK",
-        format!("{} SYN, {syn_acks} SYN-ACK", run.syn_times.len()),
-        !run.syn_times.is_empty() && syn_acks == 0,
-    );
-    Ok(o)
 }
 
 /// rsync's select(2) period for `--timeout=n` (`set_io_timeout`).
@@ -406,18 +231,6 @@ const S: Duration = Duration::from_secs(1);
 pub fn claims() -> Vec<Claim> {
     vec![
         Claim {
-            id: "rsync.contimeout",
-            source: seeds::TOOLS,
-            statement: "rsync --contimeout=N, connecting to an rsync daemon whose SYNs are dropped, gives up after N s (an alarm(2) around the connect), exit code 35 \"timeout waiting for daemon connection\".",
-            lab: "one namespace running `rsync --daemon --no-detach` on 127.0.0.1:873 (use chroot = no, one read-only module with a file; a module listing proves it serves), then iptables -A INPUT -p tcp --dport 873 --syn -j DROP; the kernel's default sysctls",
-            action: "rsync --contimeout=2 rsync://127.0.0.1:873/netclaim/, with the SYNs captured",
-            needs: Needs {
-                tools: &["iptables", "rsync"],
-            },
-            estimate: 4 * S,
-            run: contimeout,
-        },
-        Claim {
             id: "rsync.timeout",
             source: seeds::TOOLS,
             statement: "rsync --timeout=N ends a connection on which no data has moved for N s (select(2)-based I/O idle timeout), exit code 30 \"timeout in data send/receive\".",
@@ -425,7 +238,7 @@ pub fn claims() -> Vec<Claim> {
             action: "rsync --timeout=2 rsync://127.0.0.1:873/netclaim/, then the same with --timeout=4",
             needs: Needs { tools: &["rsync"] },
             estimate: 10 * S,
-            run: io_timeout,
+            run: Procedure::Rust(io_timeout),
         },
     ]
 }

@@ -17,11 +17,10 @@ use netclaim_harness::NetNs;
 use nix::errno::Errno;
 
 use super::port::{
-    kernel_version, loopback, or_na, set_range, table_evidence, tw_reuse_age, LISTEN_PORT,
-    SMALL_RANGE,
+    loopback, or_na, set_range, table_evidence, tw_reuse_age, LISTEN_PORT, SMALL_RANGE,
 };
 use super::seeds;
-use crate::claim::{Claim, Ctx, Figures, Needs, Outcome};
+use crate::claim::{Claim, Ctx, Figures, Needs, Outcome, Procedure};
 use crate::lab::{check_eq, check_timing, Against, Measured, EARLY};
 
 /// `TCP_TIMEWAIT_LEN` (`include/net/tcp.h`): 60 s, a constant, not a sysctl.
@@ -507,78 +506,6 @@ fn concurrent_client_exhaustion(_ctx: &Ctx) -> Result<Outcome> {
     Ok(o)
 }
 
-/// The documented default of tcp_tw_reuse for a kernel release: 0 until the loopback-only
-/// mode 2 became the default (commit 79e9fed46055, Linux 4.20), 2 since.
-fn documented_tw_reuse_default(version: (u32, u32)) -> &'static str {
-    if version >= (4, 20) {
-        "2"
-    } else {
-        "0"
-    }
-}
-
-fn default_values(ctx: &Ctx) -> Result<Outcome> {
-    let ns = NetNs::new().context("creating a fresh namespace")?;
-    let reuse = ns.sysctl(knob::TCP_TW_REUSE)?;
-    let recycle = ns.sysctl_opt(knob::TCP_TW_RECYCLE)?;
-    let version = kernel_version(&ctx.kernel);
-    let expected_reuse = documented_tw_reuse_default(version);
-    let recycle_present = version < (4, 12);
-    let mut o = Outcome::default();
-    o.evidence(format!(
-        "fresh namespace on Linux {}: {} = {reuse}; {} = {}",
-        ctx.kernel,
-        knob::TCP_TW_REUSE,
-        knob::TCP_TW_RECYCLE,
-        recycle
-            .as_deref()
-            .unwrap_or("absent (removed in Linux 4.12)")
-    ));
-    o.evidence(
-        "a new namespace gets the kernel's built-in defaults (tcp_sk_init), not the host's values"
-            .to_owned(),
-    );
-    let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "absent".into());
-    o.claimed.value = Some("tcp_tw_reuse=0, tcp_tw_recycle=0".into());
-    o.expected.value = Some(format!(
-        "tcp_tw_reuse={expected_reuse}, tcp_tw_recycle={}",
-        if recycle_present { "0" } else { "absent" }
-    ));
-    o.observed.value = Some(format!(
-        "tcp_tw_reuse={reuse}, tcp_tw_recycle={}",
-        show(&recycle)
-    ));
-    check_eq(
-        &mut o,
-        Against::Statement,
-        "tcp_tw_reuse default",
-        "0",
-        reuse.as_str(),
-    );
-    check_eq(
-        &mut o,
-        Against::Statement,
-        "tcp_tw_recycle default",
-        Some("0".to_owned()),
-        recycle.clone(),
-    );
-    check_eq(
-        &mut o,
-        Against::Model,
-        "tcp_tw_reuse default documented for this release",
-        expected_reuse,
-        reuse.as_str(),
-    );
-    check_eq(
-        &mut o,
-        Against::Model,
-        "tcp_tw_recycle present (kernel < 4.12)",
-        recycle_present,
-        recycle.is_some(),
-    );
-    Ok(o)
-}
-
 const S: Duration = Duration::from_secs(1);
 
 /// The claims of this module.
@@ -592,7 +519,7 @@ pub fn claims() -> Vec<Claim> {
             action: "one connection closed by the client first, one closed by the server first; read /proc/thread-self/net/tcp",
             needs: Needs::default(),
             estimate: S,
-            run: active_closer,
+            run: Procedure::Rust(active_closer),
         },
         Claim {
             id: "tw.duration",
@@ -602,7 +529,7 @@ pub fn claims() -> Vec<Claim> {
             action: "make one client-side TIME_WAIT, read its timer, poll /proc/thread-self/net/tcp every 100 ms until it is gone (at most 75 s)",
             needs: Needs::default(),
             estimate: 63 * S,
-            run: duration,
+            run: Procedure::Rust(duration),
         },
         Claim {
             id: "tw.reuse-needs-timestamps",
@@ -612,7 +539,7 @@ pub fn claims() -> Vec<Claim> {
             action: "fill each range with client-closed TIME_WAIT sockets, wait past tcp_tw_reuse_delay, connect once more",
             needs: Needs::default(),
             estimate: 2 * S,
-            run: reuse_needs_timestamps,
+            run: Procedure::Rust(reuse_needs_timestamps),
         },
         Claim {
             id: "tw.concurrent-client-exhaustion",
@@ -622,28 +549,7 @@ pub fn claims() -> Vec<Claim> {
             action: "4 threads make short connections (connect, send, close first) until connect() fails; retry after tcp_tw_reuse_delay",
             needs: Needs::default(),
             estimate: 2 * S,
-            run: concurrent_client_exhaustion,
-        },
-        Claim {
-            id: "tw.default-values",
-            source: seeds::TIME_WAIT,
-            statement: "net.ipv4.tcp_tw_reuse and net.ipv4.tcp_tw_recycle both default to 0.",
-            lab: "one fresh namespace",
-            action: "read both sysctls",
-            needs: Needs::default(),
-            estimate: S,
-            run: default_values,
+            run: Procedure::Rust(concurrent_client_exhaustion),
         },
     ]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tw_reuse_default_follows_the_release() {
-        assert_eq!(documented_tw_reuse_default((3, 10)), "0");
-        assert_eq!(documented_tw_reuse_default((6, 18)), "2");
-    }
 }

@@ -1,0 +1,514 @@
+//! Throwaway Linux network namespaces for your own tests.
+//!
+//! A [`Lab`] is a network namespace of its own (with `lo` up) and, as you ask for them,
+//! a port whose SYNs are dropped, a peer over veth that blackholes or refuses, a server
+//! that never accepts or never answers, a shrunken port range, and any `net.*` sysctl.
+//! Your code runs inside it ([`Lab::run`], [`Lab::capture`], [`Lab::block_on`]); what it
+//! did comes back with how long it took and the SYNs it sent, and can be checked against
+//! the kernel's timing model with the same timer-slack windows the netclaim catalog uses.
+//!
+//! ```no_run
+//! use std::net::TcpStream;
+//! use std::time::Duration;
+//! use netclaim_lab::Lab;
+//!
+//! #[netclaim_lab::test(lab = Lab::builder().drop_syn_to(7))]
+//! fn connect_timeout_of_two_seconds(lab: &Lab) -> netclaim_lab::Result<()> {
+//!     let seen = lab.capture(7, || {
+//!         TcpStream::connect_timeout(&lab.addr(7).into(), Duration::from_secs(2))
+//!     })?;
+//!     assert_eq!(seen.value.as_ref().unwrap_err().kind(), std::io::ErrorKind::TimedOut);
+//!     seen.assert_syns_follow(&lab.model()?, Duration::from_secs(2));
+//!     Ok(())
+//! }
+//!
+//! netclaim_lab::main!();
+//! ```
+//!
+//! The test target needs `harness = false` in `Cargo.toml`; [`main!`] runs every
+//! `#[netclaim_lab::test]` of the binary. Labs need `CAP_SYS_ADMIN` and `CAP_NET_ADMIN`:
+//! as root they are made directly; as an ordinary user the runner first enters a user
+//! namespace of its own (the user mapped to root in it), where the kernel allows that;
+//! where it does not, every lab test is reported as *ignored* with the setting that
+//! blocks it — never as passed.
+//!
+//! The runner also moves the test threads into an empty network namespace of their own
+//! (no interfaces, not even `lo`): a client call made outside [`Lab::run`],
+//! [`Lab::capture`] or [`Lab::block_on`] — a plain `#[tokio::test]`-style runtime, a
+//! forgotten closure — fails with `ENETUNREACH` instead of talking to the host. What this
+//! cannot catch: sockets opened before the test started, unix-domain sockets bound to a
+//! path (they are not per namespace), and code that switches namespaces itself.
+
+#![deny(missing_docs)]
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+pub use netclaim_fixtures as fixtures;
+pub use netclaim_harness as harness;
+pub use netclaim_harness::capture::TcpEvent;
+pub use netclaim_harness::model::{SynModel, SynSchedule};
+pub use netclaim_harness::{Error, NetNs, Result};
+pub use netclaim_lab_macros::test;
+
+use netclaim_fixtures::server::{NoAcceptListener, SilentServer};
+use netclaim_harness::capture;
+use netclaim_harness::sysctl::knob;
+use netclaim_harness::tolerance::Window;
+
+pub mod timing;
+
+mod runner;
+pub use runner::{run_tests, LabTest, TESTS};
+
+/// The peer's address, over veth (RFC 5737 TEST-NET-1).
+pub const PEER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+/// The lab's own address on that veth.
+pub const LOCAL: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+
+/// What the peer does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Peer {
+    /// Drops every packet: an unreachable host.
+    Blackhole,
+    /// Nothing listens: SYNs are answered with RST.
+    Refusing,
+}
+
+/// A server inside the lab.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ServerKind {
+    NeverAccepting { backlog: i32 },
+    Silent,
+}
+
+/// How to build a [`Lab`]: `Lab::builder().sysctl(…).drop_syn_to(7).build()`.
+#[derive(Debug, Clone, Default)]
+#[must_use = "a builder does nothing until .build()"]
+pub struct LabBuilder {
+    sysctls: Vec<(String, String)>,
+    drop_syn: Vec<u16>,
+    peer: Option<Peer>,
+    servers: Vec<(u16, ServerKind)>,
+    port_range: Option<(u16, u16)>,
+}
+
+impl LabBuilder {
+    /// Sets a `net.*` sysctl in the lab, named `net.ipv4.tcp_syn_retries` or
+    /// `net/ipv4/tcp_syn_retries`. Other sysctls are refused (they belong to the host).
+    pub fn sysctl(mut self, name: &str, value: impl fmt::Display) -> Self {
+        self.sysctls
+            .push((netclaim_harness::sysctl::dotted(name), value.to_string()));
+        self
+    }
+
+    /// Drops SYNs to `port` on the lab's loopback (`127.0.0.1:port` never answers).
+    pub fn drop_syn_to(mut self, port: u16) -> Self {
+        self.drop_syn.push(port);
+        self
+    }
+
+    /// A peer namespace at [`PEER`] over veth that drops every packet.
+    pub fn blackhole_peer(mut self) -> Self {
+        self.peer = Some(Peer::Blackhole);
+        self
+    }
+
+    /// A peer namespace at [`PEER`] over veth where nothing listens: RST.
+    pub fn refusing_peer(mut self) -> Self {
+        self.peer = Some(Peer::Refusing);
+        self
+    }
+
+    /// A listener on `127.0.0.1:port` that never calls accept(): once `backlog`
+    /// (capped by `net.core.somaxconn`) + 1 connections are queued, the kernel drops
+    /// further SYNs.
+    pub fn never_accepting_server(mut self, port: u16, backlog: i32) -> Self {
+        self.servers
+            .push((port, ServerKind::NeverAccepting { backlog }));
+        self
+    }
+
+    /// A server on `127.0.0.1:port` that accepts and never sends a byte.
+    pub fn silent_server(mut self, port: u16) -> Self {
+        self.servers.push((port, ServerKind::Silent));
+        self
+    }
+
+    /// Shrinks `net.ipv4.ip_local_port_range` to `low..=high`. The lab's servers must
+    /// listen outside it ([`LabBuilder::build`] refuses otherwise): a server in the range
+    /// would take one of the ports your client is meant to run out of.
+    pub fn port_range(mut self, low: u16, high: u16) -> Self {
+        self.port_range = Some((low, high));
+        self
+    }
+
+    /// Builds the lab. A sysctl the kernel lacks or rejects is [`Error::SysctlAbsent`] /
+    /// [`Error::SysctlRejected`], naming it.
+    pub fn build(self) -> Result<Lab> {
+        if let Some((low, high)) = self.port_range {
+            if let Some((port, _)) = self.servers.iter().find(|(p, _)| (low..=high).contains(p)) {
+                return Err(Error::Invalid {
+                    reason: format!(
+                        "server port {port} lies in the port range {low}-{high} the lab shrinks: \
+                         it would take one of the client's ports; choose a port outside it"
+                    ),
+                });
+            }
+        }
+        let mut sysctls = self.sysctls.clone();
+        if let Some((low, high)) = self.port_range {
+            sysctls.push((knob::IP_LOCAL_PORT_RANGE.into(), format!("{low} {high}")));
+        }
+        let pairs: Vec<(&str, &str)> = sysctls
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let ns = NetNs::with_sysctls(&pairs)?;
+        for port in &self.drop_syn {
+            ns.drop_syn_to_port(*port)?;
+        }
+        let peer = match self.peer {
+            None => None,
+            Some(kind) => {
+                let peer = NetNs::new()?;
+                netclaim_harness::link::veth_pair(&ns, LOCAL, &peer, PEER, 24)?;
+                if kind == Peer::Blackhole {
+                    peer.drop_all_input()?;
+                }
+                Some(peer)
+            }
+        };
+        let mut servers = Vec::new();
+        for (port, kind) in &self.servers {
+            let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, *port);
+            servers.push(match kind {
+                ServerKind::NeverAccepting { backlog } => {
+                    Server::NeverAccepting(NoAcceptListener::bind(&ns, addr, *backlog)?)
+                }
+                ServerKind::Silent => Server::Silent(SilentServer::start(&ns, addr)?),
+            });
+        }
+        Ok(Lab {
+            _servers: servers,
+            peer,
+            ns,
+        })
+    }
+}
+
+/// A server kept alive for the lab's life.
+#[derive(Debug)]
+#[expect(dead_code, reason = "held for its Drop")]
+enum Server {
+    NeverAccepting(NoAcceptListener),
+    Silent(SilentServer),
+}
+
+/// A network namespace with its faults, removed (with its servers and peer) on drop.
+#[derive(Debug)]
+pub struct Lab {
+    // Dropped in this order: servers, then the peer, then the namespace.
+    _servers: Vec<Server>,
+    peer: Option<NetNs>,
+    ns: NetNs,
+}
+
+impl Lab {
+    /// Starts describing a lab.
+    pub fn builder() -> LabBuilder {
+        LabBuilder::default()
+    }
+
+    /// The lab's namespace (for [`NetNs::command`], sysctls, iptables).
+    pub fn ns(&self) -> &NetNs {
+        &self.ns
+    }
+
+    /// `127.0.0.1:port` inside the lab.
+    pub fn addr(&self, port: u16) -> SocketAddrV4 {
+        SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)
+    }
+
+    /// The peer's `PEER:port`, if the lab has a peer.
+    pub fn peer(&self, port: u16) -> Option<SocketAddrV4> {
+        self.peer.as_ref().map(|_| SocketAddrV4::new(PEER, port))
+    }
+
+    /// Runs `f` on a thread of its own inside the lab and returns its result: sockets it
+    /// opens are the lab's. Calls from several threads run at the same time.
+    pub fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> Result<R> {
+        std::thread::scope(|s| {
+            let fd = &self.ns;
+            let job = std::thread::Builder::new()
+                .name(format!("{}:run", self.ns.name()))
+                .spawn_scoped(s, move || {
+                    nix::sched::setns(fd.fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+                        .map_err(|e| Error::sys("setns(CLONE_NEWNET)", e))?;
+                    Ok(f())
+                })
+                .map_err(|e| Error::thread_spawn(format!("{}:run", self.ns.name()), e))?;
+            job.join().map_err(|p| Error::Thread {
+                thread: format!("{}:run", self.ns.name()),
+                reason: panic_text(&p),
+            })?
+        })
+    }
+
+    /// Runs every job at once, each on its own thread inside the lab; their results in
+    /// order.
+    pub fn run_all<R: Send, F: FnOnce() -> R + Send>(&self, jobs: Vec<F>) -> Result<Vec<R>> {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = jobs
+                .into_iter()
+                .map(|job| {
+                    std::thread::Builder::new()
+                        .name(format!("{}:run", self.ns.name()))
+                        .spawn_scoped(s, move || self.run(job))
+                        .map_err(|e| Error::thread_spawn(self.ns.name(), e))
+                })
+                .collect::<Result<_>>()?;
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().map_err(|p| Error::Thread {
+                        thread: self.ns.name().to_owned(),
+                        reason: panic_text(&p),
+                    })?
+                })
+                .collect()
+        })
+    }
+
+    /// Runs `f` inside the lab while capturing the TCP handshake packets to `port`
+    /// (SYN, SYN-ACK, RST, FIN): its result, how long it took, and the SYNs it sent.
+    pub fn capture<R: Send>(&self, port: u16, f: impl FnOnce() -> R + Send) -> Result<Observed<R>> {
+        let cap = self.ns.capture_tcp(port)?;
+        let started = Instant::now();
+        let value = self.run(f)?;
+        let elapsed = started.elapsed();
+        let events = cap.finish()?;
+        Ok(Observed {
+            syns: capture::syn_times(&events, port),
+            value,
+            elapsed,
+            events,
+        })
+    }
+
+    /// Runs an async block on a current-thread tokio runtime inside the lab (its
+    /// `TcpStream`s are the lab's) and returns its output.
+    pub fn block_on<F, Fut, R>(&self, f: F) -> Result<R>
+    where
+        F: FnOnce() -> Fut + Send,
+        Fut: std::future::Future<Output = R>,
+        R: Send,
+    {
+        self.run(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map(|rt| rt.block_on(f()))
+                .map_err(|e| Error::io("create", "tokio runtime", e))
+        })?
+    }
+
+    /// The kernel's SYN model for the sysctls in force in the lab (tcp_syn_retries,
+    /// tcp_syn_linear_timeouts where the kernel has it, tcp_rto_max_ms).
+    pub fn model(&self) -> Result<SynModel> {
+        timing::model_in(&self.ns)
+    }
+}
+
+fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panicked".into())
+}
+
+/// What code run in a lab returned, how long it took, and the packets it caused.
+#[derive(Debug)]
+pub struct Observed<R> {
+    /// What the code returned.
+    pub value: R,
+    /// From its start to its end.
+    pub elapsed: Duration,
+    /// Send times of its SYNs, from the first.
+    pub syns: Vec<Duration>,
+    /// Every handshake packet captured, in order.
+    pub events: Vec<TcpEvent>,
+}
+
+/// How a measurement disagrees with the kernel's timing model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    /// What was compared.
+    pub what: String,
+    /// The expectation with its window.
+    pub expected: String,
+    /// What was measured.
+    pub observed: String,
+}
+
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: the kernel model expects {}, observed {}",
+            self.what, self.expected, self.observed
+        )
+    }
+}
+
+impl std::error::Error for Mismatch {}
+
+fn secs_list(times: &[Duration]) -> String {
+    let v: Vec<String> = times
+        .iter()
+        .map(|t| format!("{:.3}", t.as_secs_f64()))
+        .collect();
+    format!("[{}] s", v.join(", "))
+}
+
+impl<R> Observed<R> {
+    /// Whether the SYNs sent before `up_to` (the client's own deadline, or the kernel's
+    /// give-up) follow `model`: as many as the schedule sends by then (a SYN due within
+    /// 100 ms of it may or may not go out), each within its timer-slack window.
+    pub fn syns_follow(
+        &self,
+        model: &SynModel,
+        up_to: Duration,
+    ) -> std::result::Result<(), Mismatch> {
+        let schedule = model.schedule();
+        let (windows, _) = timing::schedule_windows(&schedule, hz(), Duration::ZERO);
+        let (fewest, most) = timing::syns_before(&schedule, up_to);
+        let n = self.syns.len();
+        if !(fewest..=most).contains(&n) {
+            return Err(Mismatch {
+                what: format!("SYNs sent in the first {:.3} s", up_to.as_secs_f64()),
+                expected: if fewest == most {
+                    fewest.to_string()
+                } else {
+                    format!("{fewest}..={most}")
+                },
+                observed: format!("{n} at {}", secs_list(&self.syns)),
+            });
+        }
+        match windows
+            .iter()
+            .zip(&self.syns)
+            .position(|(w, t)| !w.contains(*t))
+        {
+            None => Ok(()),
+            Some(i) => Err(Mismatch {
+                what: format!("SYN {} send time", i + 1),
+                expected: format!(
+                    "{:.3} s within {}",
+                    schedule.send_times[i].as_secs_f64(),
+                    windows[i]
+                ),
+                observed: secs_list(&self.syns),
+            }),
+        }
+    }
+
+    /// Panics with the mismatch unless [`Observed::syns_follow`] holds.
+    pub fn assert_syns_follow(&self, model: &SynModel, up_to: Duration) {
+        if let Err(m) = self.syns_follow(model, up_to) {
+            panic!("{m}");
+        }
+    }
+
+    /// Whether the code gave up when the kernel would: every SYN of `model`'s schedule
+    /// on time, and the end within the give-up window (late only, by the slack of the
+    /// timers the kernel arms).
+    pub fn gave_up_when_kernel_would(&self, model: &SynModel) -> std::result::Result<(), Mismatch> {
+        let schedule = model.schedule();
+        self.syns_follow(model, schedule.give_up)?;
+        let window = timing::give_up_window(schedule.give_up, &schedule, hz(), Duration::ZERO);
+        if window.contains(self.elapsed) {
+            Ok(())
+        } else {
+            Err(Mismatch {
+                what: "give-up time".into(),
+                expected: format!("{:.3} s within {window}", schedule.give_up.as_secs_f64()),
+                observed: format!("{:.3} s", self.elapsed.as_secs_f64()),
+            })
+        }
+    }
+
+    /// Panics with the mismatch unless [`Observed::gave_up_when_kernel_would`] holds.
+    pub fn assert_gave_up_when_kernel_would(&self, model: &SynModel) {
+        if let Err(m) = self.gave_up_when_kernel_would(model) {
+            panic!("{m}");
+        }
+    }
+
+    /// Whether the code ended within `window` (a deadline of its own).
+    pub fn ended_within(&self, window: Window) -> bool {
+        window.contains(self.elapsed)
+    }
+}
+
+/// `CONFIG_HZ` of the running kernel (for timer-slack windows), read once.
+fn hz() -> u32 {
+    static HZ: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *HZ.get_or_init(netclaim_harness::kernel::hz_for_slack)
+}
+
+/// Runs every `#[netclaim_lab::test]` of this test binary: put `netclaim_lab::main!();`
+/// at the end of a test target with `harness = false`.
+#[macro_export]
+macro_rules! main {
+    () => {
+        fn main() {
+            $crate::run_tests()
+        }
+    };
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use linkme;
+
+    use crate::{Lab, LabBuilder};
+
+    /// Whatever a test returns, as the runner's result.
+    pub trait Outcome {
+        /// `Err` with the message when the test failed.
+        fn into_result(self) -> Result<(), String>;
+    }
+
+    impl Outcome for () {
+        fn into_result(self) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    impl<E: std::fmt::Debug> Outcome for Result<(), E> {
+        fn into_result(self) -> Result<(), String> {
+            self.map_err(|e| format!("{e:?}"))
+        }
+    }
+
+    pub fn outcome(o: impl Outcome) -> Result<(), String> {
+        o.into_result()
+    }
+
+    pub fn build(b: LabBuilder) -> Result<Lab, String> {
+        b.build().map_err(|e| format!("building the lab: {e}"))
+    }
+
+    pub fn block_on<F, Fut>(lab: &Lab, f: F) -> Result<(), String>
+    where
+        F: FnOnce() -> Fut + Send,
+        Fut: std::future::Future,
+        Fut::Output: Outcome + Send,
+    {
+        lab.block_on(f)
+            .map_err(|e| format!("running in the lab: {e}"))?
+            .into_result()
+    }
+}

@@ -1,0 +1,113 @@
+//! The kernel's timing model as the catalog applies it: the SYN model for what is in
+//! force in a namespace, and the windows measured times are judged with. Kernel timers
+//! are never early and fire late by up to one granule of the timer-wheel level that holds
+//! them (plus a jiffy); a SYN is captured a moment before its timer is armed; lateness
+//! accumulates over successive retransmissions.
+
+use std::time::Duration;
+
+use netclaim_harness::model::{SynModel, SynSchedule};
+use netclaim_harness::sysctl::knob;
+use netclaim_harness::tolerance::{kernel_timer_window, timer_slack, Window, ARMED_AFTER_CAPTURE};
+use netclaim_harness::{Error, NetNs, Result};
+
+/// How early a measured kernel-timer event may appear: capture and clock jitter.
+pub const EARLY: Duration = Duration::from_millis(5);
+
+/// The SYN model for what is in force in `ns`: tcp_syn_retries, tcp_syn_linear_timeouts
+/// (absent before Linux 6.5) and tcp_rto_max_ms (absent before 6.15).
+pub fn model_in(ns: &NetNs) -> Result<SynModel> {
+    let retries = ns.tcp_syn_retries()?;
+    let linear = ns.tcp_syn_linear_timeouts()?;
+    let mut model = SynModel::new(retries, linear);
+    if let Some(ms) = ns.sysctl_opt(knob::TCP_RTO_MAX_MS)? {
+        let ms: u64 = ms.trim().parse().map_err(|_| Error::SysctlRejected {
+            name: knob::TCP_RTO_MAX_MS.into(),
+            value: ms.clone(),
+            errno: nix::errno::Errno::EINVAL,
+        })?;
+        model.rto_max = Duration::from_millis(ms);
+    }
+    Ok(model)
+}
+
+/// How late a measured interval armed for `interval` may be: the timer-wheel slack at
+/// `hz`, plus the time between capturing the SYN and arming the timer.
+pub fn interval_slack(interval: Duration, hz: u32) -> Duration {
+    timer_slack(interval, hz) + ARMED_AFTER_CAPTURE
+}
+
+/// How late the give-up of `schedule` may come: the slack of every interval it arms.
+pub fn accumulated_slack(schedule: &SynSchedule, hz: u32) -> Duration {
+    schedule
+        .intervals()
+        .into_iter()
+        .map(|i| interval_slack(i, hz))
+        .sum()
+}
+
+/// The window for a give-up at `stated` when the timers actually armed are those of
+/// `armed`: never early, late by their slack plus `startup` (a tool's own start-up).
+pub fn give_up_window(stated: Duration, armed: &SynSchedule, hz: u32, startup: Duration) -> Window {
+    kernel_timer_window(stated, accumulated_slack(armed, hz) + startup, EARLY)
+}
+
+/// Windows for every SYN send time and for the give-up of `schedule`.
+pub fn schedule_windows(
+    schedule: &SynSchedule,
+    hz: u32,
+    startup: Duration,
+) -> (Vec<Window>, Window) {
+    let mut late = Duration::ZERO;
+    let mut windows = Vec::new();
+    let intervals = schedule.intervals();
+    for (i, t) in schedule.send_times.iter().enumerate() {
+        if i > 0 {
+            late += interval_slack(intervals[i - 1], hz);
+        }
+        windows.push(kernel_timer_window(*t, late, EARLY));
+    }
+    (
+        windows,
+        give_up_window(schedule.give_up, schedule, hz, startup),
+    )
+}
+
+/// How many SYNs the kernel sends before a client abandons the connect at `deadline`:
+/// a range, because a SYN due within 100 ms of the deadline may or may not go out.
+pub fn syns_before(schedule: &SynSchedule, deadline: Duration) -> (usize, usize) {
+    let margin = Duration::from_millis(100);
+    let limit = deadline.min(schedule.give_up);
+    let lo = schedule
+        .send_times
+        .iter()
+        .filter(|t| **t + margin < limit)
+        .count();
+    let hi = schedule
+        .send_times
+        .iter()
+        .filter(|t| **t <= limit + margin)
+        .count();
+    (lo, hi)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn windows_are_late_only_and_accumulate() {
+        let s = SynModel::new(1, None).schedule();
+        let (w, give_up) = schedule_windows(&s, 250, Duration::ZERO);
+        assert_eq!(w[0].min, Duration::ZERO);
+        assert!(w[1].min == S - EARLY && w[1].max > S);
+        assert!(give_up.min == 3 * S - EARLY && give_up.max > w[1].max);
+        assert_eq!(syns_before(&s, Duration::from_millis(2500)), (2, 2));
+        assert_eq!(
+            syns_before(&SynModel::new(6, None).schedule(), 3 * S),
+            (2, 3)
+        );
+    }
+}

@@ -1,0 +1,2022 @@
+//! The engine behind claim files: measure, then judge.
+//!
+//! [`measure`] builds the lab a [`ClaimSpec`] describes, runs its action and records what
+//! happened in a [`Measurement`] (serialisable, stored in the report). [`judge`] is a pure
+//! function of the spec and the measurement: it predicts from the sysctls recorded in force
+//! (the kernel's SYN timing model) and from the command line (the [tool model]), and turns
+//! statement and prediction into checks. So a claim file gets the same labs, capture,
+//! tolerances and model as the built-in claims, and a recorded run can be judged again.
+//!
+//! [tool model]: crate::toolmodel
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use netclaim_fixtures::client::{self, ConnectResult};
+use netclaim_fixtures::http::{SlowBodyServer, Trickle};
+use netclaim_fixtures::server::{NoAcceptListener, SilentServer, UnixNoAcceptListener};
+use netclaim_harness::capture::{self, TcpEvent};
+use netclaim_harness::command::ToolCommand;
+use netclaim_harness::model::{SynModel, SynSchedule};
+use netclaim_harness::sysctl::knob;
+use netclaim_harness::tmp::TempDir;
+use netclaim_harness::tolerance::Window;
+use netclaim_harness::{Error as HarnessError, NetNs};
+use nix::errno::Errno;
+use serde::{Deserialize, Serialize};
+
+use crate::claim::{Ctx, Figures, Outcome, Verdict};
+use crate::lab::{
+    self, check_eq, check_schedule, check_timing, secs, Against, BlackholeLab, Measured, Shown,
+    TOOL_STARTUP,
+};
+use crate::spec::{ClaimSpec, Client, ExpectSpec, Server, Value};
+use crate::toolmodel::{self, Failure, Program};
+
+/// What one run of a claim file measured: everything [`judge`] needs, nothing it
+/// computes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Measurement {
+    /// `uname -r` of the kernel measured.
+    pub kernel: String,
+    /// Its `CONFIG_HZ`.
+    pub hz: u32,
+    /// Whether the labs ran in a user namespace (without root).
+    #[serde(default)]
+    pub rootless: bool,
+    /// Values of the namespace-fresh sysctls the claim asks about (`None`: absent).
+    #[serde(default)]
+    pub fresh: BTreeMap<String, Option<String>>,
+    /// The lab and its run (absent for a claim that only reads defaults).
+    #[serde(default)]
+    pub lab: Option<LabRecord>,
+    /// One lab and run per sweep value.
+    #[serde(default)]
+    pub sweep: Vec<(String, LabRecord)>,
+    /// The first line of the command's `--version` (or its package's version).
+    #[serde(default)]
+    pub tool_version: Option<String>,
+}
+
+/// One lab as built, and its run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LabRecord {
+    /// The lab's namespace name(s).
+    pub name: String,
+    /// What is at `{target}`: `ip:port`, or a unix socket path.
+    pub target: String,
+    /// Sysctls read in the lab after it was set up (the model's inputs).
+    pub in_force: BTreeMap<String, String>,
+    /// Set-up notes (an optional sysctl the kernel lacks).
+    pub notes: Vec<String>,
+    /// Why the lab could not be built as the claim asks (a sysctl the kernel lacks or
+    /// rejects): the claim is not applicable here.
+    pub refused: Option<String>,
+    /// The action.
+    pub run: Option<RunRecord>,
+}
+
+/// What the action did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The command line, or the client that ran.
+    pub command_line: String,
+    /// The command's arguments after placeholders (empty for a client).
+    pub argv: Vec<String>,
+    /// Exit code (`None`: killed by a signal, or a client).
+    pub exit_code: Option<i32>,
+    /// Whether the harness killed it at `run.timeout`.
+    pub timed_out: bool,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+    /// From start to end, µs.
+    pub duration_us: u64,
+    /// The errno of the connect that failed (a client, or a command traced by strace).
+    pub errno: Option<i32>,
+    /// connect() calls strace saw (`run.trace_connect`).
+    pub connect_calls: Option<usize>,
+    /// Connections a `fill` or `exhaust` client held before the first failure.
+    pub connections: Option<usize>,
+    /// SYNs to the target's port, µs from the first.
+    pub syn_times_us: Vec<u64>,
+    /// The first SYN of each connection (by source port), µs from the first SYN.
+    pub conn_starts_us: Vec<u64>,
+    /// SYNs of each connection, in the same order.
+    #[serde(default)]
+    pub conn_syns: Vec<usize>,
+    /// A fill client's listener as `ss` shows it: (Recv-Q, Send-Q), i.e. queued
+    /// connections and the effective backlog.
+    #[serde(default)]
+    pub listener_queue: Option<(u32, u32)>,
+    /// SYN-ACKs and RSTs seen from the target.
+    pub syn_acks: usize,
+    /// RSTs.
+    pub rsts: usize,
+    /// The command's full record and the wire timeline, as evidence.
+    pub evidence: String,
+    /// The attempt timed from its first SYN, with the slowness probe's errors (absent in
+    /// measurements recorded before it existed: then timed from the start, no error).
+    #[serde(default)]
+    pub timed: Option<lab::Measurement>,
+    /// The client's first FIN on each connection, in the order of `conn_starts_us`, µs
+    /// from the first SYN: when the tool closed it (its read timeout, seen on the wire).
+    #[serde(default)]
+    pub conn_fins_us: Vec<Option<u64>>,
+    /// The probe's worst timer lateness from the first SYN to the first FIN, µs.
+    #[serde(default)]
+    pub fin_late_us: Option<u64>,
+}
+
+impl RunRecord {
+    fn duration(&self) -> Duration {
+        Duration::from_micros(self.duration_us)
+    }
+
+    /// The attempt's timing: as measured, or (an older record) from the start, no error.
+    fn timed(&self) -> lab::Measurement {
+        self.timed.clone().unwrap_or_else(|| lab::Measurement {
+            syn_times_us: self.syn_times_us.clone(),
+            duration_us: self.duration_us,
+            ..lab::Measurement::default()
+        })
+    }
+
+    /// The run as a timer of the tool's that ends when it closes its first connection: from
+    /// the first SYN to the FIN (the exit does not count; the tool may have armed the timer
+    /// before the SYN: its start-up is the early error); without a FIN, to the end.
+    fn until_close(&self) -> Measured {
+        let timed = self.timed();
+        match (
+            self.conn_fins_us.first().copied().flatten(),
+            self.fin_late_us,
+        ) {
+            (Some(fin), Some(late)) => {
+                let process = timed.process_excess();
+                let late = Duration::from_micros(late);
+                Measured {
+                    took: Duration::from_micros(fin),
+                    error: late + process,
+                    early_error: timed.startup().unwrap_or_default(),
+                    error_from: format!(
+                        "timers up to {} ms late over 1 timer(s) (probe); tool process work {} \
+                         ms past the {} ms allowed",
+                        late.as_millis(),
+                        process.as_millis(),
+                        TOOL_STARTUP.as_millis()
+                    ),
+                }
+            }
+            _ => timed.tool_timer(),
+        }
+    }
+
+    fn syn_times(&self) -> Vec<Duration> {
+        self.syn_times_us
+            .iter()
+            .map(|&us| Duration::from_micros(us))
+            .collect()
+    }
+
+    fn output(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Planning: how a run is predicted to end. Shared by measure (for the default deadline)
+// and judge.
+
+/// How the model predicts the action ends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum End {
+    /// SYNs go unanswered until the kernel gives up (ETIMEDOUT).
+    Kernel,
+    /// SYNs go unanswered until the tool's own deadline.
+    ToolConnect {
+        /// The deadline.
+        deadline: Duration,
+        /// What the tool reports then; `None` for a program the model does not know.
+        failure: Option<Failure>,
+    },
+    /// A program the model does not know, against a peer that never answers: it ends at
+    /// the latest when the kernel gives up.
+    NoLaterThanKernel,
+    /// The peer answers the SYN with RST.
+    Refused,
+    /// The handshake completes, nothing comes; the tool's own read deadline ends it.
+    ToolRead {
+        /// The deadline.
+        deadline: Duration,
+        /// What the tool reports then.
+        failure: Failure,
+    },
+    /// The handshake completes, nothing comes, no timer: blocked until the harness kills it.
+    Blocks,
+    /// The connection succeeds (a client), or the command is served (HTTP).
+    Completes,
+    /// A fill or exhaust client runs until connect() fails.
+    Exhausts,
+}
+
+/// What the plan knows: the kernel's schedule (unanswered SYNs), the tool, and the end.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The kernel's SYN schedule for the sysctls in force, when SYNs go unanswered.
+    pub schedule: Option<SynSchedule>,
+    /// The model behind it.
+    pub model: Option<SynModel>,
+    /// The tool, if the command is one the model knows.
+    pub program: Option<Program>,
+    /// How many connections it makes (wget retries).
+    pub tries: usize,
+    /// How the run ends.
+    pub end: End,
+    /// When it ends, from the start (the end's deadline, the kernel's give-up, or the
+    /// tries' total).
+    pub ends_after: Option<Duration>,
+}
+
+/// The SYN model for sysctls in force (read from the lab).
+pub fn model_of(in_force: &BTreeMap<String, String>) -> SynModel {
+    let num = |k: &str| in_force.get(k).and_then(|v| v.trim().parse::<u64>().ok());
+    let mut m = SynModel::new(
+        num(knob::TCP_SYN_RETRIES).unwrap_or(6) as u32,
+        num(knob::TCP_SYN_LINEAR_TIMEOUTS).map(|n| n as u32),
+    );
+    if let Some(ms) = num(knob::TCP_RTO_MAX_MS) {
+        m.rto_max = Duration::from_millis(ms);
+    }
+    m
+}
+
+/// The program a command line runs and its own arguments, looking through a `strace …
+/// --` wrapper.
+fn traced_argv(argv: &[String]) -> &[String] {
+    if argv.first().map(String::as_str) == Some("strace") {
+        if let Some(i) = argv.iter().position(|a| a == "--") {
+            return &argv[i + 1..];
+        }
+    }
+    argv
+}
+
+/// Predicts how the run of `spec` ends, given the sysctls in force and the command line
+/// after placeholders.
+pub fn plan(
+    spec: &ClaimSpec,
+    in_force: &BTreeMap<String, String>,
+    argv: &[String],
+    target: Option<SocketAddrV4>,
+) -> Plan {
+    let run = spec.run.as_ref();
+    let server = spec.lab.server;
+    let argv = traced_argv(argv);
+    let program = argv.first().and_then(|a| Program::of(a));
+    let tries = program.map_or(1, |p| toolmodel::tries(p, argv));
+    let target = target.unwrap_or_else(|| SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0));
+    let declared = run.and_then(|r| r.deadline).map(|d| d.0);
+    let mut plan = Plan {
+        schedule: None,
+        model: None,
+        program,
+        tries,
+        end: End::Completes,
+        ends_after: None,
+    };
+    let client = run.and_then(|r| r.client);
+    if matches!(client, Some(Client::Fill | Client::Exhaust)) {
+        plan.end = End::Exhausts;
+        return plan;
+    }
+    if server.drops_syns() {
+        let model = model_of(in_force);
+        let schedule = model.schedule();
+        let own = match program {
+            Some(p) => toolmodel::connect_deadline(p, argv, target).map(|(d, f)| (d, Some(f))),
+            None => declared.map(|d| (d, None)),
+        };
+        let (end, per_try) = match own {
+            Some((d, failure)) if d < schedule.give_up => (
+                End::ToolConnect {
+                    deadline: d,
+                    failure,
+                },
+                d,
+            ),
+            _ if client.is_none() && program.is_none() && declared.is_none() => {
+                (End::NoLaterThanKernel, schedule.give_up)
+            }
+            _ => (End::Kernel, schedule.give_up),
+        };
+        plan.ends_after = Some(if tries > 1 {
+            toolmodel::wget_total(tries, per_try, toolmodel::WGET_WAITRETRY)
+        } else {
+            per_try
+        });
+        plan.end = end;
+        plan.schedule = Some(schedule);
+        plan.model = Some(model);
+        return plan;
+    }
+    match server {
+        Server::None | Server::Refuse => plan.end = End::Refused,
+        Server::Silent | Server::NeverAccept | Server::NeverAcceptUnix if client.is_none() => {
+            let own = match program {
+                Some(p) => toolmodel::read_deadline(p, argv, target),
+                None => declared.map(|d| {
+                    (
+                        d,
+                        Failure {
+                            exit: 0,
+                            messages: Vec::new(),
+                        },
+                    )
+                }),
+            };
+            match own {
+                Some((deadline, failure)) => {
+                    plan.ends_after = Some(if tries > 1 {
+                        toolmodel::wget_total(tries, deadline, toolmodel::WGET_WAITRETRY)
+                    } else {
+                        deadline
+                    });
+                    plan.end = End::ToolRead { deadline, failure };
+                }
+                None => plan.end = End::Blocks,
+            }
+        }
+        _ => plan.end = End::Completes,
+    }
+    plan
+}
+
+/// A rough run time for scheduling and the hard deadline, from the sysctls the file sets
+/// (the kernel's defaults otherwise; linear timeouts assumed, the longer schedule).
+pub fn estimate(spec: &ClaimSpec) -> Duration {
+    if let Some(e) = spec.estimate {
+        return e.0;
+    }
+    let Some(run) = &spec.run else {
+        return Duration::from_secs(1);
+    };
+    let mut in_force: BTreeMap<String, String> = spec
+        .lab
+        .sysctls
+        .iter()
+        .map(|(k, v)| (k.clone(), v.text()))
+        .collect();
+    in_force
+        .entry(knob::TCP_SYN_LINEAR_TIMEOUTS.into())
+        .or_insert_with(|| "4".into());
+    let argv = run.command.clone().unwrap_or_default();
+    let one = |in_force: &BTreeMap<String, String>| {
+        let p = plan(spec, in_force, &argv, None);
+        p.ends_after.unwrap_or_default()
+            + match p.end {
+                End::Blocks => run.timeout.map_or(Duration::from_secs(30), |t| t.0),
+                _ => Duration::ZERO,
+            }
+    };
+    let longest = match &spec.sweep {
+        Some(sweep) => sweep
+            .values
+            .iter()
+            .map(|v| {
+                let mut f = in_force.clone();
+                f.insert(sweep.sysctl.clone(), v.text());
+                one(&f)
+            })
+            .max()
+            .unwrap_or_default(),
+        None => one(&in_force),
+    };
+    longest + Duration::from_secs(1)
+}
+
+// ---------------------------------------------------------------------------------------
+// Measuring
+
+/// What a lab's server is, kept alive while the action runs.
+#[expect(dead_code, reason = "the guards are held for their Drop, never read")]
+enum ServerGuard {
+    NoAccept(NoAcceptListener),
+    Unix(UnixNoAcceptListener, TempDir),
+    Silent(SilentServer),
+    Http(SlowBodyServer),
+}
+
+/// Where the action is pointed.
+#[derive(Debug, Clone)]
+enum Target {
+    Tcp(SocketAddrV4),
+    Unix(PathBuf),
+}
+
+impl Target {
+    fn text(&self) -> String {
+        match self {
+            Self::Tcp(a) => a.to_string(),
+            Self::Unix(p) => p.display().to_string(),
+        }
+    }
+
+    fn tcp(&self) -> Option<SocketAddrV4> {
+        match self {
+            Self::Tcp(a) => Some(*a),
+            Self::Unix(_) => None,
+        }
+    }
+}
+
+/// A built lab: the namespace the action runs in, and everything that must outlive it.
+struct Built {
+    ns: NetNs,
+    _peer: Option<NetNs>,
+    _server: Option<ServerGuard>,
+    target: Target,
+    notes: Vec<String>,
+    description: String,
+}
+
+/// The sysctls the model reads, beside the ones a claim sets.
+const MODEL_INPUTS: &[&str] = &[
+    knob::TCP_SYN_RETRIES,
+    knob::TCP_SYN_LINEAR_TIMEOUTS,
+    knob::TCP_RTO_MAX_MS,
+    knob::SOMAXCONN,
+    knob::IP_LOCAL_PORT_RANGE,
+    "net.ipv4.ip_local_reserved_ports",
+];
+
+/// Builds the lab; `Ok(Err(reason))` when the kernel refuses a sysctl the claim sets.
+fn build(
+    spec: &ClaimSpec,
+    extra: Option<(&str, String)>,
+) -> Result<std::result::Result<Built, String>> {
+    let lab = &spec.lab;
+    let mut sysctls: Vec<(String, String)> = lab
+        .sysctls
+        .iter()
+        .map(|(k, v)| (k.clone(), v.text()))
+        .collect();
+    if let Some((k, v)) = extra {
+        sysctls.retain(|(name, _)| name != k);
+        sysctls.push((k.to_owned(), v));
+    }
+    let pairs: Vec<(&str, &str)> = sysctls
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let port = lab.port.unwrap_or_else(|| lab.server.default_port());
+    let refused = lab::refusal;
+    let (ns, peer, target) = if lab.server == Server::Blackhole {
+        match BlackholeLab::new(&pairs) {
+            Ok(bh) => (
+                bh.client,
+                Some(bh.host),
+                Target::Tcp(SocketAddrV4::new(BlackholeLab::HOST, port)),
+            ),
+            Err(e) => {
+                let reason = e
+                    .chain()
+                    .find_map(|c| c.downcast_ref::<HarnessError>().and_then(refused));
+                return match reason {
+                    Some(r) => Ok(Err(r)),
+                    None => Err(e),
+                };
+            }
+        }
+    } else {
+        match NetNs::with_sysctls(&pairs) {
+            Ok(ns) => (
+                ns,
+                None,
+                Target::Tcp(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)),
+            ),
+            Err(e) => {
+                return match refused(&e) {
+                    Some(r) => Ok(Err(r)),
+                    None => Err(e).context("creating the lab namespace"),
+                }
+            }
+        }
+    };
+    let mut notes = Vec::new();
+    for (name, value) in &lab.sysctls_if_present {
+        match ns.set_sysctl(name, &value.text()) {
+            Ok(()) => notes.push(format!("{name}={value}")),
+            Err(HarnessError::SysctlAbsent { .. }) => notes.push(format!(
+                "{name} is absent on this kernel: its classic behaviour applies"
+            )),
+            Err(e) => match refused(&e) {
+                Some(r) => return Ok(Err(r)),
+                None => return Err(e).context("setting an optional sysctl"),
+            },
+        }
+    }
+    let backlog = lab.backlog.unwrap_or(16) as i32;
+    let (server, target, description) = match (lab.server, &target) {
+        (Server::DropSyn, Target::Tcp(addr)) => {
+            ns.drop_syn_to_port(addr.port())
+                .with_context(|| format!("installing the SYN DROP rule in {}", ns.name()))?;
+            (
+                None,
+                target.clone(),
+                format!(
+                    "iptables -A INPUT -p tcp --dport {} --syn -j DROP, target {addr}",
+                    addr.port()
+                ),
+            )
+        }
+        (Server::Blackhole, Target::Tcp(addr)) => (
+            None,
+            target.clone(),
+            format!(
+                "client {} on a veth to {}, which drops all input; target {addr}",
+                BlackholeLab::CLIENT,
+                BlackholeLab::HOST
+            ),
+        ),
+        (Server::None | Server::Refuse, Target::Tcp(addr)) => (
+            None,
+            target.clone(),
+            format!("nothing listens on {addr}: the kernel answers a SYN with RST"),
+        ),
+        (Server::NeverAccept, Target::Tcp(addr)) => {
+            let l = NoAcceptListener::bind(&ns, *addr, backlog)
+                .with_context(|| format!("listening on {addr}"))?;
+            (
+                Some(ServerGuard::NoAccept(l)),
+                target.clone(),
+                format!("a listener on {addr} with listen({backlog}) that never calls accept()"),
+            )
+        }
+        (Server::NeverAcceptUnix, _) => {
+            let dir = TempDir::new("eagain")?;
+            let path = dir.path().join("listener.sock");
+            let l = UnixNoAcceptListener::bind(&ns, &path, backlog)
+                .with_context(|| format!("listening on {}", path.display()))?;
+            let desc = format!(
+                "a unix listener at {} with listen({backlog}) that never calls accept()",
+                path.display()
+            );
+            (Some(ServerGuard::Unix(l, dir)), Target::Unix(path), desc)
+        }
+        (Server::Silent, Target::Tcp(addr)) => {
+            let s =
+                SilentServer::start(&ns, *addr).with_context(|| format!("serving on {addr}"))?;
+            (
+                Some(ServerGuard::Silent(s)),
+                target.clone(),
+                format!("a server on {addr} that accepts and never sends a byte"),
+            )
+        }
+        (Server::Http, Target::Tcp(addr)) => {
+            let body = b"netclaim lab\n".len() as u64;
+            let trickle = Trickle {
+                content_length: body,
+                initial: body,
+                chunk: body,
+                interval: Duration::ZERO,
+            };
+            let s = SlowBodyServer::start(&ns, *addr, trickle)
+                .with_context(|| format!("serving HTTP on {addr}"))?;
+            (
+                Some(ServerGuard::Http(s)),
+                target.clone(),
+                format!("an HTTP server on {addr} answering 200 OK with {body} bytes"),
+            )
+        }
+        (kind, Target::Unix(_)) => anyhow::bail!("server {kind:?} has no unix target"),
+    };
+    Ok(Ok(Built {
+        description: format!("lab {}: {description}", ns.name()),
+        ns,
+        _peer: peer,
+        _server: server,
+        target,
+        notes,
+    }))
+}
+
+/// Reads the model's inputs and the claim's own sysctls in the lab.
+fn in_force(spec: &ClaimSpec, ns: &NetNs) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    let names = MODEL_INPUTS
+        .iter()
+        .map(|s| (*s).to_owned())
+        .chain(spec.lab.sysctls.keys().cloned())
+        .chain(spec.lab.sysctls_if_present.keys().cloned())
+        .chain(spec.sweep.iter().map(|s| s.sysctl.clone()));
+    for name in names {
+        if let Some(v) = ns.sysctl_opt(&name)? {
+            out.insert(name, v);
+        }
+    }
+    Ok(out)
+}
+
+/// `{target}`, `{ip}`, `{port}`, `{dir}` replaced.
+fn substitute(arg: &str, target: &Target, dir: Option<&Path>) -> String {
+    let (ip, port) = match target {
+        Target::Tcp(a) => (a.ip().to_string(), a.port().to_string()),
+        Target::Unix(_) => (String::new(), String::new()),
+    };
+    let dir = dir
+        .map(|d| d.display().to_string())
+        .unwrap_or_else(|| ".".into());
+    arg.replace("{target}", &target.text())
+        .replace("{ip}", &ip)
+        .replace("{port}", &port)
+        .replace("{dir}", &dir)
+}
+
+/// One connection of a run, by source port.
+struct Conn {
+    /// Its first SYN, from the first SYN of all.
+    start: Duration,
+    /// Its SYNs.
+    syns: usize,
+    /// The client's FIN on it, from the first SYN of all.
+    fin: Option<Duration>,
+}
+
+/// Per connection (by source port, in order of its first SYN): its first SYN, from the
+/// first SYN of all, how many SYNs it sent, and when the client closed it.
+fn connections(events: &[TcpEvent], port: u16) -> Vec<Conn> {
+    let syns: Vec<&TcpEvent> = events
+        .iter()
+        .filter(|e| e.flags.is_syn() && e.dst.port() == port)
+        .collect();
+    let first = syns.first().map(|e| e.at).unwrap_or_default();
+    let mut seen: Vec<(u16, Conn)> = Vec::new();
+    for e in syns {
+        match seen.iter_mut().find(|(p, _)| *p == e.src.port()) {
+            Some((_, c)) => c.syns += 1,
+            None => seen.push((
+                e.src.port(),
+                Conn {
+                    start: e.at - first,
+                    syns: 1,
+                    fin: None,
+                },
+            )),
+        }
+    }
+    for (src, c) in &mut seen {
+        c.fin = events
+            .iter()
+            .find(|e| e.flags.is_fin() && e.src.port() == *src && e.dst.port() == port)
+            .map(|e| e.at.saturating_sub(first));
+    }
+    seen.into_iter().map(|(_, c)| c).collect()
+}
+
+fn micros(d: Duration) -> u64 {
+    d.as_micros() as u64
+}
+
+/// Runs the action in a built lab.
+fn act(
+    spec: &ClaimSpec,
+    built: &Built,
+    in_force: &BTreeMap<String, String>,
+    dir: Option<&Path>,
+) -> Result<RunRecord> {
+    let run = spec.run.as_ref().context("a lab without an action")?;
+    let capture = match built.target.tcp() {
+        Some(addr) => Some(
+            built
+                .ns
+                .capture_tcp(addr.port())
+                .context("starting the capture")?,
+        ),
+        None => None,
+    };
+    let capture_started = capture.as_ref().map(|c| c.started());
+    // When the action began and ended, and whether it was a tool's spawn.
+    let mut span: Option<(std::time::Instant, std::time::Instant, bool)> = None;
+    let mut record = RunRecord::default();
+    match (&run.command, run.client) {
+        (Some(command), _) => {
+            let argv: Vec<String> = command
+                .iter()
+                .map(|a| substitute(a, &built.target, dir))
+                .collect();
+            let p = plan(spec, in_force, &argv, built.target.tcp());
+            let timeout = run.timeout.map(|t| t.0).unwrap_or_else(|| {
+                p.ends_after.unwrap_or(Duration::from_secs(10)) * 2 + Duration::from_secs(30)
+            });
+            let trace = run
+                .trace_connect
+                .then(|| TempDir::new("strace"))
+                .transpose()?;
+            let trace_file = trace.as_ref().map(|d| d.path().join("connect.txt"));
+            let full: Vec<String> = match &trace_file {
+                Some(f) => ["strace", "-f", "-e", "trace=connect", "-o"]
+                    .into_iter()
+                    .map(str::to_owned)
+                    .chain([f.display().to_string(), "--".into()])
+                    .chain(argv.iter().cloned())
+                    .collect(),
+                None => argv.clone(),
+            };
+            let mut cmd =
+                ToolCommand::new(full[0].clone(), timeout).args(full[1..].iter().cloned());
+            for (k, v) in &run.env {
+                cmd = cmd.env(k.clone(), v.clone());
+            }
+            if let Some(data) = &run.stdin {
+                cmd = cmd.stdin(data.clone().into_bytes());
+            }
+            if !spec.lab.hosts.is_empty() {
+                let ip = built
+                    .target
+                    .tcp()
+                    .map(|a| a.ip().to_string())
+                    .unwrap_or_default();
+                let mut hosts = String::from("127.0.0.1 localhost\n::1 localhost\n");
+                for name in spec.lab.hosts.keys() {
+                    hosts.push_str(&format!("{ip} {name}\n"));
+                }
+                cmd = cmd.etc_file("hosts", hosts);
+            }
+            let out = built
+                .ns
+                .run_command(&cmd)
+                .with_context(|| format!("running {}", cmd.command_line()))?;
+            if let Some(f) = &trace_file {
+                let text = std::fs::read_to_string(f)
+                    .with_context(|| format!("reading {}", f.display()))?;
+                let port = built.target.tcp().map(|a| a.port()).unwrap_or(0);
+                let calls: Vec<&str> = text
+                    .lines()
+                    .filter(|l| {
+                        l.contains("connect(") && l.contains(&format!("sin_port=htons({port})"))
+                    })
+                    .collect();
+                record.connect_calls = Some(calls.len());
+                record.errno = calls.first().and_then(|l| {
+                    l.split_whitespace()
+                        .find(|w| w.starts_with('E'))
+                        .and_then(crate::spec::errno_by_name)
+                        .map(|e| e as i32)
+                });
+                record.evidence = format!("strace -e trace=connect:\n{}\n", text.trim_end());
+            }
+            span = Some((out.started, out.started + out.duration, true));
+            record.command_line = out.command_line.clone();
+            record.argv = argv;
+            record.exit_code = out.exit_code();
+            record.timed_out = out.timed_out;
+            record.stdout = out.stdout.clone();
+            record.stderr = out.stderr.clone();
+            record.duration_us = micros(out.duration);
+            record.evidence.push_str(&out.to_string());
+        }
+        (None, Some(Client::Connect)) => {
+            let addr = built.target.tcp().context("connect needs a TCP target")?;
+            let started = std::time::Instant::now();
+            let o = client::connect_blocking(&built.ns, addr)?;
+            span = Some((started, std::time::Instant::now(), false));
+            record.command_line = format!("blocking connect({addr}) from {}", built.ns.name());
+            record.errno = o.errno().map(|e| e as i32);
+            record.duration_us = micros(o.duration);
+            record.evidence = format!(
+                "{}: {:?} after {:.3} s",
+                record.command_line,
+                o.result,
+                o.duration.as_secs_f64()
+            );
+        }
+        (None, Some(Client::Fill)) => {
+            const LIMIT: usize = 300;
+            let mut kept = Vec::new();
+            let mut stop = None;
+            let started = std::time::Instant::now();
+            while kept.len() < LIMIT {
+                let o = match &built.target {
+                    Target::Unix(path) => {
+                        client::unix_connect_nonblocking(&built.ns, path, Duration::from_secs(1))?
+                    }
+                    Target::Tcp(addr) => {
+                        client::connect_nonblocking(&built.ns, *addr, Duration::from_millis(300))?
+                    }
+                };
+                if o.result == ConnectResult::Connected {
+                    kept.push(o);
+                } else {
+                    stop = Some(o.result);
+                    break;
+                }
+            }
+            record.command_line = format!(
+                "nonblocking connect()s to {} until one fails",
+                built.target.text()
+            );
+            record.connections = Some(kept.len());
+            record.errno = match stop {
+                Some(ConnectResult::Failed(e)) => Some(e as i32),
+                _ => None,
+            };
+            record.duration_us = micros(started.elapsed());
+            // The kernel's own view of the queue, while it is full.
+            let (args, col): (&[&str], usize) = match &built.target {
+                Target::Unix(_) => (&["-xlnH"], 2),
+                Target::Tcp(_) => (&["-ltnH"], 1),
+            };
+            let listener = built.target.text();
+            let (queue, ss_text) =
+                lab::ss_listener(&built.ns, args, |l| l.contains(&listener), col)?;
+            record.listener_queue = queue;
+            drop(kept);
+            record.evidence = format!(
+                "{}: {} completed; the next: {}\n{ss_text}",
+                record.command_line,
+                record.connections.unwrap_or(0),
+                stop.map_or("(limit reached)".into(), |r| r.shown())
+            );
+        }
+        (None, Some(Client::Exhaust)) => {
+            let addr = built.target.tcp().context("exhaust needs a TCP target")?;
+            let started = std::time::Instant::now();
+            let ex = netclaim_fixtures::ports::hold_connections(&built.ns, addr, 70_000)?;
+            record.command_line =
+                format!("blocking connect()s to {addr}, each held open, until one fails");
+            record.connections = Some(ex.held.len());
+            record.errno = ex.failure.map(|e| e as i32);
+            record.duration_us = micros(started.elapsed());
+            record.evidence = format!(
+                "{}: {} held from ports {:?}; the next: {}",
+                record.command_line,
+                ex.held.len(),
+                ex.ports,
+                ex.failure.shown()
+            );
+        }
+        (None, None) => anyhow::bail!("a run with neither command nor client"),
+    }
+    if let (Some(cap), Some(addr)) = (capture, built.target.tcp()) {
+        let events = cap.finish().context("finishing the capture")?;
+        record.syn_times_us = capture::syn_times(&events, addr.port())
+            .into_iter()
+            .map(micros)
+            .collect();
+        let conns = connections(&events, addr.port());
+        record.conn_starts_us = conns.iter().map(|c| micros(c.start)).collect();
+        record.conn_syns = conns.iter().map(|c| c.syns).collect();
+        record.conn_fins_us = conns.iter().map(|c| c.fin.map(micros)).collect();
+        if let (Some((started, ended, tool)), Some(cap_started)) = (span, capture_started) {
+            let first = lab::first_syn_at(&events, addr.port(), cap_started);
+            record.timed = Some(lab::Measurement::record(
+                &capture::syn_times(&events, addr.port()),
+                first,
+                started,
+                ended,
+                tool,
+            ));
+            if let (Some(f), Some(Some(fin))) = (first, record.conn_fins_us.first()) {
+                let at = f + Duration::from_micros(*fin);
+                record.fin_late_us = Some(micros(netclaim_harness::slowness::late_between(f, at)));
+            }
+        }
+        record.syn_acks = events.iter().filter(|e| e.flags.is_syn_ack()).count();
+        record.rsts = events.iter().filter(|e| e.flags.is_rst()).count();
+        record.evidence.push_str(&format!(
+            "\n--- wire ---\n{}",
+            if events.is_empty() {
+                "(no handshake packets)".into()
+            } else {
+                capture::timeline(&events)
+            }
+        ));
+    }
+    Ok(record)
+}
+
+/// Builds one lab and runs the action in it.
+fn lab_and_run(
+    spec: &ClaimSpec,
+    extra: Option<(&str, String)>,
+    dir: Option<&Path>,
+) -> Result<LabRecord> {
+    let built = match build(spec, extra)? {
+        Ok(b) => b,
+        Err(reason) => {
+            return Ok(LabRecord {
+                refused: Some(reason),
+                ..LabRecord::default()
+            })
+        }
+    };
+    let in_force = in_force(spec, &built.ns)?;
+    let run = match &spec.run {
+        Some(_) => Some(act(spec, &built, &in_force, dir)?),
+        None => None,
+    };
+    let mut notes = built.notes.clone();
+    notes.insert(0, built.description.clone());
+    Ok(LabRecord {
+        name: built.ns.name().to_owned(),
+        target: built.target.text(),
+        in_force,
+        notes,
+        refused: None,
+        run,
+    })
+}
+
+/// Measures a claim file's claim: its fresh-namespace sysctls, then its lab(s) and run.
+/// `dir` is the claim file's directory (for `{dir}`).
+pub fn measure(spec: &ClaimSpec, ctx: &Ctx, dir: Option<&Path>) -> Result<Measurement> {
+    let mut m = Measurement {
+        kernel: ctx.kernel.clone(),
+        hz: ctx.hz,
+        rootless: netclaim_harness::userns::mode().rootless(),
+        ..Measurement::default()
+    };
+    let fresh_names: Vec<&String> = spec
+        .expect
+        .sysctls
+        .keys()
+        .chain(spec.model.defaults.keys())
+        .collect();
+    if !fresh_names.is_empty() {
+        let ns = NetNs::new().context("creating a fresh namespace")?;
+        for name in fresh_names {
+            m.fresh.insert(name.clone(), ns.sysctl_opt(name)?);
+        }
+    }
+    if let Some(argv0) = spec
+        .run
+        .as_ref()
+        .and_then(|r| r.command.as_ref())
+        .and_then(|c| c.first())
+    {
+        m.tool_version = netclaim_harness::command::tool_version(argv0);
+    }
+    match &spec.sweep {
+        Some(sweep) => {
+            let jobs: Vec<_> = sweep
+                .values
+                .iter()
+                .map(|v| {
+                    let value = v.text();
+                    move || -> Result<(String, LabRecord)> {
+                        let lab =
+                            lab_and_run(spec, Some((sweep.sysctl.as_str(), value.clone())), dir)?;
+                        Ok((value, lab))
+                    }
+                })
+                .collect();
+            for r in lab::parallel("sweep-point", jobs) {
+                m.sweep.push(r?);
+            }
+        }
+        None if spec.run.is_some() || !spec.lab.sysctls.is_empty() => {
+            m.lab = Some(lab_and_run(spec, None, dir)?);
+        }
+        None => {}
+    }
+    Ok(m)
+}
+
+// ---------------------------------------------------------------------------------------
+// Judging
+
+/// How early a tool-driven deadline may appear to fire: clock granularity only.
+pub const TOOL_EARLY: Duration = Duration::from_millis(10);
+
+/// The window for a deadline a tool keeps itself: a few ms early, at most
+/// `max(TOOL_STARTUP, 5 %)` late (its start-up is in the measured duration).
+pub fn tool_window(expected: Duration) -> Window {
+    Window {
+        min: expected.saturating_sub(TOOL_EARLY),
+        max: expected + TOOL_STARTUP.max(expected.mul_f64(0.05)),
+    }
+}
+
+/// How many SYNs the kernel sends before a tool abandons the connect at `deadline`: a
+/// range, because a SYN due within 100 ms of the deadline may or may not go out.
+pub fn syns_before(schedule: &SynSchedule, deadline: Duration) -> (usize, usize) {
+    let margin = Duration::from_millis(100);
+    let limit = deadline.min(schedule.give_up);
+    let lo = schedule
+        .send_times
+        .iter()
+        .filter(|t| **t + margin < limit)
+        .count();
+    let hi = schedule
+        .send_times
+        .iter()
+        .filter(|t| **t <= limit + margin)
+        .count();
+    (lo, hi)
+}
+
+fn check_syn_range(o: &mut Outcome, what: &str, range: (usize, usize), observed: usize) {
+    let expected = if range.0 == range.1 {
+        range.0.to_string()
+    } else {
+        format!("{}..={}", range.0, range.1)
+    };
+    o.model_check(
+        what,
+        expected,
+        observed.to_string(),
+        (range.0..=range.1).contains(&observed),
+    );
+}
+
+/// The last non-empty line of `text`.
+pub fn last_line(text: &str) -> String {
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Checks that `text` contains one of `needles`.
+fn check_contains_any(
+    o: &mut Outcome,
+    against: Against,
+    what: &str,
+    text: &str,
+    needles: &[String],
+    ignore_case: bool,
+) {
+    let fold = |s: &str| {
+        if ignore_case {
+            s.to_lowercase()
+        } else {
+            s.to_owned()
+        }
+    };
+    let hay = fold(text);
+    let found = needles.iter().find(|n| hay.contains(&fold(n)));
+    let expected = match needles {
+        [one] => format!(
+            "contains {one:?}{}",
+            if ignore_case { " (any case)" } else { "" }
+        ),
+        _ => format!("contains one of {needles:?}"),
+    };
+    let observed = found
+        .and_then(|n| {
+            text.lines()
+                .find(|l| fold(l).contains(&fold(n)))
+                .map(|l| l.trim().to_owned())
+        })
+        .unwrap_or_else(|| last_line(text));
+    against.record(o, what, expected, format!("{observed:?}"), found.is_some());
+}
+
+/// The duration window the statement's give-up time is judged with.
+fn stated_window(
+    expect: &ExpectSpec,
+    stated: Duration,
+    plan: &Plan,
+    hz: u32,
+    startup: Duration,
+) -> Window {
+    if let Some(t) = &expect.tolerance {
+        let tol = t.around(stated).unwrap_or_default();
+        return Window {
+            min: stated.saturating_sub(tol),
+            max: stated + tol,
+        };
+    }
+    match (&plan.end, &plan.schedule) {
+        // Judged with the slack of the timers this kernel really arms.
+        (End::Kernel | End::NoLaterThanKernel, Some(schedule)) => {
+            lab::give_up_window(stated, schedule, hz, startup)
+        }
+        _ => tool_window(stated),
+    }
+}
+
+/// Judges a recorded measurement of `spec`: the statement's checks decide the verdict,
+/// the model's checks what `cargo test` asserts.
+pub fn judge(spec: &ClaimSpec, m: &Measurement) -> Outcome {
+    let mut o = Outcome::default();
+    judge_defaults(spec, m, &mut o);
+    if let Some(lab) = &m.lab {
+        judge_lab(spec, &spec.expect, lab, m, "", &mut o);
+    }
+    let mut claimed = Vec::new();
+    let mut expected = Vec::new();
+    let mut observed = Vec::new();
+    for (value, lab) in &m.sweep {
+        let expect = spec
+            .expect
+            .each
+            .get(value)
+            .cloned()
+            .unwrap_or_else(|| spec.expect.clone());
+        let name = spec
+            .sweep
+            .as_ref()
+            .map_or("", |s| s.sysctl.rsplit('.').next().unwrap_or(""));
+        let mut part = Outcome::default();
+        judge_lab(
+            spec,
+            &expect,
+            lab,
+            m,
+            &format!("{name}={value}: "),
+            &mut part,
+        );
+        if let Some((v, reason)) = part.forced.take() {
+            o.forced
+                .get_or_insert((v, format!("{name}={value}: {reason}")));
+        }
+        let d = |f: &Figures| {
+            f.duration_ms
+                .map_or("?".into(), |ms| format!("{:.2}s", ms as f64 / 1000.0))
+        };
+        claimed.push(format!("{value}:{}", d(&part.claimed)));
+        expected.push(format!("{value}:{}", d(&part.expected)));
+        observed.push(format!("{value}:{}", d(&part.observed)));
+        o.claim_checks.extend(part.claim_checks);
+        o.model_checks.extend(part.model_checks);
+        o.evidence.extend(part.evidence);
+        o.timelines.extend(part.timelines);
+    }
+    if !m.sweep.is_empty() {
+        o.claimed.value = Some(claimed.join(" "));
+        o.expected.value = Some(expected.join(" "));
+        o.observed.value = Some(observed.join(" "));
+    }
+    if let Some(v) = &m.tool_version {
+        let program = spec
+            .run
+            .as_ref()
+            .and_then(|r| r.command.as_ref())
+            .and_then(|c| c.first())
+            .cloned()
+            .unwrap_or_default();
+        o.evidence(format!("{program} version: {v}"));
+    }
+    o
+}
+
+/// The documented default of `by_release` for `release`: the entry of the highest
+/// release not above it.
+fn documented(by_release: &BTreeMap<String, Value>, release: &str) -> Option<String> {
+    let now = crate::spec::parse_release(release)?;
+    by_release
+        .iter()
+        .filter_map(|(r, v)| Some((crate::spec::parse_release(r)?, v)))
+        .filter(|(r, _)| *r <= now)
+        .max_by_key(|(r, _)| *r)
+        .map(|(_, v)| v.text())
+}
+
+fn judge_defaults(spec: &ClaimSpec, m: &Measurement, o: &mut Outcome) {
+    if m.fresh.is_empty() {
+        return;
+    }
+    // A knob the kernel hides from namespaces of a user namespace is absent there for
+    // that reason, not because this kernel lacks it.
+    if m.rootless && m.fresh.get(knob::SOMAXCONN) == Some(&None) {
+        o.forced = Some((
+            Verdict::NotApplicable,
+            format!(
+                "{} is absent in a network namespace owned by a user namespace on Linux {} \
+                 (before 6.3, sysctl_core_net_init does not offer it there): run as root to read \
+                 its default",
+                knob::SOMAXCONN,
+                m.kernel
+            ),
+        ));
+        return;
+    }
+    let shown = |v: &Option<String>| v.clone().unwrap_or_else(|| "absent".into());
+    let mut claimed = Vec::new();
+    let mut expected = Vec::new();
+    let mut observed = Vec::new();
+    for (name, value) in &spec.expect.sysctls {
+        let seen = shown(m.fresh.get(name).unwrap_or(&None));
+        claimed.push(format!("{name}={value}"));
+        check_eq(
+            o,
+            Against::Statement,
+            &format!("{name} default"),
+            value.text(),
+            seen,
+        );
+    }
+    for (name, by_release) in &spec.model.defaults {
+        let seen = shown(m.fresh.get(name).unwrap_or(&None));
+        match documented(by_release, &m.kernel) {
+            Some(doc) => {
+                expected.push(format!("{name}={doc}"));
+                let reference = spec
+                    .model
+                    .reference
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default();
+                check_eq(
+                    o,
+                    Against::Model,
+                    &format!(
+                        "{name} default documented for Linux {}{reference}",
+                        m.kernel
+                    ),
+                    doc,
+                    seen.clone(),
+                );
+            }
+            None => o.model_check(
+                &format!("{name} default documented for Linux {}", m.kernel),
+                "a release listed in model.defaults",
+                format!("none at or below {}", m.kernel),
+                false,
+            ),
+        }
+    }
+    for name in m.fresh.keys() {
+        observed.push(format!("{name}={}", shown(&m.fresh[name])));
+    }
+    o.evidence(format!(
+        "a fresh namespace on Linux {} (it starts from the kernel's built-in defaults, not the host's values): {}",
+        m.kernel,
+        observed.join(", ")
+    ));
+    let join = |v: Vec<String>| (!v.is_empty()).then(|| v.join(", "));
+    o.claimed.value = join(claimed);
+    o.expected.value = join(expected);
+    o.observed.value = join(observed);
+}
+
+fn judge_lab(
+    spec: &ClaimSpec,
+    expect: &ExpectSpec,
+    lab: &LabRecord,
+    m: &Measurement,
+    label: &str,
+    o: &mut Outcome,
+) {
+    if let Some(reason) = &lab.refused {
+        o.forced = Some((Verdict::NotApplicable, reason.clone()));
+        return;
+    }
+    o.evidence(format!(
+        "{}; in force: {}",
+        lab.notes.join("; "),
+        lab.in_force
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    let Some(run) = &lab.run else {
+        return;
+    };
+    o.evidence(run.evidence.clone());
+    let target = lab.target.parse::<SocketAddrV4>().ok();
+    let plan = plan(spec, &lab.in_force, &run.argv, target);
+    let target = target.unwrap_or_else(|| SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0));
+    let is_command = spec.run.as_ref().is_some_and(|r| r.command.is_some());
+    let startup = if is_command {
+        TOOL_STARTUP
+    } else {
+        Duration::ZERO
+    };
+    let what = |w: &str| format!("{label}{w}");
+    let syns = run.syn_times();
+    let duration = run.duration();
+    let timed = run.timed();
+    let took = timed.took();
+    let output = run.output();
+    let model = plan.model.map(|m| lab::describe_model(&m));
+
+    // Figures.
+    o.claimed = Figures::default();
+    if let Some(d) = expect.duration {
+        o.claimed = o.claimed.clone().duration(d.0);
+    }
+    if let Some(times) = &expect.syn_times {
+        o.claimed = o
+            .claimed
+            .clone()
+            .syn_times(&times.iter().map(|s| s.0).collect::<Vec<_>>());
+    } else if let Some(n) = expect.syns {
+        o.claimed.syn_count = Some(n);
+    }
+    o.claimed.errno = expect
+        .errno
+        .as_ref()
+        .and_then(|e| e.errno())
+        .map(|e| e as i32);
+    o.claimed.exit_code = expect.exit;
+    o.claimed.value = expect
+        .output_line
+        .clone()
+        .or_else(|| {
+            [&expect.stderr, &expect.stdout, &expect.output]
+                .into_iter()
+                .flatten()
+                .next()
+                .map(|t| t.items().join(", "))
+        })
+        .or_else(|| {
+            expect.killed.map(|k| {
+                if k {
+                    "still blocked when killed".into()
+                } else {
+                    "ends by itself".into()
+                }
+            })
+        });
+    o.observed = Figures::default().duration(took);
+    if run.command_line.is_empty() || target.port() != 0 || !syns.is_empty() {
+        o.observed = o.observed.clone().syn_times(&syns);
+    }
+    o.observed.errno = run.errno;
+    o.observed.exit_code = run.exit_code;
+    o.observed.value = if let Some(n) = run.connections {
+        Some(format!("{n} connections"))
+    } else if is_command {
+        Some(last_line(&output))
+    } else {
+        None
+    };
+
+    // The statement.
+    statement_checks(expect, run, &plan, m.hz, startup, &what, o);
+
+    // The prediction.
+    let mut expected = Figures::default();
+    match &plan.end {
+        End::Kernel | End::NoLaterThanKernel => {
+            let schedule = plan.schedule.clone().unwrap_or_else(no_schedule);
+            if plan.end == End::Kernel && plan.tries <= 1 {
+                let first = o.model_checks.len();
+                check_schedule(o, Against::Model, &schedule, &timed, &ctx_of(m), startup);
+                for c in &mut o.model_checks[first..] {
+                    c.what = what(&c.what);
+                }
+                expected = expected
+                    .duration(schedule.give_up)
+                    .syn_times(&schedule.send_times);
+            } else if plan.end == End::NoLaterThanKernel {
+                let window = lab::give_up_window(schedule.give_up, &schedule, m.hz, startup);
+                check_timing(
+                    o,
+                    Against::Model,
+                    &what("ends no later than the kernel gives up"),
+                    schedule.give_up,
+                    Window {
+                        min: Duration::ZERO,
+                        max: window.max,
+                    },
+                    &timed.kernel_give_up(),
+                );
+                expected.value = Some(format!(
+                    "at most {} (the kernel's give-up)",
+                    secs(schedule.give_up)
+                ));
+            }
+            if plan.tries > 1 {
+                judge_tries(
+                    expect,
+                    run,
+                    &plan,
+                    schedule.give_up,
+                    &what,
+                    o,
+                    &mut expected,
+                );
+            }
+            if is_command {
+                if let Some(p) = plan.program {
+                    let f = toolmodel::connect_failed(p, Errno::ETIMEDOUT, target);
+                    tool_failure_checks(&f, run, &what, o, &mut expected);
+                }
+                if run.errno.is_some() || run.connect_calls.is_some() {
+                    check_eq(
+                        o,
+                        Against::Model,
+                        &what("connect() errno"),
+                        Some(Errno::ETIMEDOUT),
+                        run.errno.map(Errno::from_raw),
+                    );
+                    expected.errno = Some(Errno::ETIMEDOUT as i32);
+                }
+            } else {
+                check_eq(
+                    o,
+                    Against::Model,
+                    &what("errno"),
+                    Some(Errno::ETIMEDOUT),
+                    run.errno.map(Errno::from_raw),
+                );
+                expected.errno = Some(Errno::ETIMEDOUT as i32);
+            }
+            o.timelines.push(lab::timeline(
+                &format!(
+                    "{}{}: {}",
+                    label,
+                    plan.program.map_or(
+                        if is_command { "command" } else { "connect()" },
+                        Program::name
+                    ),
+                    model.clone().unwrap_or_default()
+                ),
+                &syns,
+                &schedule,
+                Some(took),
+            ));
+        }
+        End::ToolConnect { deadline, failure } => {
+            let schedule = plan.schedule.clone().unwrap_or_else(no_schedule);
+            let who = plan.program.map_or("the program", Program::name);
+            if plan.tries > 1 {
+                judge_tries(expect, run, &plan, *deadline, &what, o, &mut expected);
+            } else {
+                check_tool_deadline(o, &what, *deadline, &timed.tool_timer(), &mut expected);
+                check_syn_range(
+                    o,
+                    &what(&format!("SYNs sent before {who} gives up")),
+                    syns_before(&schedule, *deadline),
+                    syns.len(),
+                );
+            }
+            if let Some(f) = failure {
+                tool_failure_checks(f, run, &what, o, &mut expected);
+            }
+            o.timelines.push(lab::timeline(
+                &format!("{label}{who}: {}", model.clone().unwrap_or_default()),
+                &syns,
+                &schedule,
+                Some(took),
+            ));
+        }
+        End::Refused => {
+            let rst = run.rsts > 0;
+            o.model_check(&what("RST on the wire"), "true", rst.to_string(), rst);
+            // From the SYN (answered by RST at once) to the end: process work only.
+            check_timing(
+                o,
+                Against::Model,
+                &what("fails at once (no timer involved)"),
+                Duration::ZERO,
+                Window {
+                    min: Duration::ZERO,
+                    max: TOOL_STARTUP,
+                },
+                &timed.tool_timer(),
+            );
+            if is_command {
+                if let Some(p) = plan.program {
+                    tool_failure_checks(
+                        &toolmodel::connect_failed(p, Errno::ECONNREFUSED, target),
+                        run,
+                        &what,
+                        o,
+                        &mut expected,
+                    );
+                }
+            } else {
+                check_eq(
+                    o,
+                    Against::Model,
+                    &what("errno"),
+                    Some(Errno::ECONNREFUSED),
+                    run.errno.map(Errno::from_raw),
+                );
+                expected.errno = Some(Errno::ECONNREFUSED as i32);
+            }
+        }
+        End::ToolRead { deadline, failure } => {
+            if plan.tries > 1 {
+                judge_tries(expect, run, &plan, *deadline, &what, o, &mut expected);
+            } else {
+                check_tool_deadline(o, &what, *deadline, &run.until_close(), &mut expected);
+            }
+            check_handshake(o, &what, run, target);
+            if plan.program.is_some() {
+                tool_failure_checks(failure, run, &what, o, &mut expected);
+            }
+        }
+        End::Blocks => {
+            check_handshake(o, &what, run, target);
+            o.model_check(
+                &what("no timer fires: killed at the harness deadline"),
+                "timed_out=true",
+                format!("timed_out={} after {}", run.timed_out, secs(duration)),
+                run.timed_out,
+            );
+            expected.value = Some("still blocked when killed".into());
+        }
+        End::Completes => {
+            if is_command {
+                check_eq(
+                    o,
+                    Against::Model,
+                    &what("exit code"),
+                    Some(0),
+                    run.exit_code,
+                );
+                expected.exit_code = Some(0);
+            } else {
+                check_eq(
+                    o,
+                    Against::Model,
+                    &what("errno"),
+                    None,
+                    run.errno.map(Errno::from_raw),
+                );
+            }
+        }
+        End::Exhausts => judge_exhaustion(spec, lab, run, &what, o, &mut expected),
+    }
+    o.expected = expected;
+}
+
+/// The schedule of a plan without unanswered SYNs (never used for judging timing).
+fn no_schedule() -> SynSchedule {
+    SynSchedule {
+        send_times: Vec::new(),
+        give_up: Duration::ZERO,
+    }
+}
+
+/// The model check of a deadline the tool keeps itself.
+fn check_tool_deadline(
+    o: &mut Outcome,
+    what: &dyn Fn(&str) -> String,
+    deadline: Duration,
+    m: &Measured,
+    expected: &mut Figures,
+) {
+    check_timing(
+        o,
+        Against::Model,
+        &what("give-up time"),
+        deadline,
+        tool_window(deadline),
+        m,
+    );
+    *expected = expected.clone().duration(deadline);
+}
+
+/// What a check of the run's end measures, by how the plan says it ends: the kernel's
+/// SYN timers from the first SYN, a read timeout to the tool's FIN, or the tool's own
+/// timer from its first packet.
+fn measured_end(plan: &Plan, run: &RunRecord) -> Measured {
+    match plan.end {
+        End::Kernel | End::NoLaterThanKernel => run.timed().kernel_give_up(),
+        End::ToolRead { .. } => run.until_close(),
+        _ => run.timed().tool_timer(),
+    }
+}
+
+/// The model check that the handshake completed (the peer is a listener that answers
+/// nothing after it); a unix target has no wire to see it on.
+fn check_handshake(
+    o: &mut Outcome,
+    what: &dyn Fn(&str) -> String,
+    run: &RunRecord,
+    target: SocketAddrV4,
+) {
+    let completed = run.syn_acks > 0 || target.port() == 0;
+    o.model_check(
+        &what("the TCP handshake completed (SYN-ACK seen)"),
+        "true",
+        completed.to_string(),
+        completed,
+    );
+}
+
+/// A [`Ctx`] for the checks that take one, from what the measurement recorded.
+fn ctx_of(m: &Measurement) -> Ctx {
+    Ctx {
+        hz: m.hz,
+        kernel: m.kernel.clone(),
+    }
+}
+
+/// Model checks of a tool's reported failure: exit code and message.
+fn tool_failure_checks(
+    f: &Failure,
+    run: &RunRecord,
+    what: &dyn Fn(&str) -> String,
+    o: &mut Outcome,
+    expected: &mut Figures,
+) {
+    check_eq(
+        o,
+        Against::Model,
+        &what("exit code"),
+        Some(f.exit),
+        run.exit_code,
+    );
+    expected.exit_code = Some(f.exit);
+    if !f.messages.is_empty() {
+        check_contains_any(
+            o,
+            Against::Model,
+            &what("message"),
+            &run.output(),
+            &f.messages,
+            false,
+        );
+        expected.value = Some(f.message_text());
+    }
+}
+
+/// A tool that retries (wget): tries on the wire, each try's start, the total.
+fn judge_tries(
+    expect: &ExpectSpec,
+    run: &RunRecord,
+    plan: &Plan,
+    per_try: Duration,
+    what: &dyn Fn(&str) -> String,
+    o: &mut Outcome,
+    expected: &mut Figures,
+) {
+    let tries = plan.tries;
+    let starts: Vec<Duration> = run
+        .conn_starts_us
+        .iter()
+        .map(|&us| Duration::from_micros(us))
+        .collect();
+    check_eq(
+        o,
+        Against::Model,
+        &what("tries on the wire"),
+        tries,
+        starts.len(),
+    );
+    // Every try of the run carries the run's measured error.
+    let total_m = run.timed().tool_timer();
+    let within_run = |took: Duration| Measured {
+        took,
+        ..total_m.clone()
+    };
+    let predicted = toolmodel::wget_try_starts(tries, per_try, toolmodel::WGET_WAITRETRY);
+    for (k, (p, s)) in predicted.iter().zip(&starts).enumerate().skip(1) {
+        let w = Window {
+            min: p.saturating_sub(TOOL_EARLY),
+            max: *p + Duration::from_millis(300).max(p.mul_f64(0.05)),
+        };
+        check_timing(
+            o,
+            Against::Model,
+            &what(&format!(
+                "start of try {} (tries of {} + back-off {} s)",
+                k + 1,
+                secs(per_try),
+                toolmodel::wget_backoff(k + 1, toolmodel::WGET_WAITRETRY).as_secs()
+            )),
+            *p,
+            w,
+            &within_run(*s),
+        );
+    }
+    if let Some(stated) = expect.per_try {
+        // Each try lasts from its first SYN to its FIN (wget closed it: a read timeout),
+        // else to the next try's first SYN, less the back-off, or to the end.
+        for k in 0..starts.len() {
+            let fin = run.conn_fins_us.get(k).copied().flatten();
+            let d = match (fin, starts.get(k + 1)) {
+                (Some(fin), _) => Duration::from_micros(fin).saturating_sub(starts[k]),
+                (None, Some(next)) => (*next - starts[k])
+                    .saturating_sub(toolmodel::wget_backoff(k + 2, toolmodel::WGET_WAITRETRY)),
+                (None, None) => total_m.took.saturating_sub(starts[k]),
+            };
+            check_timing(
+                o,
+                Against::Statement,
+                &what(&format!("try {} fails after", k + 1)),
+                stated.0,
+                tool_window(stated.0),
+                &within_run(d),
+            );
+        }
+    }
+    if let (Some(schedule), End::ToolConnect { .. } | End::Kernel) = (&plan.schedule, &plan.end) {
+        let range = syns_before(schedule, per_try);
+        let who = plan.program.map_or("the program", Program::name);
+        for (k, n) in run.conn_syns.iter().enumerate() {
+            check_syn_range(
+                o,
+                &what(&format!("SYNs of try {} before {who}'s deadline", k + 1)),
+                range,
+                *n,
+            );
+        }
+    }
+    let total = toolmodel::wget_total(tries, per_try, toolmodel::WGET_WAITRETRY);
+    check_timing(
+        o,
+        Against::Model,
+        &what("total run time"),
+        total,
+        tool_window(total),
+        &total_m,
+    );
+    *expected = expected.clone().duration(total);
+    expected.value = Some(format!(
+        "{tries} tries starting at {:?} ms",
+        predicted.iter().map(|d| d.as_millis()).collect::<Vec<_>>()
+    ));
+}
+
+/// A fill client's queue (a backlog) or an exhaust client's ports.
+fn judge_exhaustion(
+    spec: &ClaimSpec,
+    lab: &LabRecord,
+    run: &RunRecord,
+    what: &dyn Fn(&str) -> String,
+    o: &mut Outcome,
+    expected: &mut Figures,
+) {
+    let num = |k: &str| {
+        lab.in_force
+            .get(k)
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+    };
+    let client = spec.run.as_ref().and_then(|r| r.client);
+    let (connections, errno, why) = match client {
+        Some(Client::Exhaust) => {
+            let range = lab
+                .in_force
+                .get(knob::IP_LOCAL_PORT_RANGE)
+                .cloned()
+                .unwrap_or_default();
+            let mut it = range
+                .split_whitespace()
+                .filter_map(|p| p.parse::<u16>().ok());
+            let (lo, hi) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+            let reserved = lab
+                .in_force
+                .get("net.ipv4.ip_local_reserved_ports")
+                .cloned()
+                .unwrap_or_default();
+            let (fewest, most) = crate::claims::port::usable_ports(lo, hi, &reserved);
+            (
+                (fewest, most),
+                Some(Errno::EADDRNOTAVAIL),
+                format!("ip_local_port_range {range}: {fewest}..={most} usable ports, then EADDRNOTAVAIL"),
+            )
+        }
+        _ => {
+            // __sys_listen caps the backlog at somaxconn; a unix listener refuses when
+            // more than the backlog are queued (backlog + 1 fit); a TCP listener drops
+            // the SYN when the accept queue is full (backlog + 1 complete).
+            let somaxconn = num(knob::SOMAXCONN).unwrap_or(4096) as usize;
+            let backlog = (spec.lab.backlog.unwrap_or(16) as usize).min(somaxconn);
+            let errno = (spec.lab.server == Server::NeverAcceptUnix).then_some(Errno::EAGAIN);
+            (
+                (backlog + 1, backlog + 1),
+                errno,
+                format!("effective backlog min({}, somaxconn {somaxconn}) = {backlog}: {} queued, then the next is refused", spec.lab.backlog.unwrap_or(16), backlog + 1),
+            )
+        }
+    };
+    o.evidence(why);
+    let n = run.connections.unwrap_or(0);
+    let range_text = if connections.0 == connections.1 {
+        connections.0.to_string()
+    } else {
+        format!("{}..={}", connections.0, connections.1)
+    };
+    o.model_check(
+        &what("connections before the first failure"),
+        range_text.clone(),
+        n.to_string(),
+        (connections.0..=connections.1).contains(&n),
+    );
+    check_eq(
+        o,
+        Against::Model,
+        &what("errno of the connect that failed"),
+        errno,
+        run.errno.map(Errno::from_raw),
+    );
+    if let (Some((recv_q, send_q)), Some(Client::Fill)) = (run.listener_queue, client) {
+        let backlog = connections.0.saturating_sub(1) as u32;
+        let queued = connections.0 as u32;
+        check_eq(
+            o,
+            Against::Model,
+            &what("ss Send-Q of the listener (effective backlog)"),
+            backlog,
+            send_q,
+        );
+        check_eq(
+            o,
+            Against::Model,
+            &what("ss Recv-Q of the listener (queued connections)"),
+            queued,
+            recv_q,
+        );
+    }
+    expected.errno = errno.map(|e| e as i32);
+    expected.value = Some(format!("{range_text} connections"));
+}
+
+fn statement_checks(
+    expect: &ExpectSpec,
+    run: &RunRecord,
+    plan: &Plan,
+    hz: u32,
+    startup: Duration,
+    what: &dyn Fn(&str) -> String,
+    o: &mut Outcome,
+) {
+    let duration = run.duration();
+    let syns = run.syn_times();
+    if let Some(times) = &expect.syn_times {
+        let stated = SynSchedule {
+            send_times: times.iter().map(|s| s.0).collect(),
+            give_up: expect
+                .duration
+                .map_or_else(|| times.last().map(|s| s.0).unwrap_or_default(), |d| d.0),
+        };
+        let first = o.claim_checks.len();
+        lab::check_syns(
+            o,
+            Against::Statement,
+            &stated,
+            &run.timed(),
+            &Ctx {
+                hz,
+                kernel: String::new(),
+            },
+            startup,
+            expect.duration.is_some(),
+        );
+        for c in &mut o.claim_checks[first..] {
+            c.what = what(&c.what);
+        }
+    } else {
+        if let Some(d) = expect.duration {
+            let window = stated_window(expect, d.0, plan, hz, startup);
+            check_timing(
+                o,
+                Against::Statement,
+                &what("give-up time"),
+                d.0,
+                window,
+                &measured_end(plan, run),
+            );
+        }
+        if let Some(n) = expect.syns {
+            check_eq(o, Against::Statement, &what("SYN count"), n, syns.len());
+        }
+    }
+    if let Some(e) = &expect.errno {
+        let name = if run.connect_calls.is_some() {
+            "connect() errno"
+        } else {
+            "errno"
+        };
+        check_eq(
+            o,
+            Against::Statement,
+            &what(name),
+            e.errno(),
+            run.errno.map(Errno::from_raw),
+        );
+    }
+    if let Some(code) = expect.exit {
+        check_eq(
+            o,
+            Against::Statement,
+            &what("exit code"),
+            Some(code),
+            run.exit_code,
+        );
+    }
+    for (key, texts, text) in [
+        ("stdout", &expect.stdout, &run.stdout),
+        ("stderr", &expect.stderr, &run.stderr),
+        ("output", &expect.output, &run.output()),
+    ] {
+        if let Some(t) = texts {
+            for item in t.items() {
+                check_contains_any(
+                    o,
+                    Against::Statement,
+                    &what(key),
+                    text,
+                    &[item.to_owned()],
+                    expect.ignore_case,
+                );
+            }
+        }
+    }
+    if let Some(line) = &expect.output_line {
+        let output = run.output();
+        o.claim_check(
+            &what("message"),
+            format!("a line {line:?}"),
+            format!("{output:?}"),
+            output.lines().any(|l| l.trim() == line),
+        );
+    }
+    for c in &expect.output_count {
+        let n = run.output().matches(c.text.as_str()).count();
+        check_eq(
+            o,
+            Against::Statement,
+            &what(&format!("times {:?} is printed", c.text)),
+            c.count,
+            n,
+        );
+    }
+    if let Some(k) = expect.killed {
+        o.claim_check(
+            &what("still running when the harness kills it"),
+            k.to_string(),
+            format!("{} after {}", run.timed_out, secs(duration)),
+            run.timed_out == k,
+        );
+    }
+    if let Some(n) = expect.connections {
+        check_eq(
+            o,
+            Against::Statement,
+            &what("connections before the first failure"),
+            n,
+            run.connections.unwrap_or(0),
+        );
+    }
+    if let Some(n) = expect.connect_calls {
+        check_eq(
+            o,
+            Against::Statement,
+            &what("connect() calls seen by strace"),
+            n,
+            run.connect_calls.unwrap_or(0),
+        );
+    }
+}
+
+/// Runs a claim file's claim: measure, then judge; the measurement goes with the outcome.
+pub fn execute(spec: &ClaimSpec, ctx: &Ctx, dir: Option<&Path>) -> Result<Outcome> {
+    let m = measure(spec, ctx, dir)?;
+    let mut o = judge(spec, &m);
+    o.measurement = serde_json::to_value(&m).ok();
+    Ok(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syn_range_around_a_deadline() {
+        let s = SynModel::new(6, None).schedule();
+        assert_eq!(syns_before(&s, Duration::from_millis(2500)), (2, 2));
+        assert_eq!(syns_before(&s, Duration::from_secs(3)), (2, 3));
+    }
+
+    #[test]
+    fn documented_defaults_follow_the_release() {
+        let by: BTreeMap<String, Value> = [("0", Value::Int(128)), ("5.4", Value::Int(4096))]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        assert_eq!(documented(&by, "6.18.44-fc-v782").as_deref(), Some("4096"));
+        assert_eq!(documented(&by, "5.4.0").as_deref(), Some("4096"));
+        assert_eq!(documented(&by, "4.19.0-17-amd64").as_deref(), Some("128"));
+        assert_eq!(documented(&by, "junk"), None);
+    }
+
+    #[test]
+    fn a_knob_hidden_from_user_namespaces_is_not_applicable_there() {
+        let spec = crate::spec::parse(
+            "[[claim]]\nid = \"t.somaxconn\"\nsource = \"s\"\nstatement = \"s\"\n\
+             expect = { sysctls = { \"net.core.somaxconn\" = 128 } }\n",
+            &crate::spec::Origin::BuiltIn("t.toml"),
+        )
+        .unwrap()
+        .remove(0)
+        .spec;
+        let mut m = Measurement {
+            kernel: "6.1.0-56-amd64".into(),
+            hz: 250,
+            rootless: true,
+            ..Measurement::default()
+        };
+        m.fresh.insert(knob::SOMAXCONN.into(), None);
+        let o = judge(&spec, &m);
+        assert_eq!(o.verdict(), Verdict::NotApplicable);
+        assert!(o.reason().contains("user namespace"), "{}", o.reason());
+        // As root the same absence is a finding about the kernel.
+        m.rootless = false;
+        assert_eq!(judge(&spec, &m).verdict(), Verdict::Refuted);
+    }
+}

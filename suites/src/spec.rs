@@ -1,0 +1,957 @@
+//! Claims as data: the claim file format (TOML, one or more `[[claim]]`), its parsing
+//! and its validation.
+//!
+//! The format is small and strict: unknown keys are errors that list the valid ones,
+//! missing keys are named, and every error carries `file:line:column`. Nothing here
+//! touches the machine, so `netclaim check` validates files without root. What a file
+//! means — the lab to build, the action, the statement's figures — is executed by
+//! [`crate::engine`]; the README's "Write your own claims" documents every key.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A claim file: `[[claim]]` tables.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    claim: Vec<toml::Spanned<ClaimSpec>>,
+}
+
+/// One claim of a file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimSpec {
+    /// Stable id, `topic.name` (lowercase letters, digits, `.` and `-`).
+    pub id: String,
+    /// Where the statement comes from (a document, a runbook, a URL).
+    pub source: String,
+    /// The statement, in words.
+    pub statement: String,
+    /// Rough run time, for scheduling and the hard deadline; computed when absent.
+    #[serde(default)]
+    pub estimate: Option<Span>,
+    /// The lab.
+    #[serde(default)]
+    pub lab: LabSpec,
+    /// The action; absent for claims about a fresh namespace's sysctls.
+    #[serde(default)]
+    pub run: Option<RunSpec>,
+    /// Run the lab and action once per value of a sysctl, concurrently.
+    #[serde(default)]
+    pub sweep: Option<SweepSpec>,
+    /// What the statement says, in figures: decides the verdict.
+    #[serde(default)]
+    pub expect: ExpectSpec,
+    /// Predictions the kernel timing and tool models cannot make (documented defaults).
+    #[serde(default)]
+    pub model: ModelSpec,
+}
+
+/// The lab a claim builds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabSpec {
+    /// `net.*` sysctls set in the lab's namespace before anything runs; a knob the
+    /// kernel lacks or a value it rejects makes the claim `not-applicable`.
+    #[serde(default)]
+    pub sysctls: BTreeMap<String, Value>,
+    /// Sysctls set only where the kernel has them (their absence is noted).
+    #[serde(default)]
+    pub sysctls_if_present: BTreeMap<String, Value>,
+    /// What is at `{target}`.
+    #[serde(default)]
+    pub server: Server,
+    /// The target's port (default per server: drop-syn 7, blackhole 80, others 8080).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// listen() backlog of a never-accept server (default 16; capped by somaxconn).
+    #[serde(default)]
+    pub backlog: Option<u32>,
+    /// Host names the command resolves inside the lab (`/etc/hosts`), each to `target`.
+    #[serde(default)]
+    pub hosts: BTreeMap<String, String>,
+}
+
+/// What a lab puts at `{target}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Server {
+    /// Nothing: the target is 127.0.0.1:port and nothing listens there (RST).
+    #[default]
+    None,
+    /// An iptables rule drops SYNs to 127.0.0.1:port: no answer at all.
+    DropSyn,
+    /// A peer namespace over veth (192.0.2.2) that drops every packet.
+    Blackhole,
+    /// Nothing listens on 127.0.0.1:port: the kernel answers SYN with RST.
+    Refuse,
+    /// A listener that accepts connections and never sends a byte.
+    Silent,
+    /// A listener that never calls accept(): the kernel completes handshakes until
+    /// the accept queue is full.
+    NeverAccept,
+    /// A unix stream listener (`{target}` is its path) that never calls accept().
+    NeverAcceptUnix,
+    /// An HTTP server answering `200 OK` with a short body.
+    Http,
+}
+
+impl Server {
+    /// Every kind's name, for messages.
+    pub const NAMES: &'static str =
+        "none | drop-syn | blackhole | refuse | silent | never-accept | never-accept-unix | http";
+
+    /// The port of `{target}` when the file names none.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Self::DropSyn => 7,
+            Self::Blackhole => 80,
+            _ => 8080,
+        }
+    }
+
+    /// Whether SYNs to the target are never answered (the kernel retransmits them).
+    pub fn drops_syns(self) -> bool {
+        matches!(self, Self::DropSyn | Self::Blackhole)
+    }
+
+    /// Whether the kernel completes the handshake and then nothing is ever sent.
+    pub fn answers_nothing(self) -> bool {
+        matches!(
+            self,
+            Self::Silent | Self::NeverAccept | Self::NeverAcceptUnix
+        )
+    }
+}
+
+/// The action.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSpec {
+    /// A program and its arguments, with `{target}`, `{ip}` and `{port}` replaced.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// An in-repo client instead of a command.
+    #[serde(default)]
+    pub client: Option<Client>,
+    /// The harness's hard deadline for the command (default: twice what the model
+    /// predicts, plus 30 s). A command still running then is killed.
+    #[serde(default)]
+    pub timeout: Option<Span>,
+    /// Environment variables for the command.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Bytes fed on the command's stdin (otherwise /dev/null).
+    #[serde(default)]
+    pub stdin: Option<String>,
+    /// The program's own deadline (a connect or read timeout it is configured with), for
+    /// a program the tool model does not know: the model then predicts it ends there.
+    #[serde(default)]
+    pub deadline: Option<Span>,
+    /// Run the command under `strace -f -e trace=connect`, so the errno and the number of
+    /// its connect() calls to the target are observed (`expect.errno`,
+    /// `expect.connect_calls`). Needs strace.
+    #[serde(default)]
+    pub trace_connect: bool,
+}
+
+/// The in-repo clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Client {
+    /// One blocking connect() to the target: its errno and duration.
+    Connect,
+    /// Nonblocking connects held open until one fails or does not complete: how many
+    /// were queued, and the errno of the one that failed (a backlog).
+    Fill,
+    /// Blocking connects held open until one fails: how many, and the errno (ports).
+    Exhaust,
+}
+
+/// Runs a claim once per value of one sysctl.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepSpec {
+    /// The `net.*` sysctl.
+    pub sysctl: String,
+    /// Its values; each gets its own lab.
+    pub values: Vec<Value>,
+}
+
+/// What the statement says, in figures. Every key is optional; each given one is a
+/// check that decides the verdict.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectSpec {
+    /// The command's exit code.
+    #[serde(default)]
+    pub exit: Option<i32>,
+    /// The client's errno: a name (`ETIMEDOUT`) or a number.
+    #[serde(default)]
+    pub errno: Option<ErrnoSpec>,
+    /// The give-up time: how long the action took.
+    #[serde(default)]
+    pub duration: Option<Span>,
+    /// The tolerance for `duration`, replacing the built-in windows: `"500ms"`, `"10%"`,
+    /// or both (`["500ms", "10%"]`: the larger).
+    #[serde(default)]
+    pub tolerance: Option<ToleranceSpec>,
+    /// SYNs seen on the wire.
+    #[serde(default)]
+    pub syns: Option<usize>,
+    /// SYN send times from the first, as the source lists them (`["0s", "1s", "3s"]`).
+    #[serde(default)]
+    pub syn_times: Option<Vec<Span>>,
+    /// Text the command prints on stdout (a substring, or all of a list).
+    #[serde(default)]
+    pub stdout: Option<Texts>,
+    /// Text on stderr.
+    #[serde(default)]
+    pub stderr: Option<Texts>,
+    /// Text on either.
+    #[serde(default)]
+    pub output: Option<Texts>,
+    /// A whole line of output, exactly.
+    #[serde(default)]
+    pub output_line: Option<String>,
+    /// Match `stdout`, `stderr` and `output` without regard to case.
+    #[serde(default)]
+    pub ignore_case: bool,
+    /// How many times texts appear in the output:
+    /// `output_count = [{ text = "Retrying.", count = 2 }]`.
+    #[serde(default)]
+    pub output_count: Vec<CountSpec>,
+    /// For a tool that retries (wget `--tries`): how long each try lasts.
+    #[serde(default)]
+    pub per_try: Option<Span>,
+    /// connect() calls to the target strace sees (`run.trace_connect`).
+    #[serde(default)]
+    pub connect_calls: Option<usize>,
+    /// Whether the command is still running (blocked) when the harness kills it at
+    /// `run.timeout`.
+    #[serde(default)]
+    pub killed: Option<bool>,
+    /// For `client = "fill"` / `"exhaust"`: connections made before the first failure.
+    #[serde(default)]
+    pub connections: Option<usize>,
+    /// Values a fresh namespace starts with (no `run` needed); `"absent"` for a knob
+    /// the kernel should not have.
+    #[serde(default)]
+    pub sysctls: BTreeMap<String, Value>,
+    /// Per sweep value (its text as key), the figures of that run.
+    #[serde(default)]
+    pub each: BTreeMap<String, ExpectSpec>,
+}
+
+/// `output_count = { text = "Retrying.", count = 2 }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CountSpec {
+    /// The text counted.
+    pub text: String,
+    /// How many times it appears.
+    pub count: usize,
+}
+
+/// Predictions given as data: what the kernel documents, by release.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// Per sysctl, its default from each release on: `{ "0" = "128", "5.4" = "4096" }`
+    /// (`"absent"`: the knob does not exist from that release on).
+    #[serde(default)]
+    pub defaults: BTreeMap<String, BTreeMap<String, Value>>,
+    /// Where those figures come from (a header, a commit), shown with the check.
+    #[serde(default)]
+    pub reference: Option<String>,
+}
+
+/// A sysctl value: written as a string or a number.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Value {
+    /// A number.
+    Int(i64),
+    /// Text (`"40000 40003"`).
+    Text(String),
+}
+
+impl Value {
+    /// The text written to or read from `/proc/sys` (whitespace normalised).
+    pub fn text(&self) -> String {
+        match self {
+            Self::Int(n) => n.to_string(),
+            Self::Text(s) => s.split_whitespace().collect::<Vec<_>>().join(" "),
+        }
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text())
+    }
+}
+
+/// An errno by name or number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ErrnoSpec {
+    /// `110`.
+    Number(i32),
+    /// `"ETIMEDOUT"`.
+    Name(String),
+}
+
+impl ErrnoSpec {
+    /// The errno value, if the name is known.
+    pub fn errno(&self) -> Option<nix::errno::Errno> {
+        match self {
+            Self::Number(n) => Some(nix::errno::Errno::from_raw(*n)),
+            Self::Name(name) => errno_by_name(name),
+        }
+    }
+}
+
+/// The errno whose symbolic name is `name` (`ETIMEDOUT`).
+pub fn errno_by_name(name: &str) -> Option<nix::errno::Errno> {
+    (1..200)
+        .map(nix::errno::Errno::from_raw)
+        .find(|e| format!("{e:?}") == name)
+}
+
+/// One text or several, each of which must appear.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Texts {
+    /// One substring.
+    One(String),
+    /// Several.
+    All(Vec<String>),
+}
+
+impl Texts {
+    /// The substrings.
+    pub fn items(&self) -> Vec<&str> {
+        match self {
+            Self::One(s) => vec![s.as_str()],
+            Self::All(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+/// A duration written as `"15s"`, `"2.5s"`, `"1500ms"`, `"2m"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Span(pub Duration);
+
+impl Span {
+    /// Parses `"2.5s"`, `"1500ms"`, `"2m"`, `"100us"`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let t = text.trim();
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
+        let (number, unit) = t.split_at(split);
+        let n: f64 = number.parse().map_err(|_| {
+            format!(
+                "{text:?} is not a duration: write it as \"15s\", \"2.5s\", \"1500ms\" or \"2m\""
+            )
+        })?;
+        let scale = match unit.trim() {
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "m" | "min" => 60.0,
+            other => {
+                return Err(format!(
+                    "{text:?}: unknown unit {other:?} (use s, ms, us or m)"
+                ))
+            }
+        };
+        Duration::try_from_secs_f64(n * scale)
+            .map(Span)
+            .map_err(|e| format!("{text:?}: {e}"))
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:.3} s", self.0.as_secs_f64())
+    }
+}
+
+impl Serialize for Span {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}ms", self.0.as_secs_f64() * 1000.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Span::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `"500ms"`, `"10%"`, or `["500ms", "10%"]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ToleranceSpec {
+    /// One part.
+    One(String),
+    /// The larger of several.
+    Max(Vec<String>),
+}
+
+impl ToleranceSpec {
+    /// The tolerance around `expected`: the largest of the parts.
+    pub fn around(&self, expected: Duration) -> Result<Duration, String> {
+        let parts: Vec<&str> = match self {
+            Self::One(s) => vec![s.as_str()],
+            Self::Max(v) => v.iter().map(String::as_str).collect(),
+        };
+        parts.iter().try_fold(Duration::ZERO, |acc, p| {
+            let part = match p.trim().strip_suffix('%') {
+                Some(pct) => {
+                    let pct: f64 = pct
+                        .trim()
+                        .parse()
+                        .map_err(|_| format!("tolerance {p:?}: not a percentage"))?;
+                    expected.mul_f64(pct / 100.0)
+                }
+                None => Span::parse(p)?.0,
+            };
+            Ok(acc.max(part))
+        })
+    }
+}
+
+/// Where a claim comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Shipped with netclaim (the file's name within the built-in catalog).
+    BuiltIn(&'static str),
+    /// A user's file.
+    File(PathBuf),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BuiltIn(name) => write!(f, "built-in ({name})"),
+            Self::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// A claim read from a file, with where it stands there.
+#[derive(Debug, Clone)]
+pub struct Located {
+    /// The claim.
+    pub spec: ClaimSpec,
+    /// The file.
+    pub origin: Origin,
+    /// 1-based line and column of its `[[claim]]` table.
+    pub line: usize,
+    /// Column.
+    pub column: usize,
+}
+
+/// A problem in a claim file, with its place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecError {
+    /// The file.
+    pub file: String,
+    /// 1-based line (0 when the problem is the file as a whole).
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.line, self.column, self.message
+            )
+        }
+    }
+}
+
+impl std::error::Error for SpecError {}
+
+/// 1-based (line, column) of byte `offset` in `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |i| before.len() - i - 1)
+        + 1;
+    (line, column)
+}
+
+/// Parses and validates the claims of one file's `text`. Every problem found is
+/// returned, each with its place.
+pub fn parse(text: &str, origin: &Origin) -> Result<Vec<Located>, Vec<SpecError>> {
+    let file = origin.to_string();
+    let at = |offset: usize, message: String| {
+        let (line, column) = line_column(text, offset);
+        SpecError {
+            file: file.clone(),
+            line,
+            column,
+            message,
+        }
+    };
+    let parsed: File = toml::from_str(text).map_err(|e| {
+        let offset = e.span().map_or(0, |s| s.start);
+        // toml's message repeats the place and quotes the line; keep its first line.
+        let message = e.message().trim().to_owned();
+        vec![at(offset, explain(&message))]
+    })?;
+    let mut errors = Vec::new();
+    let mut claims = Vec::new();
+    for spanned in parsed.claim {
+        let offset = spanned.span().start;
+        let spec = spanned.into_inner();
+        for problem in validate(&spec) {
+            errors.push(at(offset, format!("claim {:?}: {problem}", spec.id)));
+        }
+        let (line, column) = line_column(text, offset);
+        claims.push(Located {
+            spec,
+            origin: origin.clone(),
+            line,
+            column,
+        });
+    }
+    if errors.is_empty() {
+        Ok(claims)
+    } else {
+        Err(errors)
+    }
+}
+
+/// serde's messages made to name the fix: where a key is missing, say it is required.
+fn explain(message: &str) -> String {
+    if let Some(rest) = message.strip_prefix("missing field ") {
+        return format!("missing required key {rest}");
+    }
+    if message.starts_with("unknown field") {
+        return message
+            .replacen("unknown field", "unknown key", 1)
+            .replacen(", expected one of", "; valid keys here:", 1)
+            .replacen(", expected", "; valid keys here:", 1);
+    }
+    message.to_owned()
+}
+
+/// The placeholders a command may use.
+pub const PLACEHOLDERS: &[&str] = &["{target}", "{ip}", "{port}", "{dir}"];
+
+/// Everything wrong with one claim that parsing alone cannot see.
+pub fn validate(spec: &ClaimSpec) -> Vec<String> {
+    let mut problems = Vec::new();
+    let id_ok = spec.id.contains('.')
+        && spec
+            .id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || ".-".contains(c));
+    if !id_ok {
+        problems.push(format!(
+            "id {:?} must look like topic.name: lowercase letters, digits, '.' and '-', with at least one '.'",
+            spec.id
+        ));
+    }
+    for (what, value) in [("source", &spec.source), ("statement", &spec.statement)] {
+        if value.trim().is_empty() {
+            problems.push(format!("{what} is empty"));
+        }
+    }
+    let sysctl_names = spec
+        .lab
+        .sysctls
+        .keys()
+        .chain(spec.lab.sysctls_if_present.keys())
+        .chain(spec.expect.sysctls.keys())
+        .chain(spec.model.defaults.keys())
+        .chain(spec.sweep.iter().map(|s| &s.sysctl));
+    for name in sysctl_names {
+        if let Err(e) = netclaim_harness::sysctl::proc_path(name) {
+            problems.push(format!(
+                "{e}: a lab may only change its own namespace, and anything else would change the host"
+            ));
+        }
+    }
+    match &spec.run {
+        None if spec.expect.sysctls.is_empty() && spec.lab.sysctls.is_empty() => problems.push(
+            "no [claim.run] and no expect.sysctls: give an action (run.command or run.client) or the defaults to read".into(),
+        ),
+        None => {}
+        Some(run) => validate_run(spec, run, &mut problems),
+    }
+    if spec.lab.server == Server::NeverAcceptUnix && spec.lab.port.is_some() {
+        problems.push("lab.port does not apply to a unix server".into());
+    }
+    if spec.lab.backlog.is_some() && !spec.lab.server.answers_nothing() {
+        problems.push(format!(
+            "lab.backlog only applies to a listening server (silent, never-accept), not {:?}",
+            spec.lab.server
+        ));
+    }
+    for (name, to) in &spec.lab.hosts {
+        if to != "target" {
+            problems.push(format!(
+                "lab.hosts.{name} = {to:?}: a name can only resolve to \"target\" (the lab's server)"
+            ));
+        }
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            problems.push(format!("lab.hosts: {name:?} is not a host name"));
+        }
+    }
+    if let Some(e) = &spec.expect.errno {
+        if e.errno().is_none() {
+            problems.push(format!(
+                "expect.errno {e:?} is not an errno name such as \"ETIMEDOUT\""
+            ));
+        }
+    }
+    if let (Some(t), Some(d)) = (&spec.expect.tolerance, spec.expect.duration) {
+        if let Err(e) = t.around(d.0) {
+            problems.push(format!("expect.tolerance: {e}"));
+        }
+    } else if spec.expect.tolerance.is_some() {
+        problems.push("expect.tolerance needs expect.duration".into());
+    }
+    if let Some(times) = &spec.expect.syn_times {
+        if times.windows(2).any(|w| w[1] <= w[0]) {
+            problems.push("expect.syn_times must increase".into());
+        }
+        if spec.expect.syns.is_some_and(|n| n != times.len()) {
+            problems.push("expect.syns disagrees with the length of expect.syn_times".into());
+        }
+    }
+    match &spec.sweep {
+        Some(sweep) => {
+            if sweep.values.is_empty() {
+                problems.push("sweep.values is empty".into());
+            }
+            let keys: Vec<String> = sweep.values.iter().map(Value::text).collect();
+            for k in spec.expect.each.keys() {
+                if !keys.contains(k) {
+                    problems.push(format!(
+                        "expect.each.{k:?} is not one of sweep.values {keys:?}"
+                    ));
+                }
+            }
+            if spec.run.is_none() {
+                problems.push("a sweep needs a [claim.run]".into());
+            }
+        }
+        None if !spec.expect.each.is_empty() => {
+            problems.push("expect.each needs a [claim.sweep]".into())
+        }
+        None => {}
+    }
+    for (name, by_release) in &spec.model.defaults {
+        for release in by_release.keys() {
+            if parse_release(release).is_none() {
+                problems.push(format!(
+                    "model.defaults.{name:?}: {release:?} is not a release such as \"5.4\""
+                ));
+            }
+        }
+    }
+    problems
+}
+
+fn validate_run(spec: &ClaimSpec, run: &RunSpec, problems: &mut Vec<String>) {
+    match (&run.command, run.client) {
+        (Some(_), Some(_)) => problems.push("run.command and run.client exclude each other".into()),
+        (None, None) => problems.push("[claim.run] needs run.command or run.client".into()),
+        (Some(cmd), None) => {
+            if cmd.is_empty() || cmd[0].trim().is_empty() {
+                problems.push("run.command is empty: give the program first".into());
+            }
+            for arg in cmd {
+                for p in placeholders_in(arg) {
+                    if !PLACEHOLDERS.contains(&p.as_str()) {
+                        problems.push(format!(
+                            "unknown placeholder {p} in {arg:?}: use {}",
+                            PLACEHOLDERS.join(", ")
+                        ));
+                    }
+                }
+            }
+            if spec.lab.server == Server::NeverAcceptUnix
+                && cmd
+                    .iter()
+                    .any(|a| a.contains("{ip}") || a.contains("{port}"))
+            {
+                problems.push("{ip} and {port} do not apply to a unix server: use {target}".into());
+            }
+        }
+        (None, Some(client)) => {
+            if !run.env.is_empty() || run.stdin.is_some() {
+                problems.push("run.env and run.stdin apply to run.command, not run.client".into());
+            }
+            if !spec.lab.hosts.is_empty() {
+                problems.push("lab.hosts applies to run.command, not run.client".into());
+            }
+            let fits = match client {
+                Client::Connect => {
+                    !matches!(spec.lab.server, Server::NeverAcceptUnix | Server::None)
+                }
+                Client::Fill => spec.lab.server.answers_nothing(),
+                Client::Exhaust => spec.lab.server.answers_nothing(),
+            };
+            if !fits {
+                problems.push(format!(
+                    "run.client = {client:?} does not fit lab.server = {:?}",
+                    spec.lab.server
+                ));
+            }
+        }
+    }
+    if run.command.is_some() && spec.expect.connections.is_some() {
+        problems.push(
+            "expect.connections is observed on a fill or exhaust client, not on a command".into(),
+        );
+    }
+    if run.command.is_some() && !run.trace_connect && spec.expect.errno.is_some() {
+        problems.push(
+            "expect.errno on a command needs run.trace_connect = true (strace observes the errno); or use expect.exit and expect.output".into(),
+        );
+    }
+    if run.trace_connect && run.command.is_none() {
+        problems.push("run.trace_connect applies to run.command".into());
+    }
+    if spec.expect.connect_calls.is_some() && !run.trace_connect {
+        problems.push("expect.connect_calls needs run.trace_connect = true".into());
+    }
+    if run.client.is_some()
+        && (spec.expect.exit.is_some()
+            || spec.expect.stdout.is_some()
+            || spec.expect.stderr.is_some()
+            || spec.expect.output.is_some()
+            || spec.expect.output_line.is_some()
+            || !spec.expect.output_count.is_empty()
+            || spec.expect.killed.is_some())
+    {
+        problems.push(
+            "expect.exit, the output keys and expect.killed are observed on run.command, not on a client".into(),
+        );
+    }
+}
+
+/// The `{...}` tokens of `arg`.
+fn placeholders_in(arg: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut rest = arg;
+    while let Some(start) = rest.find('{') {
+        let Some(len) = rest[start..].find('}') else {
+            break;
+        };
+        found.push(rest[start..=start + len].to_owned());
+        rest = &rest[start + len + 1..];
+    }
+    found
+}
+
+/// `(major, minor)` of `"5.4"` or a kernel release `"6.18.44-foo"`.
+pub fn parse_release(text: &str) -> Option<(u32, u32)> {
+    let mut it = text
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty());
+    let major = it.next()?.parse().ok()?;
+    let minor = it.next().map_or(Some(0), |m| m.parse().ok())?;
+    Some((major, minor))
+}
+
+/// Reads and parses a claim file.
+pub fn load(path: &Path) -> Result<Vec<Located>, Vec<SpecError>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![SpecError {
+            file: path.display().to_string(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read the claim file: {e}"),
+        }]
+    })?;
+    parse(&text, &Origin::File(path.to_owned()))
+}
+
+/// The claim files a `--claims` path names: the file itself, or the `*.toml` files of a
+/// directory (not recursive), sorted.
+pub fn files_at(path: &Path) -> Result<Vec<PathBuf>, SpecError> {
+    let err = |message: String| SpecError {
+        file: path.display().to_string(),
+        line: 0,
+        column: 0,
+        message,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| err(format!("cannot read: {e}")))?;
+    if !meta.is_dir() {
+        return Ok(vec![path.to_owned()]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(|e| err(format!("cannot list the directory: {e}")))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(err("no *.toml claim file in this directory".into()));
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+[[claim]]
+id = "mine.curl-retries-3"
+source = "runbooks/kernel-upgrade.md"
+statement = "With tcp_syn_retries=3, curl against a host that drops SYNs gives up after 15 s with exit 28."
+
+[claim.lab]
+sysctls = { "net.ipv4.tcp_syn_retries" = "3" }
+server = "drop-syn"
+
+[claim.run]
+command = ["curl", "-sS", "http://{target}/"]
+timeout = "60s"
+
+[claim.expect]
+exit = 28
+duration = "15s"
+stderr = "Failed to connect"
+syns = 4
+"#;
+
+    fn origin() -> Origin {
+        Origin::File("mine.toml".into())
+    }
+
+    #[test]
+    fn the_issue_example_parses() {
+        let claims = parse(EXAMPLE, &origin()).expect("valid");
+        let c = &claims[0].spec;
+        assert_eq!(claims[0].line, 2);
+        assert_eq!(c.lab.server, Server::DropSyn);
+        assert_eq!(c.lab.sysctls["net.ipv4.tcp_syn_retries"].text(), "3");
+        assert_eq!(c.expect.duration, Some(Span(Duration::from_secs(15))));
+        assert_eq!(c.expect.syns, Some(4));
+        assert_eq!(
+            c.run.as_ref().unwrap().timeout,
+            Some(Span(Duration::from_secs(60)))
+        );
+    }
+
+    fn one_error(text: &str) -> SpecError {
+        let errors = parse(text, &origin()).expect_err("invalid");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        errors.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn a_syntax_error_has_its_line_and_column() {
+        let e = one_error("[[claim]]\nid = \"a.b\"\nsource = \"s\nstatement = \"x\"\n");
+        assert_eq!((e.line, e.file.as_str()), (3, "mine.toml"), "{e}");
+        assert!(e.to_string().starts_with("mine.toml:3:"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_list_the_valid_ones() {
+        let text = EXAMPLE.replace("exit = 28", "exit = 28\nexitcode = 7");
+        let e = one_error(&text);
+        assert!(e.message.contains("unknown key `exitcode`"), "{e}");
+        assert!(
+            e.message.contains("valid keys here:") && e.message.contains("`duration`"),
+            "{e}"
+        );
+        // toml places it at the table the key is in.
+        assert_eq!(e.line, 17, "{e}");
+    }
+
+    #[test]
+    fn missing_required_keys_are_named() {
+        let e = one_error("[[claim]]\nid = \"a.b\"\nsource = \"s\"\n");
+        assert!(
+            e.message.contains("missing required key `statement`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn semantic_problems_are_found_and_placed() {
+        let text = EXAMPLE
+            .replace("\"net.ipv4.tcp_syn_retries\"", "\"kernel.panic\"")
+            .replace("{target}/", "{host}/")
+            .replace("\"drop-syn\"", "\"drop-syn\"\nbacklog = 4");
+        let errors = parse(&text, &origin()).expect_err("invalid");
+        let all = errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(all.contains("only net.* sysctls"), "{all}");
+        assert!(all.contains("unknown placeholder {host}"), "{all}");
+        assert!(all.contains("lab.backlog only applies"), "{all}");
+        assert!(errors.iter().all(|e| e.line == 2), "{all}");
+    }
+
+    #[test]
+    fn unknown_server_kinds_name_the_valid_ones() {
+        let e = one_error(&EXAMPLE.replace("\"drop-syn\"", "\"dropsyn\""));
+        assert!(
+            e.message.contains("drop-syn") && e.message.contains("never-accept"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn spans_and_tolerances_read_as_written() {
+        assert_eq!(Span::parse("2.5s").unwrap().0, Duration::from_millis(2500));
+        assert_eq!(
+            Span::parse("1500ms").unwrap().0,
+            Duration::from_millis(1500)
+        );
+        assert_eq!(Span::parse("2m").unwrap().0, Duration::from_secs(120));
+        assert!(Span::parse("15").unwrap_err().contains("unknown unit"));
+        let t = ToleranceSpec::Max(vec!["500ms".into(), "10%".into()]);
+        assert_eq!(
+            t.around(Duration::from_secs(15)).unwrap(),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(
+            t.around(Duration::from_secs(2)).unwrap(),
+            Duration::from_millis(500)
+        );
+    }
+
+    #[test]
+    fn errnos_by_name_and_releases() {
+        assert_eq!(
+            errno_by_name("ETIMEDOUT"),
+            Some(nix::errno::Errno::ETIMEDOUT)
+        );
+        assert_eq!(errno_by_name("ENOTANERRNO"), None);
+        assert_eq!(parse_release("6.18.44-fc-v782"), Some((6, 18)));
+        assert_eq!(parse_release("5.4"), Some((5, 4)));
+        assert_eq!(parse_release("0"), Some((0, 0)));
+    }
+}
