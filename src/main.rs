@@ -130,6 +130,10 @@ pub(crate) struct ClaimFiles {
     /// With --claims and no FILTER: run the built-in claims too.
     #[arg(long)]
     pub(crate) with_built_in: bool,
+    /// Include the long tier: claims that take minutes (tcp_retries2 at its default runs
+    /// about 15 minutes). A long claim also runs when a FILTER is its exact id.
+    #[arg(long)]
+    pub(crate) long: bool,
 }
 
 #[derive(clap::Args)]
@@ -260,15 +264,24 @@ pub(crate) fn select(
     if !files.claims.is_empty() && filters.is_empty() && !files.with_built_in {
         all.retain(|c| matches!(c.run, netclaim_suites::claim::Procedure::Data(d) if matches!(d.origin, netclaim_suites::spec::Origin::File(_))));
     }
-    catalog::select_from(all, filters).map_err(|unknown| {
-        anyhow::anyhow!(
-            "no claim id contains {}: run `netclaim list` to see the ids",
-            unknown
-                .iter()
-                .map(|u| format!("{u:?}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
+    catalog::select_from(all, filters, files.long).map_err(|unknown| {
+        let (long, none): (Vec<String>, Vec<String>) = unknown
+            .into_iter()
+            .partition(|u| u.contains("(only long-tier"));
+        let mut parts = Vec::new();
+        if !none.is_empty() {
+            parts.push(format!(
+                "no claim id contains {}: run `netclaim list` to see the ids",
+                none.iter()
+                    .map(|u| format!("{u:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if !long.is_empty() {
+            parts.push(format!("no default-tier claim matches {}", long.join("; ")));
+        }
+        anyhow::anyhow!("{}", parts.join("; "))
     })
 }
 
@@ -281,6 +294,7 @@ fn list(filters: &[String], json: bool, files: &ClaimFiles) -> Result<u8> {
                 serde_json::json!({
                     "id": c.id, "source": c.source, "statement": c.statement,
                     "lab": c.lab, "action": c.action, "origin": c.origin(),
+                    "catalog": c.catalog(), "tier": c.tier().as_str(),
                     "tools": c.needs.tools, "estimate_s": c.estimate.as_secs(),
                 })
             })
@@ -291,17 +305,30 @@ fn list(filters: &[String], json: bool, files: &ClaimFiles) -> Result<u8> {
     let mut t = comfy_table::Table::new();
     t.load_style(comfy_table::presets::UTF8_FULL_CONDENSED)
         .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
-        .set_header(vec!["claim", "source", "statement", "from", "~s"]);
+        .set_header(vec!["claim", "source", "statement", "from", "tier", "~s"]);
     for c in &claims {
         t.add_row(vec![
             c.id.to_owned(),
             c.source.to_owned(),
             c.statement.to_owned(),
             c.origin(),
+            c.tier().as_str().to_owned(),
             c.estimate.as_secs().to_string(),
         ]);
     }
-    outln!("{t}\n{} claims", claims.len());
+    let count = |name: &str| claims.iter().filter(|c| c.catalog() == name).count();
+    let long = claims
+        .iter()
+        .filter(|c| c.tier() == netclaim_suites::spec::Tier::Long)
+        .count();
+    outln!(
+        "{t}\n{} claims: {} from the seeds catalog (five write-ups), {} from the kernel-docs catalog (ip-sysctl.rst, tcp(7), socket(7), ip(7), connect(2)), {} from claim files; {long} in the long tier{}",
+        claims.len(),
+        count("seeds"),
+        count("kernel docs"),
+        count("file"),
+        if files.long { "" } else { " (shown with --long)" }
+    );
     Ok(exit::OK)
 }
 
@@ -310,6 +337,7 @@ fn check(paths: &[PathBuf]) -> Result<u8> {
     let files = ClaimFiles {
         claims: paths.to_vec(),
         with_built_in: false,
+        long: true,
     };
     let claims = catalog_with(&files)?;
     let mut by_file: std::collections::BTreeMap<String, Vec<&str>> = Default::default();

@@ -63,7 +63,7 @@ fn run_with(
     // them when --jobs is limited.
     let mut order: Vec<usize> = (0..total).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(claims[i].estimate));
-    let mut queue = order.into_iter().peekable();
+    let mut queue = order.into_iter();
     // Claims running that count against `jobs`.
     let mut running = 0usize;
     let mut done = 0usize;
@@ -99,14 +99,39 @@ fn run_with(
         }
     };
 
+    // Deferred claims start once the short claims they wait for have finished.
+    let mut deferred: Vec<usize> = Vec::new();
+    // The next claim to start, taken from the queue while it waits for a slot or the gate.
+    let mut held: Option<usize> = None;
+    let waited_for = |results: &[Option<(Outcome, Duration)>]| {
+        claims
+            .iter()
+            .zip(results)
+            .any(|(c, r)| c.deferred_ones_wait_for() && r.is_none())
+    };
     while done < total {
-        while let Some(&i) = queue.peek() {
+        loop {
+            if held.is_none() {
+                held = if waited_for(&results) {
+                    queue.by_ref().find(|&i| {
+                        if claims[i].deferred() {
+                            deferred.push(i);
+                            false
+                        } else {
+                            true
+                        }
+                    })
+                } else {
+                    deferred.pop().or_else(|| queue.next())
+                };
+            }
+            let Some(i) = held else { break };
             let counts = !claims[i].mostly_waits();
             let gated = gate.is_some_and(|g| !g.exists());
             if counts && (gated || running >= jobs.max(1)) {
                 break;
             }
-            queue.next();
+            held = None;
             launch(i, &mut started);
             running += usize::from(counts);
         }

@@ -125,6 +125,17 @@ pub struct GuestArgs {
     /// Show the guest kernel's console (boot messages) too.
     #[arg(long, short)]
     verbose: bool,
+    /// Include the long tier (as `run --long`): claims that take minutes.
+    #[arg(long)]
+    long: bool,
+}
+
+/// The claim selection of a run with or without the long tier.
+fn claim_files(long: bool) -> crate::ClaimFiles {
+    crate::ClaimFiles {
+        long,
+        ..Default::default()
+    }
 }
 
 #[derive(clap::Args)]
@@ -269,7 +280,7 @@ enum Event {
 pub fn run(args: VmArgs) -> Result<u8> {
     // Bad input first, before booting anything or creating anything.
     let kernel = check_kernel(&args.kernel)?;
-    crate::select(&args.filters, &crate::ClaimFiles::default())?;
+    crate::select(&args.filters, &claim_files(args.guest.long))?;
     let release = kernel_release(&kernel);
     let out = match &args.out {
         Some(o) => o.clone(),
@@ -323,7 +334,7 @@ pub fn kernels(args: KernelsArgs) -> Result<u8> {
         .iter()
         .map(|k| check_kernel(k))
         .collect::<Result<Vec<_>>>()?;
-    crate::select(&args.filters, &crate::ClaimFiles::default())?;
+    crate::select(&args.filters, &claim_files(args.guest.long))?;
     check_out(&args.out)?;
     let vng = if images.is_empty() {
         PathBuf::new()
@@ -749,7 +760,13 @@ fn sh_quote(s: &str) -> String {
 
 /// The `netclaim run` command line for `out` (progress on stderr, never `--quiet`: the
 /// scheduler reads it).
-fn run_command(exe: &Path, out: &Path, jobs: Option<usize>, filters: &[String]) -> Vec<String> {
+fn run_command(
+    exe: &Path,
+    out: &Path,
+    jobs: Option<usize>,
+    long: bool,
+    filters: &[String],
+) -> Vec<String> {
     let mut run = vec![
         exe.display().to_string(),
         "run".into(),
@@ -761,6 +778,9 @@ fn run_command(exe: &Path, out: &Path, jobs: Option<usize>, filters: &[String]) 
     if let Some(j) = jobs {
         run.push(format!("--jobs={j}"));
     }
+    if long {
+        run.push("--long".into());
+    }
     if !filters.is_empty() {
         run.push("--".into());
         run.extend(filters.iter().cloned());
@@ -770,8 +790,14 @@ fn run_command(exe: &Path, out: &Path, jobs: Option<usize>, filters: &[String]) 
 
 /// The shell command the guest runs: its release, the clock probe beside the catalog,
 /// then the catalog's exit status.
-fn guest_script(exe: &Path, stage: &Path, jobs: Option<usize>, filters: &[String]) -> String {
-    let run: Vec<String> = run_command(exe, stage, jobs, filters)
+fn guest_script(
+    exe: &Path,
+    stage: &Path,
+    jobs: Option<usize>,
+    long: bool,
+    filters: &[String],
+) -> String {
+    let run: Vec<String> = run_command(exe, stage, jobs, long, filters)
         .iter()
         .map(|a| sh_quote(a))
         .collect();
@@ -837,8 +863,8 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(filters: &[String]) -> Self {
-        let short = crate::select(filters, &crate::ClaimFiles::default())
+    fn new(filters: &[String], long: bool) -> Self {
+        let short = crate::select(filters, &claim_files(long))
             .unwrap_or_default()
             .into_iter()
             .filter(|c| !c.mostly_waits())
@@ -879,7 +905,7 @@ fn run_host(
     index: usize,
     events: &mpsc::Sender<Event>,
 ) -> Result<u8> {
-    let argv = run_command(exe, out, None, filters);
+    let argv = run_command(exe, out, None, guest.long, filters);
     errln!(
         "netclaim kernels: running the catalog on this machine (Linux {}) natively",
         netclaim_harness::kernel::release()
@@ -893,7 +919,7 @@ fn run_host(
         .spawn()
         .with_context(|| format!("starting {}", argv.join(" ")))?;
     register(child.id());
-    let mut progress = Progress::new(filters);
+    let mut progress = Progress::new(filters, guest.long);
     if let Some(err) = child.stderr.take() {
         for line in BufReader::new(err).lines().map_while(|l| l.ok()) {
             if progress.line(&line) {
@@ -941,7 +967,7 @@ fn run_vm(
             .guest
             .jobs
             .or((a == Accel::Tcg).then_some(TCG_DEFAULT_JOBS));
-        let script = guest_script(&job.exe, stage, jobs, &job.filters);
+        let script = guest_script(&job.exe, stage, jobs, job.guest.long, &job.filters);
         match boot(job, a, stage, &script, index, events)? {
             Boot::Ran(g) => {
                 attempts.push(serde_json::json!({"accel": accel_key(a), "up_s": round3(g.boot.as_secs_f64())}));
@@ -1195,7 +1221,7 @@ fn boot(
     let mut up_at: Option<Instant> = None;
     let mut clock_start: Option<Instant> = None;
     let mut console: Vec<String> = Vec::new();
-    let mut progress = Progress::new(&job.filters);
+    let mut progress = Progress::new(&job.filters, job.guest.long);
     loop {
         let wait = if up_at.is_some() {
             Duration::from_secs(3600)

@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::io::IoSliceMut;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -88,21 +88,37 @@ impl fmt::Display for TcpFlags {
     }
 }
 
-/// One captured TCP packet.
+/// One captured TCP packet (or an ICMP error about one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TcpEvent {
     /// Kernel timestamp, relative to the start of the capture.
     pub at: Duration,
-    /// Source address and port.
-    pub src: SocketAddrV4,
-    /// Destination address and port.
-    pub dst: SocketAddrV4,
+    /// Source address and port (for an ICMP error: of the TCP segment it quotes).
+    pub src: SocketAddr,
+    /// Destination address and port (likewise).
+    pub dst: SocketAddr,
     /// TCP flags.
     pub flags: TcpFlags,
+    /// Sequence number.
+    pub seq: u32,
+    /// Payload bytes.
+    pub len: u32,
+    /// For an ICMP (or ICMPv6) error: its (type, code); the addresses and ports are then
+    /// those of the TCP segment it returns.
+    pub icmp: Option<(u8, u8)>,
 }
 
 impl fmt::Display for TcpEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some((kind, code)) = self.icmp {
+            return write!(
+                f,
+                "{:>10.3} s  ICMP type {kind} code {code} about {} > {}",
+                self.at.as_secs_f64(),
+                self.src,
+                self.dst
+            );
+        }
         write!(
             f,
             "{:>10.3} s  {} > {}  Flags [{}]",
@@ -110,7 +126,11 @@ impl fmt::Display for TcpEvent {
             self.src,
             self.dst,
             self.flags
-        )
+        )?;
+        if self.len > 0 {
+            write!(f, ", seq {}, length {}", self.seq, self.len)?;
+        }
+        Ok(())
     }
 }
 
@@ -140,27 +160,98 @@ impl Capture {
     }
 }
 
-/// Parses an Ethernet frame carrying IPv4/TCP; `None` for anything else.
-pub fn parse_frame(frame: &[u8]) -> Option<(SocketAddrV4, SocketAddrV4, TcpFlags)> {
-    if frame.len() < 14 || frame[12..14] != [0x08, 0x00] {
+/// The TCP header at `tcp` between `src` and `dst`, with `payload` bytes after its
+/// header (`None` for a quoted header, whose payload is unknown).
+fn tcp_of(
+    src: std::net::IpAddr,
+    dst: std::net::IpAddr,
+    tcp: &[u8],
+    total: Option<usize>,
+) -> Option<TcpEvent> {
+    // A quoted header may be cut after its first 8 bytes (RFC 792): ports and sequence.
+    let need = if total.is_some() { 14 } else { 8 };
+    if tcp.len() < need {
         return None;
     }
-    let ip = &frame[14..];
-    if ip.len() < 20 || ip[0] >> 4 != 4 || ip[9] != 6 {
+    let port = |b: &[u8]| u16::from_be_bytes([b[0], b[1]]);
+    let header = tcp.get(12).map_or(20, |b| usize::from(b >> 4) * 4);
+    let len = total.map_or(0, |t| t.saturating_sub(header) as u32);
+    Some(TcpEvent {
+        at: Duration::ZERO,
+        src: SocketAddr::new(src, port(&tcp[0..2])),
+        dst: SocketAddr::new(dst, port(&tcp[2..4])),
+        flags: TcpFlags(tcp.get(13).copied().unwrap_or(0)),
+        seq: u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
+        len,
+        icmp: None,
+    })
+}
+
+/// An IPv4 packet: a TCP segment, or an ICMP error quoting one.
+fn ipv4(ip: &[u8], quoted: bool) -> Option<TcpEvent> {
+    if ip.len() < 20 || ip[0] >> 4 != 4 {
         return None;
     }
     let ihl = usize::from(ip[0] & 0x0f) * 4;
-    let tcp = ip.get(ihl..)?;
-    if tcp.len() < 14 {
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    let addr = |b: &[u8]| Ipv4Addr::new(b[0], b[1], b[2], b[3]);
+    let body = ip.get(ihl..)?;
+    match ip[9] {
+        6 => tcp_of(
+            addr(&ip[12..16]).into(),
+            addr(&ip[16..20]).into(),
+            body,
+            (!quoted).then(|| total.saturating_sub(ihl)),
+        ),
+        1 if !quoted && body.len() >= 8 && body[0] == 3 => {
+            let mut inner = ipv4(body.get(8..)?, true)?;
+            inner.icmp = Some((body[0], body[1]));
+            Some(inner)
+        }
+        _ => None,
+    }
+}
+
+/// An IPv6 packet without extension headers: a TCP segment, or an ICMPv6 error quoting
+/// one.
+fn ipv6(ip: &[u8], quoted: bool) -> Option<TcpEvent> {
+    if ip.len() < 40 || ip[0] >> 4 != 6 {
         return None;
     }
-    let addr = |b: &[u8]| Ipv4Addr::new(b[0], b[1], b[2], b[3]);
-    let port = |b: &[u8]| u16::from_be_bytes([b[0], b[1]]);
-    Some((
-        SocketAddrV4::new(addr(&ip[12..16]), port(&tcp[0..2])),
-        SocketAddrV4::new(addr(&ip[16..20]), port(&tcp[2..4])),
-        TcpFlags(tcp[13]),
-    ))
+    let payload = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
+    let addr = |b: &[u8]| {
+        let mut a = [0u8; 16];
+        a.copy_from_slice(&b[..16]);
+        Ipv6Addr::from(a)
+    };
+    let body = &ip[40..];
+    match ip[6] {
+        6 => tcp_of(
+            addr(&ip[8..24]).into(),
+            addr(&ip[24..40]).into(),
+            body,
+            (!quoted).then_some(payload),
+        ),
+        58 if !quoted && body.len() >= 8 && body[0] == 1 => {
+            let mut inner = ipv6(body.get(8..)?, true)?;
+            inner.icmp = Some((body[0], body[1]));
+            Some(inner)
+        }
+        _ => None,
+    }
+}
+
+/// Parses an Ethernet frame carrying IPv4 or IPv6 with TCP, or an ICMP error about a TCP
+/// segment (its `at` left at zero); `None` for anything else.
+pub fn parse_frame(frame: &[u8]) -> Option<TcpEvent> {
+    if frame.len() < 14 {
+        return None;
+    }
+    match frame[12..14] {
+        [0x08, 0x00] => ipv4(&frame[14..], false),
+        [0x86, 0xdd] => ipv6(&frame[14..], false),
+        _ => None,
+    }
 }
 
 fn open_packet_socket() -> Result<OwnedFd> {
@@ -213,7 +304,13 @@ fn realtime_now() -> Duration {
         .unwrap_or_default()
 }
 
-fn capture_loop(fd: OwnedFd, port: u16, stop: &AtomicBool, t0: Duration) -> Result<Vec<TcpEvent>> {
+fn capture_loop(
+    fd: OwnedFd,
+    port: u16,
+    all: bool,
+    stop: &AtomicBool,
+    t0: Duration,
+) -> Result<Vec<TcpEvent>> {
     let mut events = Vec::new();
     let mut buf = [0u8; 256];
     let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
@@ -248,25 +345,23 @@ fn capture_loop(fd: OwnedFd, port: u16, stop: &AtomicBool, t0: Duration) -> Resu
         if link.ifindex() == LOOPBACK_IFINDEX && link.pkttype() != PACKET_OUTGOING {
             continue;
         }
-        let Some((src, dst, flags)) = parse_frame(&buf[..len]) else {
+        let Some(p) = parse_frame(&buf[..len]) else {
             continue;
         };
-        if src.port() != port && dst.port() != port {
+        if p.src.port() != port && p.dst.port() != port {
             continue;
         }
-        if !(flags.has(TcpFlags::SYN)
-            || flags.has(TcpFlags::RST)
-            || flags.has(TcpFlags::FIN)
-            || flags.has(TcpFlags::PSH))
-        {
+        let handshake = p.icmp.is_none()
+            && (p.flags.has(TcpFlags::SYN)
+                || p.flags.has(TcpFlags::RST)
+                || p.flags.has(TcpFlags::FIN)
+                || p.flags.has(TcpFlags::PSH));
+        if !(all || handshake) {
             continue;
         }
-        let at = stamp.unwrap_or_else(realtime_now).saturating_sub(t0);
         events.push(TcpEvent {
-            at,
-            src,
-            dst,
-            flags,
+            at: stamp.unwrap_or_else(realtime_now).saturating_sub(t0),
+            ..p
         });
     }
 }
@@ -275,6 +370,16 @@ impl NetNs {
     /// Starts capturing TCP handshake packets to or from `port` on every interface of
     /// this namespace. The socket is open when this returns.
     pub fn capture_tcp(&self, port: u16) -> Result<Capture> {
+        self.capture(port, false)
+    }
+
+    /// Starts capturing every TCP segment to or from `port` (data, pure ACKs and
+    /// keepalive probes too) and the ICMP errors about them.
+    pub fn capture_tcp_all(&self, port: u16) -> Result<Capture> {
+        self.capture(port, true)
+    }
+
+    fn capture(&self, port: u16, all: bool) -> Result<Capture> {
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = mpsc::channel();
         let flag = Arc::clone(&stop);
@@ -288,7 +393,7 @@ impl NetNs {
             };
             let (t0, started) = clock_pair();
             let _ = ready_tx.send(Ok(started));
-            capture_loop(fd, port, &flag, t0)
+            capture_loop(fd, port, all, &flag, t0)
         })?;
         match ready_rx.recv() {
             Ok(Ok(started)) => Ok(Capture {
@@ -312,7 +417,7 @@ impl NetNs {
 pub fn syn_times(events: &[TcpEvent], dst_port: u16) -> Vec<Duration> {
     let syns: Vec<Duration> = events
         .iter()
-        .filter(|e| e.flags.is_syn() && e.dst.port() == dst_port)
+        .filter(|e| e.flags.is_syn() && e.icmp.is_none() && e.dst.port() == dst_port)
         .map(|e| e.at)
         .collect();
     let first = syns.first().copied().unwrap_or_default();
@@ -354,12 +459,55 @@ mod tests {
 
     #[test]
     fn parses_a_syn() {
-        let (src, dst, flags) = parse_frame(&frame(TcpFlags::SYN)).unwrap();
-        assert_eq!(src, "127.0.0.1:40000".parse().unwrap());
-        assert_eq!(dst, "192.0.2.2:80".parse().unwrap());
-        assert!(flags.is_syn());
-        assert_eq!(flags.to_string(), "S");
+        let p = parse_frame(&frame(TcpFlags::SYN)).unwrap();
+        assert_eq!(p.src, "127.0.0.1:40000".parse().unwrap());
+        assert_eq!(p.dst, "192.0.2.2:80".parse().unwrap());
+        assert!(p.flags.is_syn());
+        assert_eq!(p.flags.to_string(), "S");
         assert_eq!(TcpFlags(TcpFlags::SYN | TcpFlags::ACK).to_string(), "S.");
+    }
+
+    #[test]
+    fn reads_payload_length_and_sequence() {
+        let mut f = frame(TcpFlags::ACK);
+        f[16..18].copy_from_slice(&(20u16 + 20 + 100).to_be_bytes());
+        f[34 + 4..34 + 8].copy_from_slice(&7u32.to_be_bytes());
+        f[34 + 12] = 5 << 4;
+        let p = parse_frame(&f).unwrap();
+        assert_eq!((p.seq, p.len), (7, 100));
+    }
+
+    #[test]
+    fn reads_an_icmp_error_as_the_segment_it_quotes() {
+        let syn = frame(TcpFlags::SYN);
+        let mut f = vec![0u8; 14 + 20 + 8];
+        f[12] = 0x08;
+        f[14] = 0x45;
+        f[14 + 9] = 1;
+        f[34] = 3;
+        f[35] = 13;
+        f.extend_from_slice(&syn[14..14 + 28]);
+        let p = parse_frame(&f).unwrap();
+        assert_eq!(p.icmp, Some((3, 13)));
+        assert_eq!(p.dst, "192.0.2.2:80".parse().unwrap());
+    }
+
+    #[test]
+    fn parses_ipv6() {
+        let mut f = vec![0u8; 14 + 40 + 20];
+        f[12] = 0x86;
+        f[13] = 0xdd;
+        f[14] = 0x60;
+        f[18..20].copy_from_slice(&20u16.to_be_bytes());
+        f[20] = 6;
+        f[14 + 8 + 15] = 1;
+        f[14 + 24 + 15] = 1;
+        f[54..56].copy_from_slice(&40000u16.to_be_bytes());
+        f[56..58].copy_from_slice(&7u16.to_be_bytes());
+        f[54 + 13] = TcpFlags::SYN;
+        let p = parse_frame(&f).unwrap();
+        assert_eq!(p.dst, "[::1]:7".parse().unwrap());
+        assert!(p.flags.is_syn());
     }
 
     #[test]

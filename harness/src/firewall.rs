@@ -17,6 +17,16 @@ fn program() -> Option<&'static str> {
         .as_deref()
 }
 
+/// The `ip6tables` program (from the same package), looked up as [`program`] is.
+fn program6() -> Option<&'static str> {
+    static PROGRAM: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    PROGRAM
+        .get_or_init(|| {
+            crate::command::which("ip6tables").map(|p| p.to_string_lossy().into_owned())
+        })
+        .as_deref()
+}
+
 /// Whether the `iptables` program is installed.
 pub fn available() -> bool {
     program().is_some()
@@ -65,9 +75,27 @@ impl NetNs {
     where
         T: Send,
     {
-        let Some(cmd) = program() else {
+        self.xtables(false, args, f)
+    }
+
+    /// Runs `f` with `iptables` (or `ip6tables` when `v6`) from a thread in this lab.
+    fn xtables<T>(
+        &self,
+        v6: bool,
+        args: &str,
+        f: impl FnOnce(&iptables::IPTables) -> Result<T, Box<dyn std::error::Error>> + Send,
+    ) -> Result<T>
+    where
+        T: Send,
+    {
+        let (found, name) = if v6 {
+            (program6(), "ip6tables")
+        } else {
+            (program(), "iptables")
+        };
+        let Some(cmd) = found else {
             return Err(Error::ToolMissing {
-                program: "iptables".into(),
+                program: name.into(),
                 package: "iptables".into(),
             });
         };
@@ -111,6 +139,13 @@ impl NetNs {
     pub fn iptables_append(&self, table: &str, chain: &str, rule: &str) -> Result<()> {
         let args = format!("-t {table} -A {chain} {rule}");
         self.iptables(&args, |ipt| ipt.append(table, chain, rule))
+    }
+
+    /// Appends `rule` to `chain` of `table` of the IPv6 rules (`ip6tables -t TABLE -A
+    /// CHAIN RULE`).
+    pub fn ip6tables_append(&self, table: &str, chain: &str, rule: &str) -> Result<()> {
+        let args = format!("-t {table} -A {chain} {rule}");
+        self.xtables(true, &args, |ipt| ipt.append(table, chain, rule))
     }
 
     /// Drops TCP SYNs to `port` arriving in this namespace (as seed 002 does on loopback).

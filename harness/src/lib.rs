@@ -23,6 +23,7 @@ pub mod resource;
 pub mod slowness;
 pub mod sweep;
 pub mod sysctl;
+pub mod timers;
 pub mod tmp;
 pub mod tolerance;
 pub mod userns;

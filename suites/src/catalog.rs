@@ -16,10 +16,24 @@ pub const BUILT_IN_FILES: &[(&str, &str)] = &[
     ("rsync.toml", include_str!("../claims/rsync.toml")),
     ("defaults.toml", include_str!("../claims/defaults.toml")),
     ("backlog.toml", include_str!("../claims/backlog.toml")),
+    // The second catalog: the kernel's own documentation.
+    ("docs-syn.toml", include_str!("../claims/docs-syn.toml")),
+    (
+        "docs-rejections.toml",
+        include_str!("../claims/docs-rejections.toml"),
+    ),
+    (
+        "docs-established.toml",
+        include_str!("../claims/docs-established.toml"),
+    ),
+    (
+        "docs-defaults.toml",
+        include_str!("../claims/docs-defaults.toml"),
+    ),
 ];
 
-/// The order of the built-in catalog (the order claims appear in reports); claims not
-/// listed follow in file order.
+/// The order of the seeds catalog (the order claims appear in reports); claims not
+/// listed (the kernel-docs catalog, users' files) follow in file order.
 const ORDER: &[&str] = &[
     "syn.default-timeout",
     "syn.default-timeout.telnet",
@@ -204,8 +218,15 @@ fn to_claim(l: Located, dir: Option<std::path::PathBuf>) -> Claim {
     }));
     let spec = &data.spec;
     let mut tools: Vec<&'static str> = Vec::new();
-    if spec.lab.server.drops_syns() {
-        tools.push("iptables");
+    if spec.lab.server.drops_syns()
+        || matches!(spec.lab.server, Server::Reject | Server::DiesAfterHandshake)
+        || spec.run.as_ref().and_then(|r| r.client) == Some(Client::SynOnly)
+    {
+        tools.push(if spec.lab.family == spec::Family::Ipv6 {
+            "ip6tables"
+        } else {
+            "iptables"
+        });
     }
     if let Some(run) = &spec.run {
         if let Some(argv0) = run.command.as_ref().and_then(|c| c.first()) {
@@ -255,7 +276,20 @@ fn describe_lab(spec: &spec::ClaimSpec) -> String {
             lab.backlog.unwrap_or(16)
         ),
         Server::Http => format!("one namespace, an HTTP server on 127.0.0.1:{port}"),
+        Server::Reject => format!(
+            "client namespace 192.0.2.1 on veth to a host 192.0.2.2 whose iptables REJECTs port {port} --reject-with {}",
+            lab.reject_with.as_deref().unwrap_or("?")
+        ),
+        Server::Unroutable => format!("one namespace with only lo: no route to 203.0.113.1:{port}"),
+        Server::DiesAfterHandshake => format!(
+            "client namespace 192.0.2.1 on veth to a host 192.0.2.2 that accepts on port {port}, then drops every packet"
+        ),
     }];
+    if lab.family == crate::spec::Family::Ipv6 {
+        parts[0] = parts[0]
+            .replace("127.0.0.1", "[::1]")
+            .replace("iptables", "ip6tables");
+    }
     if spec.run.is_none() && lab.sysctls.is_empty() {
         parts = vec!["a fresh namespace with the kernel's defaults".into()];
     }
@@ -299,35 +333,114 @@ fn describe_action(spec: &spec::ClaimSpec) -> String {
                 line
             }
         }
-        (None, Some(Client::Connect)) => "blocking connect() from the in-repo client".into(),
+        (None, Some(Client::Connect)) => format!(
+            "blocking connect() from the in-repo client{}",
+            socket_text(&run.socket)
+        ),
         (None, Some(Client::Fill)) => "nonblocking connect()s held open until one fails".into(),
         (None, Some(Client::Exhaust)) => "blocking connect()s held open until one fails".into(),
+        (None, Some(Client::Send)) => format!(
+            "connect(){}; the peer goes silent; send 100 bytes and wait for the error",
+            socket_text(&run.socket)
+        ),
+        (None, Some(Client::Idle)) => format!(
+            "connect(){}; the peer goes silent; wait idle for the error",
+            socket_text(&run.socket)
+        ),
+        (None, Some(Client::Close)) => format!(
+            "connect(){}, close(), watch the socket in /proc/net/tcp",
+            socket_text(&run.socket)
+        ),
+        (None, Some(Client::SynOnly)) => {
+            "one SYN from a raw socket, never answered; watch the request in /proc/net/tcp".into()
+        }
         (None, None) => String::new(),
     }
 }
 
-/// The claims whose id equals a filter or starts with `filter.` / contains it; all when
-/// `filters` is empty. Unknown filters are returned as errors.
-pub fn select(filters: &[String]) -> Result<Vec<Claim>, Vec<String>> {
-    select_from(all(), filters)
+/// The socket options of a client, as words (empty when none).
+fn socket_text(s: &spec::SocketSpec) -> String {
+    let mut v = Vec::new();
+    if let Some(n) = s.syncnt {
+        v.push(format!("TCP_SYNCNT={n}"));
+    }
+    if let Some(t) = s.user_timeout {
+        v.push(format!("TCP_USER_TIMEOUT={} ms", t.0.as_millis()));
+    }
+    if s.keepalive {
+        v.push("SO_KEEPALIVE".into());
+    }
+    for (name, val) in [
+        ("TCP_KEEPIDLE", s.keepidle),
+        ("TCP_KEEPINTVL", s.keepintvl),
+        ("TCP_KEEPCNT", s.keepcnt),
+    ] {
+        if let Some(x) = val {
+            v.push(format!("{name}={x}"));
+        }
+    }
+    if let Some(l) = s.linger {
+        v.push(format!("SO_LINGER {{1, {}}}", l.0.as_secs()));
+    }
+    if let Some(l) = s.linger2 {
+        v.push(format!("TCP_LINGER2={l}"));
+    }
+    if v.is_empty() {
+        String::new()
+    } else {
+        format!(" with {}", v.join(", "))
+    }
 }
 
-/// [`select`] over a given catalog (built-in plus files).
-pub fn select_from(all: Vec<Claim>, filters: &[String]) -> Result<Vec<Claim>, Vec<String>> {
-    if filters.is_empty() {
-        return Ok(all);
-    }
+/// The default-tier claims whose id contains a filter; all default-tier claims when
+/// `filters` is empty. Unknown filters are returned as errors.
+pub fn select(filters: &[String]) -> Result<Vec<Claim>, Vec<String>> {
+    select_from(all(), filters, false)
+}
+
+/// Whether `claim` runs for `filters`: its id contains one (all when there is none); a
+/// long-tier claim only with `long`, or when a filter is its exact id.
+fn selected(claim: &Claim, filters: &[String], long: bool) -> bool {
+    let tier_ok =
+        long || claim.tier() == crate::spec::Tier::Default || filters.iter().any(|f| f == claim.id);
+    tier_ok && (filters.is_empty() || filters.iter().any(|f| claim.id.contains(f.as_str())))
+}
+
+/// [`select`] over a given catalog (built-in plus files); `long` adds the long tier.
+/// A filter that matches only long-tier claims without `long` is an error that says so.
+pub fn select_from(
+    all: Vec<Claim>,
+    filters: &[String],
+    long: bool,
+) -> Result<Vec<Claim>, Vec<String>> {
     let unknown: Vec<String> = filters
         .iter()
-        .filter(|f| !all.iter().any(|c| c.id.contains(f.as_str())))
-        .cloned()
+        .filter(|f| {
+            !all.iter()
+                .any(|c| c.id.contains(f.as_str()) && selected(c, std::slice::from_ref(f), long))
+        })
+        .map(|f| {
+            let long_only: Vec<&str> = all
+                .iter()
+                .filter(|c| c.id.contains(f.as_str()))
+                .map(|c| c.id)
+                .collect();
+            if long_only.is_empty() {
+                f.clone()
+            } else {
+                format!(
+                    "{f} (only long-tier claims match: {}; add --long or give the exact id)",
+                    long_only.join(", ")
+                )
+            }
+        })
         .collect();
     if !unknown.is_empty() {
         return Err(unknown);
     }
     Ok(all
         .into_iter()
-        .filter(|c| filters.iter().any(|f| c.id.contains(f.as_str())))
+        .filter(|c| selected(c, filters, long))
         .collect())
 }
 
@@ -368,21 +481,72 @@ mod tests {
                 "bad id {}",
                 c.id
             );
-            assert!(
-                c.source.ends_with(".txt"),
-                "{}: source must name a seed file",
-                c.id
-            );
+            if c.catalog() == "kernel docs" {
+                assert!(
+                    c.id.starts_with("docs.")
+                        && (c.source.contains("Linux ") || c.source.contains("man-pages ")),
+                    "{}: a kernel-docs claim cites its document with the kernel or man-pages version: {}",
+                    c.id,
+                    c.source
+                );
+            } else {
+                assert!(
+                    c.source.ends_with(".txt"),
+                    "{}: source must name a seed file",
+                    c.id
+                );
+            }
             assert!(!c.statement.is_empty(), "{}: empty statement", c.id);
         }
-        // Every built-in claim is in ORDER, so reports keep their order.
-        for c in &all {
+        // Every seed claim is in ORDER, so reports keep their order.
+        for c in all.iter().filter(|c| c.catalog() == "seeds") {
             assert!(
                 ORDER.contains(&c.id),
                 "{} is missing from catalog::ORDER",
                 c.id
             );
         }
+    }
+
+    #[test]
+    fn the_kernel_docs_catalog_has_its_claims_and_tiers() {
+        let all = all();
+        let docs: Vec<&Claim> = all
+            .iter()
+            .filter(|c| c.catalog() == "kernel docs")
+            .collect();
+        assert!(docs.len() >= 20, "{} kernel-docs claims", docs.len());
+        // The default tier keeps a run's wall time at the longest SYN claim's (~131 s):
+        // anything longer is in the long tier.
+        for c in &all {
+            if c.tier() == crate::spec::Tier::Default {
+                assert!(
+                    c.estimate <= std::time::Duration::from_secs(135),
+                    "{} takes ~{} s: give it tier = \"long\"",
+                    c.id,
+                    c.estimate.as_secs()
+                );
+            }
+        }
+        let long: Vec<&str> = docs
+            .iter()
+            .filter(|c| c.tier() == crate::spec::Tier::Long)
+            .map(|c| c.id)
+            .collect();
+        assert!(long.contains(&"docs.retries2.default"), "{long:?}");
+        // Not run by default, nor by a filter that only contains its id; run by --long
+        // or its exact id.
+        let ids = |v: Vec<Claim>| v.iter().map(|c| c.id).collect::<Vec<_>>();
+        assert!(!ids(select(&[]).unwrap()).contains(&"docs.retries2.default"));
+        let e = select(&["retries2.default".into()]).unwrap_err();
+        assert!(e[0].contains("add --long"), "{e:?}");
+        assert_eq!(
+            ids(select(&["docs.retries2.default".into()]).unwrap()),
+            ["docs.retries2.default"]
+        );
+        assert!(
+            ids(select_from(all.clone(), &[], true).unwrap()).contains(&"docs.retries2.default")
+        );
     }
 
     #[test]

@@ -438,6 +438,9 @@ pub struct DataClaim {
     pub dir: Option<std::path::PathBuf>,
 }
 
+/// A short claim: one that ends long before the two-minute SYN claims.
+const SHORT: Duration = Duration::from_secs(30);
+
 /// A documented claim made executable.
 #[derive(Debug, Clone, Copy)]
 pub struct Claim {
@@ -475,6 +478,41 @@ impl Claim {
             Procedure::Rust(_) => "built-in".into(),
             Procedure::Data(d) => d.origin.to_string(),
         }
+    }
+
+    /// `default`, or `long` for a claim that runs only when asked for (`--long`).
+    pub fn tier(&self) -> crate::spec::Tier {
+        match self.run {
+            Procedure::Rust(_) => crate::spec::Tier::Default,
+            Procedure::Data(d) => d.spec.tier,
+        }
+    }
+
+    /// Which catalog the claim belongs to: `seeds` (the five write-ups), `kernel docs`
+    /// (ip-sysctl.rst and the man pages), or `file` (a user's claim file).
+    pub fn catalog(&self) -> &'static str {
+        match self.run {
+            Procedure::Rust(_) => "seeds",
+            Procedure::Data(d) => match &d.origin {
+                crate::spec::Origin::BuiltIn(name) if name.starts_with("docs") => "kernel docs",
+                crate::spec::Origin::BuiltIn(_) => "seeds",
+                crate::spec::Origin::File(_) => "file",
+            },
+        }
+    }
+
+    /// Whether the claim waits to start until the short claims that time a tool's own
+    /// deadline have finished: the short kernel-docs claims use in-repo clients only,
+    /// and starting their labs (peer namespaces, veth pairs, iptables) in the same
+    /// instant as those tools delayed the tools' start-up past its allowance. They
+    /// finish long before the longest claim, so a run takes no longer.
+    pub fn deferred(&self) -> bool {
+        self.catalog() == "kernel docs" && self.estimate < SHORT
+    }
+
+    /// Whether a claim that is not deferred is one the deferred ones wait for: short.
+    pub fn deferred_ones_wait_for(&self) -> bool {
+        !self.deferred() && self.estimate < SHORT
     }
 
     /// Why the claim cannot run here (a missing tool or privilege), if so.

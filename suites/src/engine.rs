@@ -10,7 +10,7 @@
 //! [tool model]: crate::toolmodel
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -28,12 +28,13 @@ use netclaim_harness::{Error as HarnessError, NetNs};
 use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
 
+use crate::aftersyn::{self, AfterRecord, Rejection};
 use crate::claim::{Ctx, Figures, Outcome, Verdict};
 use crate::lab::{
     self, check_eq, check_schedule, check_timing, secs, Against, BlackholeLab, Measured, Shown,
     TOOL_STARTUP,
 };
-use crate::spec::{ClaimSpec, Client, ExpectSpec, Server, Value};
+use crate::spec::{ClaimSpec, Client, ExpectSpec, Family, Server, Value};
 use crate::toolmodel::{self, Failure, Program};
 
 /// What one run of a claim file measured: everything [`judge`] needs, nothing it
@@ -130,6 +131,10 @@ pub struct RunRecord {
     /// The probe's worst timer lateness from the first SYN to the first FIN, µs.
     #[serde(default)]
     pub fin_late_us: Option<u64>,
+    /// What a client after the SYN observed (data retransmissions, keepalive probes,
+    /// close(), SYN-ACKs, ICMP errors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<AfterRecord>,
 }
 
 impl RunRecord {
@@ -221,6 +226,11 @@ pub enum End {
     Completes,
     /// A fill or exhaust client runs until connect() fails.
     Exhausts,
+    /// The SYN is rejected (RST, ICMP) or cannot be routed.
+    Rejected(Rejection),
+    /// A client after the SYN (send, idle, close, syn-only): judged by
+    /// [`aftersyn::judge`].
+    AfterSyn(Client),
 }
 
 /// What the plan knows: the kernel's schedule (unanswered SYNs), the tool, and the end.
@@ -239,6 +249,9 @@ pub struct Plan {
     /// When it ends, from the start (the end's deadline, the kernel's give-up, or the
     /// tries' total).
     pub ends_after: Option<Duration>,
+    /// The kernel timers armed on the way to the end, for their slack (clients after the
+    /// SYN).
+    pub intervals: Vec<Duration>,
 }
 
 /// The SYN model for sysctls in force (read from the lab).
@@ -287,14 +300,27 @@ pub fn plan(
         tries,
         end: End::Completes,
         ends_after: None,
+        intervals: Vec::new(),
     };
     let client = run.and_then(|r| r.client);
     if matches!(client, Some(Client::Fill | Client::Exhaust)) {
         plan.end = End::Exhausts;
         return plan;
     }
+    if let Some(c @ (Client::Send | Client::Idle | Client::Close | Client::SynOnly)) = client {
+        plan.end = End::AfterSyn(c);
+        return plan;
+    }
+    if let Some(r) = aftersyn::rejection(spec) {
+        plan.end = End::Rejected(r);
+        return plan;
+    }
     if server.drops_syns() {
-        let model = model_of(in_force);
+        let mut model = model_of(in_force);
+        // TCP_SYNCNT replaces tcp_syn_retries for this socket (tcp_write_timeout).
+        if let Some(n) = run.and_then(|r| r.socket.syncnt) {
+            model.syn_retries = n;
+        }
         let schedule = model.schedule();
         let own = match program {
             Some(p) => toolmodel::connect_deadline(p, argv, target).map(|(d, f)| (d, Some(f))),
@@ -373,6 +399,9 @@ pub fn estimate(spec: &ClaimSpec) -> Duration {
     in_force
         .entry(knob::TCP_SYN_LINEAR_TIMEOUTS.into())
         .or_insert_with(|| "4".into());
+    if let Some(c @ (Client::Send | Client::Idle | Client::Close | Client::SynOnly)) = run.client {
+        return aftersyn::estimate(c, spec);
+    }
     let argv = run.command.clone().unwrap_or_default();
     let one = |in_force: &BTreeMap<String, String>| {
         let p = plan(spec, in_force, &argv, None);
@@ -414,6 +443,7 @@ enum ServerGuard {
 #[derive(Debug, Clone)]
 enum Target {
     Tcp(SocketAddrV4),
+    Tcp6(SocketAddrV6),
     Unix(PathBuf),
 }
 
@@ -421,6 +451,7 @@ impl Target {
     fn text(&self) -> String {
         match self {
             Self::Tcp(a) => a.to_string(),
+            Self::Tcp6(a) => a.to_string(),
             Self::Unix(p) => p.display().to_string(),
         }
     }
@@ -428,6 +459,15 @@ impl Target {
     fn tcp(&self) -> Option<SocketAddrV4> {
         match self {
             Self::Tcp(a) => Some(*a),
+            Self::Tcp6(_) | Self::Unix(_) => None,
+        }
+    }
+
+    /// The TCP address, IPv4 or IPv6.
+    fn sock(&self) -> Option<SocketAddr> {
+        match self {
+            Self::Tcp(a) => Some((*a).into()),
+            Self::Tcp6(a) => Some((*a).into()),
             Self::Unix(_) => None,
         }
     }
@@ -436,7 +476,7 @@ impl Target {
 /// A built lab: the namespace the action runs in, and everything that must outlive it.
 struct Built {
     ns: NetNs,
-    _peer: Option<NetNs>,
+    peer: Option<NetNs>,
     _server: Option<ServerGuard>,
     target: Target,
     notes: Vec<String>,
@@ -474,11 +514,16 @@ fn build(
         .collect();
     let port = lab.port.unwrap_or_else(|| lab.server.default_port());
     let refused = lab::refusal;
-    let (ns, peer, target) = if lab.server == Server::Blackhole {
-        match BlackholeLab::new(&pairs) {
-            Ok(bh) => (
-                bh.client,
-                Some(bh.host),
+    let two_ns = match lab.server {
+        Server::Reject | Server::DiesAfterHandshake => Some(peer_lab(&pairs)),
+        Server::Blackhole => Some(BlackholeLab::new(&pairs).map(|bh| (bh.client, bh.host))),
+        _ => None,
+    };
+    let (ns, peer, target) = if let Some(made) = two_ns {
+        match made {
+            Ok((client, host)) => (
+                client,
+                Some(host),
                 Target::Tcp(SocketAddrV4::new(BlackholeLab::HOST, port)),
             ),
             Err(e) => {
@@ -496,7 +541,13 @@ fn build(
             Ok(ns) => (
                 ns,
                 None,
-                Target::Tcp(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)),
+                match (lab.family, lab.server) {
+                    (_, Server::Unroutable) => Target::Tcp(SocketAddrV4::new(UNROUTABLE, port)),
+                    (Family::Ipv6, _) => {
+                        Target::Tcp6(SocketAddrV6::new(Ipv6Addr::LOCALHOST, port, 0, 0))
+                    }
+                    (Family::Ipv4, _) => Target::Tcp(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)),
+                },
             ),
             Err(e) => {
                 return match refused(&e) {
@@ -530,6 +581,67 @@ fn build(
                 format!(
                     "iptables -A INPUT -p tcp --dport {} --syn -j DROP, target {addr}",
                     addr.port()
+                ),
+            )
+        }
+        (Server::DropSyn, Target::Tcp6(addr)) => {
+            ns.ip6tables_append(
+                "filter",
+                "INPUT",
+                &netclaim_harness::firewall::drop_syn_rule(addr.port()),
+            )
+            .with_context(|| format!("installing the IPv6 SYN DROP rule in {}", ns.name()))?;
+            (
+                None,
+                target.clone(),
+                format!(
+                    "ip6tables -A INPUT -p tcp --dport {} --syn -j DROP, target {addr}",
+                    addr.port()
+                ),
+            )
+        }
+        (Server::None | Server::Refuse, Target::Tcp6(addr)) => (
+            None,
+            target.clone(),
+            format!("nothing listens on {addr}: the kernel answers a SYN with RST"),
+        ),
+        (Server::Reject, Target::Tcp(addr)) => {
+            let with = lab.reject_with.clone().unwrap_or_default();
+            let host = peer.as_ref().context("reject needs its peer")?;
+            let rule = format!(
+                "-p tcp --dport {} -j REJECT --reject-with {with}",
+                addr.port()
+            );
+            host.iptables_append("filter", "INPUT", &rule)
+                .with_context(|| format!("installing the REJECT rule in {}", host.name()))?;
+            (
+                None,
+                target.clone(),
+                format!(
+                    "client {} on a veth to {} ({}), whose iptables -A INPUT {rule}; target {addr}",
+                    BlackholeLab::CLIENT,
+                    BlackholeLab::HOST,
+                    host.name()
+                ),
+            )
+        }
+        (Server::Unroutable, Target::Tcp(addr)) => (
+            None,
+            target.clone(),
+            format!("only lo in the lab: no route to {addr}"),
+        ),
+        (Server::DiesAfterHandshake, Target::Tcp(addr)) => {
+            let host = peer.as_ref().context("the server needs its peer")?;
+            let s = SilentServer::start(host, *addr)
+                .with_context(|| format!("serving on {addr} in {}", host.name()))?;
+            (
+                Some(ServerGuard::Silent(s)),
+                target.clone(),
+                format!(
+                    "client {} on a veth to {} ({}), which accepts on {addr} and, once the client is connected, drops every packet (iptables -A INPUT -j DROP)",
+                    BlackholeLab::CLIENT,
+                    BlackholeLab::HOST,
+                    host.name()
                 ),
             )
         }
@@ -593,15 +705,29 @@ fn build(
             )
         }
         (kind, Target::Unix(_)) => anyhow::bail!("server {kind:?} has no unix target"),
+        (kind, Target::Tcp6(_)) => anyhow::bail!("server {kind:?} has no IPv6 target"),
     };
     Ok(Ok(Built {
         description: format!("lab {}: {description}", ns.name()),
         ns,
-        _peer: peer,
+        peer,
         _server: server,
         target,
         notes,
     }))
+}
+
+/// An address no lab has a route to (RFC 5737 TEST-NET-3).
+const UNROUTABLE: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
+
+/// A client namespace (192.0.2.1, with `sysctls`) on a veth to a peer (192.0.2.2) that
+/// accepts everything until the claim says otherwise.
+fn peer_lab(sysctls: &[(&str, &str)]) -> Result<(NetNs, NetNs)> {
+    let client = NetNs::with_sysctls(sysctls).context("creating the client namespace")?;
+    let host = NetNs::new().context("creating the peer namespace")?;
+    netclaim_harness::link::veth_pair(&client, BlackholeLab::CLIENT, &host, BlackholeLab::HOST, 24)
+        .context("linking client and peer")?;
+    Ok((client, host))
 }
 
 /// Reads the model's inputs and the claim's own sysctls in the lab.
@@ -609,6 +735,7 @@ fn in_force(spec: &ClaimSpec, ns: &NetNs) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     let names = MODEL_INPUTS
         .iter()
+        .chain(aftersyn::MODEL_INPUTS)
         .map(|s| (*s).to_owned())
         .chain(spec.lab.sysctls.keys().cloned())
         .chain(spec.lab.sysctls_if_present.keys().cloned())
@@ -625,6 +752,7 @@ fn in_force(spec: &ClaimSpec, ns: &NetNs) -> Result<BTreeMap<String, String>> {
 fn substitute(arg: &str, target: &Target, dir: Option<&Path>) -> String {
     let (ip, port) = match target {
         Target::Tcp(a) => (a.ip().to_string(), a.port().to_string()),
+        Target::Tcp6(a) => (a.ip().to_string(), a.port().to_string()),
         Target::Unix(_) => (String::new(), String::new()),
     };
     let dir = dir
@@ -651,7 +779,7 @@ struct Conn {
 fn connections(events: &[TcpEvent], port: u16) -> Vec<Conn> {
     let syns: Vec<&TcpEvent> = events
         .iter()
-        .filter(|e| e.flags.is_syn() && e.dst.port() == port)
+        .filter(|e| e.flags.is_syn() && e.icmp.is_none() && e.dst.port() == port)
         .collect();
     let first = syns.first().map(|e| e.at).unwrap_or_default();
     let mut seen: Vec<(u16, Conn)> = Vec::new();
@@ -689,12 +817,20 @@ fn act(
     dir: Option<&Path>,
 ) -> Result<RunRecord> {
     let run = spec.run.as_ref().context("a lab without an action")?;
-    let capture = match built.target.tcp() {
+    let after_client = matches!(
+        run.client,
+        Some(Client::Send | Client::Idle | Client::Close | Client::SynOnly)
+    );
+    // Clients after the SYN and rejections need every segment (data, probes, ICMP).
+    let every_segment = after_client || spec.lab.server == Server::Reject;
+    let capture = match built.target.sock() {
         Some(addr) => Some(
-            built
-                .ns
-                .capture_tcp(addr.port())
-                .context("starting the capture")?,
+            if every_segment {
+                built.ns.capture_tcp_all(addr.port())
+            } else {
+                built.ns.capture_tcp(addr.port())
+            }
+            .context("starting the capture")?,
         ),
         None => None,
     };
@@ -779,12 +915,44 @@ fn act(
             record.duration_us = micros(out.duration);
             record.evidence.push_str(&out.to_string());
         }
+        (None, Some(c @ (Client::Send | Client::Idle | Client::Close | Client::SynOnly))) => {
+            let addr = built
+                .target
+                .sock()
+                .context("the client needs a TCP target")?;
+            let limit = run
+                .timeout
+                .map(|t| t.0)
+                .unwrap_or_else(|| aftersyn::estimate(c, spec) * 2 + Duration::from_secs(30));
+            let (errno, duration, what, after) =
+                aftersyn::act(c, spec, &built.ns, built.peer.as_ref(), addr, limit)?;
+            record.command_line = what;
+            record.errno = errno.map(|e| e as i32);
+            record.duration_us = micros(duration);
+            record.evidence = format!(
+                "{}: {} after {:.3} s; states seen: {:?}",
+                record.command_line,
+                errno.map_or("no error".to_owned(), |e| e.shown()),
+                duration.as_secs_f64(),
+                after.states
+            );
+            record.after = Some(after);
+        }
         (None, Some(Client::Connect)) => {
-            let addr = built.target.tcp().context("connect needs a TCP target")?;
+            let addr = built.target.sock().context("connect needs a TCP target")?;
+            let opts = aftersyn::sock_opts(&run.socket);
             let started = std::time::Instant::now();
-            let o = client::connect_blocking(&built.ns, addr)?;
+            let o = netclaim_fixtures::conn::connect_with(&built.ns, addr, &opts)?;
             span = Some((started, std::time::Instant::now(), false));
-            record.command_line = format!("blocking connect({addr}) from {}", built.ns.name());
+            record.command_line = format!(
+                "blocking connect({addr}) from {}{}",
+                built.ns.name(),
+                if run.socket.is_empty() {
+                    String::new()
+                } else {
+                    format!(" with {opts:?}")
+                }
+            );
             record.errno = o.errno().map(|e| e as i32);
             record.duration_us = micros(o.duration);
             record.evidence = format!(
@@ -793,6 +961,10 @@ fn act(
                 o.result,
                 o.duration.as_secs_f64()
             );
+            // What the wire says about a rejection (ICMP) is kept beside the record.
+            if matches!(spec.lab.server, Server::Reject | Server::Unroutable) {
+                record.after = Some(AfterRecord::default());
+            }
         }
         (None, Some(Client::Fill)) => {
             const LIMIT: usize = 300;
@@ -807,6 +979,7 @@ fn act(
                     Target::Tcp(addr) => {
                         client::connect_nonblocking(&built.ns, *addr, Duration::from_millis(300))?
                     }
+                    Target::Tcp6(_) => anyhow::bail!("fill works on IPv4 and unix targets"),
                 };
                 if o.result == ConnectResult::Connected {
                     kept.push(o);
@@ -828,7 +1001,7 @@ fn act(
             // The kernel's own view of the queue, while it is full.
             let (args, col): (&[&str], usize) = match &built.target {
                 Target::Unix(_) => (&["-xlnH"], 2),
-                Target::Tcp(_) => (&["-ltnH"], 1),
+                Target::Tcp(_) | Target::Tcp6(_) => (&["-ltnH"], 1),
             };
             let listener = built.target.text();
             let (queue, ss_text) =
@@ -861,8 +1034,26 @@ fn act(
         }
         (None, None) => anyhow::bail!("a run with neither command nor client"),
     }
-    if let (Some(cap), Some(addr)) = (capture, built.target.tcp()) {
+    if let (Some(cap), Some(addr)) = (capture, built.target.sock()) {
         let events = cap.finish().context("finishing the capture")?;
+        if let Some(after) = &mut record.after {
+            aftersyn::from_wire(run.client, after, &events, addr.port());
+            // The kernel's timer starts later than the client's clock (the ACK of a FIN,
+            // the last packet received): the duration is counted from there.
+            // close(): the FIN_WAIT_2 timer as the kernel armed it, not when a polling
+            // thread (late under load) saw the socket gone.
+            if let Some(armed) = after.armed_end_us {
+                record.evidence.push_str(&format!(
+                    "\nFIN_WAIT_2 timer due {:.3} s after close() (/proc/net/tcp); seen gone after {:.3} s",
+                    armed as f64 / 1e6,
+                    record.duration_us as f64 / 1e6
+                ));
+                record.duration_us = armed;
+            }
+            if let Some(later) = after.starts_after_us {
+                record.duration_us = record.duration_us.saturating_sub(later);
+            }
+        }
         record.syn_times_us = capture::syn_times(&events, addr.port())
             .into_iter()
             .map(micros)
@@ -885,8 +1076,14 @@ fn act(
                 record.fin_late_us = Some(micros(netclaim_harness::slowness::late_between(f, at)));
             }
         }
-        record.syn_acks = events.iter().filter(|e| e.flags.is_syn_ack()).count();
-        record.rsts = events.iter().filter(|e| e.flags.is_rst()).count();
+        record.syn_acks = events
+            .iter()
+            .filter(|e| e.flags.is_syn_ack() && e.icmp.is_none())
+            .count();
+        record.rsts = events
+            .iter()
+            .filter(|e| e.flags.is_rst() && e.icmp.is_none())
+            .count();
         record.evidence.push_str(&format!(
             "\n--- wire ---\n{}",
             if events.is_empty() {
@@ -1097,6 +1294,7 @@ fn stated_window(
         (End::Kernel | End::NoLaterThanKernel, Some(schedule)) => {
             lab::give_up_window(stated, schedule, hz, startup)
         }
+        (End::AfterSyn(_), _) => aftersyn::window(stated, &plan.intervals, hz),
         _ => tool_window(stated),
     }
 }
@@ -1282,7 +1480,17 @@ fn judge_lab(
     };
     o.evidence(run.evidence.clone());
     let target = lab.target.parse::<SocketAddrV4>().ok();
-    let plan = plan(spec, &lab.in_force, &run.argv, target);
+    let mut plan = plan(spec, &lab.in_force, &run.argv, target);
+    if let End::AfterSyn(c) = &plan.end {
+        let rtt = run
+            .after
+            .as_ref()
+            .and_then(|a| a.kernel_rtt_us.or(a.rtt_us))
+            .map(Duration::from_micros);
+        let p = aftersyn::predict(*c, spec, &lab.in_force, rtt, m.hz);
+        plan.intervals = p.intervals;
+        plan.schedule = Some(p.schedule);
+    }
     let target = target.unwrap_or_else(|| SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0));
     let is_command = spec.run.as_ref().is_some_and(|r| r.command.is_some());
     let startup = if is_command {
@@ -1538,6 +1746,36 @@ fn judge_lab(
             }
         }
         End::Exhausts => judge_exhaustion(spec, lab, run, &what, o, &mut expected),
+        End::Rejected(r) => {
+            let after = run.after.clone().unwrap_or_default();
+            aftersyn::judge_rejection(
+                r,
+                m.hz,
+                run.errno.map(Errno::from_raw),
+                duration,
+                syns.len(),
+                &after,
+                run.rsts,
+                &what,
+                o,
+            );
+            expected = o.expected.clone();
+        }
+        End::AfterSyn(c) => {
+            let after = run.after.clone().unwrap_or_default();
+            aftersyn::judge(
+                *c,
+                spec,
+                &lab.in_force,
+                &after,
+                run.errno.map(Errno::from_raw),
+                duration,
+                m.hz,
+                &what,
+                o,
+            );
+            expected = o.expected.clone();
+        }
     }
     o.expected = expected;
 }
@@ -1876,6 +2114,30 @@ fn statement_checks(
             check_eq(o, Against::Statement, &what("SYN count"), n, syns.len());
         }
     }
+    if let Some(d) = expect.duration_at_least {
+        let min = d.0.saturating_sub(lab::EARLY);
+        o.claim_check(
+            &what("duration, at least"),
+            format!(
+                "≥ {} (less {} of clock jitter)",
+                secs(d.0),
+                secs(lab::EARLY)
+            ),
+            secs(duration),
+            duration >= min,
+        );
+    }
+    if let Some(d) = expect.duration_at_most {
+        o.claim_check(
+            &what("duration, at most"),
+            format!("≤ {}", secs(d.0)),
+            secs(duration),
+            duration <= d.0 + lab::EARLY,
+        );
+    }
+    if let Some(after) = &run.after {
+        aftersyn::statement_checks(expect, client_of(plan), after, what, o);
+    }
     if let Some(e) = &expect.errno {
         let name = if run.connect_calls.is_some() {
             "connect() errno"
@@ -1961,6 +2223,14 @@ fn statement_checks(
             n,
             run.connect_calls.unwrap_or(0),
         );
+    }
+}
+
+/// The client after the SYN a plan is for.
+fn client_of(plan: &Plan) -> Option<Client> {
+    match plan.end {
+        End::AfterSyn(c) => Some(c),
+        _ => None,
     }
 }
 

@@ -4,6 +4,7 @@
 //! need a procedure of their own ([`claims`]), gathered by [`catalog`]. The runner and
 //! the reports are the `netclaim` binary's (`src/`).
 
+pub mod aftersyn;
 pub mod catalog;
 pub mod claim;
 pub mod claims;

@@ -34,6 +34,9 @@ pub struct ClaimSpec {
     /// Rough run time, for scheduling and the hard deadline; computed when absent.
     #[serde(default)]
     pub estimate: Option<Span>,
+    /// `default` (every run) or `long` (only with `--long`: claims that take minutes).
+    #[serde(default)]
+    pub tier: Tier,
     /// The lab.
     #[serde(default)]
     pub lab: LabSpec,
@@ -49,6 +52,39 @@ pub struct ClaimSpec {
     /// Predictions the kernel timing and tool models cannot make (documented defaults).
     #[serde(default)]
     pub model: ModelSpec,
+}
+
+/// When a claim runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tier {
+    /// In every run and in `cargo test`.
+    #[default]
+    Default,
+    /// Only with `netclaim run --long` (or the claim's exact id as a filter) and
+    /// `cargo test -- --ignored`: it takes minutes.
+    Long,
+}
+
+impl Tier {
+    /// `default` / `long`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Default => "default",
+            Self::Long => "long",
+        }
+    }
+}
+
+/// The address family of the target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Family {
+    /// 127.0.0.1, or 192.0.2.2 over veth.
+    #[default]
+    Ipv4,
+    /// ::1 (ip6tables rules for drop-syn).
+    Ipv6,
 }
 
 /// The lab a claim builds.
@@ -74,6 +110,14 @@ pub struct LabSpec {
     /// Host names the command resolves inside the lab (`/etc/hosts`), each to `target`.
     #[serde(default)]
     pub hosts: BTreeMap<String, String>,
+    /// `ipv4` (default) or `ipv6` (the target is ::1; drop-syn, refuse and none only).
+    #[serde(default)]
+    pub family: Family,
+    /// For `server = "reject"`: what iptables' REJECT sends (`tcp-reset`,
+    /// `icmp-port-unreachable`, `icmp-host-unreachable`, `icmp-net-unreachable`,
+    /// `icmp-admin-prohibited`, …).
+    #[serde(default)]
+    pub reject_with: Option<String>,
 }
 
 /// What a lab puts at `{target}`.
@@ -98,18 +142,25 @@ pub enum Server {
     NeverAcceptUnix,
     /// An HTTP server answering `200 OK` with a short body.
     Http,
+    /// A peer namespace over veth (192.0.2.2) whose iptables rejects connections to the
+    /// port with `lab.reject_with`.
+    Reject,
+    /// An address (203.0.113.1) the client's lab has no route to.
+    Unroutable,
+    /// A peer namespace over veth (192.0.2.2) that accepts the connection and then drops
+    /// every packet: a host that died after the handshake.
+    DiesAfterHandshake,
 }
 
 impl Server {
     /// Every kind's name, for messages.
-    pub const NAMES: &'static str =
-        "none | drop-syn | blackhole | refuse | silent | never-accept | never-accept-unix | http";
+    pub const NAMES: &'static str = "none | drop-syn | blackhole | refuse | silent | never-accept | never-accept-unix | http | reject | unroutable | dies-after-handshake";
 
     /// The port of `{target}` when the file names none.
     pub fn default_port(self) -> u16 {
         match self {
             Self::DropSyn => 7,
-            Self::Blackhole => 80,
+            Self::Blackhole | Self::Reject | Self::Unroutable | Self::DiesAfterHandshake => 80,
             _ => 8080,
         }
     }
@@ -157,6 +208,46 @@ pub struct RunSpec {
     /// `expect.connect_calls`). Needs strace.
     #[serde(default)]
     pub trace_connect: bool,
+    /// Socket options the in-repo client sets before connect().
+    #[serde(default)]
+    pub socket: SocketSpec,
+}
+
+/// Socket options of the in-repo client (tcp(7), socket(7)).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SocketSpec {
+    /// `TCP_SYNCNT`: SYN retransmissions of this connect.
+    #[serde(default)]
+    pub syncnt: Option<u32>,
+    /// `TCP_USER_TIMEOUT` (`"3s"`).
+    #[serde(default)]
+    pub user_timeout: Option<Span>,
+    /// `SO_KEEPALIVE`.
+    #[serde(default)]
+    pub keepalive: bool,
+    /// `TCP_KEEPIDLE`, seconds.
+    #[serde(default)]
+    pub keepidle: Option<u32>,
+    /// `TCP_KEEPINTVL`, seconds.
+    #[serde(default)]
+    pub keepintvl: Option<u32>,
+    /// `TCP_KEEPCNT`.
+    #[serde(default)]
+    pub keepcnt: Option<u32>,
+    /// `SO_LINGER` on, with this timeout (`"0s"`: close() resets the connection).
+    #[serde(default)]
+    pub linger: Option<Span>,
+    /// `TCP_LINGER2`, seconds: the orphaned FIN_WAIT_2 lifetime of this socket.
+    #[serde(default)]
+    pub linger2: Option<i32>,
+}
+
+impl SocketSpec {
+    /// Whether any option is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// The in-repo clients.
@@ -170,6 +261,17 @@ pub enum Client {
     Fill,
     /// Blocking connects held open until one fails: how many, and the errno (ports).
     Exhaust,
+    /// Connects, waits until the peer drops everything, sends 100 bytes and waits for the
+    /// connection's error: the data retransmissions and the give-up.
+    Send,
+    /// Connects and leaves the connection idle until it fails (keepalive).
+    Idle,
+    /// Connects, then close()s: what goes on the wire (FIN or RST) and how long the
+    /// socket stays in the kernel's table (FIN_WAIT_2).
+    Close,
+    /// Sends one SYN from a raw socket and never answers the SYN-ACK: the passive side's
+    /// SYN-ACK retransmissions and when the server drops the request.
+    SynOnly,
 }
 
 /// Runs a claim once per value of one sysctl.
@@ -245,6 +347,28 @@ pub struct ExpectSpec {
     /// Per sweep value (its text as key), the figures of that run.
     #[serde(default)]
     pub each: BTreeMap<String, ExpectSpec>,
+    /// The duration is at least this (a lower bound the source states).
+    #[serde(default)]
+    pub duration_at_least: Option<Span>,
+    /// The duration is at most this.
+    #[serde(default)]
+    pub duration_at_most: Option<Span>,
+    /// `client = "send"`: retransmissions of the unacknowledged segment on the wire.
+    #[serde(default)]
+    pub retransmissions: Option<usize>,
+    /// `client = "idle"`: keepalive probes on the wire.
+    #[serde(default)]
+    pub probes: Option<usize>,
+    /// `client = "syn-only"`: SYN-ACKs the server sends (the first and its
+    /// retransmissions).
+    #[serde(default)]
+    pub synacks: Option<usize>,
+    /// `client = "close"`: whether close() sends an RST.
+    #[serde(default)]
+    pub rst: Option<bool>,
+    /// `client = "close"`: whether close() sends a FIN.
+    #[serde(default)]
+    pub fin: Option<bool>,
 }
 
 /// `output_count = { text = "Retrying.", count = 2 }`.
@@ -619,6 +743,7 @@ pub fn validate(spec: &ClaimSpec) -> Vec<String> {
             problems.push(format!("lab.hosts: {name:?} is not a host name"));
         }
     }
+    validate_docs_keys(spec, &mut problems);
     if let Some(e) = &spec.expect.errno {
         if e.errno().is_none() {
             problems.push(format!(
@@ -675,6 +800,83 @@ pub fn validate(spec: &ClaimSpec) -> Vec<String> {
     problems
 }
 
+/// The keys the kernel-documentation catalog added: families, rejections, the clients
+/// after the SYN and what they observe.
+fn validate_docs_keys(spec: &ClaimSpec, problems: &mut Vec<String>) {
+    let lab = &spec.lab;
+    let client = spec.run.as_ref().and_then(|r| r.client);
+    if lab.family == Family::Ipv6
+        && !matches!(lab.server, Server::DropSyn | Server::Refuse | Server::None)
+    {
+        problems.push(format!(
+            "lab.family = \"ipv6\" works with drop-syn, refuse and none, not {:?}",
+            lab.server
+        ));
+    }
+    if lab.family == Family::Ipv6 && spec.run.as_ref().is_some_and(|r| r.command.is_some()) {
+        problems.push("lab.family = \"ipv6\" works with run.client = \"connect\"".into());
+    }
+    match (&lab.reject_with, lab.server) {
+        (None, Server::Reject) => problems.push(
+            "lab.server = \"reject\" needs lab.reject_with (tcp-reset, icmp-port-unreachable, icmp-host-unreachable, icmp-net-unreachable, icmp-admin-prohibited, …)".into(),
+        ),
+        (Some(_), s) if s != Server::Reject => {
+            problems.push("lab.reject_with applies to lab.server = \"reject\"".into())
+        }
+        (Some(w), _)
+            if w != "tcp-reset" && netclaim_harness::timers::reject_code(w).is_none() =>
+        {
+            problems.push(format!(
+                "lab.reject_with {w:?} is not one of tcp-reset, icmp-net-unreachable, icmp-host-unreachable, icmp-proto-unreachable, icmp-port-unreachable, icmp-net-prohibited, icmp-host-prohibited, icmp-admin-prohibited"
+            ))
+        }
+        _ => {}
+    }
+    if let Some(run) = &spec.run {
+        if !run.socket.is_empty() && run.client.is_none() {
+            problems.push("run.socket applies to the in-repo clients (run.client)".into());
+        }
+    }
+    let needs = |key: &str, ok: bool, what: &str, problems: &mut Vec<String>| {
+        if !ok {
+            problems.push(format!("{key} is observed on {what}"));
+        }
+    };
+    let e = &spec.expect;
+    if e.retransmissions.is_some() {
+        needs(
+            "expect.retransmissions",
+            client == Some(Client::Send),
+            "run.client = \"send\"",
+            problems,
+        );
+    }
+    if e.probes.is_some() {
+        needs(
+            "expect.probes",
+            client == Some(Client::Idle),
+            "run.client = \"idle\"",
+            problems,
+        );
+    }
+    if e.synacks.is_some() {
+        needs(
+            "expect.synacks",
+            client == Some(Client::SynOnly),
+            "run.client = \"syn-only\"",
+            problems,
+        );
+    }
+    if e.rst.is_some() || e.fin.is_some() {
+        needs(
+            "expect.rst and expect.fin",
+            client == Some(Client::Close),
+            "run.client = \"close\"",
+            problems,
+        );
+    }
+}
+
 fn validate_run(spec: &ClaimSpec, run: &RunSpec, problems: &mut Vec<String>) {
     match (&run.command, run.client) {
         (Some(_), Some(_)) => problems.push("run.command and run.client exclude each other".into()),
@@ -709,11 +911,17 @@ fn validate_run(spec: &ClaimSpec, run: &RunSpec, problems: &mut Vec<String>) {
                 problems.push("lab.hosts applies to run.command, not run.client".into());
             }
             let fits = match client {
-                Client::Connect => {
-                    !matches!(spec.lab.server, Server::NeverAcceptUnix | Server::None)
-                }
+                Client::Connect => !matches!(
+                    spec.lab.server,
+                    Server::NeverAcceptUnix | Server::None | Server::DiesAfterHandshake
+                ),
                 Client::Fill => spec.lab.server.answers_nothing(),
                 Client::Exhaust => spec.lab.server.answers_nothing(),
+                Client::Send | Client::Idle => spec.lab.server == Server::DiesAfterHandshake,
+                Client::Close => spec.lab.server == Server::Silent,
+                Client::SynOnly => {
+                    matches!(spec.lab.server, Server::NeverAccept | Server::Silent)
+                }
             };
             if !fits {
                 problems.push(format!(
@@ -912,6 +1120,54 @@ syns = 4
         assert!(all.contains("unknown placeholder {host}"), "{all}");
         assert!(all.contains("lab.backlog only applies"), "{all}");
         assert!(errors.iter().all(|e| e.line == 2), "{all}");
+    }
+
+    #[test]
+    fn the_docs_keys_are_checked() {
+        let claim = |body: &str| {
+            format!("[[claim]]\nid = \"a.b\"\nsource = \"s\"\nstatement = \"s\"\n{body}")
+        };
+        let all = |text: &str| {
+            parse(text, &origin())
+                .expect_err("invalid")
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let e = all(&claim(
+            "lab = { server = \"reject\" }\nrun = { client = \"connect\" }\n",
+        ));
+        assert!(e.contains("needs lab.reject_with"), "{e}");
+        let e = all(&claim(
+            "lab = { server = \"reject\", reject_with = \"icmp-bogus\" }\nrun = { client = \"connect\" }\n",
+        ));
+        assert!(e.contains("is not one of tcp-reset"), "{e}");
+        let e = all(&claim(
+            "lab = { server = \"blackhole\", family = \"ipv6\" }\nrun = { client = \"connect\" }\n",
+        ));
+        assert!(e.contains("works with drop-syn, refuse and none"), "{e}");
+        let e = all(&claim(
+            "lab = { server = \"dies-after-handshake\" }\nrun = { client = \"send\" }\nexpect = { probes = 3 }\n",
+        ));
+        assert!(
+            e.contains("expect.probes is observed on run.client = \"idle\""),
+            "{e}"
+        );
+        let e = all(&claim(
+            "lab = { server = \"drop-syn\" }\nrun = { command = [\"nc\", \"{ip}\"], socket = { syncnt = 2 } }\n",
+        ));
+        assert!(
+            e.contains("run.socket applies to the in-repo clients"),
+            "{e}"
+        );
+        let e = all(&claim(
+            "lab = { server = \"silent\" }\nrun = { client = \"send\" }\n",
+        ));
+        assert!(e.contains("does not fit lab.server"), "{e}");
+        let ok = claim("tier = \"long\"\nlab = { server = \"dies-after-handshake\" }\nrun = { client = \"send\", socket = { user_timeout = \"3s\" } }\nexpect = { duration_at_most = \"3s\" }\n");
+        let c = parse(&ok, &origin()).expect("valid");
+        assert_eq!(c[0].spec.tier, Tier::Long);
     }
 
     #[test]

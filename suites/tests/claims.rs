@@ -109,22 +109,55 @@ fn main() {
     }
     let ctx = Arc::new(Ctx::detect());
     let running = Arc::new(AtomicUsize::new(0));
+    // Short claims the deferred ones wait for (as `netclaim run` schedules them), still
+    // to finish; counted below once the selection is known.
+    let waited_for = Arc::new(AtomicUsize::new(0));
+    let mut waited_ids: Vec<&'static str> = Vec::new();
 
     let mut trials: Vec<Trial> = claims
         .into_iter()
         .map(|claim| {
             let ctx = Arc::clone(&ctx);
             let running = Arc::clone(&running);
+            let long = claim.tier() == netclaim_suites::spec::Tier::Long;
+            let waited_for = Arc::clone(&waited_for);
+            if claim.deferred_ones_wait_for() {
+                waited_ids.push(claim.id);
+            }
             Trial::ignorable_test(claim.id, move || {
                 let _guard = Running::enter(&running);
+                let _done = claim
+                    .deferred_ones_wait_for()
+                    .then(|| Finished(&waited_for));
+                if claim.deferred() {
+                    // Wait for a condition, with a deadline: the short claims are done.
+                    let since = std::time::Instant::now();
+                    while waited_for.load(Ordering::SeqCst) > 0
+                        && since.elapsed() < Duration::from_secs(300)
+                    {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
                 if let Some(reason) = claim.unmet_needs() {
                     return Ok(Completion::ignored_with(reason));
                 }
                 judge(&claim, &claim.execute(&ctx)).map(|()| Completion::Completed)
             })
             .with_kind("claim")
+            // Long-tier claims (minutes) run with `-- --ignored` / `--include-ignored`.
+            .with_ignored_flag(long)
         })
         .collect();
+
+    waited_for.store(
+        trials
+            .iter()
+            .filter(|t| {
+                waited_ids.contains(&t.name()) && !args.is_ignored(t) && !args.is_filtered_out(t)
+            })
+            .count(),
+        Ordering::SeqCst,
+    );
 
     // The host check runs last and only when every lab case it follows is selected, so
     // that it compares the state before and after all of them.
@@ -170,6 +203,17 @@ impl<'a> Running<'a> {
         counter.fetch_add(1, Ordering::SeqCst);
         STARTED.fetch_add(1, Ordering::SeqCst);
         Self(counter)
+    }
+}
+
+/// Counts a short claim the deferred ones wait for down when it finishes.
+struct Finished<'a>(&'a AtomicUsize);
+
+impl Drop for Finished<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
     }
 }
 
