@@ -29,7 +29,7 @@ use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
 
 use crate::aftersyn::{self, AfterRecord, Rejection};
-use crate::claim::{Ctx, Figures, Outcome, Verdict};
+use crate::claim::{Check, Ctx, Figures, Outcome, Verdict};
 use crate::lab::{
     self, check_eq, check_schedule, check_timing, secs, Against, BlackholeLab, Measured, Shown,
     TOOL_STARTUP,
@@ -1037,7 +1037,7 @@ fn act(
     if let (Some(cap), Some(addr)) = (capture, built.target.sock()) {
         let events = cap.finish().context("finishing the capture")?;
         if let Some(after) = &mut record.after {
-            aftersyn::from_wire(run.client, after, &events, addr.port());
+            aftersyn::from_wire(run.client, after, &events, addr.port(), capture_started);
             // The kernel's timer starts later than the client's clock (the ACK of a FIN,
             // the last packet received): the duration is counted from there.
             // close(): the FIN_WAIT_2 timer as the kernel armed it, not when a polling
@@ -1752,7 +1752,7 @@ fn judge_lab(
                 r,
                 m.hz,
                 run.errno.map(Errno::from_raw),
-                duration,
+                &run.timed().kernel_give_up(),
                 syns.len(),
                 &after,
                 run.rsts,
@@ -1769,7 +1769,7 @@ fn judge_lab(
                 &lab.in_force,
                 &after,
                 run.errno.map(Errno::from_raw),
-                duration,
+                &aftersyn::end_measured(&after, duration),
                 m.hz,
                 &what,
                 o,
@@ -1811,6 +1811,11 @@ fn check_tool_deadline(
 /// SYN timers from the first SYN, a read timeout to the tool's FIN, or the tool's own
 /// timer from its first packet.
 fn measured_end(plan: &Plan, run: &RunRecord) -> Measured {
+    match (&plan.end, &run.after) {
+        (End::AfterSyn(_), Some(after)) => return aftersyn::end_measured(after, run.duration()),
+        (End::Rejected(_), _) => return run.timed().kernel_give_up(),
+        _ => {}
+    }
     match plan.end {
         End::Kernel | End::NoLaterThanKernel => run.timed().kernel_give_up(),
         End::ToolRead { .. } => run.until_close(),
@@ -2114,26 +2119,43 @@ fn statement_checks(
             check_eq(o, Against::Statement, &what("SYN count"), n, syns.len());
         }
     }
-    if let Some(d) = expect.duration_at_least {
-        let min = d.0.saturating_sub(lab::EARLY);
-        o.claim_check(
-            &what("duration, at least"),
-            format!(
-                "≥ {} (less {} of clock jitter)",
-                secs(d.0),
-                secs(lab::EARLY)
-            ),
-            secs(duration),
-            duration >= min,
-        );
-    }
-    if let Some(d) = expect.duration_at_most {
-        o.claim_check(
-            &what("duration, at most"),
-            format!("≤ {}", secs(d.0)),
-            secs(duration),
-            duration <= d.0 + lab::EARLY,
-        );
+    // Bounds are timing checks too: a miss within the measured error is inconclusive.
+    if expect.duration_at_least.is_some() || expect.duration_at_most.is_some() {
+        let m = Measured {
+            took: duration,
+            ..measured_end(plan, run)
+        };
+        if let Some(d) = expect.duration_at_least {
+            let min = d.0.saturating_sub(lab::EARLY);
+            let window = Window {
+                min,
+                max: duration.max(min),
+            };
+            o.claim_checks.push(Check {
+                what: what("duration, at least"),
+                expected: format!(
+                    "≥ {} (less {} of clock jitter)",
+                    secs(d.0),
+                    secs(lab::EARLY)
+                ),
+                observed: secs(duration),
+                ok: duration >= min,
+                timing: Some(lab::timing(window, duration, &m)),
+            });
+        }
+        if let Some(d) = expect.duration_at_most {
+            let window = Window {
+                min: Duration::ZERO,
+                max: d.0 + lab::EARLY,
+            };
+            o.claim_checks.push(Check {
+                what: what("duration, at most"),
+                expected: format!("≤ {}", secs(d.0)),
+                observed: secs(duration),
+                ok: window.contains(duration),
+                timing: Some(lab::timing(window, duration, &m)),
+            });
+        }
     }
     if let Some(after) = &run.after {
         aftersyn::statement_checks(expect, client_of(plan), after, what, o);

@@ -648,7 +648,7 @@ pub fn check_syns(
 }
 
 /// The index of the time outside its window farthest beyond its error, if any is outside.
-fn worst_outside(windows: &[Window], times: &[Duration], errors: &[Measured]) -> Option<usize> {
+pub fn worst_outside(windows: &[Window], times: &[Duration], errors: &[Measured]) -> Option<usize> {
     windows
         .iter()
         .zip(times)
