@@ -51,7 +51,7 @@ pub struct AfterRecord {
     pub gone: bool,
     /// `close`: when the orphan's FIN_WAIT_2 timer is due, from close(), as the kernel
     /// armed it (first sighting in FIN_WAIT2 plus the time left on
-    /// its timer; 10 ms resolution). Unlike the moment the socket is seen gone, it does
+    /// its timer, in ms as the kernel's jiffies give it). Unlike the moment the socket is seen gone, it does
     /// not depend on how soon the watching thread gets the CPU.
     #[serde(default)]
     pub armed_end_us: Option<u64>,
@@ -193,22 +193,27 @@ pub fn act(
             else {
                 anyhow::bail!("close watches an IPv4 connection");
             };
+            let diag = ports::Diag::open(ns)?;
             let started = Instant::now();
             drop(socket);
-            let w = conn::wait_gone(ns, local, remote, |_| true, limit)?;
+            // The watch's times count from its own start, after close().
+            let watch_from = started.elapsed();
+            let w = conn::wait_gone(&diag, local, remote, |_| true, limit)?;
             rec.late_us = Some(micros(slowness::late_between(started, Instant::now())));
             rec.watched(&w);
             rec.armed_end_us = w
                 .states
                 .iter()
                 .find(|s| s.1 == state::FIN_WAIT2 && !s.2.is_zero())
-                .map(|(at, _, left)| micros(*at + *left));
+                .map(|(at, _, left)| micros(watch_from + *at + *left));
             if rec.armed_end_us.is_some() {
                 rec.watch_error_us = Some(micros(w.slowest_read));
             }
             Ok((
                 None,
-                w.gone.unwrap_or_else(|| started.elapsed()),
+                w.gone
+                    .map(|g| watch_from + g)
+                    .unwrap_or_else(|| started.elapsed()),
                 format!("connected to {target} from {local}; close(); look the socket up (sock_diag) until it is gone"),
                 rec,
             ))
@@ -238,12 +243,14 @@ pub fn act(
                 }
                 std::thread::sleep(Duration::from_millis(2));
             }
-            let w = conn::wait_gone(ns, dst, src, |st| st == state::SYN_RECV, limit)?;
+            // The watch's times count from its own start.
+            let watch_from = Instant::now();
+            let w = conn::wait_gone(&diag, dst, src, |st| st == state::SYN_RECV, limit)?;
             rec.late_us = Some(micros(slowness::late_between(started, Instant::now())));
             rec.watched(&w);
             let lifetime = w
                 .gone
-                .map(|g| g + appear.duration_since(started))
+                .map(|g| g + watch_from.duration_since(started))
                 .unwrap_or_else(|| started.elapsed());
             Ok((
                 None,
@@ -834,11 +841,7 @@ pub fn judge(
         _ => true,
     };
     if gives_up {
-        let mut w = window(p.schedule.give_up, &p.intervals, hz);
-        if rec.armed_end_us.is_some() {
-            // The time left is kept in USER_HZ ticks, truncated: up to 10 ms.
-            w.min = w.min.saturating_sub(Duration::from_millis(10));
-        }
+        let w = window(p.schedule.give_up, &p.intervals, hz);
         let label = match client {
             Client::Send | Client::Idle => {
                 "the connection fails (from the send, or from the handshake)"
