@@ -581,7 +581,6 @@ fn run(args: RunArgs) -> Result<u8> {
     // The wall time covers everything a user waits for, machine facts included.
     let started = Instant::now();
     let ctx = Ctx::detect();
-    let machine = Machine::detect(&ctx);
     if !args.quiet {
         errln!(
             "netclaim: running {} claim(s) on Linux {} (HZ={}), each in its own network namespace",
@@ -591,7 +590,15 @@ fn run(args: RunArgs) -> Result<u8> {
         );
     }
     let jobs = args.jobs.unwrap_or(claims.len());
-    let finished = runner::run(&claims, &ctx, jobs, args.quiet);
+    // The machine's facts (a fresh namespace's sysctls, tool versions, build options)
+    // are read beside the claims, not before them: under emulation every tool's
+    // `--version` costs a process start, which would hold up the two-minute claims.
+    let (machine, finished) = std::thread::scope(|s| {
+        let machine = s.spawn(|| Machine::detect(&ctx));
+        let finished = runner::run(&claims, &ctx, jobs, args.quiet);
+        (machine.join(), finished)
+    });
+    let machine = machine.map_err(|_| anyhow::anyhow!("reading the machine's facts panicked"))?;
     let report = Report::new(machine, &finished, started.elapsed());
 
     // Files first: they are the record, whatever becomes of stdout.

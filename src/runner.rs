@@ -103,6 +103,8 @@ fn run_with(
     let mut deferred: Vec<usize> = Vec::new();
     // The next claim to start, taken from the queue while it waits for a slot or the gate.
     let mut held: Option<usize> = None;
+    // Behind a gate: says when the claims that wait on kernel timers are under way.
+    let mut settle = gate.map(|_| crate::vm::Settle::new());
     let waited_for = |results: &[Option<(Outcome, Duration)>]| {
         claims
             .iter()
@@ -134,6 +136,9 @@ fn run_with(
             held = None;
             launch(i, &mut started);
             running += usize::from(counts);
+        }
+        if let Some(s) = settle.as_mut() {
+            s.poll();
         }
         bar.set_message(status_line(claims, &started, &results));
         bar.tick();

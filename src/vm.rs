@@ -273,6 +273,8 @@ struct VmJob {
 enum Event {
     /// Only claims that wait on kernel timers are left: the next run may start.
     Waiting(usize),
+    /// A gated run's waiting claims are under way: its CPU went quiet (see [`Settle`]).
+    Settled(usize),
     /// The run ended.
     Done(usize, Result<u8>),
 }
@@ -422,13 +424,19 @@ pub fn kernels(args: KernelsArgs) -> Result<u8> {
         if host.is_some() {
             boot(0);
         }
+        // Staggered: the first VM's CPU-heavy claims start once every VM has booted and
+        // settled (its long claims under way), at the latest `SETTLE_AT_MOST` after the
+        // boots began.
+        let mut settled = vec![false; total];
+        let mut first_released = false;
+        let mut boots_began: Option<Instant> = None;
         match (args.overlap, host.is_some()) {
             (Overlap::All, _) => (0..jobs.len()).for_each(|k| {
                 release(k);
                 boot(k + offset)
             }),
             (Overlap::Staggered, false) => {
-                release(0);
+                boots_began = Some(Instant::now());
                 (0..total).for_each(&mut boot)
             }
             (Overlap::Sequential, false) => {
@@ -440,15 +448,31 @@ pub fn kernels(args: KernelsArgs) -> Result<u8> {
         let mut done = 0;
         let mut moved_on = vec![false; total];
         while done < total {
-            let i = match rx.recv() {
-                Ok(Event::Waiting(i)) => i,
+            let event = rx.recv_timeout(Duration::from_secs(1));
+            let i = match event {
+                Ok(Event::Waiting(i)) => Some(i),
+                Ok(Event::Settled(i)) => {
+                    settled[i] = true;
+                    None
+                }
                 Ok(Event::Done(i, r)) => {
                     done += 1;
+                    settled[i] = true;
                     results[i] = Some(r);
-                    i
+                    Some(i)
                 }
-                Err(_) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
             };
+            if args.overlap == Overlap::Staggered && !first_released {
+                if let Some(began) = boots_began {
+                    if settled[offset..].iter().all(|s| *s) || began.elapsed() >= SETTLE_AT_MOST {
+                        first_released = true;
+                        release(0);
+                    }
+                }
+            }
+            let Some(i) = i else { continue };
             // The next run may go once this one's start is over (staggered) or once it
             // ended (sequential); each run moves the schedule on once.
             let ended = results[i].is_some();
@@ -459,9 +483,11 @@ pub fn kernels(args: KernelsArgs) -> Result<u8> {
             match args.overlap {
                 Overlap::Staggered => {
                     if i == 0 && host.is_some() {
+                        boots_began = Some(Instant::now());
                         (offset..total).for_each(&mut boot);
+                    } else {
+                        release(i + 1 - offset);
                     }
-                    release(i + 1 - offset);
                 }
                 Overlap::Sequential => {
                     release(i + 1 - offset);
@@ -862,6 +888,96 @@ struct Progress {
     announced: bool,
 }
 
+/// How long after the VMs began to boot the first one's CPU-heavy claims start even if
+/// not every VM has settled (a slow or failed boot).
+const SETTLE_AT_MOST: Duration = Duration::from_secs(90);
+
+/// What a gated run prints once its waiting claims are under way.
+pub const SETTLED: &str = "netclaim: waiting claims under way";
+
+/// Tells, in a run whose CPU-heavy claims wait for the busy gate, when the claims that
+/// wait on kernel timers have finished setting up: the machine's CPUs (all of them, as
+/// `/proc/stat` counts) were less than [`Settle::QUIET`] busy over two half-second
+/// samples in a row, or [`Settle::AT_MOST`] passed. `kernels` lets the first VM's
+/// CPU-heavy claims start only once every VM has settled, so that they do not compete
+/// with the others' boots and lab set-ups.
+pub struct Settle {
+    since: Instant,
+    last: Option<(Instant, u64, u64)>,
+    quiet_samples: u32,
+    announced: bool,
+}
+
+impl Settle {
+    /// The busy fraction below which the machine counts as quiet.
+    const QUIET: f64 = 0.3;
+    /// Announced after this long whatever the load.
+    const AT_MOST: Duration = Duration::from_secs(40);
+
+    pub fn new() -> Self {
+        Self {
+            since: Instant::now(),
+            last: None,
+            quiet_samples: 0,
+            announced: false,
+        }
+    }
+
+    /// Samples the load (every half second at most); prints [`SETTLED`] once.
+    pub fn poll(&mut self) {
+        if self.announced {
+            return;
+        }
+        let now = Instant::now();
+        if self
+            .last
+            .is_some_and(|(at, ..)| now - at < Duration::from_millis(500))
+        {
+            return;
+        }
+        let Some((busy, total)) = cpu_times() else {
+            return;
+        };
+        let fraction = self.last.and_then(|(_, b, t)| {
+            (total > t).then(|| (busy.saturating_sub(b)) as f64 / (total - t) as f64)
+        });
+        self.last = Some((now, busy, total));
+        match fraction {
+            Some(f) if f < Self::QUIET => self.quiet_samples += 1,
+            Some(_) => self.quiet_samples = 0,
+            None => {}
+        }
+        let waited = now - self.since;
+        if self.quiet_samples >= 2 || waited >= Self::AT_MOST {
+            self.announced = true;
+            errln!(
+                "{SETTLED} after {:.1} s ({})",
+                waited.as_secs_f64(),
+                if self.quiet_samples >= 2 {
+                    "the CPUs went quiet"
+                } else {
+                    "still busy: not waiting longer"
+                }
+            );
+        }
+    }
+}
+
+/// (busy, total) CPU time of the machine, in ticks, from `/proc/stat`'s `cpu` line.
+fn cpu_times() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = text
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let total: u64 = fields.iter().take(8).sum();
+    let idle = fields.get(3)? + fields.get(4).copied().unwrap_or(0);
+    Some((total.saturating_sub(idle), total))
+}
+
 impl Progress {
     fn new(filters: &[String], long: bool) -> Self {
         let short = crate::select(filters, &claim_files(long))
@@ -924,6 +1040,9 @@ fn run_host(
         for line in BufReader::new(err).lines().map_while(|l| l.ok()) {
             if progress.line(&line) {
                 let _ = events.send(Event::Waiting(index));
+            }
+            if line.contains(SETTLED) {
+                let _ = events.send(Event::Settled(index));
             }
             if !guest.quiet {
                 errln!("[host] {line}");
@@ -1262,6 +1381,8 @@ fn boot(
                     }
                 } else if progress.line(&line) {
                     let _ = events.send(Event::Waiting(index));
+                } else if line.contains(SETTLED) {
+                    let _ = events.send(Event::Settled(index));
                 }
                 let show = if kernel_line {
                     job.guest.verbose
