@@ -6,13 +6,10 @@ mod out;
 
 mod compare;
 mod judge;
+mod provenance;
 mod report;
 mod runner;
 mod svg;
-#[expect(
-    clippy::print_stderr,
-    reason = "vm.rs is being reworked on its own branch; it moves to crate::out when that lands"
-)]
 mod vm;
 
 use std::io::IsTerminal;
@@ -43,6 +40,9 @@ mod exit {
     pub const DRIFT: u8 = 3;
     /// Some claims were skipped (missing tool or privilege); the rest reached a verdict.
     pub const SKIPPED: u8 = 4;
+    /// Some claims were inconclusive: a timing check missed its window by less than the
+    /// measured slowness of the machine (emulation, load); nothing else went wrong.
+    pub const INCONCLUSIVE: u8 = 5;
 }
 
 const AFTER_HELP: &str = "\
@@ -54,6 +54,8 @@ Exit codes:
        a --baseline sharing no claim with the run, unwritable --out
   3    verdicts drifted from --baseline; `compare`: the reports differ
   4    some claims were skipped (a tool or root privilege is missing)
+  5    some claims were inconclusive: a timing check missed its window by less than the
+       measured slowness of this machine (emulation, load); rerun on an idler machine
   129  interrupted by SIGHUP (130: SIGINT, 143: SIGTERM); tools were killed and reaped
        and labs torn down before exiting
 
@@ -120,6 +122,10 @@ enum Command {
     Clean,
     /// Run the catalog under another kernel in a throwaway VM (virtme-ng) and bring its report.json back.
     Vm(vm::VmArgs),
+    /// Compare kernels: this machine's and each given one (default: every /boot/vmlinuz-*)
+    /// in its own VM, merged into one claims × kernels table. Exit 0, 1, 4 or 5 as for
+    /// `run` (the kernels differing is the expected outcome, not an exit code).
+    Kernels(vm::KernelsArgs),
 }
 
 /// Claim files to add to the built-in catalog.
@@ -224,6 +230,7 @@ fn main() -> ExitCode {
         Command::Judge { path } => judge::run(&path),
         Command::Clean => clean(),
         Command::Vm(args) => vm::run(args),
+        Command::Kernels(args) => vm::kernels(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -587,7 +594,6 @@ fn run(args: RunArgs) -> Result<u8> {
     // The wall time covers everything a user waits for, machine facts included.
     let started = Instant::now();
     let ctx = Ctx::detect();
-    let machine = Machine::detect(&ctx);
     if !args.quiet {
         errln!(
             "netclaim: running {} claim(s) on Linux {} (HZ={}), each in its own network namespace",
@@ -597,7 +603,15 @@ fn run(args: RunArgs) -> Result<u8> {
         );
     }
     let jobs = args.jobs.unwrap_or(claims.len());
-    let finished = runner::run(&claims, &ctx, jobs, args.quiet);
+    // The machine's facts (a fresh namespace's sysctls, tool versions, build options)
+    // are read beside the claims, not before them: under emulation every tool's
+    // `--version` costs a process start, which would hold up the two-minute claims.
+    let (machine, finished) = std::thread::scope(|s| {
+        let machine = s.spawn(|| Machine::detect(&ctx));
+        let finished = runner::run(&claims, &ctx, jobs, args.quiet);
+        (machine.join(), finished)
+    });
+    let machine = machine.map_err(|_| anyhow::anyhow!("reading the machine's facts panicked"))?;
     let report = Report::new(machine, &finished, started.elapsed());
 
     // Files first: they are the record, whatever becomes of stdout.
@@ -652,6 +666,8 @@ fn run(args: RunArgs) -> Result<u8> {
         exit::DRIFT
     } else if verdicts.contains(&Verdict::Skipped) {
         exit::SKIPPED
+    } else if verdicts.contains(&Verdict::Inconclusive) {
+        exit::INCONCLUSIVE
     } else {
         exit::OK
     })
@@ -662,13 +678,14 @@ fn compare(paths: &[PathBuf], format: CompareFormat, all: bool) -> Result<u8> {
         .iter()
         .map(|p| Report::load(p))
         .collect::<Result<Vec<_>>>()?;
-    let matrix = Matrix::new(&reports, paths);
+    let labels: Vec<String> = paths.iter().map(|p| compare::label(p)).collect();
+    let matrix = Matrix::new(&reports, &labels);
     match format {
         CompareFormat::Table => outln!("{}", matrix.table(std::io::stdout().is_terminal(), !all)),
         CompareFormat::Markdown => out!("{}", matrix.markdown()),
         CompareFormat::Html => out!("{}", matrix.html()),
     }
-    Ok(if matrix.changed().next().is_some() {
+    Ok(if matrix.differs() {
         exit::DRIFT
     } else {
         exit::OK

@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use netclaim_harness::tolerance::ARMED_AFTER_CAPTURE;
 use netclaim_suites::claim::Timeline;
-use netclaim_suites::{Check, Figures, Verdict};
+use netclaim_suites::{Check, CheckState, Figures, Verdict};
 
+use crate::provenance::Provenance;
 use crate::runner::Finished;
 
 /// The tools whose versions a report records.
@@ -48,8 +49,29 @@ pub struct Report {
     /// How closely the measured SYN timers followed the model (issue: timing fidelity).
     #[serde(default)]
     pub timing: Option<TimingFidelity>,
+    /// How late this machine ran timers during the run (the probe behind every timing
+    /// check's measured error); absent in reports from before it existed.
+    #[serde(default)]
+    pub slowness: Option<Slowness>,
+    /// The machine's memory, build options, boot parameters and sysctl files: where its
+    /// defaults come from (absent in older reports).
+    #[serde(default)]
+    pub provenance: Provenance,
     /// Every claim that ran.
     pub claims: Vec<ClaimReport>,
+}
+
+/// What the slowness probe saw over the whole run (see `netclaim_harness::slowness`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Slowness {
+    /// Probe wake-ups.
+    pub samples: usize,
+    /// Median lateness of a timer, ms.
+    pub median_late_ms: f64,
+    /// Worst lateness of a timer, ms.
+    pub worst_late_ms: f64,
+    /// Timing checks (statement and model) judged inconclusive, over all claims.
+    pub inconclusive_checks: usize,
 }
 
 /// The worst disagreement between a measured and a predicted SYN retransmission interval
@@ -223,6 +245,8 @@ pub struct Machine {
     pub sysctl_defaults: BTreeMap<String, String>,
     /// Tool versions.
     pub tools: BTreeMap<String, Option<String>>,
+    /// Memory, build options, boot parameters, sysctl files.
+    pub provenance: Provenance,
 }
 
 impl Machine {
@@ -239,9 +263,16 @@ impl Machine {
             .iter()
             .map(|t| ((*t).to_owned(), netclaim_harness::command::tool_version(t)))
             .collect();
+        // This thread's namespace is the initial one: read, never written.
+        let initial = if sysctl_defaults.is_empty() {
+            BTreeMap::new()
+        } else {
+            netclaim_harness::hostcheck::net_sysctls()
+        };
         Self {
             kernel: ctx.kernel.clone(),
             hz: ctx.hz,
+            provenance: Provenance::detect(&sysctl_defaults, &initial),
             mode: netclaim_harness::userns::mode().describe(),
             sysctl_defaults,
             tools,
@@ -256,8 +287,23 @@ impl Report {
         let longest_ms = longest.map(|f| f.took.as_millis() as u64).unwrap_or(0);
         let wall_ms = wall.as_millis() as u64;
         let claims: Vec<ClaimReport> = finished.iter().map(ClaimReport::new).collect();
+        let now = std::time::Instant::now();
+        let probe =
+            netclaim_harness::slowness::summary_between(now.checked_sub(wall).unwrap_or(now), now);
+        let slowness = Slowness {
+            samples: probe.samples,
+            median_late_ms: probe.median.as_secs_f64() * 1000.0,
+            worst_late_ms: probe.worst.as_secs_f64() * 1000.0,
+            inconclusive_checks: claims
+                .iter()
+                .flat_map(|c| c.claim_checks.iter().chain(&c.model_checks))
+                .filter(|k| k.state() == CheckState::Inconclusive)
+                .count(),
+        };
         Self {
             timing: TimingFidelity::of(&claims, machine.hz),
+            slowness: Some(slowness),
+            provenance: machine.provenance,
             netclaim: env!("CARGO_PKG_VERSION").into(),
             kernel: machine.kernel,
             hz: machine.hz,
@@ -316,6 +362,7 @@ impl Report {
         [
             Verdict::Holds,
             Verdict::Refuted,
+            Verdict::Inconclusive,
             Verdict::NotApplicable,
             Verdict::Skipped,
             Verdict::Error,
@@ -362,7 +409,7 @@ impl Report {
         let disagree = self
             .claims
             .iter()
-            .filter(|c| matches!(c.verdict, Verdict::Holds | Verdict::Refuted) && !c.model_agrees)
+            .filter(|c| c.verdict.decided_by_checks() && !c.model_agrees)
             .count();
         if disagree > 0 {
             let _ = write!(
@@ -395,6 +442,7 @@ impl Report {
             }
             let observed = match c.verdict {
                 Verdict::Skipped | Verdict::NotApplicable | Verdict::Error => c.reason.clone(),
+                Verdict::Inconclusive => format!("{} ({})", c.observed.summary(), c.reason),
                 _ => c.observed.summary(),
             };
             t.add_row(vec![
@@ -451,6 +499,7 @@ impl Report {
         for c in &self.claims {
             let observed = match c.verdict {
                 Verdict::Skipped | Verdict::NotApplicable | Verdict::Error => c.reason.clone(),
+                Verdict::Inconclusive => format!("{} ({})", c.observed.summary(), c.reason),
                 _ => c.observed.summary(),
             };
             let _ = writeln!(
@@ -484,7 +533,7 @@ impl Report {
         let failures = self
             .claims
             .iter()
-            .filter(|c| matches!(c.verdict, Verdict::Holds | Verdict::Refuted) && !c.model_agrees)
+            .filter(|c| c.verdict.decided_by_checks() && !c.model_agrees)
             .count();
         let errors = self
             .claims
@@ -494,7 +543,10 @@ impl Report {
         let skipped = self
             .claims
             .iter()
-            .filter(|c| matches!(c.verdict, Verdict::Skipped | Verdict::NotApplicable))
+            .filter(|c| {
+                matches!(c.verdict, Verdict::Skipped | Verdict::NotApplicable)
+                    || (c.verdict == Verdict::Inconclusive && c.model_agrees)
+            })
             .count();
         let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         let _ = writeln!(
@@ -533,7 +585,17 @@ impl Report {
                         xml(&c.evidence)
                     );
                 }
+                // Not decided on this machine (inconclusive): skipped, with why, so that
+                // a dashboard shows it was not a pass.
                 Verdict::Skipped | Verdict::NotApplicable => {
+                    let _ = writeln!(
+                        s,
+                        "      <skipped message=\"{}: {}\"/>",
+                        c.verdict,
+                        xml(&c.reason)
+                    );
+                }
+                Verdict::Inconclusive if c.model_agrees => {
                     let _ = writeln!(
                         s,
                         "      <skipped message=\"{}: {}\"/>",
@@ -578,6 +640,7 @@ fn verdict_color(v: Verdict) -> Color {
     match v {
         Verdict::Holds => Color::Green,
         Verdict::Refuted => Color::Yellow,
+        Verdict::Inconclusive => Color::Magenta,
         Verdict::NotApplicable | Verdict::Skipped => Color::DarkGrey,
         Verdict::Error => Color::Red,
     }

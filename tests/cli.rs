@@ -805,9 +805,12 @@ fn root_trials() -> Vec<Trial> {
             out_of_descriptors("backlog.unix-eagain", 11)
         }),
         shared("harness-failure.emfile-port-exhaustion", || {
-            // Alone it needs 13 descriptors (3 std, lab, netlink, 4 held connections and
-            // the socket that meets EADDRNOTAVAIL); at 12 a socket() gets EMFILE.
-            out_of_descriptors("port.exhaustion-errno", 12)
+            // The claim alone needs 13 descriptors (3 std, lab, netlink, 4 held
+            // connections and the socket that meets EADDRNOTAVAIL); the timer probe (a
+            // socket pair) and the facts read beside the claims take some too, so which
+            // call meets EMFILE varies (at 16 on this 2-CPU machine, usually one of the
+            // claim's sockets). Wherever it is, the verdict is the harness's error.
+            out_of_descriptors("port.exhaustion-errno", 16)
         }),
         shared("harness-failure.pids-cgroup", || {
             // 16 tasks: the run itself fits (main, signal and claim threads), but not

@@ -1,6 +1,7 @@
 //! In-process packet capture inside a lab: an `AF_PACKET` socket opened on a thread in
-//! the namespace records TCP handshake packets (SYN, SYN-ACK, RST, FIN) with kernel
-//! receive timestamps, like the seeds' tcpdump listings but without a tcpdump process.
+//! the namespace records TCP handshake packets (SYN, SYN-ACK, RST, FIN) and data pushes
+//! (PSH) with kernel receive timestamps, like the seeds' tcpdump listings but without a
+//! tcpdump process. Pure ACKs are left out.
 
 use std::fmt;
 use std::io::IoSliceMut;
@@ -9,7 +10,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, LinkAddr, MsgFlags};
 use nix::sys::time::TimeVal;
@@ -31,6 +32,8 @@ impl TcpFlags {
     pub const SYN: u8 = 0x02;
     /// RST.
     pub const RST: u8 = 0x04;
+    /// PSH: the segment carries data the sender pushes.
+    pub const PSH: u8 = 0x08;
     /// ACK.
     pub const ACK: u8 = 0x10;
 
@@ -52,13 +55,28 @@ impl TcpFlags {
     pub fn is_rst(self) -> bool {
         self.has(Self::RST)
     }
+
+    /// FIN.
+    pub fn is_fin(self) -> bool {
+        self.has(Self::FIN)
+    }
+
+    /// Data pushed (PSH).
+    pub fn is_push(self) -> bool {
+        self.has(Self::PSH)
+    }
 }
 
 impl fmt::Display for TcpFlags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // tcpdump's notation: S, S., R, R., F., .
         let mut s = String::new();
-        for (bit, c) in [(Self::SYN, 'S'), (Self::FIN, 'F'), (Self::RST, 'R')] {
+        for (bit, c) in [
+            (Self::SYN, 'S'),
+            (Self::FIN, 'F'),
+            (Self::RST, 'R'),
+            (Self::PSH, 'P'),
+        ] {
             if self.has(bit) {
                 s.push(c);
             }
@@ -121,9 +139,17 @@ impl fmt::Display for TcpEvent {
 pub struct Capture {
     stop: Arc<AtomicBool>,
     thread: JoinHandle<Result<Result<Vec<TcpEvent>>>>,
+    started: Instant,
 }
 
 impl Capture {
+    /// The moment every [`TcpEvent::at`] is relative to, on the monotonic clock, so that
+    /// packets can be set against other events (a process's spawn and exit). Packet
+    /// stamps are the kernel's wall clock, read together with this instant.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
     /// Stops capturing and returns the packets seen, in order.
     pub fn finish(self) -> Result<Vec<TcpEvent>> {
         self.stop.store(true, Ordering::Relaxed);
@@ -253,6 +279,25 @@ fn open_packet_socket() -> Result<OwnedFd> {
     Ok(fd)
 }
 
+/// The wall clock and the monotonic clock read together: of a few tries, the one whose two
+/// monotonic reads around the wall-clock read are closest (a preemption between the reads
+/// would shift every packet's instant by its length: seen as a give-up 6 ms "early" on a
+/// loaded machine).
+fn clock_pair() -> (Duration, Instant) {
+    let mut best: Option<(Duration, Duration, Instant)> = None;
+    for _ in 0..5 {
+        let before = Instant::now();
+        let wall = realtime_now();
+        let after = Instant::now();
+        let gap = after - before;
+        if best.is_none_or(|(g, _, _)| gap < g) {
+            best = Some((gap, wall, before + gap / 2));
+        }
+    }
+    let (_, wall, mono) = best.unwrap_or((Duration::ZERO, realtime_now(), Instant::now()));
+    (wall, mono)
+}
+
 fn realtime_now() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -309,7 +354,8 @@ fn capture_loop(
         let handshake = p.icmp.is_none()
             && (p.flags.has(TcpFlags::SYN)
                 || p.flags.has(TcpFlags::RST)
-                || p.flags.has(TcpFlags::FIN));
+                || p.flags.has(TcpFlags::FIN)
+                || p.flags.has(TcpFlags::PSH));
         if !(all || handshake) {
             continue;
         }
@@ -345,12 +391,16 @@ impl NetNs {
                     return Err(e);
                 }
             };
-            let t0 = realtime_now();
-            let _ = ready_tx.send(Ok(()));
+            let (t0, started) = clock_pair();
+            let _ = ready_tx.send(Ok(started));
             capture_loop(fd, port, all, &flag, t0)
         })?;
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok(Capture { stop, thread }),
+            Ok(Ok(started)) => Ok(Capture {
+                stop,
+                thread,
+                started,
+            }),
             _ => Err(match thread.join() {
                 Ok(Err(e)) | Ok(Ok(Err(e))) => e,
                 _ => Error::Thread {

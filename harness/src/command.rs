@@ -156,6 +156,12 @@ pub struct CommandOutput {
     pub stderr: String,
     /// Wall time from spawn to exit, on the monotonic clock.
     pub duration: Duration,
+    /// When it was spawned (it exited at `started + duration`), to set its run against
+    /// other events such as captured packets. An instant means something only in the
+    /// process that measured it: it is not recorded, and one read back from a recording
+    /// is the moment of reading. Whatever it is set against is derived while measuring.
+    #[serde(skip, default = "Instant::now")]
+    pub started: Instant,
     /// Whether the harness killed it at the deadline.
     pub timed_out: bool,
 }
@@ -494,6 +500,7 @@ impl NetNs {
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
             stderr: String::from_utf8_lossy(&stderr).into_owned(),
             duration: ended - started,
+            started,
             timed_out,
         })
     }

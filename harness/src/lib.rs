@@ -20,6 +20,7 @@ pub mod netns;
 pub mod owner;
 pub mod privilege;
 pub mod resource;
+pub mod slowness;
 pub mod sweep;
 pub mod sysctl;
 pub mod timers;

@@ -30,8 +30,18 @@ fn rerun_hint() -> String {
 
 /// `Ok(())` when labs can be built, otherwise the reason and the fix.
 pub fn check() -> Result<(), String> {
+    status().map_err(|e| e.to_string())?
+}
+
+/// As [`check`], with a failure to read this process's own capabilities (out of
+/// descriptors or memory: the harness failing, not a lack of privilege) apart.
+pub fn status() -> Result<Result<(), String>, crate::Error> {
     let status = std::fs::read_to_string("/proc/self/status")
-        .map_err(|e| format!("cannot read /proc/self/status: {e}"))?;
+        .map_err(|e| crate::Error::os("reading /proc/self/status", e))?;
+    Ok(capabilities(&status))
+}
+
+fn capabilities(status: &str) -> Result<(), String> {
     let eff = status
         .lines()
         .find_map(|l| l.strip_prefix("CapEff:"))

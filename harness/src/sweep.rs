@@ -10,6 +10,7 @@
 
 use std::fs::File;
 use std::path::Path;
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::netns::{self, Gone, NETNS_RUN_DIR};
@@ -103,7 +104,24 @@ fn lab_name_owned(pid: u32, path: &Path) -> bool {
 /// locks carry none: those count as owned while a process called `netclaim` runs under
 /// that pid and started before the entry was made (pid 1 never owns one).
 fn temp_owned(pid: u32, path: &Path) -> bool {
-    crate::tmp::is_held(path) || (owner::is_netclaim(pid) && made_by(pid, path))
+    if crate::tmp::is_held(path) {
+        // Held although its owner is gone: a tool's process forked by the owner, killed
+        // with it (PR_SET_PDEATHSIG) but not yet gone, still has the lock's descriptor
+        // (it closes on exec). Give such a process a moment to die.
+        return owner::is_running(pid) || still_held_after(path, Duration::from_secs(2));
+    }
+    owner::is_netclaim(pid) && made_by(pid, path)
+}
+
+fn still_held_after(path: &Path, patience: Duration) -> bool {
+    let start = std::time::Instant::now();
+    while crate::tmp::is_held(path) {
+        if start.elapsed() >= patience {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
 }
 
 /// Whether `path` is this process's to remove: root removes any run's; without root

@@ -18,12 +18,12 @@ use netclaim_fixtures::ports::{self, state};
 use netclaim_harness::capture::TcpEvent;
 use netclaim_harness::timers::{self, KeepaliveModel, RetransModel, Schedule};
 use netclaim_harness::tolerance::{kernel_timer_window, Window};
-use netclaim_harness::NetNs;
+use netclaim_harness::{slowness, NetNs};
 use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
 
-use crate::claim::{Figures, Outcome};
-use crate::lab::{self, check_eq, secs, Against, Shown};
+use crate::claim::{Check, Figures, Outcome};
+use crate::lab::{self, check_eq, secs, Against, Measured, Shown};
 use crate::spec::{ClaimSpec, Client, SocketSpec};
 
 /// What a client after the SYN observed, beside the engine's common record.
@@ -50,8 +50,8 @@ pub struct AfterRecord {
     /// Whether the socket (or request) left the kernel's table while watched.
     pub gone: bool,
     /// `close`: when the orphan's FIN_WAIT_2 timer is due, from close(), as the kernel
-    /// armed it (first sighting in FIN_WAIT2 plus the time `/proc/net/tcp` shows left on
-    /// its timer; 10 ms resolution). Unlike the moment the socket is seen gone, it does
+    /// armed it (first sighting in FIN_WAIT2 plus the time left on
+    /// its timer, in ms as the kernel's jiffies give it). Unlike the moment the socket is seen gone, it does
     /// not depend on how soon the watching thread gets the CPU.
     #[serde(default)]
     pub armed_end_us: Option<u64>,
@@ -64,12 +64,27 @@ pub struct AfterRecord {
     /// before it went silent moves it).
     #[serde(default)]
     pub starts_after_us: Option<u64>,
+    /// Per entry of `sent_us`: the slowness probe's worst timer lateness over each kernel
+    /// timer before it, summed, µs (how much later than the model it may have gone out
+    /// on this machine). Empty in records from before it existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sent_late_us: Vec<u64>,
+    /// The probe's worst timer lateness over the whole wait (from the client's start to
+    /// the error or the socket's departure), µs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_us: Option<u64>,
+    /// How much later than the event the watch of the socket (its lookups) may have recorded it,
+    /// µs: from the last lookup that still found the socket to the one that did not; with
+    /// `armed_end_us`, the longest lookup (the sighting may precede its recorded time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch_error_us: Option<u64>,
 }
 
 impl AfterRecord {
-    /// Records what watching the socket's entry in `/proc/net/tcp` saw.
+    /// Records what watching the socket (by its lookups) saw.
     fn watched(&mut self, w: &conn::Watched) {
         self.gone = w.gone.is_some();
+        self.watch_error_us = w.gone.map(|g| micros(g.saturating_sub(w.seen_until)));
         self.states = w
             .states
             .iter()
@@ -146,6 +161,12 @@ pub fn act(
                 )
             };
             let waited = conn::wait_error(&socket, limit)?;
+            let from = if client == Client::Idle {
+                connected_at
+            } else {
+                started
+            };
+            rec.late_us = Some(micros(slowness::late_between(from, Instant::now())));
             let (errno, at) = match waited {
                 Some((e, at)) => (e, at),
                 None => (None, started.elapsed()),
@@ -167,25 +188,33 @@ pub fn act(
             let info = conn::tcp_info(&socket)?;
             rec.kernel_rto_us = Some(micros(info.rto));
             rec.kernel_rtt_us = Some(micros(info.rtt));
-            let local = socket
-                .local_addr()
-                .ok()
-                .and_then(|a| a.as_socket())
-                .map(|a| a.port())
-                .context("getsockname")?;
+            let (Some(SocketAddr::V4(local)), SocketAddr::V4(remote)) =
+                (socket.local_addr().ok().and_then(|a| a.as_socket()), target)
+            else {
+                anyhow::bail!("close watches an IPv4 connection");
+            };
+            let diag = ports::Diag::open(ns)?;
             let started = Instant::now();
             drop(socket);
-            let w = conn::wait_gone(ns, local, target.port(), |_| true, limit)?;
+            // The watch's times count from its own start, after close().
+            let watch_from = started.elapsed();
+            let w = conn::wait_gone(&diag, local, remote, |_| true, limit)?;
+            rec.late_us = Some(micros(slowness::late_between(started, Instant::now())));
             rec.watched(&w);
             rec.armed_end_us = w
                 .states
                 .iter()
                 .find(|s| s.1 == state::FIN_WAIT2 && !s.2.is_zero())
-                .map(|(at, _, left)| micros(*at + *left));
+                .map(|(at, _, left)| micros(watch_from + *at + *left));
+            if rec.armed_end_us.is_some() {
+                rec.watch_error_us = Some(micros(w.slowest_read));
+            }
             Ok((
                 None,
-                w.gone.unwrap_or_else(|| started.elapsed()),
-                format!("connected to {target} from port {local}; close(); watch /proc/net/tcp until the socket is gone"),
+                w.gone
+                    .map(|g| watch_from + g)
+                    .unwrap_or_else(|| started.elapsed()),
+                format!("connected to {target} from {local}; close(); look the socket up (sock_diag) until it is gone"),
                 rec,
             ))
         }
@@ -204,26 +233,29 @@ pub fn act(
             conn::send_raw_syn(ns, src, dst)?;
             // The request appears at once; then watch it until the server drops it.
             let appear = Instant::now();
-            while ports::tcp_table(ns)?.iter().all(|e| {
-                !(e.local.port() == dst.port()
-                    && e.remote.port() == RAW_PORT
-                    && e.state == state::SYN_RECV)
-            }) {
+            let diag = ports::Diag::open(ns)?;
+            while diag
+                .lookup(dst, src)?
+                .is_none_or(|e| e.state != state::SYN_RECV)
+            {
                 if appear.elapsed() > Duration::from_secs(2) {
                     anyhow::bail!("no SYN_RECV request for {src} appeared at {dst}");
                 }
                 std::thread::sleep(Duration::from_millis(2));
             }
-            let w = conn::wait_gone(ns, dst.port(), RAW_PORT, |st| st == state::SYN_RECV, limit)?;
+            // The watch's times count from its own start.
+            let watch_from = Instant::now();
+            let w = conn::wait_gone(&diag, dst, src, |st| st == state::SYN_RECV, limit)?;
+            rec.late_us = Some(micros(slowness::late_between(started, Instant::now())));
             rec.watched(&w);
             let lifetime = w
                 .gone
-                .map(|g| g + appear.duration_since(started))
+                .map(|g| g + watch_from.duration_since(started))
                 .unwrap_or_else(|| started.elapsed());
             Ok((
                 None,
                 lifetime,
-                format!("one SYN from a raw socket at {src} to {dst}, never answered (iptables drops what comes back to port {RAW_PORT}); watch the request in /proc/net/tcp"),
+                format!("one SYN from a raw socket at {src} to {dst}, never answered (iptables drops what comes back to port {RAW_PORT}); look the request up (sock_diag)"),
                 rec,
             ))
         }
@@ -232,7 +264,34 @@ pub fn act(
 }
 
 /// Fills the wire-derived parts of `rec` from the capture of the action.
-pub fn from_wire(client: Option<Client>, rec: &mut AfterRecord, events: &[TcpEvent], port: u16) {
+/// `capture_started` is the instant the events' times count from (for the slowness
+/// probe's lateness over each timer).
+pub fn from_wire(
+    client: Option<Client>,
+    rec: &mut AfterRecord,
+    events: &[TcpEvent],
+    port: u16,
+    capture_started: Option<Instant>,
+) {
+    // The probe's lateness over the timers before each transmission (at `times`, from the
+    // capture's start), summed; the first is a timer too when it runs from `from`.
+    let chain_late = |times: &[Duration], from: Option<Duration>| -> Vec<u64> {
+        let Some(t0) = capture_started else {
+            return Vec::new();
+        };
+        let mut sum = Duration::ZERO;
+        times
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let armed = if i == 0 { from } else { Some(times[i - 1]) };
+                if let Some(a) = armed {
+                    sum += slowness::late_between(t0 + a, t0 + *t);
+                }
+                micros(sum)
+            })
+            .collect()
+    };
     let syn = events
         .iter()
         .find(|e| e.flags.is_syn() && e.dst.port() == port);
@@ -254,12 +313,13 @@ pub fn from_wire(client: Option<Client>, rec: &mut AfterRecord, events: &[TcpEve
         Some(Client::Send) => {
             let first = events.iter().filter(from_client).find(|e| e.len > 0);
             if let Some(f) = first {
-                let times = events
+                let times: Vec<Duration> = events
                     .iter()
                     .filter(from_client)
                     .filter(|e| e.len > 0 && e.seq == f.seq)
                     .map(|e| e.at)
                     .collect();
+                rec.sent_late_us = chain_late(&times, None);
                 rec.sent_us = rel(times, f.at);
             }
         }
@@ -274,13 +334,14 @@ pub fn from_wire(client: Option<Client>, rec: &mut AfterRecord, events: &[TcpEve
                     .map(|e| e.at)
                     .max()
                     .unwrap_or(a.at);
-                let times = events
+                let times: Vec<Duration> = events
                     .iter()
                     .filter(from_client)
                     .filter(|e| e.len == 0 && e.flags.0 == 0x10 && e.seq == s.seq)
                     .filter(|e| e.at > last_rx)
                     .map(|e| e.at)
                     .collect();
+                rec.sent_late_us = chain_late(&times, Some(last_rx));
                 rec.sent_us = rel(times, last_rx);
                 rec.starts_after_us = Some(micros(last_rx - a.at));
             }
@@ -315,6 +376,7 @@ pub fn from_wire(client: Option<Client>, rec: &mut AfterRecord, events: &[TcpEve
                 .map(|e| e.at)
                 .collect();
             let first = times.first().copied().unwrap_or_default();
+            rec.sent_late_us = chain_late(&times, None);
             rec.sent_us = rel(times, first);
         }
         _ => {}
@@ -543,6 +605,51 @@ pub fn estimate(client: Client, spec: &ClaimSpec) -> Duration {
     p.schedule.give_up + Duration::from_secs(1)
 }
 
+/// How soon a socket closed with SO_LINGER 0 leaves the table: "at once".
+const AT_ONCE: Duration = Duration::from_millis(100);
+
+/// Transmission `i` (at `t`) with its measured error: the probe's lateness over the
+/// kernel timers before it (a kernel timer is never early).
+fn send_error(rec: &AfterRecord, i: usize, t: Duration) -> Measured {
+    let late = Duration::from_micros(rec.sent_late_us.get(i).copied().unwrap_or(0));
+    Measured {
+        took: t,
+        error: late,
+        early_error: Duration::ZERO,
+        error_from: format!(
+            "transmission {}: timers up to {} ms late before it (probe)",
+            i + 1,
+            late.as_millis()
+        ),
+    }
+}
+
+/// The end of a client after the SYN (its error, or its socket leaving the table) as
+/// measured, with its error: the probe's lateness over the kernel timers before it and
+/// over the wait, and how late the watch of the table may have seen it.
+pub fn end_measured(rec: &AfterRecord, took: Duration) -> Measured {
+    let timers = Duration::from_micros(
+        rec.sent_late_us.last().copied().unwrap_or(0) + rec.late_us.unwrap_or(0),
+    );
+    let watch = Duration::from_micros(rec.watch_error_us.unwrap_or(0));
+    let mut from = vec![format!(
+        "timers up to {} ms late (probe, over the transmissions and the wait)",
+        timers.as_millis()
+    )];
+    if rec.watch_error_us.is_some() {
+        from.push(format!(
+            "the socket looked up up to {} ms after the event",
+            watch.as_millis()
+        ));
+    }
+    Measured {
+        took,
+        error: timers + watch,
+        early_error: Duration::ZERO,
+        error_from: from.join("; "),
+    }
+}
+
 fn times(v: &[u64]) -> Vec<Duration> {
     v.iter().map(|us| Duration::from_micros(*us)).collect()
 }
@@ -558,11 +665,12 @@ pub fn judge(
     in_force: &BTreeMap<String, String>,
     rec: &AfterRecord,
     errno: Option<Errno>,
-    duration: Duration,
+    end: &Measured,
     hz: u32,
     what: &dyn Fn(&str) -> String,
     o: &mut Outcome,
 ) -> Prediction {
+    let duration = end.took;
     let rtt = rec.kernel_rtt_us.or(rec.rtt_us).map(Duration::from_micros);
     let p = predict(client, spec, in_force, rtt, hz);
     o.evidence(format!("model: {}", p.inputs));
@@ -596,22 +704,43 @@ pub fn judge(
             );
             // Each send time: the intervals before it.
             let base = if client == Client::Idle { 0 } else { 1 };
-            let mut ok = sent.len() == p.schedule.send_times.len();
-            let mut last = String::new();
-            for (i, (t, s)) in p.schedule.send_times.iter().zip(&sent).enumerate() {
-                let w = window(
-                    *t,
-                    &p.intervals[..(i + 1 - base).min(p.intervals.len())],
-                    hz,
-                );
-                ok &= w.contains(*s);
-                last = format!("{} within {w}", secs(*t));
-            }
-            o.model_check(
-                &what(&format!(
+            let same_count = sent.len() == p.schedule.send_times.len();
+            let windows: Vec<Window> = p
+                .schedule
+                .send_times
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    window(
+                        *t,
+                        &p.intervals[..(i + 1 - base).min(p.intervals.len())],
+                        hz,
+                    )
+                })
+                .collect();
+            let ok = same_count && windows.iter().zip(&sent).all(|(w, s)| w.contains(*s));
+            let last = p
+                .schedule
+                .send_times
+                .last()
+                .zip(windows.last())
+                .map(|(t, w)| format!("{} within {w}", secs(*t)))
+                .unwrap_or_default();
+            // Of the transmissions outside their windows, the one farthest beyond its
+            // measured error (the probe's lateness over the timers before it) decides.
+            let errors: Vec<Measured> = sent
+                .iter()
+                .enumerate()
+                .map(|(i, t)| send_error(rec, i, *t))
+                .collect();
+            let worst = same_count
+                .then(|| lab::worst_outside(&windows, &sent, &errors))
+                .flatten();
+            o.model_checks.push(Check {
+                what: what(&format!(
                     "{noun}: times (timer-wheel slack at HZ={hz}, late only)"
                 )),
-                format!(
+                expected: format!(
                     "[{}] s (last {last})",
                     p.schedule
                         .send_times
@@ -620,7 +749,7 @@ pub fn judge(
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
-                format!(
+                observed: format!(
                     "[{}] s",
                     sent.iter()
                         .map(|t| format!("{:.3}", t.as_secs_f64()))
@@ -628,7 +757,8 @@ pub fn judge(
                         .join(", ")
                 ),
                 ok,
-            );
+                timing: worst.map(|i| lab::timing(windows[i], sent[i], &errors[i])),
+            });
             let n = p.schedule.send_times.len();
             expected.value = Some(match client {
                 Client::Send => format!(
@@ -659,12 +789,26 @@ pub fn judge(
                 false,
                 rec.fin,
             );
-            o.model_check(
-                &what("the socket leaves the table at once"),
-                "< 0.100 s",
-                secs(duration),
-                rec.gone && duration < Duration::from_millis(100),
-            );
+            if rec.gone {
+                lab::check_timing(
+                    o,
+                    Against::Model,
+                    &what("the socket leaves the table at once"),
+                    Duration::ZERO,
+                    Window {
+                        min: Duration::ZERO,
+                        max: AT_ONCE,
+                    },
+                    end,
+                );
+            } else {
+                o.model_check(
+                    &what("the socket leaves the table at once"),
+                    format!("< {}", secs(AT_ONCE)),
+                    format!("still there after {}", secs(duration)),
+                    false,
+                );
+            }
             expected.value = Some("RST, socket gone at once".into());
             false
         }
@@ -697,11 +841,7 @@ pub fn judge(
         _ => true,
     };
     if gives_up {
-        let mut w = window(p.schedule.give_up, &p.intervals, hz);
-        if rec.armed_end_us.is_some() {
-            // /proc/net/tcp shows the time left in USER_HZ ticks, truncated: up to 10 ms.
-            w.min = w.min.saturating_sub(Duration::from_millis(10));
-        }
+        let w = window(p.schedule.give_up, &p.intervals, hz);
         let label = match client {
             Client::Send | Client::Idle => {
                 "the connection fails (from the send, or from the handshake)"
@@ -709,16 +849,16 @@ pub fn judge(
             Client::Close => "the orphan's FIN_WAIT_2 ends (its timer, from the ACK of the FIN)",
             _ => "the server drops the request (from the SYN)",
         };
-        o.model_check(
-            &what(label),
-            format!("{} within {w}", secs(p.schedule.give_up)),
-            if rec.gone {
-                secs(duration)
-            } else {
-                format!("still there after {}", secs(duration))
-            },
-            rec.gone && w.contains(duration),
-        );
+        if rec.gone {
+            lab::check_timing(o, Against::Model, &what(label), p.schedule.give_up, w, end);
+        } else {
+            o.model_check(
+                &what(label),
+                format!("{} within {w}", secs(p.schedule.give_up)),
+                format!("still there after {}", secs(duration)),
+                false,
+            );
+        }
         expected = expected.duration(p.schedule.give_up);
     }
     if let Some(e) = p.errno {
@@ -909,7 +1049,7 @@ pub fn judge_rejection(
     r: &Rejection,
     hz: u32,
     errno: Option<Errno>,
-    duration: Duration,
+    end: &Measured,
     syns: usize,
     rec: &AfterRecord,
     rsts: usize,
@@ -941,15 +1081,21 @@ pub fn judge_rejection(
         want_syns,
         syns,
     );
-    o.model_check(
+    lab::check_timing(
+        o,
+        Against::Model,
         &what(if waited {
             "fails with the answer to the first retransmission (the first answer found the socket owned by connect())"
         } else {
             "fails at once (no timer involved)"
         }),
-        format!("within {limit}"),
-        secs(duration),
-        limit.contains(duration),
+        if waited {
+            timers::TCP_TIMEOUT_INIT
+        } else {
+            Duration::ZERO
+        },
+        limit,
+        end,
     );
     if r.may_wait_one_rto {
         o.evidence(format!(
@@ -1000,29 +1146,75 @@ mod tests {
         let r = rejection(&s).expect("a rejection");
         assert_eq!(r.errno, Errno::EHOSTUNREACH);
         let what = |w: &str| w.to_owned();
-        let judge = |syns: usize, ms: u64| {
+        let judge_with = |syns: usize, ms: u64, error_ms: u64| {
             let mut o = Outcome::default();
             let rec = AfterRecord {
                 icmp: vec![(3, 1); syns],
                 ..AfterRecord::default()
             };
+            let end = Measured {
+                took: Duration::from_millis(ms),
+                error: Duration::from_millis(error_ms),
+                early_error: Duration::ZERO,
+                error_from: "test".into(),
+            };
             judge_rejection(
                 &r,
                 250,
                 Some(Errno::EHOSTUNREACH),
-                Duration::from_millis(ms),
+                &end,
                 syns,
                 &rec,
                 0,
                 &what,
                 &mut o,
             );
-            o.model_agrees()
+            (o.model_agrees(), o.model_inconclusive())
         };
+        let judge = |syns: usize, ms: u64| judge_with(syns, ms, 0).0;
         assert!(judge(1, 2), "at once");
         assert!(judge(2, 1010), "with the first retransmission's answer");
         assert!(!judge(2, 3000), "not later");
         assert!(!judge(3, 3000), "not after further retransmissions");
+        // 1.055 s is 18 ms past the window: within 30 ms of measured lateness it is
+        // inconclusive, with 10 ms it is a miss.
+        assert_eq!(judge_with(2, 1055, 30), (true, 1));
+        assert_eq!(judge_with(2, 1055, 10), (false, 0));
+    }
+
+    #[test]
+    fn a_socket_seen_gone_late_by_a_slow_watch_is_inconclusive_not_late() {
+        let s = spec("lab = { server = \"silent\" }\nrun = { client = \"close\", socket = { linger = \"0s\" } }\n");
+        let what = |w: &str| w.to_owned();
+        let judge_at = |ms: u64, watch_ms: u64| {
+            let rec = AfterRecord {
+                rst: true,
+                gone: true,
+                watch_error_us: Some(watch_ms * 1000),
+                late_us: Some(0),
+                ..AfterRecord::default()
+            };
+            let mut o = Outcome::default();
+            let end = end_measured(&rec, Duration::from_millis(ms));
+            judge(
+                Client::Close,
+                &s,
+                &BTreeMap::new(),
+                &rec,
+                None,
+                &end,
+                250,
+                &what,
+                &mut o,
+            );
+            (o.model_agrees(), o.model_inconclusive())
+        };
+        assert_eq!(judge_at(20, 20), (true, 0), "gone at once");
+        // Seen gone after 201 ms by a read that took 200 ms (the first one): it may have
+        // gone at once.
+        assert_eq!(judge_at(201, 200), (true, 1));
+        // Seen gone after 201 ms with reads of 10 ms: it was there at 190 ms.
+        assert_eq!(judge_at(201, 10), (false, 0));
     }
 
     #[test]

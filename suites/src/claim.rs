@@ -24,6 +24,10 @@ pub enum Verdict {
     Holds,
     /// The measurement contradicts the statement (a finding, not a failure).
     Refuted,
+    /// Every semantic check agrees with the statement, but a timing check fell outside its
+    /// window by less than the measured error of this machine (emulation, load): the run
+    /// cannot tell whether the statement holds. Rerun on a faster or idler machine.
+    Inconclusive,
     /// The kernel rejects the setting or lacks the knob the claim is about.
     NotApplicable,
     /// A tool or privilege is missing.
@@ -38,10 +42,19 @@ impl Verdict {
         match self {
             Self::Holds => "holds",
             Self::Refuted => "refuted",
+            Self::Inconclusive => "inconclusive",
             Self::NotApplicable => "not-applicable",
             Self::Skipped => "skipped",
             Self::Error => "error",
         }
+    }
+}
+
+impl Verdict {
+    /// Whether the checks decided it (holds, refuted, inconclusive), rather than a reason
+    /// that kept the claim from being measured (skipped, not-applicable, error).
+    pub fn decided_by_checks(self) -> bool {
+        matches!(self, Self::Holds | Self::Refuted | Self::Inconclusive)
     }
 }
 
@@ -121,16 +134,102 @@ pub struct Check {
     pub observed: String,
     /// Whether the measurement meets the expectation.
     pub ok: bool,
+    /// For a timing check: the window, the measured value and the measured error (absent
+    /// for semantic checks, and in reports from before timing checks carried it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<Timing>,
+}
+
+/// What a timing check compared, in milliseconds, and how far its measurement may be off
+/// because the machine ran slow while it was taken.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Timing {
+    /// The window applied: `[min, max]`.
+    pub window_ms: [f64; 2],
+    /// The measured value (for a list of values, the one farthest outside its window).
+    pub observed_ms: f64,
+    /// The measured error on the late side: how much later than asked this machine fired
+    /// timers, and how much longer than the window allows its processes took, during this
+    /// measurement.
+    pub error_ms: f64,
+    /// The measured error on the early side: how much of the timed span the measurement
+    /// may have missed (a tool arms its timer somewhere between its spawn and its first
+    /// packet, which is where the measurement starts: its measured start-up).
+    #[serde(default)]
+    pub early_error_ms: f64,
+    /// Where the errors come from, in words.
+    pub error_from: String,
+}
+
+impl Timing {
+    /// How far the measurement lies outside the window, in ms (0 inside).
+    pub fn outside_ms(&self) -> f64 {
+        let [min, max] = self.window_ms;
+        (min - self.observed_ms)
+            .max(self.observed_ms - max)
+            .max(0.0)
+    }
+
+    /// The measured error on the side where the measurement lies outside the window.
+    pub fn error_on_its_side_ms(&self) -> f64 {
+        if self.observed_ms < self.window_ms[0] {
+            self.early_error_ms
+        } else {
+            self.error_ms
+        }
+    }
+}
+
+/// Where a check stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckState {
+    /// The measurement meets the expectation.
+    Pass,
+    /// A timing check outside its window by no more than its measured error.
+    Inconclusive,
+    /// The measurement contradicts the expectation.
+    Fail,
+}
+
+impl Check {
+    /// Pass, fail, or inconclusive (a timing miss within the measured error).
+    pub fn state(&self) -> CheckState {
+        match &self.timing {
+            _ if self.ok => CheckState::Pass,
+            Some(t)
+                if t.error_on_its_side_ms() > 0.0 && t.outside_ms() <= t.error_on_its_side_ms() =>
+            {
+                CheckState::Inconclusive
+            }
+            _ => CheckState::Fail,
+        }
+    }
 }
 
 impl fmt::Display for Check {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mark = if self.ok { "ok " } else { "MISMATCH" };
+        let mark = match self.state() {
+            CheckState::Pass => "ok ",
+            CheckState::Inconclusive => "INCONCLUSIVE",
+            CheckState::Fail => "MISMATCH",
+        };
         write!(
             f,
             "[{mark}] {}: expected {}, observed {}",
             self.what, self.expected, self.observed
-        )
+        )?;
+        if let Some(t) = self
+            .timing
+            .as_ref()
+            .filter(|t| t.error_ms > 0.0 || t.early_error_ms > 0.0)
+        {
+            write!(
+                f,
+                " (measured error -{:.0}/+{:.0} ms: {})",
+                t.early_error_ms, t.error_ms, t.error_from
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -186,33 +285,55 @@ impl Outcome {
         }
     }
 
-    /// The verdict: forced, else holds iff every statement check passed.
+    /// The verdict: forced, else refuted when a statement check fails, inconclusive when
+    /// none fails but a timing check missed by no more than its measured error, holds when
+    /// every statement check passed.
     pub fn verdict(&self) -> Verdict {
+        let any = |state| self.claim_checks.iter().any(|c| c.state() == state);
         match &self.forced {
             Some((v, _)) => *v,
             None if self.claim_checks.is_empty() => Verdict::Error,
-            None if self.claim_checks.iter().all(|c| c.ok) => Verdict::Holds,
-            None => Verdict::Refuted,
+            None if any(CheckState::Fail) => Verdict::Refuted,
+            None if any(CheckState::Inconclusive) => Verdict::Inconclusive,
+            None => Verdict::Holds,
         }
     }
 
-    /// The reason of a forced verdict, or the failed statement checks of a refuted one.
+    /// The reason of a forced verdict, the failed statement checks of a refuted one, or
+    /// the timing checks that make one inconclusive (with their measured error).
     pub fn reason(&self) -> String {
-        match &self.forced {
-            Some((_, r)) => r.clone(),
-            None if self.claim_checks.is_empty() => "the claim recorded no check".into(),
-            None => self
-                .claim_checks
+        let of = |state: CheckState| {
+            self.claim_checks
                 .iter()
-                .filter(|c| !c.ok)
+                .filter(|c| c.state() == state)
                 .map(|c| {
-                    format!(
+                    let mut text = format!(
                         "{}: claimed {}, observed {}",
                         c.what, c.expected, c.observed
-                    )
+                    );
+                    if let (CheckState::Inconclusive, Some(t)) = (state, &c.timing) {
+                        text += &format!(
+                            ", {} by {:.0} ms, within the measured error of {:.0} ms ({})",
+                            if t.observed_ms < t.window_ms[0] {
+                                "early"
+                            } else {
+                                "late"
+                            },
+                            t.outside_ms(),
+                            t.error_on_its_side_ms(),
+                            t.error_from
+                        );
+                    }
+                    text
                 })
                 .collect::<Vec<_>>()
-                .join("; "),
+                .join("; ")
+        };
+        match (&self.forced, self.verdict()) {
+            (Some((_, r)), _) => r.clone(),
+            (None, _) if self.claim_checks.is_empty() => "the claim recorded no check".into(),
+            (None, Verdict::Inconclusive) => of(CheckState::Inconclusive),
+            (None, _) => of(CheckState::Fail),
         }
     }
 
@@ -229,6 +350,7 @@ impl Outcome {
             expected: expected.to_string(),
             observed: observed.to_string(),
             ok,
+            timing: None,
         });
     }
 
@@ -245,6 +367,7 @@ impl Outcome {
             expected: expected.to_string(),
             observed: observed.to_string(),
             ok,
+            timing: None,
         });
     }
 
@@ -253,9 +376,20 @@ impl Outcome {
         self.evidence.push(text.into());
     }
 
-    /// Whether every prediction check passed (what `cargo test` asserts).
+    /// Whether no prediction check failed (what `cargo test` asserts): each passed, or
+    /// missed its timing window by no more than the measured error.
     pub fn model_agrees(&self) -> bool {
-        self.model_checks.iter().all(|c| c.ok)
+        self.model_checks
+            .iter()
+            .all(|c| c.state() != CheckState::Fail)
+    }
+
+    /// Prediction checks that were inconclusive (a timing miss within the measured error).
+    pub fn model_inconclusive(&self) -> usize {
+        self.model_checks
+            .iter()
+            .filter(|c| c.state() == CheckState::Inconclusive)
+            .count()
     }
 }
 
@@ -403,6 +537,15 @@ pub struct Claim {
 }
 
 impl Claim {
+    /// Claims estimated at least this long spend nearly all of it waiting on kernel
+    /// timers (the two-minute SYN timeouts, TIME_WAIT), not on the CPU.
+    pub const WAITS_FROM: Duration = Duration::from_secs(60);
+
+    /// Whether the claim mostly waits on kernel timers (see [`Self::WAITS_FROM`]).
+    pub fn mostly_waits(&self) -> bool {
+        self.estimate >= Self::WAITS_FROM
+    }
+
     /// Where the claim comes from: `built-in` (Rust), `built-in (syn.toml)`, or a file.
     pub fn origin(&self) -> String {
         match self.run {
@@ -464,6 +607,14 @@ impl Claim {
     /// Runs the claim: measures, then [`Claim::judge`]s the measurement. Unmet needs are
     /// `skipped`, harness errors `error`.
     pub fn execute(&self, ctx: &Ctx) -> Outcome {
+        // The timing checks' measured error comes from this probe: running before the
+        // claim's first measurement.
+        netclaim_harness::slowness::start();
+        // Not knowing the privilege because the harness is out of descriptors is the
+        // harness failing, not a reason to skip.
+        if let Err(e) = netclaim_harness::privilege::status() {
+            return Outcome::forced(Verdict::Error, error_reason(&anyhow::Error::new(e)));
+        }
         if let Some(reason) = self.unmet_needs() {
             return Outcome::forced(Verdict::Skipped, reason);
         }

@@ -29,9 +29,10 @@ use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
 
 use crate::aftersyn::{self, AfterRecord, Rejection};
-use crate::claim::{Ctx, Figures, Outcome, Verdict};
+use crate::claim::{Check, Ctx, Figures, Outcome, Verdict};
 use crate::lab::{
-    self, check_eq, check_schedule, secs, Against, BlackholeLab, Shown, TOOL_STARTUP,
+    self, check_eq, check_schedule, check_timing, secs, Against, BlackholeLab, Measured, Shown,
+    TOOL_STARTUP,
 };
 use crate::spec::{ClaimSpec, Client, ExpectSpec, Family, Server, Value};
 use crate::toolmodel::{self, Failure, Program};
@@ -119,6 +120,17 @@ pub struct RunRecord {
     pub rsts: usize,
     /// The command's full record and the wire timeline, as evidence.
     pub evidence: String,
+    /// The attempt timed from its first SYN, with the slowness probe's errors (absent in
+    /// measurements recorded before it existed: then timed from the start, no error).
+    #[serde(default)]
+    pub timed: Option<lab::Measurement>,
+    /// The client's first FIN on each connection, in the order of `conn_starts_us`, µs
+    /// from the first SYN: when the tool closed it (its read timeout, seen on the wire).
+    #[serde(default)]
+    pub conn_fins_us: Vec<Option<u64>>,
+    /// The probe's worst timer lateness from the first SYN to the first FIN, µs.
+    #[serde(default)]
+    pub fin_late_us: Option<u64>,
     /// What a client after the SYN observed (data retransmissions, keepalive probes,
     /// close(), SYN-ACKs, ICMP errors).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -128,6 +140,44 @@ pub struct RunRecord {
 impl RunRecord {
     fn duration(&self) -> Duration {
         Duration::from_micros(self.duration_us)
+    }
+
+    /// The attempt's timing: as measured, or (an older record) from the start, no error.
+    fn timed(&self) -> lab::Measurement {
+        self.timed.clone().unwrap_or_else(|| lab::Measurement {
+            syn_times_us: self.syn_times_us.clone(),
+            duration_us: self.duration_us,
+            ..lab::Measurement::default()
+        })
+    }
+
+    /// The run as a timer of the tool's that ends when it closes its first connection: from
+    /// the first SYN to the FIN (the exit does not count; the tool may have armed the timer
+    /// before the SYN: its start-up is the early error); without a FIN, to the end.
+    fn until_close(&self) -> Measured {
+        let timed = self.timed();
+        match (
+            self.conn_fins_us.first().copied().flatten(),
+            self.fin_late_us,
+        ) {
+            (Some(fin), Some(late)) => {
+                let process = timed.process_excess();
+                let late = Duration::from_micros(late);
+                Measured {
+                    took: Duration::from_micros(fin),
+                    error: late + process,
+                    early_error: timed.startup().unwrap_or_default(),
+                    error_from: format!(
+                        "timers up to {} ms late over 1 timer(s) (probe); tool process work {} \
+                         ms past the {} ms allowed",
+                        late.as_millis(),
+                        process.as_millis(),
+                        TOOL_STARTUP.as_millis()
+                    ),
+                }
+            }
+            _ => timed.tool_timer(),
+        }
     }
 
     fn syn_times(&self) -> Vec<Duration> {
@@ -714,22 +764,45 @@ fn substitute(arg: &str, target: &Target, dir: Option<&Path>) -> String {
         .replace("{dir}", &dir)
 }
 
+/// One connection of a run, by source port.
+struct Conn {
+    /// Its first SYN, from the first SYN of all.
+    start: Duration,
+    /// Its SYNs.
+    syns: usize,
+    /// The client's FIN on it, from the first SYN of all.
+    fin: Option<Duration>,
+}
+
 /// Per connection (by source port, in order of its first SYN): its first SYN, from the
-/// first SYN of all, and how many SYNs it sent.
-fn connections(events: &[TcpEvent], port: u16) -> Vec<(Duration, usize)> {
+/// first SYN of all, how many SYNs it sent, and when the client closed it.
+fn connections(events: &[TcpEvent], port: u16) -> Vec<Conn> {
     let syns: Vec<&TcpEvent> = events
         .iter()
         .filter(|e| e.flags.is_syn() && e.icmp.is_none() && e.dst.port() == port)
         .collect();
     let first = syns.first().map(|e| e.at).unwrap_or_default();
-    let mut seen: Vec<(u16, Duration, usize)> = Vec::new();
+    let mut seen: Vec<(u16, Conn)> = Vec::new();
     for e in syns {
-        match seen.iter_mut().find(|(p, ..)| *p == e.src.port()) {
-            Some((_, _, n)) => *n += 1,
-            None => seen.push((e.src.port(), e.at - first, 1)),
+        match seen.iter_mut().find(|(p, _)| *p == e.src.port()) {
+            Some((_, c)) => c.syns += 1,
+            None => seen.push((
+                e.src.port(),
+                Conn {
+                    start: e.at - first,
+                    syns: 1,
+                    fin: None,
+                },
+            )),
         }
     }
-    seen.into_iter().map(|(_, t, n)| (t, n)).collect()
+    for (src, c) in &mut seen {
+        c.fin = events
+            .iter()
+            .find(|e| e.flags.is_fin() && e.src.port() == *src && e.dst.port() == port)
+            .map(|e| e.at.saturating_sub(first));
+    }
+    seen.into_iter().map(|(_, c)| c).collect()
 }
 
 fn micros(d: Duration) -> u64 {
@@ -761,6 +834,9 @@ fn act(
         ),
         None => None,
     };
+    let capture_started = capture.as_ref().map(|c| c.started());
+    // When the action began and ended, and whether it was a tool's spawn.
+    let mut span: Option<(std::time::Instant, std::time::Instant, bool)> = None;
     let mut record = RunRecord::default();
     match (&run.command, run.client) {
         (Some(command), _) => {
@@ -829,6 +905,7 @@ fn act(
                 });
                 record.evidence = format!("strace -e trace=connect:\n{}\n", text.trim_end());
             }
+            span = Some((out.started, out.started + out.duration, true));
             record.command_line = out.command_line.clone();
             record.argv = argv;
             record.exit_code = out.exit_code();
@@ -864,7 +941,9 @@ fn act(
         (None, Some(Client::Connect)) => {
             let addr = built.target.sock().context("connect needs a TCP target")?;
             let opts = aftersyn::sock_opts(&run.socket);
+            let started = std::time::Instant::now();
             let o = netclaim_fixtures::conn::connect_with(&built.ns, addr, &opts)?;
+            span = Some((started, std::time::Instant::now(), false));
             record.command_line = format!(
                 "blocking connect({addr}) from {}{}",
                 built.ns.name(),
@@ -958,7 +1037,7 @@ fn act(
     if let (Some(cap), Some(addr)) = (capture, built.target.sock()) {
         let events = cap.finish().context("finishing the capture")?;
         if let Some(after) = &mut record.after {
-            aftersyn::from_wire(run.client, after, &events, addr.port());
+            aftersyn::from_wire(run.client, after, &events, addr.port(), capture_started);
             // The kernel's timer starts later than the client's clock (the ACK of a FIN,
             // the last packet received): the duration is counted from there.
             // close(): the FIN_WAIT_2 timer as the kernel armed it, not when a polling
@@ -980,8 +1059,23 @@ fn act(
             .map(micros)
             .collect();
         let conns = connections(&events, addr.port());
-        record.conn_starts_us = conns.iter().map(|(t, _)| micros(*t)).collect();
-        record.conn_syns = conns.iter().map(|(_, n)| *n).collect();
+        record.conn_starts_us = conns.iter().map(|c| micros(c.start)).collect();
+        record.conn_syns = conns.iter().map(|c| c.syns).collect();
+        record.conn_fins_us = conns.iter().map(|c| c.fin.map(micros)).collect();
+        if let (Some((started, ended, tool)), Some(cap_started)) = (span, capture_started) {
+            let first = lab::first_syn_at(&events, addr.port(), cap_started);
+            record.timed = Some(lab::Measurement::record(
+                &capture::syn_times(&events, addr.port()),
+                first,
+                started,
+                ended,
+                tool,
+            ));
+            if let (Some(f), Some(Some(fin))) = (first, record.conn_fins_us.first()) {
+                let at = f + Duration::from_micros(*fin);
+                record.fin_late_us = Some(micros(netclaim_harness::slowness::late_between(f, at)));
+            }
+        }
         record.syn_acks = events
             .iter()
             .filter(|e| e.flags.is_syn_ack() && e.icmp.is_none())
@@ -1407,6 +1501,8 @@ fn judge_lab(
     let what = |w: &str| format!("{label}{w}");
     let syns = run.syn_times();
     let duration = run.duration();
+    let timed = run.timed();
+    let took = timed.took();
     let output = run.output();
     let model = plan.model.map(|m| lab::describe_model(&m));
 
@@ -1448,7 +1544,7 @@ fn judge_lab(
                 }
             })
         });
-    o.observed = Figures::default().duration(duration);
+    o.observed = Figures::default().duration(took);
     if run.command_line.is_empty() || target.port() != 0 || !syns.is_empty() {
         o.observed = o.observed.clone().syn_times(&syns);
     }
@@ -1472,15 +1568,7 @@ fn judge_lab(
             let schedule = plan.schedule.clone().unwrap_or_else(no_schedule);
             if plan.end == End::Kernel && plan.tries <= 1 {
                 let first = o.model_checks.len();
-                check_schedule(
-                    o,
-                    Against::Model,
-                    &schedule,
-                    &syns,
-                    Some(duration),
-                    &ctx_of(m),
-                    startup,
-                );
+                check_schedule(o, Against::Model, &schedule, &timed, &ctx_of(m), startup);
                 for c in &mut o.model_checks[first..] {
                     c.what = what(&c.what);
                 }
@@ -1489,11 +1577,16 @@ fn judge_lab(
                     .syn_times(&schedule.send_times);
             } else if plan.end == End::NoLaterThanKernel {
                 let window = lab::give_up_window(schedule.give_up, &schedule, m.hz, startup);
-                o.model_check(
+                check_timing(
+                    o,
+                    Against::Model,
                     &what("ends no later than the kernel gives up"),
-                    format!("≤ {}", secs(window.max)),
-                    secs(duration),
-                    duration <= window.max,
+                    schedule.give_up,
+                    Window {
+                        min: Duration::ZERO,
+                        max: window.max,
+                    },
+                    &timed.kernel_give_up(),
                 );
                 expected.value = Some(format!(
                     "at most {} (the kernel's give-up)",
@@ -1548,7 +1641,7 @@ fn judge_lab(
                 ),
                 &syns,
                 &schedule,
-                Some(duration),
+                Some(took),
             ));
         }
         End::ToolConnect { deadline, failure } => {
@@ -1557,7 +1650,7 @@ fn judge_lab(
             if plan.tries > 1 {
                 judge_tries(expect, run, &plan, *deadline, &what, o, &mut expected);
             } else {
-                check_tool_deadline(o, &what, *deadline, duration, &mut expected);
+                check_tool_deadline(o, &what, *deadline, &timed.tool_timer(), &mut expected);
                 check_syn_range(
                     o,
                     &what(&format!("SYNs sent before {who} gives up")),
@@ -1572,17 +1665,23 @@ fn judge_lab(
                 &format!("{label}{who}: {}", model.clone().unwrap_or_default()),
                 &syns,
                 &schedule,
-                Some(duration),
+                Some(took),
             ));
         }
         End::Refused => {
             let rst = run.rsts > 0;
             o.model_check(&what("RST on the wire"), "true", rst.to_string(), rst);
-            o.model_check(
+            // From the SYN (answered by RST at once) to the end: process work only.
+            check_timing(
+                o,
+                Against::Model,
                 &what("fails at once (no timer involved)"),
-                format!("< {}", secs(TOOL_STARTUP)),
-                secs(duration),
-                duration < TOOL_STARTUP,
+                Duration::ZERO,
+                Window {
+                    min: Duration::ZERO,
+                    max: TOOL_STARTUP,
+                },
+                &timed.tool_timer(),
             );
             if is_command {
                 if let Some(p) = plan.program {
@@ -1609,7 +1708,7 @@ fn judge_lab(
             if plan.tries > 1 {
                 judge_tries(expect, run, &plan, *deadline, &what, o, &mut expected);
             } else {
-                check_tool_deadline(o, &what, *deadline, duration, &mut expected);
+                check_tool_deadline(o, &what, *deadline, &run.until_close(), &mut expected);
             }
             check_handshake(o, &what, run, target);
             if plan.program.is_some() {
@@ -1653,7 +1752,7 @@ fn judge_lab(
                 r,
                 m.hz,
                 run.errno.map(Errno::from_raw),
-                duration,
+                &run.timed().kernel_give_up(),
                 syns.len(),
                 &after,
                 run.rsts,
@@ -1670,7 +1769,7 @@ fn judge_lab(
                 &lab.in_force,
                 &after,
                 run.errno.map(Errno::from_raw),
-                duration,
+                &aftersyn::end_measured(&after, duration),
                 m.hz,
                 &what,
                 o,
@@ -1694,17 +1793,34 @@ fn check_tool_deadline(
     o: &mut Outcome,
     what: &dyn Fn(&str) -> String,
     deadline: Duration,
-    duration: Duration,
+    m: &Measured,
     expected: &mut Figures,
 ) {
-    let w = tool_window(deadline);
-    o.model_check(
+    check_timing(
+        o,
+        Against::Model,
         &what("give-up time"),
-        format!("{} within {w}", secs(deadline)),
-        secs(duration),
-        w.contains(duration),
+        deadline,
+        tool_window(deadline),
+        m,
     );
     *expected = expected.clone().duration(deadline);
+}
+
+/// What a check of the run's end measures, by how the plan says it ends: the kernel's
+/// SYN timers from the first SYN, a read timeout to the tool's FIN, or the tool's own
+/// timer from its first packet.
+fn measured_end(plan: &Plan, run: &RunRecord) -> Measured {
+    match (&plan.end, &run.after) {
+        (End::AfterSyn(_), Some(after)) => return aftersyn::end_measured(after, run.duration()),
+        (End::Rejected(_), _) => return run.timed().kernel_give_up(),
+        _ => {}
+    }
+    match plan.end {
+        End::Kernel | End::NoLaterThanKernel => run.timed().kernel_give_up(),
+        End::ToolRead { .. } => run.until_close(),
+        _ => run.timed().tool_timer(),
+    }
 }
 
 /// The model check that the handshake completed (the peer is a listener that answers
@@ -1784,37 +1900,50 @@ fn judge_tries(
         tries,
         starts.len(),
     );
+    // Every try of the run carries the run's measured error.
+    let total_m = run.timed().tool_timer();
+    let within_run = |took: Duration| Measured {
+        took,
+        ..total_m.clone()
+    };
     let predicted = toolmodel::wget_try_starts(tries, per_try, toolmodel::WGET_WAITRETRY);
     for (k, (p, s)) in predicted.iter().zip(&starts).enumerate().skip(1) {
         let w = Window {
             min: p.saturating_sub(TOOL_EARLY),
             max: *p + Duration::from_millis(300).max(p.mul_f64(0.05)),
         };
-        o.model_check(
+        check_timing(
+            o,
+            Against::Model,
             &what(&format!(
                 "start of try {} (tries of {} + back-off {} s)",
                 k + 1,
                 secs(per_try),
                 toolmodel::wget_backoff(k + 1, toolmodel::WGET_WAITRETRY).as_secs()
             )),
-            format!("{} within {w}", secs(*p)),
-            secs(*s),
-            w.contains(*s),
+            *p,
+            w,
+            &within_run(*s),
         );
     }
     if let Some(stated) = expect.per_try {
+        // Each try lasts from its first SYN to its FIN (wget closed it: a read timeout),
+        // else to the next try's first SYN, less the back-off, or to the end.
         for k in 0..starts.len() {
-            let d = match starts.get(k + 1) {
-                Some(next) => (*next - starts[k])
+            let fin = run.conn_fins_us.get(k).copied().flatten();
+            let d = match (fin, starts.get(k + 1)) {
+                (Some(fin), _) => Duration::from_micros(fin).saturating_sub(starts[k]),
+                (None, Some(next)) => (*next - starts[k])
                     .saturating_sub(toolmodel::wget_backoff(k + 2, toolmodel::WGET_WAITRETRY)),
-                None => run.duration().saturating_sub(starts[k]),
+                (None, None) => total_m.took.saturating_sub(starts[k]),
             };
-            let w = tool_window(stated.0);
-            o.claim_check(
+            check_timing(
+                o,
+                Against::Statement,
                 &what(&format!("try {} fails after", k + 1)),
-                format!("{} within {w}", secs(stated.0)),
-                secs(d),
-                w.contains(d),
+                stated.0,
+                tool_window(stated.0),
+                &within_run(d),
             );
         }
     }
@@ -1831,12 +1960,13 @@ fn judge_tries(
         }
     }
     let total = toolmodel::wget_total(tries, per_try, toolmodel::WGET_WAITRETRY);
-    let w = tool_window(total);
-    o.model_check(
+    check_timing(
+        o,
+        Against::Model,
         &what("total run time"),
-        format!("{} within {w}", secs(total)),
-        secs(run.duration()),
-        w.contains(run.duration()),
+        total,
+        tool_window(total),
+        &total_m,
     );
     *expected = expected.clone().duration(total);
     expected.value = Some(format!(
@@ -1958,17 +2088,17 @@ fn statement_checks(
                 .map_or_else(|| times.last().map(|s| s.0).unwrap_or_default(), |d| d.0),
         };
         let first = o.claim_checks.len();
-        check_schedule(
+        lab::check_syns(
             o,
             Against::Statement,
             &stated,
-            &syns,
-            expect.duration.map(|_| duration),
+            &run.timed(),
             &Ctx {
                 hz,
                 kernel: String::new(),
             },
             startup,
+            expect.duration.is_some(),
         );
         for c in &mut o.claim_checks[first..] {
             c.what = what(&c.what);
@@ -1976,37 +2106,56 @@ fn statement_checks(
     } else {
         if let Some(d) = expect.duration {
             let window = stated_window(expect, d.0, plan, hz, startup);
-            o.claim_check(
+            check_timing(
+                o,
+                Against::Statement,
                 &what("give-up time"),
-                format!("{:.3} s within {window}", d.0.as_secs_f64()),
-                format!("{:.3} s", duration.as_secs_f64()),
-                window.contains(duration),
+                d.0,
+                window,
+                &measured_end(plan, run),
             );
         }
         if let Some(n) = expect.syns {
             check_eq(o, Against::Statement, &what("SYN count"), n, syns.len());
         }
     }
-    if let Some(d) = expect.duration_at_least {
-        let min = d.0.saturating_sub(lab::EARLY);
-        o.claim_check(
-            &what("duration, at least"),
-            format!(
-                "≥ {} (less {} of clock jitter)",
-                secs(d.0),
-                secs(lab::EARLY)
-            ),
-            secs(duration),
-            duration >= min,
-        );
-    }
-    if let Some(d) = expect.duration_at_most {
-        o.claim_check(
-            &what("duration, at most"),
-            format!("≤ {}", secs(d.0)),
-            secs(duration),
-            duration <= d.0 + lab::EARLY,
-        );
+    // Bounds are timing checks too: a miss within the measured error is inconclusive.
+    if expect.duration_at_least.is_some() || expect.duration_at_most.is_some() {
+        let m = Measured {
+            took: duration,
+            ..measured_end(plan, run)
+        };
+        if let Some(d) = expect.duration_at_least {
+            let min = d.0.saturating_sub(lab::EARLY);
+            let window = Window {
+                min,
+                max: duration.max(min),
+            };
+            o.claim_checks.push(Check {
+                what: what("duration, at least"),
+                expected: format!(
+                    "≥ {} (less {} of clock jitter)",
+                    secs(d.0),
+                    secs(lab::EARLY)
+                ),
+                observed: secs(duration),
+                ok: duration >= min,
+                timing: Some(lab::timing(window, duration, &m)),
+            });
+        }
+        if let Some(d) = expect.duration_at_most {
+            let window = Window {
+                min: Duration::ZERO,
+                max: d.0 + lab::EARLY,
+            };
+            o.claim_checks.push(Check {
+                what: what("duration, at most"),
+                expected: format!("≤ {}", secs(d.0)),
+                observed: secs(duration),
+                ok: window.contains(duration),
+                timing: Some(lab::timing(window, duration, &m)),
+            });
+        }
     }
     if let Some(after) = &run.after {
         aftersyn::statement_checks(expect, client_of(plan), after, what, o);

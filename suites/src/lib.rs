@@ -14,4 +14,4 @@ pub mod recording;
 pub mod spec;
 pub mod toolmodel;
 
-pub use claim::{Check, Claim, Ctx, Figures, Outcome, Verdict};
+pub use claim::{Check, CheckState, Claim, Ctx, Figures, Outcome, Timing, Verdict};

@@ -38,7 +38,7 @@ use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::seeds;
 use crate::claim::{Claim, Ctx, Figures, Needs, OneStep, Outcome, Procedure};
-use crate::lab::{self, check_eq, check_schedule, Against};
+use crate::lab::{self, check_eq, check_schedule, Against, Measurement};
 
 /// The listen() argument the seed's servers (nginx, php-fpm) typically pass.
 const LISTEN_ARG: i32 = 128;
@@ -239,6 +239,8 @@ struct FullConnect {
     errno: Option<Errno>,
     duration: Duration,
     syn_times: Vec<Duration>,
+    /// The connect() as measured, for its timing checks.
+    m: Measurement,
     rsts: usize,
     timeline: String,
 }
@@ -262,14 +264,19 @@ fn connect_to_full(
         kept.push(c);
     }
     let cap = ns.capture_tcp(port).context("starting the capture")?;
+    let capture_started = cap.started();
+    let started = Instant::now();
     let c = client::connect_blocking(ns, listener.addr())?;
+    let ended = Instant::now();
     let events = cap.finish().context("finishing the capture")?;
     let rsts = events.iter().filter(|e| e.flags.is_rst()).count();
+    let m = Measurement::client(&events, port, capture_started, started, ended);
     Ok(FullConnect {
         queued: kept.len(),
         errno: c.errno(),
         duration: c.duration,
         syn_times: capture::syn_times(&events, port),
+        m,
         rsts,
         timeline: if events.is_empty() {
             "(no handshake packets)".into()
@@ -364,8 +371,7 @@ fn tcp_full_refused(ctx: &Ctx) -> Result<Outcome> {
             &mut part,
             Against::Model,
             &schedule,
-            &r.syn_times,
-            Some(r.duration),
+            &r.m,
             ctx,
             Duration::ZERO,
         );

@@ -24,7 +24,10 @@ use nix::errno::Errno;
 
 use super::seeds;
 use crate::claim::{Claim, Ctx, Figures, Needs, OneStep, Outcome, Procedure};
-use crate::lab::{self, check_eq, secs, version_evidence, Against, ToolRun, TOOL_STARTUP};
+use crate::lab::{
+    self, check_eq, check_timing, tool_timer_window, version_evidence, Against, ToolRun,
+    TOOL_STARTUP,
+};
 use crate::toolmodel::{is_mariadb, mysql_error, MysqlCase, MysqlError};
 
 /// The MySQL port the seed used.
@@ -190,7 +193,7 @@ fn refused(_ctx: &Ctx) -> Result<Outcome> {
         )),
         ..Figures::default()
     }
-    .duration(plain.output.duration);
+    .duration(plain.took());
 
     let code = |e: &Option<ClientError>| e.as_ref().and_then(|e| e.code);
     let errno = |e: &Option<ClientError>| e.as_ref().and_then(|e| e.errno);
@@ -234,11 +237,14 @@ fn refused(_ctx: &Ctx) -> Result<Outcome> {
             rst.to_string(),
             rst,
         );
-        o.model_check(
+        // From the SYN (answered by RST at once) to the exit: process work only.
+        check_timing(
+            &mut o,
+            Against::Model,
             &format!("{label}fails at once (no timer involved)"),
-            format!("< {}", secs(TOOL_STARTUP)),
-            secs(run.output.duration),
-            run.output.duration < TOOL_STARTUP,
+            Duration::ZERO,
+            tool_timer_window(Duration::ZERO, TOOL_STARTUP),
+            &run.measurement.tool_timer(),
         );
         check_prediction(&mut o, label, &p, run, err.as_ref());
     }

@@ -15,14 +15,17 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use netclaim_fixtures::server::NoAcceptListener;
+use netclaim_harness::capture::TcpFlags;
 use netclaim_harness::command::ToolCommand;
 use netclaim_harness::NetNs;
 
 use serde::{Deserialize, Serialize};
 
 use super::seeds;
-use crate::claim::{Claim, Ctx, Figures, Measured, Needs, Outcome, Procedure, Steps};
-use crate::lab::{self, check_eq, secs, tool_timer_window, Against, ToolRun, TOOL_STARTUP};
+use crate::claim::{Check, Claim, Ctx, Figures, Measured, Needs, Outcome, Procedure, Steps};
+use crate::lab::{
+    self, check_eq, check_timing, secs, tool_timer_window, Against, ToolRun, TOOL_STARTUP,
+};
 use crate::toolmodel::rsync::RERR_TIMEOUT;
 
 /// The rsync daemon port.
@@ -91,8 +94,19 @@ struct IdlePeer {
     lab: String,
     /// The installed rsync's version.
     version: Option<String>,
-    /// `(N, the run with --timeout=N)`.
-    runs: Vec<(u64, ToolRun)>,
+    /// One run per `--timeout` value.
+    runs: Vec<IdleRun>,
+}
+
+/// One rsync run with `--timeout=N` and the idle span it measured.
+#[derive(Debug, Serialize, Deserialize)]
+struct IdleRun {
+    /// N.
+    seconds: u64,
+    /// The run.
+    run: ToolRun,
+    /// From rsync's greeting to its FIN (its whole run without them), with its error.
+    idle: lab::Measured,
 }
 
 /// `rsync.timeout`, measured: rsync against the silent peer, once per `--timeout`.
@@ -108,7 +122,22 @@ fn measure_io_timeout(_ctx: &Ctx) -> Result<Measured<IdlePeer>> {
             format!("--timeout={n}"),
             format!("rsync://127.0.0.1:{RSYNC_PORT}/{MODULE}/"),
         ]);
-        runs.push((n, lab::run_tool(&ns, &cmd, RSYNC_PORT)?));
+        let run = lab::run_tool(&ns, &cmd, RSYNC_PORT)?;
+        // rsync's idle clock starts after it sent its greeting (the client's first data)
+        // and ends when it closes the connection (its FIN): timed there on the wire, so
+        // that neither its start-up nor its exit counts. The timer error comes from this
+        // machine's probe while the run went on, so it is taken here, with the run.
+        let greeting = run.first_to(RSYNC_PORT, TcpFlags::is_push);
+        let idle = match (greeting, run.first_to(RSYNC_PORT, TcpFlags::is_fin)) {
+            // It wakes from select() every period: one timer each.
+            (Some(g), Some(f)) => run.between(g, f, Some(Duration::from_secs(select_period(n)))),
+            _ => run.measurement.tool_timer(),
+        };
+        runs.push(IdleRun {
+            seconds: n,
+            run,
+            idle,
+        });
     }
     Ok(Measured::Observed(IdlePeer {
         lab: ns.name().to_owned(),
@@ -131,12 +160,17 @@ fn judge_io_timeout(m: &IdlePeer, _ctx: &Ctx) -> Outcome {
     let mut claimed = Vec::new();
     let mut expected = Vec::new();
     let mut observed = Vec::new();
-    for (i, (n, run)) in m.runs.iter().enumerate() {
+    for IdleRun {
+        seconds: n,
+        run,
+        idle: measured,
+    } in &m.runs
+    {
         let n = *n;
         let stated = Duration::from_secs(n);
         let (predicted, counted) = predicted_idle_exit(n);
         o.evidence(lab::tool_evidence(run));
-        let took = run.output.duration;
+        let took = measured.took;
         let line = error_line(run).unwrap_or_default();
         claimed.push(format!("--timeout={n}: {}", secs(stated)));
         expected.push(format!(
@@ -151,8 +185,9 @@ fn judge_io_timeout(m: &IdlePeer, _ctx: &Ctx) -> Outcome {
                 .exit_code()
                 .map_or_else(|| "(signal)".into(), |c| c.to_string())
         ));
-        if i == 0 {
-            o.observed = lab::tool_figures(run);
+        if n == IO_TIMEOUTS_S[0] {
+            // The duration is what was judged: from the greeting to the FIN.
+            o.observed = lab::tool_figures(run).duration(took);
             o.claimed = Figures::default().duration(stated);
             o.expected = Figures {
                 exit_code: Some(RERR_TIMEOUT),
@@ -164,11 +199,13 @@ fn judge_io_timeout(m: &IdlePeer, _ctx: &Ctx) -> Outcome {
         // rsync counts idle time with time(): whole seconds, so up to 1 s late is still
         // "N s" by its own clock.
         let window = tool_timer_window(stated, Duration::from_secs(1) + TOOL_STARTUP);
-        o.claim_check(
+        check_timing(
+            &mut o,
+            Against::Statement,
             &format!("--timeout={n}: ends after N s idle (rsync counts whole seconds)"),
-            format!("{} within {window}", secs(stated)),
-            secs(took),
-            window.contains(took),
+            stated,
+            window,
+            measured,
         );
         let window = tool_timer_window(predicted, TOOL_STARTUP);
         let early = may_end_one_period_early(n).then(|| {
@@ -177,17 +214,27 @@ fn judge_io_timeout(m: &IdlePeer, _ctx: &Ctx) -> Outcome {
                 TOOL_STARTUP,
             )
         });
-        o.model_check(
-            &format!("--timeout={n}: ends after s × (1 + ⌈N/s⌉)"),
-            match early {
-                Some(e) => format!(
-                    "{} within {window} (or, at a time() second edge, within {e})",
-                    secs(predicted)
-                ),
-                None => format!("{} within {window}", secs(predicted)),
+        // Judged against whichever of the two windows the run came nearer.
+        let nearest = [Some(window), early]
+            .into_iter()
+            .flatten()
+            .map(|w| lab::timing(w, took, measured))
+            .min_by(|a, b| a.outside_ms().total_cmp(&b.outside_ms()));
+        Against::Model.record_check(
+            &mut o,
+            Check {
+                what: format!("--timeout={n}: ends after s × (1 + ⌈N/s⌉)"),
+                expected: match early {
+                    Some(e) => format!(
+                        "{} within {window} (or, at a time() second edge, within {e})",
+                        secs(predicted)
+                    ),
+                    None => format!("{} within {window}", secs(predicted)),
+                },
+                observed: secs(took),
+                ok: window.contains(took) || early.is_some_and(|e| e.contains(took)),
+                timing: nearest,
             },
-            secs(took),
-            window.contains(took) || early.is_some_and(|e| e.contains(took)),
         );
         check_eq(
             &mut o,

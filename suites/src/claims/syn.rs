@@ -6,7 +6,7 @@
 //! `syn.invisible-to-strace` reads an strace of the tool beside the wire.
 
 use std::net::SocketAddrV4;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use netclaim_fixtures::client;
@@ -18,7 +18,7 @@ use nix::errno::Errno;
 
 use super::seeds;
 use crate::claim::{Claim, Ctx, Figures, Needs, OneStep, Outcome, Procedure};
-use crate::lab::{self, check_eq, check_schedule, Against, SynDropLab};
+use crate::lab::{self, check_eq, check_schedule, Against, Measurement, SynDropLab};
 
 const RETRIES_1: &[(&str, &str)] = &[(knob::TCP_SYN_RETRIES, "1")];
 
@@ -34,11 +34,16 @@ fn drop_rule(ctx: &Ctx) -> Result<Outcome> {
 
     let lab = SynDropLab::new(RETRIES_1)?;
     let rules = lab.ns.iptables_rules("filter")?;
-    let schedule = lab::model_in(&lab.ns)?.schedule();
+    let model = lab::model_in(&lab.ns)?;
+    let schedule = model.schedule();
     let cap = lab.ns.capture_tcp(target.port())?;
+    let capture_started = cap.started();
+    let started = Instant::now();
     let dropped = client::connect_blocking(&lab.ns, target)?;
+    let ended = Instant::now();
     let events = cap.finish()?;
-    let syns = capture::syn_times(&events, target.port());
+    let m = Measurement::client(&events, target.port(), capture_started, started, ended);
+    let syns = m.syn_times();
     let answered = events
         .iter()
         .any(|e| e.flags.is_rst() || e.flags.is_syn_ack());
@@ -49,9 +54,7 @@ fn drop_rule(ctx: &Ctx) -> Result<Outcome> {
         .duration(schedule.give_up)
         .syn_times(&schedule.send_times);
     o.expected.errno = Some(Errno::ETIMEDOUT as i32);
-    o.observed = Figures::default()
-        .duration(dropped.duration)
-        .syn_times(&syns);
+    o.observed = Figures::default().duration(m.took()).syn_times(&syns);
     o.observed.errno = dropped.errno().map(|e| e as i32);
     o.claim_check(
         "peer answers nothing (no RST, no SYN-ACK)",
@@ -73,15 +76,12 @@ fn drop_rule(ctx: &Ctx) -> Result<Outcome> {
         Some(Errno::ECONNREFUSED),
         refused.errno(),
     );
-    check_schedule(
-        &mut o,
-        Against::Model,
-        &schedule,
-        &syns,
-        Some(dropped.duration),
-        ctx,
-        Duration::ZERO,
-    );
+    check_schedule(&mut o, Against::Model, &schedule, &m, ctx, Duration::ZERO);
+    o.evidence(format!(
+        "in force in {}: {}",
+        lab.ns.name(),
+        lab::describe_model(&model)
+    ));
     o.evidence(format!("rules in {}:\n{}", lab.ns.name(), rules.join("\n")));
     o.evidence(format!(
         "without the rule ({}): {:?} after {:.3} ms\n{}",
@@ -102,7 +102,8 @@ fn drop_rule(ctx: &Ctx) -> Result<Outcome> {
 /// `syn.invisible-to-strace`: one connect() system call, several SYNs on the wire.
 fn invisible_to_strace(_ctx: &Ctx) -> Result<Outcome> {
     let lab = SynDropLab::new(RETRIES_1)?;
-    let schedule = lab::model_in(&lab.ns)?.schedule();
+    let model = lab::model_in(&lab.ns)?;
+    let schedule = model.schedule();
     let deadline = schedule.give_up * 2 + Duration::from_secs(30);
     // Removed on drop, also when reading the trace fails.
     let dir = netclaim_harness::tmp::TempDir::new("strace")?;
@@ -173,6 +174,11 @@ fn invisible_to_strace(_ctx: &Ctx) -> Result<Outcome> {
             .first()
             .is_some_and(|l| l.contains("ETIMEDOUT")),
     );
+    o.evidence(format!(
+        "in force in {}: {}",
+        lab.ns.name(),
+        lab::describe_model(&model)
+    ));
     o.evidence(format!("strace -e trace=connect:\n{text}"));
     o.evidence(lab::tool_evidence(&run));
     Ok(o)

@@ -8,9 +8,10 @@
 //! with the statement and with a prediction computed from the tool's options, the
 //! sysctls in force and the resolver settings handed to it.
 //!
-//! Tool timers are user-space timers: they never fire early, and the measured duration
-//! includes the tool's start-up, so the windows allow a few ms early and
-//! `max(TOOL_STARTUP, 5 %)` late. Options are fractional (`2.5`, `1.5`) where the tool
+//! Tool timers are user-space timers: they never fire early. A duration is timed from the
+//! tool's first packet (its start-up is not the tool's timer), which the tool sends a
+//! moment after arming its timer, so the windows allow `TOOL_EARLY` early and
+//! `max(TOOL_STARTUP, 5 %)` late for the tool's process work. Options are fractional (`2.5`, `1.5`) where the tool
 //! accepts that, to keep the tool's deadline clear of the kernel's SYN retransmissions,
 //! which fall on whole seconds.
 
@@ -30,15 +31,13 @@ use netclaim_harness::NetNs;
 use nix::errno::Errno;
 
 use super::seeds;
-use crate::claim::{Claim, Ctx, Figures, Needs, OneStep, Outcome, Procedure};
+use crate::claim::{Check, Claim, Ctx, Figures, Needs, OneStep, Outcome, Procedure};
 use crate::lab::{
-    self, check_eq, secs, version_evidence, Against, BlackholeLab, SynDropLab, ToolRun,
-    DROPPED_PORT, TOOL_STARTUP,
+    self, check_eq, check_timing, secs, version_evidence, Against, BlackholeLab, Measured,
+    Measurement, SynDropLab, ToolRun, DROPPED_PORT, TOOL_EARLY, TOOL_STARTUP,
 };
 
 const S: Duration = Duration::from_secs(1);
-/// How early a tool's own timer may appear to fire: clock granularity only.
-const TOOL_EARLY: Duration = Duration::from_millis(10);
 /// Hard deadline added to every tool run beyond what it should take.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
 /// A name under the reserved `example` TLD; with one dot and the default `ndots:1` the
@@ -54,21 +53,8 @@ fn tool_window(expected: Duration) -> Window {
 }
 
 /// Records a duration check against `expected` in a tool window.
-fn check_duration(
-    o: &mut Outcome,
-    against: Against,
-    what: &str,
-    expected: Duration,
-    observed: Duration,
-) {
-    let w = tool_window(expected);
-    against.record(
-        o,
-        what,
-        format!("{} within {w}", secs(expected)),
-        secs(observed),
-        w.contains(observed),
-    );
+fn check_duration(o: &mut Outcome, against: Against, what: &str, expected: Duration, m: &Measured) {
+    check_timing(o, against, what, expected, tool_window(expected), m);
 }
 
 /// Records a "the output contains" check.
@@ -204,13 +190,10 @@ fn curl_max_time(_ctx: &Ctx) -> Result<Outcome> {
     .duration(max_time);
     o.observed = lab::tool_figures(&run);
 
-    check_duration(
-        &mut o,
-        Against::Statement,
-        "run time",
-        max_time,
-        run.output.duration,
-    );
+    // From the SYN to the exit: curl arms --max-time before it connects, so its FIN comes
+    // a little less than 2 s after the SYN; its exit does not.
+    let took = run.measurement.tool_timer();
+    check_duration(&mut o, Against::Statement, "run time", max_time, &took);
     check_eq(
         &mut o,
         Against::Statement,
@@ -229,11 +212,17 @@ fn curl_max_time(_ctx: &Ctx) -> Result<Outcome> {
         max: max_time + TOOL_STARTUP,
     };
     let reported = parsed.map(|(ms, _, _)| Duration::from_millis(ms));
-    o.claim_check(
-        "N in the message",
-        format!("{} ms within {reported_window}", max_time.as_millis()),
-        reported.map_or("(no message)".into(), |d| format!("{} ms", d.as_millis())),
-        reported.is_some_and(|d| reported_window.contains(d)),
+    // curl's own count of its run: as late as its timer fired, so it carries the run's
+    // measured error.
+    Against::Statement.record_check(
+        &mut o,
+        Check {
+            what: "N in the message".into(),
+            expected: format!("{} ms within {reported_window}", max_time.as_millis()),
+            observed: reported.map_or("(no message)".into(), |d| format!("{} ms", d.as_millis())),
+            ok: reported.is_some_and(|d| reported_window.contains(d)),
+            timing: reported.map(|d| lab::timing(reported_window, d, &took)),
+        },
     );
 
     // The model: curl's whole-transfer deadline ends it in the middle of the body, with
@@ -266,13 +255,7 @@ fn curl_max_time(_ctx: &Ctx) -> Result<Outcome> {
         ..Figures::default()
     }
     .duration(max_time);
-    check_duration(
-        &mut o,
-        Against::Model,
-        "run time",
-        max_time,
-        run.output.duration,
-    );
+    check_duration(&mut o, Against::Model, "run time", max_time, &took);
     check_eq(
         &mut o,
         Against::Model,
@@ -493,6 +476,19 @@ struct DnsRun {
 }
 
 impl DnsRun {
+    /// The run timed from its first query (the resolver starts right after wget arms its
+    /// --dns-timeout alarm) to its exit.
+    fn measurement(&self) -> Measurement {
+        let first = self.queries.first().map(|q| q.at);
+        Measurement::record(
+            &[],
+            first,
+            self.output.started,
+            self.output.started + self.output.duration,
+            true,
+        )
+    }
+
     /// Query send times relative to the tool's start.
     fn times(&self) -> Vec<Duration> {
         self.queries
@@ -608,7 +604,7 @@ impl DnsCase {
             Against::Model,
             &format!("{}: give-up time", self.label),
             self.expected(),
-            run.output.duration,
+            &run.measurement().tool_timer(),
         );
         check_contains(
             o,
@@ -722,34 +718,35 @@ fn wget_dns_timeout(_ctx: &Ctx) -> Result<Outcome> {
         ..Figures::default()
     }
     .duration(short.expected());
+    let (took_a, took_b) = (a.measurement().tool_timer(), b.measurement().tool_timer());
     o.observed = Figures {
         exit_code: a.output.exit_code(),
         value: Some(format!(
             "{}: {} {:?}; {}: {} {:?}",
             short.label,
-            secs(a.output.duration),
+            secs(took_a.took),
             line_with(&a.output.combined(), "Resolving").unwrap_or_default(),
             long.label,
-            secs(b.output.duration),
+            secs(took_b.took),
             line_with(&b.output.combined(), "Resolving").unwrap_or_default()
         )),
         ..Figures::default()
     }
-    .duration(a.output.duration);
+    .duration(took_a.took);
 
     check_duration(
         &mut o,
         Against::Statement,
         &format!("{}: gives up after the option", short.label),
         short.value,
-        a.output.duration,
+        &took_a,
     );
     check_duration(
         &mut o,
         Against::Statement,
         &format!("{}: gives up earlier, when the resolver does", long.label),
         long.resolver.give_up(),
-        b.output.duration,
+        &took_b,
     );
     short.model_checks(&mut o, &a);
     long.model_checks(&mut o, &b);
@@ -780,14 +777,14 @@ fn wget_timeout_sets_all(_ctx: &Ctx) -> Result<Outcome> {
         "connect",
         option,
         connect_expected,
-        &run.output,
+        &run,
         &format!(
             "Connecting to {}... failed: {}.",
             drop_lab.target,
             Errno::ETIMEDOUT.desc()
         ),
     );
-    observed.push(("connect", run.output.duration));
+    observed.push(("connect", run.took()));
     drop(drop_lab);
 
     // Read: a server that completes the handshake and never answers.
@@ -810,10 +807,10 @@ fn wget_timeout_sets_all(_ctx: &Ctx) -> Result<Outcome> {
         "read",
         option,
         option,
-        &run.output,
+        &run,
         "Read error (Connection timed out) in headers.",
     );
-    observed.push(("read", run.output.duration));
+    observed.push(("read", run.took()));
     drop(listener);
     drop(ns);
 
@@ -837,15 +834,16 @@ fn wget_timeout_sets_all(_ctx: &Ctx) -> Result<Outcome> {
         case.resolver.resolv_conf(),
         run.evidence()
     ));
+    let took = run.measurement().tool_timer();
     check_duration(
         &mut o,
         Against::Statement,
         "dns: gives up after --timeout",
         option,
-        run.output.duration,
+        &took,
     );
     case.model_checks(&mut o, &run);
-    observed.push(("dns", run.output.duration));
+    observed.push(("dns", took.took));
 
     o.claimed = Figures {
         value: Some(format!(
@@ -885,22 +883,24 @@ fn phase_checks(
     phase: &str,
     stated: Duration,
     expected: Duration,
-    output: &CommandOutput,
+    run: &ToolRun,
     message: &str,
 ) {
+    let output = &run.output;
+    let took = run.measurement.tool_timer();
     check_duration(
         o,
         Against::Statement,
         &format!("{phase}: gives up after --timeout"),
         stated,
-        output.duration,
+        &took,
     );
     check_duration(
         o,
         Against::Model,
         &format!("{phase}: give-up time"),
         expected,
-        output.duration,
+        &took,
     );
     check_contains(
         o,
@@ -994,7 +994,7 @@ fn nc_w_idle(_ctx: &Ctx) -> Result<Outcome> {
         "{}; FIN after {}; with -q 1: {}, exit {:?}",
         line_with(&out, "succeeded").unwrap_or_else(|| last_line(&out)),
         fin.map_or("(none)".into(), secs),
-        secs(run_q.output.duration),
+        secs(run_q.took()),
         run_q.output.exit_code()
     ));
 
@@ -1005,20 +1005,16 @@ fn nc_w_idle(_ctx: &Ctx) -> Result<Outcome> {
         &out,
         "succeeded!",
     );
+    // nc closes the idle connection when -w expires: timed to its FIN.
+    let took = run.until_close(addr.port());
     check_duration(
         &mut o,
         Against::Statement,
         "closes after -w of idle",
         option,
-        run.output.duration,
+        &took,
     );
-    check_duration(
-        &mut o,
-        Against::Model,
-        "run time",
-        option,
-        run.output.duration,
-    );
+    check_duration(&mut o, Against::Model, "run time", option, &took);
     check_eq(
         &mut o,
         Against::Model,
@@ -1027,12 +1023,23 @@ fn nc_w_idle(_ctx: &Ctx) -> Result<Outcome> {
         run.output.exit_code(),
     );
     let fin_window = tool_window(option);
-    o.model_check(
-        "client FIN on the wire, after its SYN",
-        format!("{} within {fin_window}", secs(option)),
-        fin.map_or("(no FIN)".into(), secs),
-        fin.is_some_and(|d| fin_window.contains(d)),
-    );
+    match fin {
+        // nc's timer, seen on the wire: the run's measured error applies to it.
+        Some(d) => check_timing(
+            &mut o,
+            Against::Model,
+            "client FIN on the wire, after its SYN",
+            option,
+            fin_window,
+            &Measured { took: d, ..took },
+        ),
+        None => o.model_check(
+            "client FIN on the wire, after its SYN",
+            format!("{} within {fin_window}", secs(option)),
+            "(no FIN)",
+            false,
+        ),
+    }
     Ok(o)
 }
 

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use netclaim_fixtures::ports::{self, state, Closer, Listener, ShortServer, TcpEntry};
+use netclaim_harness::slowness;
 use netclaim_harness::sysctl::knob;
 use netclaim_harness::tolerance::{kernel_timer_window, timer_slack};
 use netclaim_harness::NetNs;
@@ -20,7 +21,7 @@ use super::port::{
 };
 use super::seeds;
 use crate::claim::{Claim, Ctx, Figures, Needs, OneStep, Outcome, Procedure};
-use crate::lab::{check_eq, Against, EARLY};
+use crate::lab::{check_eq, check_timing, Against, Measured, EARLY};
 
 /// `TCP_TIMEWAIT_LEN` (`include/net/tcp.h`): 60 s, a constant, not a sysctl.
 const TCP_TIMEWAIT_LEN: Duration = Duration::from_secs(60);
@@ -141,11 +142,22 @@ fn duration(ctx: &Ctx) -> Result<Outcome> {
         Err(e) => anyhow::bail!("connect failed: {e}"),
     };
     let closed = Instant::now();
-    let first = ports::tcp_table(&ns).context("reading the socket table")?;
+    // The FIN exchange ends in TIME_WAIT a moment after close() returns (later on a slow
+    // or emulated machine): wait for it, within limits.
+    let in_time_wait = |t: &[TcpEntry]| {
+        find(t, pair.client, pair.server).is_some_and(|e| e.state == state::TIME_WAIT)
+    };
+    let first = ports::wait_for_table(&ns, ports::TIME_WAIT_SETTLE, in_time_wait)
+        .context("reading the socket table")?;
     let read_at = closed.elapsed();
     let entry = find(&first, pair.client, pair.server)
         .filter(|e| e.state == state::TIME_WAIT)
-        .context("the client's socket is not in TIME_WAIT after closing first")?;
+        .with_context(|| {
+            format!(
+                "the client's socket is not in TIME_WAIT {} ms after closing first",
+                ports::TIME_WAIT_SETTLE.as_millis()
+            )
+        })?;
     // The timer column: how long the kernel will keep this TIME_WAIT, as armed.
     let armed = read_at + entry.timer_left();
     let mut gone = None;
@@ -203,27 +215,51 @@ fn duration(ctx: &Ctx) -> Result<Outcome> {
     if gone.is_none() {
         o.observed.value = Some(format!("still present at {} s", LIMIT.as_secs()));
     }
-    o.claim_check(
-        "TIME_WAIT lifetime (2 MSL, MSL = 2 min)",
-        format!("240 s within {stated_window}"),
-        match gone {
-            Some(d) => format!("{:.3} s", d.as_secs_f64()),
-            None => format!("> {} s", LIMIT.as_secs()),
-        },
-        gone.is_some_and(|d| stated_window.contains(d)),
-    );
+    // One kernel timer, and the poller's own sleeps: as late as this machine ran timers.
+    let measured = Measured {
+        took: observed,
+        error: slowness::late_between(closed, closed + observed),
+        early_error: Duration::ZERO,
+        error_from: "timers late over the lifetime (probe)".into(),
+    };
+    match gone {
+        Some(_) => check_timing(
+            &mut o,
+            Against::Statement,
+            "TIME_WAIT lifetime (2 MSL, MSL = 2 min)",
+            STATED_TIME_WAIT,
+            stated_window,
+            &measured,
+        ),
+        None => o.claim_check(
+            "TIME_WAIT lifetime (2 MSL, MSL = 2 min)",
+            format!("240 s within {stated_window}"),
+            format!("> {} s", LIMIT.as_secs()),
+            false,
+        ),
+    }
     o.model_check(
         "TIME_WAIT timer as armed (elapsed + tm->when)",
         format!("60 s within {armed_window}"),
         format!("{:.3} s", armed.as_secs_f64()),
         armed_window.contains(armed),
     );
-    o.model_check(
-        "TIME_WAIT lifetime (TCP_TIMEWAIT_LEN, timer-wheel slack, poll interval)",
-        format!("60 s within {window}"),
-        format!("{:.3} s", observed.as_secs_f64()),
-        gone.is_some_and(|d| window.contains(d)),
-    );
+    match gone {
+        Some(_) => check_timing(
+            &mut o,
+            Against::Model,
+            "TIME_WAIT lifetime (TCP_TIMEWAIT_LEN, timer-wheel slack, poll interval)",
+            TCP_TIMEWAIT_LEN,
+            window,
+            &measured,
+        ),
+        None => o.model_check(
+            "TIME_WAIT lifetime (TCP_TIMEWAIT_LEN, timer-wheel slack, poll interval)",
+            format!("60 s within {window}"),
+            format!("> {} s", LIMIT.as_secs()),
+            false,
+        ),
+    }
     Ok(o)
 }
 
