@@ -32,22 +32,34 @@ pub fn available() -> bool {
     program().is_some()
 }
 
+/// Why an `IPTables` handle could not be made.
+enum HandleError {
+    /// `iptables --version` could not be started (fork failed, for instance under a pids
+    /// limit): the harness's failure, kept with its errno.
+    Spawn(std::io::Error),
+    /// It ran but said something this cannot read.
+    Version(String),
+}
+
 /// An `IPTables` handle that runs [`program`]. `iptables --version` tells whether `-C`
 /// and `--wait` exist; the answer does not change within a process, so it is learnt once
-/// (a process spawn saved per rule).
-fn handle(cmd: &'static str) -> Result<iptables::IPTables, String> {
-    static PROBE: std::sync::OnceLock<Result<(bool, bool), String>> = std::sync::OnceLock::new();
-    let (has_check, has_wait) = PROBE
-        .get_or_init(|| {
+/// (a process spawn saved per rule). A failure is not kept: the next rule asks again.
+fn handle(cmd: &'static str) -> std::result::Result<iptables::IPTables, HandleError> {
+    static PROBE: std::sync::OnceLock<(bool, bool)> = std::sync::OnceLock::new();
+    let (has_check, has_wait) = match PROBE.get() {
+        Some(known) => *known,
+        None => {
             let out = std::process::Command::new(cmd)
                 .arg("--version")
                 .output()
-                .map_err(|e| format!("cannot run {cmd} --version: {e}"))?;
+                .map_err(HandleError::Spawn)?;
             let text = String::from_utf8_lossy(&out.stdout);
             let version = text
                 .split_whitespace()
                 .find_map(|w| w.strip_prefix('v'))
-                .ok_or_else(|| format!("{cmd} --version printed no version: {text}"))?;
+                .ok_or_else(|| {
+                    HandleError::Version(format!("{cmd} --version printed no version: {text}"))
+                })?;
             let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
             let v = (
                 parts.next().unwrap_or(0),
@@ -55,9 +67,9 @@ fn handle(cmd: &'static str) -> Result<iptables::IPTables, String> {
                 parts.next().unwrap_or(0),
             );
             // As the iptables crate decides: -C since 1.4.11, --wait since 1.4.20.
-            Ok((v >= (1, 4, 11), v >= (1, 4, 20)))
-        })
-        .clone()?;
+            *PROBE.get_or_init(|| (v >= (1, 4, 11), v >= (1, 4, 20)))
+        }
+    };
     Ok(iptables::IPTables {
         cmd,
         has_check,
@@ -130,7 +142,11 @@ impl NetNs {
                     }
                     Err(e) => failed(e.to_string()),
                 }),
-                Err(message) => Err(failed(message)),
+                Err(HandleError::Spawn(source)) => Err(Error::Spawn {
+                    command_line: format!("{cmd} --version"),
+                    source,
+                }),
+                Err(HandleError::Version(message)) => Err(failed(message)),
             }
         })?
     }
