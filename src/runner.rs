@@ -1,17 +1,15 @@
-//! Runs claims concurrently, each in its own labs, with progress and a hard deadline.
+//! Runs claims concurrently, each in its own labs, with progress.
 //!
 //! Claims mostly sleep on kernel timers, so they all start at once (bounded by `--jobs`):
-//! the run takes about as long as its longest claim. Each claim runs on its own thread;
-//! a panic becomes an `error` verdict, and a claim that outlives its deadline is reported
-//! as `error` and abandoned (its tools carry their own deadlines and die with the process
-//! through their parent-death signal; its labs are swept when the process exits).
+//! the run takes about as long as its longest claim. Each claim runs under the rules of
+//! [`netclaim_suites::executor`] (its own thread, a panic or a harness failure is `error`,
+//! a hard deadline), the same as `cargo test`'s claim cases.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use netclaim_suites::{Claim, Ctx, Outcome, Verdict};
+use netclaim_suites::{executor, Claim, Ctx, Outcome, Verdict};
 
 /// One finished claim.
 #[derive(Debug, Clone)]
@@ -24,12 +22,6 @@ pub struct Finished {
     pub took: Duration,
 }
 
-/// The hard deadline of a claim: its estimate with generous headroom. Tools have their own
-/// shorter deadlines; this only catches a harness that hangs.
-pub fn deadline(claim: &Claim) -> Duration {
-    claim.estimate * 2 + Duration::from_secs(60)
-}
-
 /// Runs `claims`, at most `jobs` at a time, reporting progress on stderr. Claims that
 /// mostly wait on kernel timers ([`Claim::mostly_waits`]) start at once and do not count
 /// against `jobs`: the limit is for claims whose work (lab set-up, tool start-up) needs
@@ -38,7 +30,14 @@ pub fn deadline(claim: &Claim) -> Duration {
 /// then one VM at a time do its CPU-heavy part). Returns the outcomes in catalog order.
 pub fn run(claims: &[Claim], ctx: &Ctx, jobs: usize, quiet: bool) -> Vec<Finished> {
     let gate = std::env::var_os(BUSY_GATE).map(std::path::PathBuf::from);
-    run_with(claims, ctx, jobs, quiet, deadline, gate.as_deref())
+    run_with(
+        claims,
+        ctx,
+        jobs,
+        quiet,
+        executor::deadline,
+        gate.as_deref(),
+    )
 }
 
 /// The environment variable naming the file whose existence lets the claims that need the
@@ -73,29 +72,10 @@ fn run_with(
         let ctx = ctx.clone();
         let thread_tx = tx.clone();
         started[i] = Some(Instant::now());
-        let spawned = std::thread::Builder::new()
-            .name(format!("claim:{}", claim.id))
-            .spawn(move || {
-                let start = Instant::now();
-                let outcome = catch_unwind(AssertUnwindSafe(|| claim.execute(&ctx)))
-                    .unwrap_or_else(|payload| {
-                        Outcome::forced(
-                            Verdict::Error,
-                            format!("the claim panicked: {}", panic_text(&payload)),
-                        )
-                    });
-                let _ = thread_tx.send((i, outcome, start.elapsed()));
-            });
-        if let Err(e) = spawned {
-            let e = netclaim_harness::Error::thread_spawn(format!("claim:{}", claim.id), e);
-            let _ = tx.send((
-                i,
-                Outcome::forced(
-                    Verdict::Error,
-                    netclaim_suites::claim::error_reason(&e.into()),
-                ),
-                Duration::ZERO,
-            ));
+        if let Err(outcome) = executor::spawn(claim, ctx, move |outcome, took| {
+            let _ = thread_tx.send((i, outcome, took));
+        }) {
+            let _ = tx.send((i, *outcome, Duration::ZERO));
         }
     };
 
@@ -160,14 +140,7 @@ fn run_with(
                     };
                     let limit = deadline(&claims[i]);
                     if t0.elapsed() > limit {
-                        let outcome = Outcome::forced(
-                            Verdict::Error,
-                            format!(
-                                "no result after its hard deadline of {} s (estimate {} s); abandoned",
-                                limit.as_secs(),
-                                claims[i].estimate.as_secs()
-                            ),
-                        );
+                        let outcome = executor::abandoned(&claims[i], limit);
                         report_line(
                             &bar,
                             quiet,
@@ -279,14 +252,6 @@ fn report_line(
     } else {
         bar.println(line);
     }
-}
-
-fn panic_text(payload: &Box<dyn std::any::Any + Send>) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "(no message)".into())
 }
 
 #[cfg(test)]
@@ -432,7 +397,14 @@ mod tests {
                 std::fs::write(&gate, b"").unwrap();
             })
         };
-        let done = run_with(&[waits, short], &ctx(), 4, true, deadline, Some(&gate));
+        let done = run_with(
+            &[waits, short],
+            &ctx(),
+            4,
+            true,
+            executor::deadline,
+            Some(&gate),
+        );
         opener.join().unwrap();
         if !privileged() {
             assert!(done.iter().all(|f| f.outcome.verdict() == Verdict::Skipped));

@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod claim;
 pub mod claims;
 pub mod engine;
+pub mod executor;
 pub mod lab;
 pub mod recording;
 pub mod spec;

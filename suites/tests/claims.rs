@@ -141,7 +141,10 @@ fn main() {
                 if let Some(reason) = claim.unmet_needs() {
                     return Ok(Completion::ignored_with(reason));
                 }
-                judge(&claim, &claim.execute(&ctx)).map(|()| Completion::Completed)
+                // The rules `netclaim run` runs a claim by: its own thread, a panic or a
+                // harness failure is `error`, a hard deadline.
+                let (outcome, _) = netclaim_suites::executor::run_one(&claim, &ctx);
+                judge(&claim, &outcome).map(|()| Completion::Completed)
             })
             .with_kind("claim")
             // Long-tier claims (minutes) run with `-- --ignored` / `--include-ignored`.

@@ -1,0 +1,154 @@
+//! One set of rules for running a claim, the same behind `netclaim run`, `cargo test`'s
+//! claim cases and the `run_claim` example: the claim runs on a thread of its own named
+//! `claim:<id>`; a panic is an `error` verdict naming it; a thread that cannot be started
+//! is the harness's `error` (out of threads or processes); a claim that outlives its hard
+//! deadline is reported as `error` and abandoned (its tools carry their own deadlines and
+//! die with the process through their parent-death signal; its labs are swept when the
+//! process exits). Unmet needs (a missing tool, no privilege) are `skipped` by
+//! [`Claim::execute`] itself.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::claim::{error_reason, Claim, Ctx, Outcome, Verdict};
+
+/// The hard deadline of a claim: its estimate with generous headroom. Tools have their
+/// own shorter deadlines; this only catches a harness that hangs.
+pub fn deadline(claim: &Claim) -> Duration {
+    claim.estimate * 2 + Duration::from_secs(60)
+}
+
+/// Runs `claim` on the calling thread; a panic becomes an `error` outcome.
+pub fn execute(claim: &Claim, ctx: &Ctx) -> Outcome {
+    catch_unwind(AssertUnwindSafe(|| claim.execute(ctx))).unwrap_or_else(|payload| {
+        Outcome::forced(
+            Verdict::Error,
+            format!("the claim panicked: {}", panic_text(&payload)),
+        )
+    })
+}
+
+/// Starts `claim` on a thread of its own and calls `done` there with its outcome and how
+/// long it took. When no thread can be started, returns the harness's `error` outcome
+/// instead (and `done` is not called).
+pub fn spawn(
+    claim: Claim,
+    ctx: Ctx,
+    done: impl FnOnce(Outcome, Duration) + Send + 'static,
+) -> Result<(), Box<Outcome>> {
+    let name = format!("claim:{}", claim.id);
+    std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(move || {
+            let start = Instant::now();
+            let outcome = execute(&claim, &ctx);
+            done(outcome, start.elapsed());
+        })
+        .map(drop)
+        .map_err(|e| {
+            let e = netclaim_harness::Error::thread_spawn(name, e);
+            Box::new(Outcome::forced(Verdict::Error, error_reason(&e.into())))
+        })
+}
+
+/// The outcome of a claim that is still running `limit` after it started.
+pub fn abandoned(claim: &Claim, limit: Duration) -> Outcome {
+    Outcome::forced(
+        Verdict::Error,
+        format!(
+            "no result after its hard deadline of {} s (estimate {} s); abandoned",
+            limit.as_secs(),
+            claim.estimate.as_secs()
+        ),
+    )
+}
+
+/// Runs one claim under every rule above and waits for its outcome (at most its
+/// [`deadline`]); returns the outcome and how long it took.
+pub fn run_one(claim: &Claim, ctx: &Ctx) -> (Outcome, Duration) {
+    let (tx, rx) = mpsc::channel();
+    let start = Instant::now();
+    if let Err(outcome) = spawn(*claim, ctx.clone(), move |o, took| {
+        let _ = tx.send((o, took));
+    }) {
+        return (*outcome, Duration::ZERO);
+    }
+    let limit = deadline(claim);
+    match rx.recv_timeout(limit) {
+        Ok(done) => done,
+        Err(_) => (abandoned(claim, limit), start.elapsed()),
+    }
+}
+
+fn panic_text(payload: &Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::claim::{Measured, Needs, Procedure, Steps};
+
+    fn unjudged(_: &(), _: &Ctx) -> Outcome {
+        Outcome::default()
+    }
+
+    const PANICS: Steps<()> = Steps {
+        measure: |_| panic!("boom"),
+        judge: unjudged,
+    };
+
+    const NOT_HERE: Steps<()> = Steps {
+        measure: |_| Ok(Measured::Forced(Verdict::NotApplicable, "not here".into())),
+        judge: unjudged,
+    };
+
+    fn claim(steps: &'static Steps<()>) -> Claim {
+        Claim {
+            id: "t.executor",
+            source: "test.txt",
+            statement: "test",
+            lab: "none",
+            action: "none",
+            needs: Needs::default(),
+            estimate: Duration::from_secs(1),
+            run: Procedure::Rust(steps),
+        }
+    }
+
+    fn ctx() -> Ctx {
+        Ctx {
+            hz: 250,
+            kernel: "test".into(),
+        }
+    }
+
+    #[test]
+    fn a_panic_is_an_error_naming_it_and_a_forced_verdict_passes_through() {
+        let (panicked, _) = run_one(&claim(&PANICS), &ctx());
+        let (forced, _) = run_one(&claim(&NOT_HERE), &ctx());
+        if netclaim_harness::privilege::check().is_err() {
+            // Without privilege (and no user namespace entered) both are skipped first.
+            assert_eq!(panicked.verdict(), Verdict::Skipped);
+            return;
+        }
+        assert_eq!(panicked.verdict(), Verdict::Error);
+        assert_eq!(panicked.reason(), "the claim panicked: boom");
+        assert_eq!(forced.verdict(), Verdict::NotApplicable);
+        assert_eq!(forced.reason(), "not here");
+    }
+
+    #[test]
+    fn the_deadline_leaves_headroom_over_the_estimate() {
+        let c = claim(&NOT_HERE);
+        assert_eq!(deadline(&c), Duration::from_secs(62));
+        let abandoned = abandoned(&c, deadline(&c));
+        assert_eq!(abandoned.verdict(), Verdict::Error);
+        assert!(abandoned.reason().contains("hard deadline of 62 s"));
+    }
+}
