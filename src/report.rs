@@ -9,7 +9,6 @@ use anyhow::{Context, Result};
 use comfy_table::{presets, Cell, Color, ContentArrangement, Table};
 use serde::{Deserialize, Serialize};
 
-use netclaim_harness::tolerance::ARMED_AFTER_CAPTURE;
 use netclaim_suites::claim::Timeline;
 use netclaim_suites::{Check, CheckState, Figures, Verdict};
 
@@ -83,8 +82,9 @@ pub struct TimingFidelity {
     pub intervals: usize,
     /// The largest |measured − predicted| interval, in ms.
     pub worst_error_ms: f64,
-    /// What that interval was allowed: max(4 ms, the timer-wheel slack of its timer),
-    /// plus 1 ms between a SYN's capture and the arming of its timer.
+    /// What that interval was allowed: the harness's interval slack (max(4 ms, the
+    /// timer-wheel slack of its timer), plus 1 ms between a SYN's capture and the arming
+    /// of its timer), as the claims judge it.
     pub worst_allowed_ms: f64,
     /// The claim and interval (1-based) where it happened.
     pub worst_at: String,
@@ -118,15 +118,13 @@ impl TimingFidelity {
                     let predicted = t.predicted_ms[i] - t.predicted_ms[i - 1];
                     let measured = (observed[i] - observed[i - 1]).max(0.0);
                     let error = (measured - predicted as f64).abs();
-                    let slack = netclaim_harness::tolerance::timer_slack(
+                    // The same bound the claims judge each interval by (the harness's
+                    // tolerance policy), plus the resolution of older reports.
+                    let slack = netclaim_harness::tolerance::interval_slack(
                         std::time::Duration::from_millis(predicted),
                         hz,
                     );
-                    // The bound, max(4 ms, the wheel's slack), plus the
-                    // capture-to-arm gap that the measurement itself adds.
-                    let armed_after = ARMED_AFTER_CAPTURE.as_secs_f64() * 1000.0;
-                    let allowed =
-                        (slack.as_secs_f64() * 1000.0).max(4.0) + armed_after + resolution;
+                    let allowed = slack.as_secs_f64() * 1000.0 + resolution;
                     let ratio = error / allowed;
                     n += 1;
                     if ratio > 1.0 {

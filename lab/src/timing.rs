@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use netclaim_harness::model::{SynModel, SynSchedule};
 use netclaim_harness::sysctl::knob;
-use netclaim_harness::tolerance::{kernel_timer_window, timer_slack, Window, ARMED_AFTER_CAPTURE};
+// The windows are the harness's one tolerance policy.
+pub use netclaim_harness::tolerance::{
+    accumulated_slack, give_up_window, interval_slack, schedule_windows, EARLY,
+};
 use netclaim_harness::{Error, NetNs, Result};
-
-/// How early a measured kernel-timer event may appear: capture and clock jitter.
-pub const EARLY: Duration = Duration::from_millis(5);
 
 /// The SYN model for what is in force in `ns`: tcp_syn_retries, tcp_syn_linear_timeouts
 /// (absent before Linux 6.5) and tcp_rto_max_ms (absent before 6.15).
@@ -29,48 +29,6 @@ pub fn model_in(ns: &NetNs) -> Result<SynModel> {
         model.rto_max = Duration::from_millis(ms);
     }
     Ok(model)
-}
-
-/// How late a measured interval armed for `interval` may be: the timer-wheel slack at
-/// `hz`, plus the time between capturing the SYN and arming the timer.
-pub fn interval_slack(interval: Duration, hz: u32) -> Duration {
-    timer_slack(interval, hz) + ARMED_AFTER_CAPTURE
-}
-
-/// How late the give-up of `schedule` may come: the slack of every interval it arms.
-pub fn accumulated_slack(schedule: &SynSchedule, hz: u32) -> Duration {
-    schedule
-        .intervals()
-        .into_iter()
-        .map(|i| interval_slack(i, hz))
-        .sum()
-}
-
-/// The window for a give-up at `stated` when the timers actually armed are those of
-/// `armed`: never early, late by their slack plus `startup` (a tool's own start-up).
-pub fn give_up_window(stated: Duration, armed: &SynSchedule, hz: u32, startup: Duration) -> Window {
-    kernel_timer_window(stated, accumulated_slack(armed, hz) + startup, EARLY)
-}
-
-/// Windows for every SYN send time and for the give-up of `schedule`.
-pub fn schedule_windows(
-    schedule: &SynSchedule,
-    hz: u32,
-    startup: Duration,
-) -> (Vec<Window>, Window) {
-    let mut late = Duration::ZERO;
-    let mut windows = Vec::new();
-    let intervals = schedule.intervals();
-    for (i, t) in schedule.send_times.iter().enumerate() {
-        if i > 0 {
-            late += interval_slack(intervals[i - 1], hz);
-        }
-        windows.push(kernel_timer_window(*t, late, EARLY));
-    }
-    (
-        windows,
-        give_up_window(schedule.give_up, schedule, hz, startup),
-    )
 }
 
 /// How many SYNs the kernel sends before a client abandons the connect at `deadline`:

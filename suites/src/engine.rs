@@ -23,7 +23,7 @@ use netclaim_harness::command::ToolCommand;
 use netclaim_harness::model::{SynModel, SynSchedule};
 use netclaim_harness::sysctl::knob;
 use netclaim_harness::tmp::TempDir;
-use netclaim_harness::tolerance::Window;
+use netclaim_harness::tolerance::{tool_deadline_window, Window, TOOL_EARLY};
 use netclaim_harness::{Error as HarnessError, NetNs};
 use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
@@ -1186,18 +1186,6 @@ pub fn measure(spec: &ClaimSpec, ctx: &Ctx, dir: Option<&Path>) -> Result<Measur
 // ---------------------------------------------------------------------------------------
 // Judging
 
-/// How early a tool-driven deadline may appear to fire: clock granularity only.
-pub const TOOL_EARLY: Duration = Duration::from_millis(10);
-
-/// The window for a deadline a tool keeps itself: a few ms early, at most
-/// `max(TOOL_STARTUP, 5 %)` late (its start-up is in the measured duration).
-pub fn tool_window(expected: Duration) -> Window {
-    Window {
-        min: expected.saturating_sub(TOOL_EARLY),
-        max: expected + TOOL_STARTUP.max(expected.mul_f64(0.05)),
-    }
-}
-
 /// How many SYNs the kernel sends before a tool abandons the connect at `deadline`: a
 /// range, because a SYN due within 100 ms of the deadline may or may not go out.
 pub fn syns_before(schedule: &SynSchedule, deadline: Duration) -> (usize, usize) {
@@ -1295,7 +1283,7 @@ fn stated_window(
             lab::give_up_window(stated, schedule, hz, startup)
         }
         (End::AfterSyn(_), _) => aftersyn::window(stated, &plan.intervals, hz),
-        _ => tool_window(stated),
+        _ => tool_deadline_window(stated),
     }
 }
 
@@ -1801,7 +1789,7 @@ fn check_tool_deadline(
         Against::Model,
         &what("give-up time"),
         deadline,
-        tool_window(deadline),
+        tool_deadline_window(deadline),
         m,
     );
     *expected = expected.clone().duration(deadline);
@@ -1942,7 +1930,7 @@ fn judge_tries(
                 Against::Statement,
                 &what(&format!("try {} fails after", k + 1)),
                 stated.0,
-                tool_window(stated.0),
+                tool_deadline_window(stated.0),
                 &within_run(d),
             );
         }
@@ -1965,7 +1953,7 @@ fn judge_tries(
         Against::Model,
         &what("total run time"),
         total,
-        tool_window(total),
+        tool_deadline_window(total),
         &total_m,
     );
     *expected = expected.clone().duration(total);

@@ -10,7 +10,12 @@ use netclaim_harness::command::{CommandOutput, ToolCommand};
 use netclaim_harness::model::{SynModel, SynSchedule};
 use netclaim_harness::slowness;
 use netclaim_harness::sysctl::knob;
-use netclaim_harness::tolerance::{kernel_timer_window, timer_slack, Window, ARMED_AFTER_CAPTURE};
+use netclaim_harness::tolerance::Window;
+// The one tolerance policy, under the names the claims use.
+pub use netclaim_harness::tolerance::{
+    accumulated_slack, give_up_window, interval_slack, schedule_windows, tool_timer_window, EARLY,
+    TOOL_EARLY, TOOL_STARTUP,
+};
 use netclaim_harness::NetNs;
 use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
@@ -19,15 +24,6 @@ use crate::claim::{Check, Ctx, Figures, Outcome, Timeline, Timing};
 
 /// The port every SYN-drop lab listens on (nothing listens; the SYNs are dropped).
 pub const DROPPED_PORT: u16 = 7;
-/// How early a measured kernel-timer event may appear: capture and clock jitter.
-pub const EARLY: Duration = Duration::from_millis(5);
-/// Start-up allowance for a real tool between spawn and its first SYN (exec, dynamic
-/// linking, option parsing); only ever added to the late side.
-pub const TOOL_STARTUP: Duration = Duration::from_millis(400);
-/// How early a tool's own timer may appear to fire when timed from its first packet:
-/// clock granularity, and the tool's work between arming the timer and sending the
-/// packet (socket(), fcntl(), connect(): 2 ms seen on a loaded machine).
-pub const TOOL_EARLY: Duration = Duration::from_millis(10);
 
 /// A namespace where SYNs to [`DROPPED_PORT`] on loopback are dropped, as in seed 002.
 pub struct SynDropLab {
@@ -103,60 +99,6 @@ pub fn describe_model(m: &SynModel) -> String {
         m.syn_retries,
         m.initial_rto.as_millis(),
         m.rto_max.as_millis()
-    )
-}
-
-/// A window for a timer a tool keeps itself: never more than [`TOOL_EARLY`] early, at
-/// most `late` late (the tool's process work, and whatever rounding the tool does).
-pub fn tool_timer_window(expected: Duration, late: Duration) -> Window {
-    Window {
-        min: expected.saturating_sub(TOOL_EARLY),
-        max: expected + late,
-    }
-}
-
-/// How late a measured interval armed for `interval` may be: the timer-wheel slack, plus
-/// the time between capturing the SYN and arming the timer ([`ARMED_AFTER_CAPTURE`]).
-pub fn interval_slack(interval: Duration, hz: u32) -> Duration {
-    timer_slack(interval, hz) + ARMED_AFTER_CAPTURE
-}
-
-/// How late the give-up of `schedule` may come: the slack of every interval it arms,
-/// accumulated.
-pub fn accumulated_slack(schedule: &SynSchedule, hz: u32) -> Duration {
-    schedule
-        .intervals()
-        .into_iter()
-        .map(|i| interval_slack(i, hz))
-        .sum()
-}
-
-/// The window for a stated give-up time, when the timers actually armed are those of
-/// `armed` (the model's schedule for this kernel): never early, late by their slack.
-pub fn give_up_window(stated: Duration, armed: &SynSchedule, hz: u32, startup: Duration) -> Window {
-    kernel_timer_window(stated, accumulated_slack(armed, hz) + startup, EARLY)
-}
-
-/// Windows for every SYN send time and the give-up time of `schedule`: each interval may
-/// be late by its timer-wheel slack, and lateness accumulates; `startup` widens the give-up
-/// window for tools that start before their first SYN.
-pub fn schedule_windows(
-    schedule: &SynSchedule,
-    hz: u32,
-    startup: Duration,
-) -> (Vec<Window>, Window) {
-    let mut late = Duration::ZERO;
-    let mut windows = Vec::new();
-    let intervals = schedule.intervals();
-    for (i, t) in schedule.send_times.iter().enumerate() {
-        if i > 0 {
-            late += interval_slack(intervals[i - 1], hz);
-        }
-        windows.push(kernel_timer_window(*t, late, EARLY));
-    }
-    (
-        windows,
-        give_up_window(schedule.give_up, schedule, hz, startup),
     )
 }
 
