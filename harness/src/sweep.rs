@@ -114,14 +114,16 @@ fn temp_owned(pid: u32, path: &Path) -> bool {
 }
 
 fn still_held_after(path: &Path, patience: Duration) -> bool {
-    let start = std::time::Instant::now();
-    while crate::tmp::is_held(path) {
-        if start.elapsed() >= patience {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
+    crate::wait::until_every(
+        &format!("the lock on {} to be released", path.display()),
+        patience,
+        Duration::from_millis(20),
+        || match crate::tmp::is_held(path) {
+            true => crate::wait::Poll::Pending("held".into()),
+            false => crate::wait::Poll::Ready(()),
+        },
+    )
+    .is_err()
 }
 
 /// Whether `path` is this process's to remove: root removes any run's; without root

@@ -18,6 +18,7 @@ use netclaim_fixtures::ports::{self, state};
 use netclaim_harness::capture::TcpEvent;
 use netclaim_harness::timers::{self, KeepaliveModel, RetransModel, Schedule};
 use netclaim_harness::tolerance::{kernel_timer_window, Window};
+use netclaim_harness::wait::Poll;
 use netclaim_harness::{slowness, NetNs};
 use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
@@ -232,17 +233,18 @@ pub fn act(
             let started = Instant::now();
             conn::send_raw_syn(ns, src, dst)?;
             // The request appears at once; then watch it until the server drops it.
-            let appear = Instant::now();
             let diag = ports::Diag::open(ns)?;
-            while diag
-                .lookup(dst, src)?
-                .is_none_or(|e| e.state != state::SYN_RECV)
-            {
-                if appear.elapsed() > Duration::from_secs(2) {
-                    anyhow::bail!("no SYN_RECV request for {src} appeared at {dst}");
-                }
-                std::thread::sleep(Duration::from_millis(2));
-            }
+            let appeared = netclaim_harness::wait::until_every(
+                &format!("a SYN_RECV request for {src} at {dst}"),
+                Duration::from_secs(2),
+                Duration::from_millis(2),
+                || match diag.lookup(dst, src) {
+                    Ok(Some(e)) if e.state == state::SYN_RECV => Poll::Ready(Ok(())),
+                    Ok(seen) => Poll::Pending(format!("{seen:?}")),
+                    Err(e) => Poll::Ready(Err(e)),
+                },
+            );
+            appeared?.0?;
             // The watch's times count from its own start.
             let watch_from = Instant::now();
             let w = conn::wait_gone(&diag, dst, src, |st| st == state::SYN_RECV, limit)?;
