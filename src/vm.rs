@@ -1153,7 +1153,7 @@ fn run_vm(
     copy_dir(stage, &job.out)
         .with_context(|| format!("copying the guest's results to {}", job.out.display()))?;
     errln!(
-        "netclaim vm: [{}] wrote report.json, vm.json, junit.xml, report.md and timelines/ to {}",
+        "netclaim vm: [{}] wrote report.json, recording.json, vm.json, junit.xml, report.md and timelines/ to {}",
         job.tag,
         job.out.display()
     );
