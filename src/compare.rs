@@ -686,7 +686,7 @@ fn involved_defaults(
                 c.lab,
                 c.action,
                 c.expected.value.as_deref().unwrap_or_default(),
-                c.evidence
+                c.evidence_text()
             )
         })
         .collect();
@@ -773,7 +773,7 @@ pub fn drift(baseline: &Report, now: &Report) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use netclaim_suites::{Check, Figures, Timing};
+    use netclaim_suites::{Check, Figures, Outcome, Timing};
 
     fn claim(id: &str, verdict: Verdict, duration_ms: u64, exit: Option<i32>) -> ClaimReport {
         ClaimReport {
@@ -786,23 +786,21 @@ mod tests {
             verdict,
             reason: String::new(),
             duration_ms,
-            claimed: Figures::default(),
-            expected: Figures {
-                duration_ms: Some(duration_ms),
-                exit_code: exit,
-                ..Figures::default()
-            },
-            observed: Figures {
-                duration_ms: Some(duration_ms),
-                exit_code: exit,
-                ..Figures::default()
-            },
-            claim_checks: vec![timing_check(0.0)],
-            model_checks: Vec::new(),
             model_agrees: true,
-            evidence: String::new(),
-            timelines: Vec::new(),
-            measurement: None,
+            outcome: Outcome {
+                expected: Figures {
+                    duration_ms: Some(duration_ms),
+                    exit_code: exit,
+                    ..Figures::default()
+                },
+                observed: Figures {
+                    duration_ms: Some(duration_ms),
+                    exit_code: exit,
+                    ..Figures::default()
+                },
+                claim_checks: vec![timing_check(0.0)],
+                ..Outcome::default()
+            },
         }
     }
 
@@ -1048,7 +1046,7 @@ mod tests {
             vec![claim("syn.x", Verdict::Refuted, 131_000, None)],
         );
         let mut b = report("6.1", vec![claim("syn.x", Verdict::Holds, 127_000, None)]);
-        a.claims[0].evidence = "in force: tcp_syn_linear_timeouts=4".into();
+        a.claims[0].evidence = vec!["in force: tcp_syn_linear_timeouts=4".into()];
         a.sysctl_defaults
             .insert("net.ipv4.tcp_syn_linear_timeouts".into(), "4".into());
         a.sysctl_defaults

@@ -9,8 +9,7 @@ use anyhow::{Context, Result};
 use comfy_table::{presets, Cell, Color, ContentArrangement, Table};
 use serde::{Deserialize, Serialize};
 
-use netclaim_suites::claim::Timeline;
-use netclaim_suites::{Check, CheckState, Figures, Verdict};
+use netclaim_suites::{CheckState, Outcome, Verdict};
 
 use crate::provenance::Provenance;
 use crate::runner::Finished;
@@ -178,25 +177,27 @@ pub struct ClaimReport {
     pub reason: String,
     /// How long the claim took.
     pub duration_ms: u64,
-    /// What the source states, in figures.
-    pub claimed: Figures,
-    /// What the model and tool options predict on this kernel.
-    pub expected: Figures,
-    /// What was measured.
-    pub observed: Figures,
-    /// Statement checks (decide the verdict).
-    pub claim_checks: Vec<Check>,
-    /// Prediction checks (what `cargo test` asserts).
-    pub model_checks: Vec<Check>,
     /// Whether every prediction check passed.
     pub model_agrees: bool,
-    /// Evidence: command lines and output, packet timelines, sysctl values.
-    pub evidence: String,
-    /// SYN timelines, measured and predicted.
-    pub timelines: Vec<Timeline>,
-    /// The measurement, for judging again (claim files).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub measurement: Option<serde_json::Value>,
+    /// What the claim produced, as it produced it: figures claimed, expected and observed,
+    /// the statement and prediction checks (with each timing check's window), evidence,
+    /// SYN timelines and the measurement, for judging again.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+impl std::ops::Deref for ClaimReport {
+    type Target = Outcome;
+
+    fn deref(&self) -> &Outcome {
+        &self.outcome
+    }
+}
+
+impl std::ops::DerefMut for ClaimReport {
+    fn deref_mut(&mut self) -> &mut Outcome {
+        &mut self.outcome
+    }
 }
 
 impl ClaimReport {
@@ -217,16 +218,14 @@ impl ClaimReport {
                 o.reason()
             },
             duration_ms: f.took.as_millis() as u64,
-            claimed: o.claimed.clone(),
-            expected: o.expected.clone(),
-            observed: o.observed.clone(),
-            claim_checks: o.claim_checks.clone(),
-            model_checks: o.model_checks.clone(),
             model_agrees: o.model_agrees(),
-            evidence: o.evidence.join("\n\n"),
-            timelines: o.timelines.clone(),
-            measurement: o.measurement.clone(),
+            outcome: o.clone(),
         }
+    }
+
+    /// The evidence as one text, items apart by a blank line.
+    pub fn evidence_text(&self) -> String {
+        self.outcome.evidence.join("\n\n")
     }
 }
 
@@ -477,7 +476,7 @@ impl Report {
                 let _ = writeln!(
                     s,
                     "   evidence:\n      {}",
-                    c.evidence.replace('\n', "\n      ")
+                    c.evidence_text().replace('\n', "\n      ")
                 );
             }
             s.push('\n');
@@ -580,7 +579,7 @@ impl Report {
                         s,
                         "      <error message=\"{}\">{}</error>",
                         xml(&c.reason),
-                        xml(&c.evidence)
+                        xml(&c.evidence_text())
                     );
                 }
                 // Not decided on this machine (inconclusive): skipped, with why, so that
@@ -620,7 +619,7 @@ impl Report {
                     format!("reason: {}\n", xml(&c.reason))
                 },
                 xml(&checks),
-                xml(&c.evidence)
+                xml(&c.evidence_text())
             );
             let _ = writeln!(s, "    </testcase>");
         }

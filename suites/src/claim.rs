@@ -235,8 +235,10 @@ impl fmt::Display for Check {
 
 /// Everything one run of a claim produced.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Outcome {
     /// Set for skipped / not-applicable / error; `None` means "decided by the checks".
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub forced: Option<(Verdict, String)>,
     /// What the statement says, in figures.
     pub claimed: Figures,
@@ -248,13 +250,30 @@ pub struct Outcome {
     pub claim_checks: Vec<Check>,
     /// Prediction vs observation: `cargo test` asserts all of them.
     pub model_checks: Vec<Check>,
-    /// Evidence: command lines and output, packet timelines, sysctl values.
+    /// Evidence: command lines and output, packet timelines, sysctl values. (Reports from
+    /// before the report was built from this type hold it as one text: read as one item.)
+    #[serde(deserialize_with = "one_or_many")]
     pub evidence: Vec<String>,
     /// Captured SYN times per attempt (for timeline charts), in ms.
     pub timelines: Vec<Timeline>,
     /// What was measured, as recorded for judging again (claim files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub measurement: Option<serde_json::Value>,
+}
+
+/// A list of texts, or one text (an empty text is no item).
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Texts {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Texts::deserialize(d)? {
+        Texts::One(t) if t.is_empty() => Vec::new(),
+        Texts::One(t) => vec![t],
+        Texts::Many(v) => v,
+    })
 }
 
 /// A labelled SYN timeline with the model's prediction beside it.
