@@ -58,6 +58,24 @@ impl SynSchedule {
         }
         out
     }
+
+    /// How many SYNs the kernel sends before a client abandons the connect at `deadline`:
+    /// a range, because a SYN due within 100 ms of the deadline may or may not go out.
+    pub fn syns_before(&self, deadline: Duration) -> (usize, usize) {
+        let margin = Duration::from_millis(100);
+        let limit = deadline.min(self.give_up);
+        let lo = self
+            .send_times
+            .iter()
+            .filter(|t| **t + margin < limit)
+            .count();
+        let hi = self
+            .send_times
+            .iter()
+            .filter(|t| **t <= limit + margin)
+            .count();
+        (lo, hi)
+    }
 }
 
 impl SynModel {

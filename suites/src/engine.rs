@@ -1186,22 +1186,10 @@ pub fn measure(spec: &ClaimSpec, ctx: &Ctx, dir: Option<&Path>) -> Result<Measur
 // ---------------------------------------------------------------------------------------
 // Judging
 
-/// How many SYNs the kernel sends before a tool abandons the connect at `deadline`: a
-/// range, because a SYN due within 100 ms of the deadline may or may not go out.
+/// How many SYNs the kernel sends before a client abandons the connect at `deadline`
+/// (see [`SynSchedule::syns_before`]).
 pub fn syns_before(schedule: &SynSchedule, deadline: Duration) -> (usize, usize) {
-    let margin = Duration::from_millis(100);
-    let limit = deadline.min(schedule.give_up);
-    let lo = schedule
-        .send_times
-        .iter()
-        .filter(|t| **t + margin < limit)
-        .count();
-    let hi = schedule
-        .send_times
-        .iter()
-        .filter(|t| **t <= limit + margin)
-        .count();
-    (lo, hi)
+    schedule.syns_before(deadline)
 }
 
 fn check_syn_range(o: &mut Outcome, what: &str, range: (usize, usize), observed: usize) {
