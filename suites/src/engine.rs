@@ -1192,6 +1192,22 @@ pub fn syns_before(schedule: &SynSchedule, deadline: Duration) -> (usize, usize)
     schedule.syns_before(deadline)
 }
 
+/// [`syns_before`] a deadline a program keeps from its own start: it armed its timer
+/// somewhere between its spawn and its first SYN (`startup`, measured), so from the first
+/// SYN its deadline came up to that much sooner (a shell script's `timeout 5` started
+/// 0.9 s before its connect on a loaded machine and let 4 SYNs out, not 5).
+fn syns_before_tool_deadline(
+    schedule: &SynSchedule,
+    deadline: Duration,
+    startup: Option<Duration>,
+) -> (usize, usize) {
+    let earliest = deadline.saturating_sub(startup.unwrap_or_default());
+    (
+        syns_before(schedule, earliest).0,
+        syns_before(schedule, deadline).1,
+    )
+}
+
 fn check_syn_range(o: &mut Outcome, what: &str, range: (usize, usize), observed: usize) {
     let expected = if range.0 == range.1 {
         range.0.to_string()
@@ -1630,7 +1646,7 @@ fn judge_lab(
                 check_syn_range(
                     o,
                     &what(&format!("SYNs sent before {who} gives up")),
-                    syns_before(&schedule, *deadline),
+                    syns_before_tool_deadline(&schedule, *deadline, timed.startup()),
                     syns.len(),
                 );
             }
@@ -2241,6 +2257,17 @@ mod tests {
         let s = SynModel::new(6, None).schedule();
         assert_eq!(syns_before(&s, Duration::from_millis(2500)), (2, 2));
         assert_eq!(syns_before(&s, Duration::from_secs(3)), (2, 3));
+    }
+
+    #[test]
+    fn a_slow_start_lets_fewer_syns_out_before_a_programs_own_deadline() {
+        // tcp_syn_linear_timeouts=4: SYNs at 0, 1, 2, 3, 4, 5 s, ...
+        let s = SynModel::new(6, Some(4)).schedule();
+        let five = Duration::from_secs(5);
+        assert_eq!(syns_before_tool_deadline(&s, five, None), (5, 6));
+        // The program armed its 5 s timer 0.9 s before its first SYN.
+        let slow = Some(Duration::from_millis(900));
+        assert_eq!(syns_before_tool_deadline(&s, five, slow), (4, 6));
     }
 
     #[test]
