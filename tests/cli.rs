@@ -932,7 +932,9 @@ fn root_trials() -> Vec<Trial> {
                     o.read_to_end(&mut out)?;
                 }
                 let status = r.wait()?;
-                if status.code() != Some(0) {
+                // 5: a timing check missed its window by less than the machine's measured
+                // slowness (load); every other check of the claim still passed.
+                if !matches!(status.code(), Some(0 | 5)) {
                     return Err(format!("exit {status:?}").into());
                 }
                 Ok(serde_json::from_slice(&out)?)
@@ -961,12 +963,16 @@ fn root_trials() -> Vec<Trial> {
                 );
             }
             // A difference is allowed only where the README documents one: the kernel
-            // keeps a knob from user namespaces, and the reason says so.
+            // keeps a knob from user namespaces, and the reason says so. An inconclusive
+            // verdict (a timing within the measured error of a loaded machine) decides
+            // nothing, so it differs from no verdict.
             let undocumented: Vec<String> = root
                 .iter()
                 .zip(&user)
                 .filter(|(r, u)| {
                     r.1 != u.1
+                        && r.1 != "inconclusive"
+                        && u.1 != "inconclusive"
                         && !((u.1 == "not-applicable" || u.1 == "skipped")
                             && u.2.contains("user namespace"))
                 })
