@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod claim;
 pub mod claims;
 pub mod engine;
+mod knobs;
 pub mod lab;
 pub mod recording;
 pub mod spec;
