@@ -819,3 +819,116 @@ pub fn claims() -> Vec<Claim> {
         },
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::claim::Verdict;
+
+    fn ctx() -> Ctx {
+        Ctx {
+            hz: 250,
+            kernel: "test".into(),
+        }
+    }
+
+    fn trial(timestamps: u8, result: Connected) -> ReuseTrial {
+        let ports: Vec<u16> = (40000..=40003).collect();
+        ReuseTrial {
+            lab: format!("netclaim-test-{timestamps}"),
+            timestamps,
+            range: RangeInForce {
+                low: 40000,
+                high: 40003,
+                reserved: String::new(),
+                usable: 4,
+                usable_min: 4,
+            },
+            filled: Filled {
+                ports: ports.clone(),
+                failure: None,
+                settled: Some(Duration::from_millis(2)),
+            },
+            table: Table {
+                title: format!("tcp_timestamps={timestamps}, before the connect"),
+                lab: format!("netclaim-test-{timestamps}"),
+                rows: ports
+                    .iter()
+                    .map(|&p| Row {
+                        local: loopback(p),
+                        remote: loopback(LISTEN_PORT),
+                        state: state::TIME_WAIT,
+                        timer: 3,
+                        timer_ticks: 5800,
+                        timer_ms: None,
+                    })
+                    .collect(),
+            },
+            result,
+        }
+    }
+
+    #[test]
+    fn reuse_only_with_timestamps_holds() {
+        let m = ReuseByTimestamps {
+            reuse_delay_ms: Some(1000),
+            trials: vec![trial(0, Err(99)), trial(1, Ok(40002))],
+        };
+        let o = judge_reuse_needs_timestamps(&m, &ctx());
+        assert_eq!(o.verdict(), Verdict::Holds, "{}", o.reason());
+        assert!(o.model_agrees(), "{:?}", o.model_checks);
+        let check = &o.claim_checks[0];
+        assert!(check.ok);
+        assert!(
+            check.observed.starts_with("errno 99 (EADDRNOTAVAIL")
+                && check.observed.ends_with(" / connected from port 40002"),
+            "{}",
+            check.observed
+        );
+        // Reuse without timestamps too: the statement is refuted.
+        let m = ReuseByTimestamps {
+            reuse_delay_ms: None,
+            trials: vec![trial(0, Ok(40001)), trial(1, Ok(40002))],
+        };
+        let o = judge_reuse_needs_timestamps(&m, &ctx());
+        assert_eq!(o.verdict(), Verdict::Refuted);
+        assert!(o.evidence[0].contains("no tcp_tw_reuse_delay (kernel < 6.13)"));
+    }
+
+    #[test]
+    fn a_sixty_second_time_wait_refutes_four_minutes_and_meets_the_model() {
+        let gone = Duration::from_millis(60_150);
+        let m = Lifetime {
+            lab: "netclaim-test".into(),
+            client: loopback(40000),
+            read_at: Duration::from_millis(5),
+            entry: Row {
+                local: loopback(40000),
+                remote: loopback(LISTEN_PORT),
+                state: state::TIME_WAIT,
+                timer: 3,
+                timer_ticks: 5999,
+                timer_ms: None,
+            },
+            polls: 601,
+            gone: Some(gone),
+            lifetime: lab::Measured {
+                took: gone,
+                error: Duration::ZERO,
+                early_error: Duration::ZERO,
+                error_from: "timers late over the lifetime (probe)".into(),
+            },
+        };
+        let o = judge_duration(&m, &ctx());
+        assert_eq!(o.verdict(), Verdict::Refuted, "{}", o.reason());
+        assert!(o.model_agrees(), "{:?}", o.model_checks);
+        assert_eq!(o.observed.duration_ms, Some(60_150));
+        assert!(o.evidence[1].contains("(601 polls): gone 60.150 s after the close"));
+        // Still there at the limit: no timing to judge, and the model fails.
+        let m = Lifetime { gone: None, ..m };
+        let o = judge_duration(&m, &ctx());
+        assert_eq!(o.verdict(), Verdict::Refuted);
+        assert!(!o.model_agrees());
+        assert_eq!(o.claim_checks[0].observed, "> 75 s");
+    }
+}
