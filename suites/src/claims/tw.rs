@@ -13,15 +13,19 @@ use netclaim_fixtures::ports::{self, state, Closer, Listener, ShortServer, TcpEn
 use netclaim_harness::slowness;
 use netclaim_harness::sysctl::knob;
 use netclaim_harness::tolerance::{kernel_timer_window, timer_slack};
+use netclaim_harness::wait::{self, Poll};
 use netclaim_harness::NetNs;
 use nix::errno::Errno;
+use serde::{Deserialize, Serialize};
 
 use super::port::{
-    loopback, or_na, set_range, table_evidence, tw_reuse_age, LISTEN_PORT, SMALL_RANGE,
+    entries, loopback, rows, set_range, tw_reuse_age, tw_reuse_delay, Filled, RangeInForce, Row,
+    Table, LISTEN_PORT, SMALL_RANGE,
 };
 use super::seeds;
-use crate::claim::{Claim, Ctx, Figures, Needs, OneStep, Outcome, Procedure};
-use crate::lab::{check_eq, check_timing, Against, Measured, EARLY};
+use crate::claim::{Claim, Ctx, Figures, Measured, Needs, Outcome, Procedure, Steps};
+use crate::knobs::or_na;
+use crate::lab::{self, check_eq, check_timing, Against, EARLY};
 
 /// `TCP_TIMEWAIT_LEN` (`include/net/tcp.h`): 60 s, a constant, not a sysctl.
 const TCP_TIMEWAIT_LEN: Duration = Duration::from_secs(60);
@@ -46,12 +50,69 @@ fn describe(e: Option<TcpEntry>) -> String {
     }
 }
 
-fn active_closer(_ctx: &Ctx) -> Result<Outcome> {
+/// A connect's result as recorded: the local port, or the errno's number.
+type Connected = std::result::Result<u16, i32>;
+
+/// The record of a connect's result.
+fn record(r: std::result::Result<u16, Errno>) -> Connected {
+    r.map_err(|e| e as i32)
+}
+
+/// A recorded connect's result, with its errno.
+fn replay(r: &Connected) -> std::result::Result<u16, Errno> {
+    r.map_err(Errno::from_raw)
+}
+
+/// "connected from port 40001" or "errno 99 (EADDRNOTAVAIL: …)".
+fn show(r: &std::result::Result<u16, Errno>) -> String {
+    match r {
+        Ok(p) => format!("connected from port {p}"),
+        Err(e) => format!("errno {} ({e})", *e as i32),
+    }
+}
+
+/// Which side sent the first FIN (the fixtures' [`Closer`], recorded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+enum FirstFin {
+    /// The client closed first.
+    Client,
+    /// The server closed first.
+    Server,
+}
+
+/// One connection of `tw.active-closer`, closed by one side first, and the socket table
+/// once the close had settled.
+#[derive(Debug, Serialize, Deserialize)]
+struct Closing {
+    /// Who closed first.
+    closer: FirstFin,
+    /// The client's address.
+    client: SocketAddrV4,
+    /// The server's address.
+    server: SocketAddrV4,
+    /// The lab's socket table after the close.
+    table: Vec<Row>,
+}
+
+/// What `tw.active-closer` measured: a connection closed by the client first, then one
+/// closed by the server first.
+#[derive(Debug, Serialize, Deserialize)]
+struct Closings {
+    /// The lab's namespace.
+    lab: String,
+    /// Client first, then server first.
+    closings: Vec<Closing>,
+}
+
+/// `tw.active-closer`, measured: one connection closed by each side first.
+fn measure_active_closer(_ctx: &Ctx) -> Result<Measured<Closings>> {
     let ns = NetNs::new().context("creating the lab namespace")?;
     let listener = Listener::bind(&ns, loopback(LISTEN_PORT), 128).context("binding")?;
-    let mut o = Outcome::default();
-    let mut results = Vec::new();
-    for closer in [Closer::Client, Closer::Server] {
+    let mut closings = Vec::new();
+    for (closer, recorded) in [
+        (Closer::Client, FirstFin::Client),
+        (Closer::Server, FirstFin::Server),
+    ] {
         let pair = match ports::close_one(&ns, &listener, closer).context("connection")? {
             Ok(p) => p,
             Err(e) => anyhow::bail!("connect failed: {e}"),
@@ -70,20 +131,48 @@ fn active_closer(_ctx: &Ctx) -> Result<Outcome> {
             )
         })
         .context("reading the socket table")?;
-        let client = find(&table, pair.client, pair.server);
-        let server = find(&table, pair.server, pair.client);
+        closings.push(Closing {
+            closer: recorded,
+            client: pair.client,
+            server: pair.server,
+            table: rows(&table),
+        });
+    }
+    Ok(Measured::Observed(Closings {
+        lab: ns.name().to_owned(),
+        closings,
+    }))
+}
+
+/// `tw.active-closer`, judged: TIME_WAIT on the side that closed first, no socket on the
+/// other.
+fn judge_active_closer(m: &Closings, _ctx: &Ctx) -> Outcome {
+    let mut o = Outcome::default();
+    let mut results = Vec::new();
+    for c in &m.closings {
+        let table = entries(&c.table);
+        let client = find(&table, c.client, c.server);
+        let server = find(&table, c.server, c.client);
         o.evidence(format!(
-            "{closer:?} closes first: client {} → {}, server side {}\n{}",
-            pair.client,
+            "{:?} closes first: client {} → {}, server side {}\n{}",
+            c.closer,
+            c.client,
             describe(client),
             describe(server),
             ports::table_text(&table)
         ));
-        results.push((closer, client, server));
+        results.push((c.closer, client, server));
     }
     let st = |e: Option<TcpEntry>| e.map(|e| e.state_name()).unwrap_or("CLOSED");
-    let (_, c1, s1) = results[0];
-    let (_, c2, s2) = results[1];
+    let closed = |who: FirstFin| {
+        results
+            .iter()
+            .find(|(c, _, _)| *c == who)
+            .map(|&(_, c, s)| (c, s))
+            .unwrap_or_default()
+    };
+    let (c1, s1) = closed(FirstFin::Client);
+    let (c2, s2) = closed(FirstFin::Server);
     o.claimed.value = Some("active closer: TIME_WAIT; passive closer: CLOSED".into());
     o.expected.value = o.claimed.value.clone();
     o.observed.value = Some(format!(
@@ -129,12 +218,43 @@ fn active_closer(_ctx: &Ctx) -> Result<Outcome> {
             active.is_some_and(|e| e.timer == 3) && left <= TCP_TIMEWAIT_LEN,
         );
     }
-    Ok(o)
+    o
 }
 
-fn duration(ctx: &Ctx) -> Result<Outcome> {
-    const POLL: Duration = Duration::from_millis(100);
-    const LIMIT: Duration = Duration::from_secs(75);
+const ACTIVE_CLOSER: Steps<Closings> = Steps {
+    measure: measure_active_closer,
+    judge: judge_active_closer,
+};
+
+/// How often `tw.duration` reads the socket table.
+const LIFETIME_POLL: Duration = Duration::from_millis(100);
+/// How long after the close it gives up.
+const LIFETIME_LIMIT: Duration = Duration::from_secs(75);
+
+/// What `tw.duration` measured: one client-side TIME_WAIT, its timer as first read, and
+/// when it left the table.
+#[derive(Debug, Serialize, Deserialize)]
+struct Lifetime {
+    /// The lab's namespace.
+    lab: String,
+    /// The client's address (it closed first).
+    client: SocketAddrV4,
+    /// From the close to the first table read that showed TIME_WAIT.
+    read_at: Duration,
+    /// The client's socket as read then.
+    entry: Row,
+    /// Table reads while waiting for it to go.
+    polls: u32,
+    /// When it was gone, from the close (`None`: still there at the limit).
+    gone: Option<Duration>,
+    /// The lifetime judged (`gone`, or the limit) with the probe's timer lateness over
+    /// it: the kernel's timer and the poller's sleeps ran as late as this machine did.
+    lifetime: lab::Measured,
+}
+
+/// `tw.duration`, measured: one TIME_WAIT made, its timer read, then the table polled
+/// until it is gone.
+fn measure_duration(_ctx: &Ctx) -> Result<Measured<Lifetime>> {
     let ns = NetNs::new().context("creating the lab namespace")?;
     let listener = Listener::bind(&ns, loopback(LISTEN_PORT), 128).context("binding")?;
     let pair = match ports::close_one(&ns, &listener, Closer::Client).context("connection")? {
@@ -158,24 +278,61 @@ fn duration(ctx: &Ctx) -> Result<Outcome> {
                 ports::TIME_WAIT_SETTLE.as_millis()
             )
         })?;
+    let mut polls = 0u32;
+    let mut failed = None;
+    let waited = wait::until_every(
+        "the client's TIME_WAIT socket to go",
+        LIFETIME_LIMIT.saturating_sub(closed.elapsed()),
+        LIFETIME_POLL,
+        || {
+            polls += 1;
+            match ports::tcp_table(&ns) {
+                Ok(t) => match find(&t, pair.client, pair.server) {
+                    Some(e) if e.state == state::TIME_WAIT => {
+                        Poll::Pending("still in TIME_WAIT".into())
+                    }
+                    _ => Poll::Ready(Some(closed.elapsed())),
+                },
+                Err(e) => {
+                    failed = Some(e);
+                    Poll::Ready(None)
+                }
+            }
+        },
+    );
+    if let Some(e) = failed {
+        return Err(anyhow::Error::from(e).context("reading the socket table"));
+    }
+    // Past the limit the lifetime is judged as the limit (and fails).
+    let gone = waited.ok().and_then(|(at, _)| at);
+    let observed = gone.unwrap_or(LIFETIME_LIMIT);
+    Ok(Measured::Observed(Lifetime {
+        lab: ns.name().to_owned(),
+        client: pair.client,
+        read_at,
+        entry: entry.into(),
+        polls,
+        gone,
+        lifetime: lab::Measured {
+            took: observed,
+            error: slowness::late_between(closed, closed + observed),
+            early_error: Duration::ZERO,
+            error_from: "timers late over the lifetime (probe)".into(),
+        },
+    }))
+}
+
+/// `tw.duration`, judged: 240 s stated, `TCP_TIMEWAIT_LEN` (60 s) predicted, with the
+/// timer wheel's slack at this run's HZ.
+fn judge_duration(m: &Lifetime, ctx: &Ctx) -> Outcome {
+    let entry = TcpEntry::from(m.entry);
+    let (read_at, gone) = (m.read_at, m.gone);
     // The timer column: how long the kernel will keep this TIME_WAIT, as armed.
     let armed = read_at + entry.timer_left();
-    let mut gone = None;
-    let mut polls = 0u32;
-    while closed.elapsed() < LIMIT {
-        std::thread::sleep(POLL);
-        polls += 1;
-        let t = ports::tcp_table(&ns).context("reading the socket table")?;
-        if find(&t, pair.client, pair.server).is_none_or(|e| e.state != state::TIME_WAIT) {
-            gone = Some(closed.elapsed());
-            break;
-        }
-    }
-
     let slack = timer_slack(TCP_TIMEWAIT_LEN, ctx.hz);
     // Late side: the wheel's slack, one poll interval, and scheduling delay of the poller
     // while other claims run.
-    let late = slack + POLL + Duration::from_millis(300);
+    let late = slack + LIFETIME_POLL + Duration::from_millis(300);
     let window = kernel_timer_window(TCP_TIMEWAIT_LEN, late, EARLY);
     let stated_window = kernel_timer_window(STATED_TIME_WAIT, late, EARLY);
     // clock_t resolution (10 ms) plus the time between close and the read.
@@ -187,7 +344,7 @@ fn duration(ctx: &Ctx) -> Result<Outcome> {
     let mut o = Outcome::default();
     o.evidence(format!(
         "client {} closed first; {:.3} s later /proc/thread-self/net/tcp showed {} with tm->when = {} ticks of 1/{} s ({:.2} s left): armed for {:.3} s",
-        pair.client,
+        m.client,
         read_at.as_secs_f64(),
         entry.state_name(),
         entry.timer_ticks,
@@ -196,11 +353,12 @@ fn duration(ctx: &Ctx) -> Result<Outcome> {
         armed.as_secs_f64()
     ));
     o.evidence(format!(
-        "polled every {} ms ({polls} polls): {}",
-        POLL.as_millis(),
+        "polled every {} ms ({} polls): {}",
+        LIFETIME_POLL.as_millis(),
+        m.polls,
         match gone {
             Some(d) => format!("gone {:.3} s after the close", d.as_secs_f64()),
-            None => format!("still in TIME_WAIT after {} s", LIMIT.as_secs()),
+            None => format!("still in TIME_WAIT after {} s", LIFETIME_LIMIT.as_secs()),
         }
     ));
     o.evidence(format!(
@@ -208,20 +366,13 @@ fn duration(ctx: &Ctx) -> Result<Outcome> {
         slack.as_secs_f64(),
         ctx.hz
     ));
-    let observed = gone.unwrap_or(LIMIT);
+    let measured = &m.lifetime;
     o.claimed = Figures::default().duration(STATED_TIME_WAIT);
     o.expected = Figures::default().duration(TCP_TIMEWAIT_LEN);
-    o.observed = Figures::default().duration(observed);
+    o.observed = Figures::default().duration(measured.took);
     if gone.is_none() {
-        o.observed.value = Some(format!("still present at {} s", LIMIT.as_secs()));
+        o.observed.value = Some(format!("still present at {} s", LIFETIME_LIMIT.as_secs()));
     }
-    // One kernel timer, and the poller's own sleeps: as late as this machine ran timers.
-    let measured = Measured {
-        took: observed,
-        error: slowness::late_between(closed, closed + observed),
-        early_error: Duration::ZERO,
-        error_from: "timers late over the lifetime (probe)".into(),
-    };
     match gone {
         Some(_) => check_timing(
             &mut o,
@@ -229,12 +380,12 @@ fn duration(ctx: &Ctx) -> Result<Outcome> {
             "TIME_WAIT lifetime (2 MSL, MSL = 2 min)",
             STATED_TIME_WAIT,
             stated_window,
-            &measured,
+            measured,
         ),
         None => o.claim_check(
             "TIME_WAIT lifetime (2 MSL, MSL = 2 min)",
             format!("240 s within {stated_window}"),
-            format!("> {} s", LIMIT.as_secs()),
+            format!("> {} s", LIFETIME_LIMIT.as_secs()),
             false,
         ),
     }
@@ -251,28 +402,54 @@ fn duration(ctx: &Ctx) -> Result<Outcome> {
             "TIME_WAIT lifetime (TCP_TIMEWAIT_LEN, timer-wheel slack, poll interval)",
             TCP_TIMEWAIT_LEN,
             window,
-            &measured,
+            measured,
         ),
         None => o.model_check(
             "TIME_WAIT lifetime (TCP_TIMEWAIT_LEN, timer-wheel slack, poll interval)",
             format!("60 s within {window}"),
-            format!("> {} s", LIMIT.as_secs()),
+            format!("> {} s", LIFETIME_LIMIT.as_secs()),
             false,
         ),
     }
-    Ok(o)
+    o
 }
 
-/// One lab of tw.reuse-needs-timestamps: the range filled with TIME_WAIT, then a
+const DURATION: Steps<Lifetime> = Steps {
+    measure: measure_duration,
+    judge: judge_duration,
+};
+
+/// One lab of `tw.reuse-needs-timestamps`: the range filled with TIME_WAIT, then a
 /// connect after the reuse age.
+#[derive(Debug, Serialize, Deserialize)]
 struct ReuseTrial {
+    /// The lab's namespace.
+    lab: String,
+    /// `tcp_timestamps` set there.
     timestamps: u8,
-    tw: usize,
-    result: std::result::Result<u16, Errno>,
-    table: String,
+    /// Its range in force.
+    range: RangeInForce,
+    /// The short connections that filled it.
+    filled: Filled,
+    /// The socket table just before the connect.
+    table: Table,
+    /// The connect.
+    result: Connected,
 }
 
-fn reuse_needs_timestamps(_ctx: &Ctx) -> Result<Outcome> {
+/// What `tw.reuse-needs-timestamps` measured: the same fill and connect with
+/// tcp_timestamps=0 and =1.
+#[derive(Debug, Serialize, Deserialize)]
+struct ReuseByTimestamps {
+    /// `tcp_tw_reuse_delay` in force, ms (`None`: the kernel has none).
+    reuse_delay_ms: Option<u64>,
+    /// tcp_timestamps=0, then 1.
+    trials: Vec<ReuseTrial>,
+}
+
+/// `tw.reuse-needs-timestamps`, measured: both labs filled, aged past the reuse age, and
+/// connected once more.
+fn measure_reuse_needs_timestamps(_ctx: &Ctx) -> Result<Measured<ReuseByTimestamps>> {
     let mut labs = Vec::new();
     for ts in [0u8, 1] {
         let ns = NetNs::new().context("creating a lab namespace")?;
@@ -283,12 +460,18 @@ fn reuse_needs_timestamps(_ctx: &Ctx) -> Result<Outcome> {
         let fill = ports::fill_time_wait(&ns, &listener, range.usable).context("TIME_WAIT fill")?;
         labs.push((ts, ns, range, listener, fill));
     }
-    let (age, age_text) = tw_reuse_age(&labs[0].1)?;
+    let reuse_delay_ms = match labs.first() {
+        Some((_, ns, ..)) => tw_reuse_delay(ns)?,
+        None => anyhow::bail!("no lab was built"),
+    };
+    let (age, _) = tw_reuse_age(reuse_delay_ms);
+    // This wait is the measurement: the TIME_WAITs must age past the reuse age, which no
+    // socket state shows (a connect to poll it would itself take the port).
     std::thread::sleep(age + Duration::from_millis(300));
     let mut trials = Vec::new();
+    // Every lab lives until the last connect, as when they were filled.
     for (ts, ns, range, listener, fill) in &labs {
-        let (table, text) =
-            table_evidence(ns, &format!("tcp_timestamps={ts}, before the connect"))?;
+        let table = Table::read(ns, &format!("tcp_timestamps={ts}, before the connect"))?;
         let out = netclaim_fixtures::client::connect_blocking(ns, listener.addr())?;
         let result = match (out.errno(), out.socket.as_ref()) {
             (None, Some(s)) => Ok(ports::local_port(s).context("local port")?),
@@ -296,35 +479,50 @@ fn reuse_needs_timestamps(_ctx: &Ctx) -> Result<Outcome> {
             (None, None) => Err(Errno::UnknownErrno),
         };
         trials.push(ReuseTrial {
+            lab: ns.name().to_owned(),
             timestamps: *ts,
-            tw: ports::count_state(&table, state::TIME_WAIT),
-            result,
-            table: format!(
-                "{}; filled from ports {:?}\n{text}",
-                range.describe(),
-                fill.ports
-            ),
+            range: range.clone(),
+            filled: Filled::of(fill),
+            table,
+            result: record(result),
         });
         drop(out);
     }
-    let show = |r: &std::result::Result<u16, Errno>| match r {
-        Ok(p) => format!("connected from port {p}"),
-        Err(e) => format!("errno {} ({e})", *e as i32),
-    };
+    Ok(Measured::Observed(ReuseByTimestamps {
+        reuse_delay_ms,
+        trials,
+    }))
+}
+
+/// `tw.reuse-needs-timestamps`, judged: no reuse without timestamps, reuse with them.
+fn judge_reuse_needs_timestamps(m: &ReuseByTimestamps, _ctx: &Ctx) -> Outcome {
+    let (age, age_text) = tw_reuse_age(m.reuse_delay_ms);
     let mut o = Outcome::default();
     o.evidence(format!(
         "tcp_tw_reuse=1 in both labs; {age_text}; waited {:.3} s after filling. tcp_twsk_unique() reuses a TIME_WAIT only if it recorded the peer's timestamp (tw_ts_recent_stamp != 0), which needs timestamps negotiated",
         (age + Duration::from_millis(300)).as_secs_f64()
     ));
-    for t in &trials {
+    for t in &m.trials {
         o.evidence(format!(
-            "{}\nconnect with tcp_timestamps={}: {}",
-            t.table,
+            "{}; filled from ports {:?}\n{}\nconnect with tcp_timestamps={}: {}",
+            t.range.describe(),
+            t.filled.ports,
+            t.table.text(),
             t.timestamps,
-            show(&t.result)
+            show(&replay(&t.result))
         ));
     }
-    let (off, on) = (&trials[0], &trials[1]);
+    let (Some(off), Some(on)) = (
+        m.trials.iter().find(|t| t.timestamps == 0),
+        m.trials.iter().find(|t| t.timestamps == 1),
+    ) else {
+        return Outcome::forced(
+            crate::claim::Verdict::Error,
+            "the measurement lacks the lab with tcp_timestamps=0 or =1",
+        );
+    };
+    let tw = |t: &ReuseTrial| ports::count_state(&t.table.entries(), state::TIME_WAIT);
+    let (off_result, on_result) = (replay(&off.result), replay(&on.result));
     o.claimed.value = Some("timestamps=0: no reuse; timestamps=1: reuse".into());
     o.expected = Figures {
         errno: Some(Errno::EADDRNOTAVAIL as i32),
@@ -332,63 +530,105 @@ fn reuse_needs_timestamps(_ctx: &Ctx) -> Result<Outcome> {
         ..Figures::default()
     };
     o.observed = Figures {
-        errno: off.result.err().map(|e| e as i32),
+        errno: off_result.err().map(|e| e as i32),
         value: Some(format!(
             "timestamps=0: {}; timestamps=1: {}",
-            show(&off.result),
-            show(&on.result)
+            show(&off_result),
+            show(&on_result)
         )),
         ..Figures::default()
     };
     o.claim_check(
         "tcp_tw_reuse=1 with tcp_timestamps=0 / =1, every port in TIME_WAIT",
         "no effect (errno 99) / reuse (connected)",
-        format!("{} / {}", show(&off.result), show(&on.result)),
-        off.result == Err(Errno::EADDRNOTAVAIL) && on.result.is_ok(),
+        format!("{} / {}", show(&off_result), show(&on_result)),
+        off_result == Err(Errno::EADDRNOTAVAIL) && on_result.is_ok(),
     );
-    let usable = labs[0].2.usable;
+    let usable = off.range.usable;
     check_eq(
         &mut o,
         Against::Model,
         "TIME_WAIT sockets (timestamps=0)",
         usable,
-        off.tw,
+        tw(off),
     );
     check_eq(
         &mut o,
         Against::Model,
         "TIME_WAIT sockets (timestamps=1)",
         usable,
-        on.tw,
+        tw(on),
     );
     check_eq(
         &mut o,
         Against::Model,
         "connect, tcp_timestamps=0",
         Some(Errno::EADDRNOTAVAIL),
-        off.result.err(),
+        off_result.err(),
     );
     check_eq(
         &mut o,
         Against::Model,
         "connect, tcp_timestamps=1 succeeds",
         true,
-        on.result.is_ok(),
+        on_result.is_ok(),
     );
-    Ok(o)
+    o
 }
 
-fn concurrent_client_exhaustion(_ctx: &Ctx) -> Result<Outcome> {
-    const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
-    const SERVER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
-    const WORKERS: usize = 4;
+const REUSE_NEEDS_TIMESTAMPS: Steps<ReuseByTimestamps> = Steps {
+    measure: measure_reuse_needs_timestamps,
+    judge: judge_reuse_needs_timestamps,
+};
+
+/// The client of `tw.concurrent-client-exhaustion`.
+const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+/// Its server.
+const SERVER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+/// Threads making short connections at once.
+const WORKERS: usize = 4;
+
+/// What `tw.concurrent-client-exhaustion` measured: short connections from several
+/// threads until connect() failed, the TIME_WAITs left, and a retry after the reuse age.
+#[derive(Debug, Serialize, Deserialize)]
+struct ShortConnections {
+    /// The client's namespace.
+    client_lab: String,
+    /// The server's namespace.
+    server_lab: String,
+    /// The client's range in force.
+    range: RangeInForce,
+    /// The client's `tcp_tw_reuse` (namespace default).
+    tw_reuse: String,
+    /// The client's `tcp_timestamps` (namespace default).
+    timestamps: String,
+    /// The client's `tcp_tw_reuse_delay`, ms (`None`: the kernel has none).
+    reuse_delay_ms: Option<u64>,
+    /// The ports the workers' connections used.
+    used: Vec<u16>,
+    /// The errno (number) each worker stopped on.
+    errnos: Vec<i32>,
+    /// The client's socket table once the workers were done (and their TIME_WAITs had
+    /// settled, or 2 s passed).
+    after_workers: Vec<Row>,
+    /// The retry after the reuse age.
+    late: Connected,
+    /// Connections the server finished, read after the retry.
+    served: usize,
+    /// The client's table after the retry.
+    after_retry: Table,
+}
+
+/// `tw.concurrent-client-exhaustion`, measured: the workers run to exhaustion, then one
+/// retry after the reuse age.
+fn measure_concurrent_client_exhaustion(_ctx: &Ctx) -> Result<Measured<ShortConnections>> {
     let client = NetNs::new().context("creating the client namespace")?;
     let server = NetNs::new().context("creating the server namespace")?;
     netclaim_harness::link::veth_pair(&client, CLIENT, &server, SERVER, 24)
         .context("linking client and server")?;
     let range = or_na!(set_range(&client, (40000, 40007)));
-    let reuse = client.sysctl(knob::TCP_TW_REUSE)?;
-    let ts = client.sysctl(knob::TCP_TIMESTAMPS)?;
+    let tw_reuse = client.sysctl(knob::TCP_TW_REUSE)?;
+    let timestamps = client.sysctl(knob::TCP_TIMESTAMPS)?;
     let target = SocketAddrV4::new(SERVER, 3306);
     let srv = ShortServer::start(&server, target).context("starting the server")?;
 
@@ -403,46 +643,70 @@ fn concurrent_client_exhaustion(_ctx: &Ctx) -> Result<Outcome> {
         }
         Ok((done, None))
     };
-    let results = crate::lab::parallel("tw-worker", vec![worker; WORKERS]);
+    let results = lab::parallel("tw-worker", vec![worker; WORKERS]);
     let mut used = Vec::new();
     let mut errnos = Vec::new();
     for r in results {
         let (p, e) = r?;
         used.extend(p);
-        errnos.extend(e);
+        errnos.extend(e.map(|e| e as i32));
     }
     let n = used.len();
     let table = ports::wait_for_table(&client, Duration::from_secs(2), |t| {
         ports::count_state(t, state::TIME_WAIT) >= n
     })
     .context("reading the socket table")?;
-    let tw = ports::count_state(&table, state::TIME_WAIT);
     // After the reuse age, tcp_tw_reuse=2 (loopback only) still does not apply: the
     // destination is on a veth.
-    let (age, age_text) = tw_reuse_age(&client)?;
+    let reuse_delay_ms = tw_reuse_delay(&client)?;
+    let (age, _) = tw_reuse_age(reuse_delay_ms);
+    // This wait is the measurement: the TIME_WAITs must age past the reuse age, which no
+    // socket state shows (a connect to poll it would itself take the port).
     std::thread::sleep(age + Duration::from_millis(300));
     let late = ports::short_connection(&client, target)?;
-    let (_, text) = table_evidence(&client, "client after the retry")?;
+    let after_retry = Table::read(&client, "client after the retry")?;
+    Ok(Measured::Observed(ShortConnections {
+        client_lab: client.name().to_owned(),
+        server_lab: server.name().to_owned(),
+        range,
+        tw_reuse,
+        timestamps,
+        reuse_delay_ms,
+        used,
+        errnos,
+        after_workers: rows(&table),
+        late: record(late),
+        served: srv.served(),
+        after_retry,
+    }))
+}
 
+/// `tw.concurrent-client-exhaustion`, judged: the range filled with TIME_WAIT, then
+/// errno 99 in every worker; the retry as tcp_tw_reuse predicts.
+fn judge_concurrent_client_exhaustion(m: &ShortConnections, _ctx: &Ctx) -> Outcome {
+    let (age, age_text) = tw_reuse_age(m.reuse_delay_ms);
+    let (range, reuse, used) = (&m.range, &m.tw_reuse, &m.used);
+    let errnos: Vec<Errno> = m.errnos.iter().copied().map(Errno::from_raw).collect();
+    let late = replay(&m.late);
+    let n = used.len();
+    let tw = ports::count_state(&entries(&m.after_workers), state::TIME_WAIT);
     let mut o = Outcome::default();
     o.evidence(format!(
-        "client 192.0.2.1 → server 192.0.2.2:3306 over a veth; client {}; tcp_tw_reuse = {reuse}, tcp_timestamps = {ts} (namespace defaults); {age_text}",
-        range.describe()
+        "client 192.0.2.1 → server 192.0.2.2:3306 over a veth; client {}; tcp_tw_reuse = {reuse}, tcp_timestamps = {} (namespace defaults); {age_text}",
+        range.describe(),
+        m.timestamps
     ));
     o.evidence(format!(
         "{WORKERS} workers made {n} short connection(s) from ports {used:?}; the server finished {}; the workers stopped on errno {:?}; {tw} TIME_WAIT socket(s) on the client",
-        srv.served(),
+        m.served,
         errnos.iter().map(|e| format!("{} ({e})", *e as i32)).collect::<Vec<_>>()
     ));
     o.evidence(format!(
         "retry {:.3} s later: {}",
         (age + Duration::from_millis(300)).as_secs_f64(),
-        match late {
-            Ok(p) => format!("connected from port {p}"),
-            Err(e) => format!("errno {} ({e})", e as i32),
-        }
+        show(&late)
     ));
-    o.evidence(text);
+    o.evidence(m.after_retry.text());
     let all_99 = !errnos.is_empty() && errnos.iter().all(|e| *e == Errno::EADDRNOTAVAIL);
     o.claimed.errno = Some(Errno::EADDRNOTAVAIL as i32);
     o.expected = Figures {
@@ -493,18 +757,20 @@ fn concurrent_client_exhaustion(_ctx: &Ctx) -> Result<Outcome> {
     o.model_check(
         "retry after the reuse age",
         predicted_late,
-        match late {
-            Ok(p) => format!("connected from port {p}"),
-            Err(e) => format!("errno {} ({e})", e as i32),
-        },
+        show(&late),
         if reuse == "1" {
             late.is_ok()
         } else {
             late == Err(Errno::EADDRNOTAVAIL)
         },
     );
-    Ok(o)
+    o
 }
+
+const CONCURRENT_CLIENT_EXHAUSTION: Steps<ShortConnections> = Steps {
+    measure: measure_concurrent_client_exhaustion,
+    judge: judge_concurrent_client_exhaustion,
+};
 
 const S: Duration = Duration::from_secs(1);
 
@@ -519,7 +785,7 @@ pub fn claims() -> Vec<Claim> {
             action: "one connection closed by the client first, one closed by the server first; read /proc/thread-self/net/tcp",
             needs: Needs::default(),
             estimate: S,
-            run: Procedure::Rust(&OneStep(active_closer)),
+            run: Procedure::Rust(&ACTIVE_CLOSER),
         },
         Claim {
             id: "tw.duration",
@@ -529,7 +795,7 @@ pub fn claims() -> Vec<Claim> {
             action: "make one client-side TIME_WAIT, read its timer, poll /proc/thread-self/net/tcp every 100 ms until it is gone (at most 75 s)",
             needs: Needs::default(),
             estimate: 63 * S,
-            run: Procedure::Rust(&OneStep(duration)),
+            run: Procedure::Rust(&DURATION),
         },
         Claim {
             id: "tw.reuse-needs-timestamps",
@@ -539,7 +805,7 @@ pub fn claims() -> Vec<Claim> {
             action: "fill each range with client-closed TIME_WAIT sockets, wait past tcp_tw_reuse_delay, connect once more",
             needs: Needs::default(),
             estimate: 2 * S,
-            run: Procedure::Rust(&OneStep(reuse_needs_timestamps)),
+            run: Procedure::Rust(&REUSE_NEEDS_TIMESTAMPS),
         },
         Claim {
             id: "tw.concurrent-client-exhaustion",
@@ -549,7 +815,120 @@ pub fn claims() -> Vec<Claim> {
             action: "4 threads make short connections (connect, send, close first) until connect() fails; retry after tcp_tw_reuse_delay",
             needs: Needs::default(),
             estimate: 2 * S,
-            run: Procedure::Rust(&OneStep(concurrent_client_exhaustion)),
+            run: Procedure::Rust(&CONCURRENT_CLIENT_EXHAUSTION),
         },
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::claim::Verdict;
+
+    fn ctx() -> Ctx {
+        Ctx {
+            hz: 250,
+            kernel: "test".into(),
+        }
+    }
+
+    fn trial(timestamps: u8, result: Connected) -> ReuseTrial {
+        let ports: Vec<u16> = (40000..=40003).collect();
+        ReuseTrial {
+            lab: format!("netclaim-test-{timestamps}"),
+            timestamps,
+            range: RangeInForce {
+                low: 40000,
+                high: 40003,
+                reserved: String::new(),
+                usable: 4,
+                usable_min: 4,
+            },
+            filled: Filled {
+                ports: ports.clone(),
+                failure: None,
+                settled: Some(Duration::from_millis(2)),
+            },
+            table: Table {
+                title: format!("tcp_timestamps={timestamps}, before the connect"),
+                lab: format!("netclaim-test-{timestamps}"),
+                rows: ports
+                    .iter()
+                    .map(|&p| Row {
+                        local: loopback(p),
+                        remote: loopback(LISTEN_PORT),
+                        state: state::TIME_WAIT,
+                        timer: 3,
+                        timer_ticks: 5800,
+                        timer_ms: None,
+                    })
+                    .collect(),
+            },
+            result,
+        }
+    }
+
+    #[test]
+    fn reuse_only_with_timestamps_holds() {
+        let m = ReuseByTimestamps {
+            reuse_delay_ms: Some(1000),
+            trials: vec![trial(0, Err(99)), trial(1, Ok(40002))],
+        };
+        let o = judge_reuse_needs_timestamps(&m, &ctx());
+        assert_eq!(o.verdict(), Verdict::Holds, "{}", o.reason());
+        assert!(o.model_agrees(), "{:?}", o.model_checks);
+        let check = &o.claim_checks[0];
+        assert!(check.ok);
+        assert!(
+            check.observed.starts_with("errno 99 (EADDRNOTAVAIL")
+                && check.observed.ends_with(" / connected from port 40002"),
+            "{}",
+            check.observed
+        );
+        // Reuse without timestamps too: the statement is refuted.
+        let m = ReuseByTimestamps {
+            reuse_delay_ms: None,
+            trials: vec![trial(0, Ok(40001)), trial(1, Ok(40002))],
+        };
+        let o = judge_reuse_needs_timestamps(&m, &ctx());
+        assert_eq!(o.verdict(), Verdict::Refuted);
+        assert!(o.evidence[0].contains("no tcp_tw_reuse_delay (kernel < 6.13)"));
+    }
+
+    #[test]
+    fn a_sixty_second_time_wait_refutes_four_minutes_and_meets_the_model() {
+        let gone = Duration::from_millis(60_150);
+        let m = Lifetime {
+            lab: "netclaim-test".into(),
+            client: loopback(40000),
+            read_at: Duration::from_millis(5),
+            entry: Row {
+                local: loopback(40000),
+                remote: loopback(LISTEN_PORT),
+                state: state::TIME_WAIT,
+                timer: 3,
+                timer_ticks: 5999,
+                timer_ms: None,
+            },
+            polls: 601,
+            gone: Some(gone),
+            lifetime: lab::Measured {
+                took: gone,
+                error: Duration::ZERO,
+                early_error: Duration::ZERO,
+                error_from: "timers late over the lifetime (probe)".into(),
+            },
+        };
+        let o = judge_duration(&m, &ctx());
+        assert_eq!(o.verdict(), Verdict::Refuted, "{}", o.reason());
+        assert!(o.model_agrees(), "{:?}", o.model_checks);
+        assert_eq!(o.observed.duration_ms, Some(60_150));
+        assert!(o.evidence[1].contains("(601 polls): gone 60.150 s after the close"));
+        // Still there at the limit: no timing to judge, and the model fails.
+        let m = Lifetime { gone: None, ..m };
+        let o = judge_duration(&m, &ctx());
+        assert_eq!(o.verdict(), Verdict::Refuted);
+        assert!(!o.model_agrees());
+        assert_eq!(o.claim_checks[0].observed, "> 75 s");
+    }
 }
