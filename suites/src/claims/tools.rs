@@ -16,12 +16,9 @@
 //! which fall on whole seconds.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use netclaim_fixtures::http::{SlowBodyServer, Trickle};
 use netclaim_fixtures::server::NoAcceptListener;
 use netclaim_harness::command::{CommandOutput, ToolCommand};
@@ -385,142 +382,6 @@ impl Resolver {
     }
 }
 
-/// A UDP capture of DNS queries leaving a namespace (the harness captures TCP only).
-struct DnsCapture {
-    stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<netclaim_harness::Result<Result<Vec<DnsQuery>>>>,
-}
-
-/// One DNS query seen on the wire.
-#[derive(Debug, Clone)]
-struct DnsQuery {
-    at: Instant,
-    dst: Ipv4Addr,
-    qtype: u16,
-    name: String,
-}
-
-fn open_udp_packet_socket() -> Result<OwnedFd> {
-    // ETH_P_ALL: outgoing packets reach only the packet taps registered for every protocol.
-    let proto = (libc::ETH_P_ALL as u16).to_be();
-    // SAFETY: plain socket(2); the descriptor is checked and owned right after.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-            i32::from(proto),
-        )
-    };
-    if fd < 0 {
-        return Err(anyhow!(
-            "socket(AF_PACKET, SOCK_DGRAM, ETH_P_ALL): {}",
-            Errno::last()
-        ));
-    }
-    // SAFETY: `fd` is a fresh descriptor nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let tv = libc::timeval {
-        tv_sec: 0,
-        tv_usec: 20_000,
-    };
-    // SAFETY: setsockopt with a pointer to a live timeval of the size passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(anyhow!("setsockopt(SO_RCVTIMEO): {}", Errno::last()));
-    }
-    Ok(fd)
-}
-
-/// Parses an IPv4 packet (no link header) carrying a DNS query to port 53.
-fn parse_dns_query(pkt: &[u8], at: Instant) -> Option<DnsQuery> {
-    if pkt.len() < 20 || pkt[0] >> 4 != 4 || pkt[9] != 17 {
-        return None;
-    }
-    let ihl = usize::from(pkt[0] & 0x0f) * 4;
-    let udp = pkt.get(ihl..)?;
-    if udp.len() < 8 || u16::from_be_bytes([udp[2], udp[3]]) != 53 {
-        return None;
-    }
-    let dns = &udp[8..];
-    // Header (12 bytes), then QNAME labels, QTYPE.
-    let mut i = 12;
-    let mut labels = Vec::new();
-    loop {
-        let len = usize::from(*dns.get(i)?);
-        if len == 0 || len & 0xc0 != 0 {
-            i += 1;
-            break;
-        }
-        labels.push(String::from_utf8_lossy(dns.get(i + 1..i + 1 + len)?).into_owned());
-        i += 1 + len;
-    }
-    let qtype = u16::from_be_bytes([*dns.get(i)?, *dns.get(i + 1)?]);
-    Some(DnsQuery {
-        at,
-        dst: Ipv4Addr::new(pkt[16], pkt[17], pkt[18], pkt[19]),
-        qtype,
-        name: labels.join("."),
-    })
-}
-
-impl DnsCapture {
-    fn start(ns: &NetNs) -> Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let thread = ns.spawn("dns-capture", move || -> Result<Vec<DnsQuery>> {
-            let fd = match open_udp_packet_socket() {
-                Ok(fd) => {
-                    let _ = ready_tx.send(Ok(()));
-                    fd
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(format!("{e:#}")));
-                    return Err(e);
-                }
-            };
-            let mut queries = Vec::new();
-            let mut buf = [0u8; 1500];
-            while !flag.load(Ordering::Relaxed) {
-                // SAFETY: recv into a live buffer of the length passed.
-                let n =
-                    unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-                let at = Instant::now();
-                if n < 0 {
-                    match Errno::last() {
-                        Errno::EAGAIN | Errno::EINTR => continue,
-                        e => return Err(anyhow!("recv(AF_PACKET): {e}")),
-                    }
-                }
-                if let Some(q) = parse_dns_query(&buf[..n as usize], at) {
-                    queries.push(q);
-                }
-            }
-            Ok(queries)
-        })?;
-        match ready_rx.recv() {
-            Ok(Ok(())) => Ok(Self { stop, thread }),
-            Ok(Err(e)) => Err(anyhow!("starting the DNS capture: {e}")),
-            Err(_) => Err(anyhow!("the DNS capture thread ended before it started")),
-        }
-    }
-
-    fn finish(self) -> Result<Vec<DnsQuery>> {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread
-            .join()
-            .map_err(|_| anyhow!("the DNS capture thread panicked"))??
-    }
-}
-
 /// One DNS query seen on the wire, as a measurement records it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct QueryAt {
@@ -614,13 +475,16 @@ fn wget_dns_run(lab: &BlackholeLab, resolver: Resolver, args: &[&str]) -> Result
     let cmd = wget(deadline, args)
         .args(["--tries", "1", target.as_str()])
         .etc_file("resolv.conf", resolver.resolv_conf());
-    let cap = DnsCapture::start(&lab.client)?;
+    let cap = lab
+        .client
+        .capture_dns()
+        .context("starting the DNS capture")?;
     let started = Instant::now();
     let output = lab
         .client
         .run_command(&cmd)
         .with_context(|| format!("running {}", cmd.command_line()))?;
-    let queries = cap.finish()?;
+    let queries = cap.finish().context("finishing the DNS capture")?;
     // Read the timer probe over the run now, while its instants mean something.
     let measurement = Measurement::record(
         &[],
@@ -1431,19 +1295,5 @@ mod tests {
         };
         assert_eq!(r.give_up(), 2 * S);
         assert_eq!(r.rounds(), vec![Duration::ZERO, S]);
-    }
-
-    #[test]
-    fn dns_query_parses() {
-        let mut pkt = vec![0u8; 20 + 8 + 12];
-        pkt[0] = 0x45;
-        pkt[9] = 17;
-        pkt[16..20].copy_from_slice(&[192, 0, 2, 2]);
-        pkt[22..24].copy_from_slice(&53u16.to_be_bytes());
-        pkt.extend_from_slice(b"\x01a\x07example\x00\x00\x1c\x00\x01");
-        let q = parse_dns_query(&pkt, Instant::now()).expect("a query");
-        assert_eq!(q.name, "a.example");
-        assert_eq!(q.qtype, 28);
-        assert_eq!(q.dst, BlackholeLab::HOST);
     }
 }
