@@ -283,6 +283,7 @@ fn judge_refused(m: &Refused, _ctx: &Ctx) -> Outcome {
     o
 }
 
+/// `mysql.refused` in two steps.
 const REFUSED: Steps<Refused> = Steps {
     measure: measure_refused,
     judge: judge_refused,
@@ -443,6 +444,7 @@ fn judge_no_socket(m: &NoSocket, _ctx: &Ctx) -> Outcome {
     o
 }
 
+/// `mysql.no-socket` in two steps.
 const NO_SOCKET: Steps<NoSocket> = Steps {
     measure: measure_no_socket,
     judge: judge_no_socket,

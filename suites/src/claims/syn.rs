@@ -159,6 +159,7 @@ fn judge_drop_rule(d: &DropRule, ctx: &Ctx) -> Outcome {
     o
 }
 
+/// `syn.drop-rule` in two steps.
 const DROP_RULE: Steps<DropRule> = Steps {
     measure: measure_drop_rule,
     judge: judge_drop_rule,
@@ -276,6 +277,7 @@ fn judge_invisible_to_strace(m: &StraceRun, _ctx: &Ctx) -> Outcome {
     o
 }
 
+/// `syn.invisible-to-strace` in two steps.
 const INVISIBLE_TO_STRACE: Steps<StraceRun> = Steps {
     measure: measure_invisible_to_strace,
     judge: judge_invisible_to_strace,

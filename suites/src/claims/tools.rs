@@ -336,6 +336,7 @@ fn judge_max_time(m: &MaxTime, _ctx: &Ctx) -> Outcome {
     o
 }
 
+/// `curl.max-time` in two steps.
 const MAX_TIME_STEPS: Steps<MaxTime> = Steps {
     measure: measure_max_time,
     judge: judge_max_time,
@@ -735,6 +736,7 @@ fn judge_dns_timeout(m: &DnsTimeout, _ctx: &Ctx) -> Outcome {
     o
 }
 
+/// `wget.dns-timeout` in two steps.
 const DNS_TIMEOUT: Steps<DnsTimeout> = Steps {
     measure: measure_dns_timeout,
     judge: judge_dns_timeout,
@@ -929,6 +931,7 @@ fn judge_timeout_sets_all(m: &TimeoutSetsAll, _ctx: &Ctx) -> Outcome {
     o
 }
 
+/// `wget.timeout-sets-all` in two steps.
 const TIMEOUT_SETS_ALL: Steps<TimeoutSetsAll> = Steps {
     measure: measure_timeout_sets_all,
     judge: judge_timeout_sets_all,
@@ -1139,6 +1142,7 @@ fn judge_nc_w_idle(m: &NcIdle, _ctx: &Ctx) -> Outcome {
     o
 }
 
+/// `nc.w-idle` in two steps.
 const NC_W_IDLE: Steps<NcIdle> = Steps {
     measure: measure_nc_w_idle,
     judge: judge_nc_w_idle,
