@@ -22,8 +22,9 @@ pub const TCP_TIMEOUT_INIT: Duration = Duration::from_secs(1);
 /// `TCP_RTO_MAX`: the default cap of the RTO.
 pub const TCP_RTO_MAX: Duration = Duration::from_secs(120);
 
-/// The inputs of the model: what is in force in the namespace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The inputs of the model: what is in force in the namespace. It serialises, so a
+/// measurement records the sysctls it ran under and is judged against them later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SynModel {
     /// `net.ipv4.tcp_syn_retries` (or the socket's `TCP_SYNCNT`).
     pub syn_retries: u32,

@@ -15,5 +15,6 @@ pub mod lab;
 pub mod recording;
 pub mod spec;
 pub mod toolmodel;
+pub(crate) mod versions;
 
 pub use claim::{Check, CheckState, Claim, Ctx, Figures, Outcome, Timing, Verdict};

@@ -84,19 +84,12 @@ impl Failure {
 
 /// Whether the installed curl is at least `major.minor`.
 pub fn curl_at_least(major: u32, minor: u32) -> bool {
-    tool_version("curl")
-        .and_then(|v| {
-            let mut parts = v.split_whitespace().nth(1)?.split('.');
-            let ma: u32 = parts.next()?.parse().ok()?;
-            let mi: u32 = parts.next()?.parse().ok()?;
-            Some((ma, mi) >= (major, minor))
-        })
-        .unwrap_or(false)
+    crate::versions::curl_at_least(tool_version("curl").as_deref(), major, minor)
 }
 
 /// Whether the installed `mysql` is MariaDB's client.
 pub fn is_mariadb() -> bool {
-    tool_version("mysql").is_some_and(|v| v.contains("MariaDB"))
+    crate::versions::is_mariadb(tool_version("mysql").as_deref())
 }
 
 /// The C library's message for `errno`, as tools print it ("Connection timed out").
@@ -134,6 +127,12 @@ pub struct MysqlError {
 /// greeting read is CR_SERVER_LOST (2013). Oracle's libmysqlclient reports
 /// CR_CONN_HOST_ERROR (2003) with the connect errno.
 pub fn mysql_error(case: MysqlCase, target: SocketAddrV4) -> MysqlError {
+    mysql_error_of(is_mariadb(), case, target)
+}
+
+/// [`mysql_error`] for a client known to be MariaDB's (`mariadb`) or Oracle's: what a
+/// judge uses, with the version its measurement recorded.
+pub fn mysql_error_of(mariadb: bool, case: MysqlCase, target: SocketAddrV4) -> MysqlError {
     let ip = target.ip();
     let port = target.port();
     let line = |code: u32, errno: i32, text: String| MysqlError {
@@ -142,7 +141,7 @@ pub fn mysql_error(case: MysqlCase, target: SocketAddrV4) -> MysqlError {
         line: text,
     };
     let timedout = Errno::ETIMEDOUT as i32;
-    if is_mariadb() {
+    if mariadb {
         match case {
             MysqlCase::ConnectFailed(_) => {
                 let e = Errno::EINPROGRESS as i32;

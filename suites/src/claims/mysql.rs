@@ -17,18 +17,17 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use netclaim_harness::command::ToolCommand;
+use netclaim_harness::command::{CommandOutput, ToolCommand};
 use netclaim_harness::tmp::TempDir;
 use netclaim_harness::NetNs;
 use nix::errno::Errno;
+use serde::{Deserialize, Serialize};
 
 use super::seeds;
-use crate::claim::{Claim, Ctx, Figures, Needs, OneStep, Outcome, Procedure};
-use crate::lab::{
-    self, check_eq, check_timing, tool_timer_window, version_evidence, Against, ToolRun,
-    TOOL_STARTUP,
-};
-use crate::toolmodel::{is_mariadb, mysql_error, MysqlCase, MysqlError};
+use crate::claim::{Claim, Ctx, Figures, Measured, Needs, Outcome, Procedure, Steps};
+use crate::lab::{self, check_eq, check_timing, tool_timer_window, Against, ToolRun, TOOL_STARTUP};
+use crate::toolmodel::{mysql_error_of, MysqlCase, MysqlError};
+use crate::versions::is_mariadb;
 
 /// The MySQL port the seed used.
 const MYSQL_PORT: u16 = 3306;
@@ -135,28 +134,57 @@ fn check_prediction(
     );
 }
 
-/// `mysql.refused`: no listener; with and without --connect_timeout.
-fn refused(_ctx: &Ctx) -> Result<Outcome> {
+/// What `mysql.refused` measured: the client against a port nothing listens on, without
+/// and with `--connect_timeout`.
+#[derive(Debug, Serialize, Deserialize)]
+struct Refused {
+    /// The lab's namespace.
+    lab: String,
+    /// Where the client connected.
+    target: SocketAddrV4,
+    /// The installed client's version line.
+    version: Option<String>,
+    /// Without `--connect_timeout`.
+    plain: ToolRun,
+    /// With `--connect_timeout=1`.
+    timed: ToolRun,
+}
+
+/// `mysql.refused`, measured: no listener; with and without --connect_timeout.
+fn measure_refused(_ctx: &Ctx) -> Result<Measured<Refused>> {
     let ns = NetNs::new().context("creating the lab namespace")?;
     let target = SocketAddrV4::new(LOOPBACK.into(), MYSQL_PORT);
     let deadline = Duration::from_secs(20);
     let plain = lab::run_tool(&ns, &tcp_command(target, None, deadline), MYSQL_PORT)?;
     let timed = lab::run_tool(&ns, &tcp_command(target, Some(1), deadline), MYSQL_PORT)?;
+    Ok(Measured::Observed(Refused {
+        lab: ns.name().to_owned(),
+        target,
+        version: lab::version_of("mysql"),
+        plain,
+        timed,
+    }))
+}
+
+/// `mysql.refused`, judged: the seed's ERROR 2003 / 2013 with errno 111, and Connector/C's
+/// own report of a refused connect for the recorded client.
+fn judge_refused(m: &Refused, _ctx: &Ctx) -> Outcome {
+    let (plain, timed, target) = (&m.plain, &m.timed, m.target);
     let plain_err = ClientError::parse(&plain.output.combined());
     let timed_err = ClientError::parse(&timed.output.combined());
     let mut o = Outcome::default();
     o.evidence(format!(
         "lab {}: nothing listens on {target}; the kernel answers the SYN with RST",
-        ns.name()
+        m.lab
     ));
-    version_evidence(&mut o, "mysql");
+    lab::version_line(&mut o, "mysql", m.version.as_deref());
     o.evidence(format!(
         "without --connect_timeout:\n{}",
-        lab::tool_evidence(&plain)
+        lab::tool_evidence(plain)
     ));
     o.evidence(format!(
         "with --connect_timeout=1:\n{}",
-        lab::tool_evidence(&timed)
+        lab::tool_evidence(timed)
     ));
 
     let refused = Errno::ECONNREFUSED as i32;
@@ -168,7 +196,11 @@ fn refused(_ctx: &Ctx) -> Result<Outcome> {
         "ERROR 2013 (HY000): Lost connection to MySQL server at 'reading initial communication packet', system error: {refused}"
     );
     // Connector/C reports a refused connect the same way with or without a timeout.
-    let p = mysql_error(MysqlCase::ConnectFailed(Errno::ECONNREFUSED), target);
+    let p = mysql_error_of(
+        is_mariadb(m.version.as_deref()),
+        MysqlCase::ConnectFailed(Errno::ECONNREFUSED),
+        target,
+    );
     o.claimed = Figures {
         errno: Some(refused),
         value: Some(format!(
@@ -227,8 +259,8 @@ fn refused(_ctx: &Ctx) -> Result<Outcome> {
     );
 
     for (label, run, err) in [
-        ("no timeout: ", &plain, &plain_err),
-        ("--connect_timeout=1: ", &timed, &timed_err),
+        ("no timeout: ", plain, &plain_err),
+        ("--connect_timeout=1: ", timed, &timed_err),
     ] {
         let rst = run.events.iter().any(|e| e.flags.is_rst());
         o.model_check(
@@ -248,13 +280,20 @@ fn refused(_ctx: &Ctx) -> Result<Outcome> {
         );
         check_prediction(&mut o, label, &p, run, err.as_ref());
     }
-    Ok(o)
+    o
 }
 
-/// The server socket the client tries by default, and whether `--socket` must replace it
-/// because something exists at the default path on this machine.
-fn socket_path(tmp: &Path) -> (PathBuf, bool) {
-    let default = if is_mariadb() {
+/// `mysql.refused` in two steps.
+const REFUSED: Steps<Refused> = Steps {
+    measure: measure_refused,
+    judge: judge_refused,
+};
+
+/// The server socket the client tries by default (MariaDB's or Oracle's), and whether
+/// `--socket` must replace it because something exists at the default path on this
+/// machine.
+fn socket_path(tmp: &Path, mariadb: bool) -> (PathBuf, bool) {
+    let default = if mariadb {
         MARIADB_DEFAULT_SOCKET
     } else {
         MYSQL_DEFAULT_SOCKET
@@ -267,11 +306,27 @@ fn socket_path(tmp: &Path) -> (PathBuf, bool) {
     }
 }
 
-/// `mysql.no-socket`: no host, no server socket → ERROR 2002 (ENOENT).
-fn no_socket(_ctx: &Ctx) -> Result<Outcome> {
+/// What `mysql.no-socket` measured: the client with no host and no server socket.
+#[derive(Debug, Serialize, Deserialize)]
+struct NoSocket {
+    /// The lab's namespace.
+    lab: String,
+    /// The installed client's version line.
+    version: Option<String>,
+    /// The socket path the client tried.
+    socket: PathBuf,
+    /// Whether `--socket` replaced the default (something exists at the default path).
+    overridden: bool,
+    /// The client's run.
+    output: CommandOutput,
+}
+
+/// `mysql.no-socket`, measured: the client run with no host, its socket missing.
+fn measure_no_socket(_ctx: &Ctx) -> Result<Measured<NoSocket>> {
     let ns = NetNs::new().context("creating the lab namespace")?;
     let tmp = TempDir::new("mysql")?;
-    let (socket, overridden) = socket_path(tmp.path());
+    let version = lab::version_of("mysql");
+    let (socket, overridden) = socket_path(tmp.path(), is_mariadb(version.as_deref()));
     let mut args = vec!["--no-defaults".to_owned()];
     if overridden {
         args.push(format!("--socket={}", socket.display()));
@@ -281,11 +336,24 @@ fn no_socket(_ctx: &Ctx) -> Result<Outcome> {
     let output = ns
         .run_command(&cmd)
         .with_context(|| format!("running {}", cmd.command_line()))?;
+    Ok(Measured::Observed(NoSocket {
+        lab: ns.name().to_owned(),
+        version,
+        socket,
+        overridden,
+        output,
+    }))
+}
+
+/// `mysql.no-socket`, judged: no host, no server socket → ERROR 2002 (ENOENT).
+fn judge_no_socket(m: &NoSocket, _ctx: &Ctx) -> Outcome {
+    let (output, socket, overridden) = (&m.output, &m.socket, m.overridden);
+    let mariadb = is_mariadb(m.version.as_deref());
     let err = ClientError::parse(&output.combined());
     let mut o = Outcome::default();
     o.evidence(format!(
         "lab {}: no host given, no server; socket {} does not exist{}",
-        ns.name(),
+        m.lab,
         socket.display(),
         if overridden {
             " (the default path exists on this machine, so --socket points into an empty temp dir)"
@@ -293,11 +361,11 @@ fn no_socket(_ctx: &Ctx) -> Result<Outcome> {
             " (the client's compiled-in default)"
         }
     ));
-    version_evidence(&mut o, "mysql");
+    lab::version_line(&mut o, "mysql", m.version.as_deref());
     o.evidence(output.to_string());
 
     let enoent = Errno::ENOENT as i32;
-    let p_line = if is_mariadb() {
+    let p_line = if mariadb {
         format!(
             "ERROR 2002 (HY000): Can't connect to local server through socket '{}' ({enoent})",
             socket.display()
@@ -373,8 +441,14 @@ fn no_socket(_ctx: &Ctx) -> Result<Outcome> {
         Some(p_line.as_str()),
         err.as_ref().map(|e| e.line.as_str()),
     );
-    Ok(o)
+    o
 }
+
+/// `mysql.no-socket` in two steps.
+const NO_SOCKET: Steps<NoSocket> = Steps {
+    measure: measure_no_socket,
+    judge: judge_no_socket,
+};
 
 const S: Duration = Duration::from_secs(1);
 
@@ -394,7 +468,7 @@ pub fn claims() -> Vec<Claim> {
             action: "mysql --no-defaults --protocol=TCP -h 127.0.0.1 -P 3306 -e 'SELECT 1', then the same with --connect_timeout=1",
             needs: plain,
             estimate: S,
-            run: Procedure::Rust(&OneStep(refused)),
+            run: Procedure::Rust(&REFUSED),
         },
         Claim {
             id: "mysql.no-socket",
@@ -404,7 +478,90 @@ pub fn claims() -> Vec<Claim> {
             action: "mysql --no-defaults -e 'SELECT 1'",
             needs: plain,
             estimate: S,
-            run: Procedure::Rust(&OneStep(no_socket)),
+            run: Procedure::Rust(&NO_SOCKET),
         },
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Verdict;
+
+    const MARIADB: &str = "mysql  Ver 15.1 Distrib 10.11.6-MariaDB, for debian-linux-gnu (x86_64)";
+
+    fn ctx() -> Ctx {
+        Ctx {
+            hz: 250,
+            kernel: "test".into(),
+        }
+    }
+
+    /// A recorded client run that exited `code` after printing `stderr`.
+    fn output(code: i32, stderr: &str) -> CommandOutput {
+        serde_json::from_value(serde_json::json!({
+            "command_line": "mysql --no-defaults -e 'SELECT 1'",
+            "netns": "lab",
+            "status": code << 8,
+            "stdout": "",
+            "stderr": stderr,
+            "duration": {"secs": 0, "nanos": 30_000_000},
+            "timed_out": false
+        }))
+        .expect("a recorded command output")
+    }
+
+    #[test]
+    fn enoent_through_the_default_socket_holds() {
+        let socket = PathBuf::from(MARIADB_DEFAULT_SOCKET);
+        let m = NoSocket {
+            lab: "lab".into(),
+            version: Some(MARIADB.into()),
+            output: output(
+                1,
+                "ERROR 2002 (HY000): Can't connect to local server through socket \
+                 '/run/mysqld/mysqld.sock' (2)\n",
+            ),
+            socket,
+            overridden: false,
+        };
+        let o = judge_no_socket(&m, &ctx());
+        assert_eq!(o.verdict(), Verdict::Holds, "{}", o.reason());
+        assert!(o.model_agrees(), "{:?}", o.model_checks);
+        assert_eq!(o.claim_checks[1].what, "errno in the message");
+        assert_eq!(o.claim_checks[1].observed, "2");
+    }
+
+    #[test]
+    fn a_refused_connect_reported_as_2002_refutes_the_seed() {
+        let line = "ERROR 2002 (HY000): Can't connect to server on '127.0.0.1' (115)\n";
+        let run = |code: i32| -> ToolRun {
+            serde_json::from_value(serde_json::json!({
+                "output": output(code, line),
+                "events": [],
+                "syn_times": [],
+                "measurement": lab::Measurement::default()
+            }))
+            .expect("a recorded tool run")
+        };
+        let m = Refused {
+            lab: "lab".into(),
+            target: SocketAddrV4::new(LOOPBACK.into(), MYSQL_PORT),
+            version: Some(MARIADB.into()),
+            plain: run(1),
+            timed: run(1),
+        };
+        let o = judge_refused(&m, &ctx());
+        assert_eq!(o.verdict(), Verdict::Refuted);
+        let c = &o.claim_checks[0];
+        assert_eq!(c.what, "no timeout: client error number");
+        assert_eq!((c.expected.as_str(), c.observed.as_str()), ("2003", "2002"));
+        // The prediction for MariaDB's client is this very line.
+        let line_check = o
+            .model_checks
+            .iter()
+            .find(|c| c.what == "no timeout: error line")
+            .expect("an error-line check");
+        assert!(line_check.ok, "{line_check:?}");
+    }
 }

@@ -9,22 +9,59 @@ use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use netclaim_fixtures::client;
-use netclaim_harness::capture;
+use netclaim_fixtures::client::{self, ConnectResult};
+use netclaim_harness::capture::{self, TcpEvent};
 use netclaim_harness::command::ToolCommand;
+use netclaim_harness::model::SynModel;
 use netclaim_harness::sysctl::knob;
 use netclaim_harness::NetNs;
 use nix::errno::Errno;
+use serde::{Deserialize, Serialize};
 
 use super::seeds;
-use crate::claim::{Claim, Ctx, Figures, Needs, OneStep, Outcome, Procedure};
-use crate::lab::{self, check_eq, check_schedule, Against, Measurement, SynDropLab};
+use crate::claim::{Claim, Ctx, Figures, Measured, Needs, Outcome, Procedure, Steps};
+use crate::lab::{self, check_eq, check_schedule, Against, Measurement, SynDropLab, ToolRun};
 
 const RETRIES_1: &[(&str, &str)] = &[(knob::TCP_SYN_RETRIES, "1")];
 
-/// `syn.drop-rule`: the DROP rule turns a closed loopback port (RST, ECONNREFUSED at once)
-/// into an unreachable one (no answer, ETIMEDOUT after the retries).
-fn drop_rule(ctx: &Ctx) -> Result<Outcome> {
+/// The errno of a failed connect, `None` when it connected or timed out in poll().
+fn errno_of(r: ConnectResult) -> Option<Errno> {
+    match r {
+        ConnectResult::Failed(e) => Some(e),
+        _ => None,
+    }
+}
+
+/// What `syn.drop-rule` measured: a blocking connect() to the same closed port in a
+/// control lab without the DROP rule and in a lab with it.
+#[derive(Debug, Serialize, Deserialize)]
+struct DropRule {
+    /// The control namespace (no rule).
+    control: String,
+    /// How the connect() in the control lab ended.
+    refused: ConnectResult,
+    /// How long it took.
+    refused_took: Duration,
+    /// The handshake packets of the control lab.
+    control_events: Vec<TcpEvent>,
+    /// The namespace with the rule.
+    lab: String,
+    /// Its filter table, as `iptables -S` lists it.
+    rules: Vec<String>,
+    /// The SYN sysctls in force there.
+    model: SynModel,
+    /// How the connect() with the rule ended.
+    dropped: ConnectResult,
+    /// How long it took.
+    dropped_took: Duration,
+    /// The handshake packets of the lab with the rule.
+    events: Vec<TcpEvent>,
+    /// The attempt with the rule, with this machine's timer lateness while it ran.
+    m: Measurement,
+}
+
+/// `syn.drop-rule`, measured: connect() without the rule, then with it.
+fn measure_drop_rule(_ctx: &Ctx) -> Result<Measured<DropRule>> {
     let control = NetNs::new()?;
     control.set_tcp_syn_retries(1)?;
     let target = SocketAddrV4::new([127, 0, 0, 1].into(), lab::DROPPED_PORT);
@@ -35,18 +72,41 @@ fn drop_rule(ctx: &Ctx) -> Result<Outcome> {
     let lab = SynDropLab::new(RETRIES_1)?;
     let rules = lab.ns.iptables_rules("filter")?;
     let model = lab::model_in(&lab.ns)?;
-    let schedule = model.schedule();
     let cap = lab.ns.capture_tcp(target.port())?;
     let capture_started = cap.started();
     let started = Instant::now();
     let dropped = client::connect_blocking(&lab.ns, target)?;
     let ended = Instant::now();
     let events = cap.finish()?;
+    // Reads the timer probe over the attempt: here, while the instants mean something.
     let m = Measurement::client(&events, target.port(), capture_started, started, ended);
+    Ok(Measured::Observed(DropRule {
+        control: control.name().to_owned(),
+        refused: refused.result,
+        refused_took: refused.duration,
+        control_events,
+        lab: lab.ns.name().to_owned(),
+        rules,
+        model,
+        dropped: dropped.result,
+        dropped_took: dropped.duration,
+        events,
+        m,
+    }))
+}
+
+/// `syn.drop-rule`, judged: the DROP rule turns a closed loopback port (RST,
+/// ECONNREFUSED at once) into an unreachable one (no answer, ETIMEDOUT after the
+/// retries).
+fn judge_drop_rule(d: &DropRule, ctx: &Ctx) -> Outcome {
+    let schedule = d.model.schedule();
+    let m = &d.m;
     let syns = m.syn_times();
-    let answered = events
+    let answered = d
+        .events
         .iter()
         .any(|e| e.flags.is_rst() || e.flags.is_syn_ack());
+    let dropped_errno = errno_of(d.dropped);
 
     let mut o = Outcome::default();
     o.claimed.errno = Some(Errno::ETIMEDOUT as i32);
@@ -55,7 +115,7 @@ fn drop_rule(ctx: &Ctx) -> Result<Outcome> {
         .syn_times(&schedule.send_times);
     o.expected.errno = Some(Errno::ETIMEDOUT as i32);
     o.observed = Figures::default().duration(m.took()).syn_times(&syns);
-    o.observed.errno = dropped.errno().map(|e| e as i32);
+    o.observed.errno = dropped_errno.map(|e| e as i32);
     o.claim_check(
         "peer answers nothing (no RST, no SYN-ACK)",
         "no answer",
@@ -67,40 +127,60 @@ fn drop_rule(ctx: &Ctx) -> Result<Outcome> {
         Against::Statement,
         "errno with the rule",
         Some(Errno::ETIMEDOUT),
-        dropped.errno(),
+        dropped_errno,
     );
     check_eq(
         &mut o,
         Against::Model,
         "errno without the rule (closed port answers RST)",
         Some(Errno::ECONNREFUSED),
-        refused.errno(),
+        errno_of(d.refused),
     );
-    check_schedule(&mut o, Against::Model, &schedule, &m, ctx, Duration::ZERO);
+    check_schedule(&mut o, Against::Model, &schedule, m, ctx, Duration::ZERO);
     o.evidence(format!(
         "in force in {}: {}",
-        lab.ns.name(),
-        lab::describe_model(&model)
+        d.lab,
+        lab::describe_model(&d.model)
     ));
-    o.evidence(format!("rules in {}:\n{}", lab.ns.name(), rules.join("\n")));
+    o.evidence(format!("rules in {}:\n{}", d.lab, d.rules.join("\n")));
     o.evidence(format!(
         "without the rule ({}): {:?} after {:.3} ms\n{}",
-        control.name(),
-        refused.result,
-        refused.duration.as_secs_f64() * 1000.0,
-        capture::timeline(&control_events)
+        d.control,
+        d.refused,
+        d.refused_took.as_secs_f64() * 1000.0,
+        capture::timeline(&d.control_events)
     ));
     o.evidence(format!(
         "with the rule: {:?} after {:.3} s\n{}",
-        dropped.result,
-        dropped.duration.as_secs_f64(),
-        capture::timeline(&events)
+        d.dropped,
+        d.dropped_took.as_secs_f64(),
+        capture::timeline(&d.events)
     ));
-    Ok(o)
+    o
 }
 
-/// `syn.invisible-to-strace`: one connect() system call, several SYNs on the wire.
-fn invisible_to_strace(_ctx: &Ctx) -> Result<Outcome> {
+/// `syn.drop-rule` in two steps.
+const DROP_RULE: Steps<DropRule> = Steps {
+    measure: measure_drop_rule,
+    judge: judge_drop_rule,
+};
+
+/// What `syn.invisible-to-strace` measured: telnet under `strace -e trace=connect`
+/// against the dropped port, with the wire beside it.
+#[derive(Debug, Serialize, Deserialize)]
+struct StraceRun {
+    /// The lab's namespace.
+    lab: String,
+    /// The SYN sysctls in force there.
+    model: SynModel,
+    /// What strace wrote.
+    trace: String,
+    /// The strace (and telnet) run, with its packets.
+    run: ToolRun,
+}
+
+/// `syn.invisible-to-strace`, measured: strace of telnet's connect() beside a capture.
+fn measure_invisible_to_strace(_ctx: &Ctx) -> Result<Measured<StraceRun>> {
     let lab = SynDropLab::new(RETRIES_1)?;
     let model = lab::model_in(&lab.ns)?;
     let schedule = model.schedule();
@@ -121,12 +201,25 @@ fn invisible_to_strace(_ctx: &Ctx) -> Result<Outcome> {
     let run = lab::run_tool(&lab.ns, &cmd, lab.target.port())?;
     let text =
         std::fs::read_to_string(&trace).with_context(|| format!("reading {}", trace.display()))?;
+    Ok(Measured::Observed(StraceRun {
+        lab: lab.ns.name().to_owned(),
+        model,
+        trace: text,
+        run,
+    }))
+}
+
+/// `syn.invisible-to-strace`, judged: one connect() system call, several SYNs on the wire.
+fn judge_invisible_to_strace(m: &StraceRun, _ctx: &Ctx) -> Outcome {
+    let schedule = m.model.schedule();
+    let run = &m.run;
+    let text = &m.trace;
     let inet_connects: Vec<&str> = text
         .lines()
         .filter(|l| l.contains("connect(") && l.contains("AF_INET"))
         .collect();
     let mut o = Outcome {
-        observed: lab::tool_figures(&run),
+        observed: lab::tool_figures(run),
         ..Outcome::default()
     };
     o.claimed.value = Some("1 connect() call, several SYNs".into());
@@ -176,13 +269,19 @@ fn invisible_to_strace(_ctx: &Ctx) -> Result<Outcome> {
     );
     o.evidence(format!(
         "in force in {}: {}",
-        lab.ns.name(),
-        lab::describe_model(&model)
+        m.lab,
+        lab::describe_model(&m.model)
     ));
     o.evidence(format!("strace -e trace=connect:\n{text}"));
-    o.evidence(lab::tool_evidence(&run));
-    Ok(o)
+    o.evidence(lab::tool_evidence(run));
+    o
 }
+
+/// `syn.invisible-to-strace` in two steps.
+const INVISIBLE_TO_STRACE: Steps<StraceRun> = Steps {
+    measure: measure_invisible_to_strace,
+    judge: judge_invisible_to_strace,
+};
 
 const S: Duration = Duration::from_secs(1);
 
@@ -203,7 +302,7 @@ pub fn claims() -> Vec<Claim> {
             action: "blocking connect() to 127.0.0.1:7 in both",
             needs: client,
             estimate: 4 * S,
-            run: Procedure::Rust(&OneStep(drop_rule)),
+            run: Procedure::Rust(&DROP_RULE),
         },
         Claim {
             id: "syn.invisible-to-strace",
@@ -213,7 +312,103 @@ pub fn claims() -> Vec<Claim> {
             action: "strace -f -e trace=connect telnet 127.0.0.1 7, tcp_syn_retries=1, with an in-process capture",
             needs: with(&["iptables", "telnet", "strace"]),
             estimate: 4 * S,
-            run: Procedure::Rust(&OneStep(invisible_to_strace)),
+            run: Procedure::Rust(&INVISIBLE_TO_STRACE),
         },
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Verdict;
+
+    fn ctx() -> Ctx {
+        Ctx {
+            hz: 250,
+            kernel: "test".into(),
+        }
+    }
+
+    /// A drop-rule measurement as the lab would record it: 3 SYNs at 0, 1, 3 s and a
+    /// give-up at 6 s with `tcp_syn_retries=1` (the schedule), the control refused.
+    fn drop_rule(dropped: ConnectResult) -> DropRule {
+        let model = SynModel::new(1, None);
+        let s = model.schedule();
+        DropRule {
+            control: "ctl".into(),
+            refused: ConnectResult::Failed(Errno::ECONNREFUSED),
+            refused_took: Duration::from_micros(80),
+            control_events: Vec::new(),
+            lab: "lab".into(),
+            rules: vec!["-P INPUT ACCEPT".into()],
+            model,
+            dropped,
+            dropped_took: s.give_up,
+            events: Vec::new(),
+            m: Measurement {
+                syn_times_us: s.send_times.iter().map(|t| t.as_micros() as u64).collect(),
+                first_packet_us: Some(50),
+                duration_us: s.give_up.as_micros() as u64 + 50,
+                tool: false,
+                syn_late_us: vec![0; s.send_times.len()],
+                late_us: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn a_timed_out_connect_with_the_rule_holds() {
+        let o = judge_drop_rule(&drop_rule(ConnectResult::Failed(Errno::ETIMEDOUT)), &ctx());
+        assert_eq!(o.verdict(), Verdict::Holds, "{}", o.reason());
+        assert!(o.model_agrees(), "{:?}", o.model_checks);
+        let c = &o.claim_checks[1];
+        assert_eq!(c.what, "errno with the rule");
+        assert_eq!(c.observed, "ETIMEDOUT (110)");
+    }
+
+    #[test]
+    fn a_refused_connect_with_the_rule_is_refuted() {
+        let o = judge_drop_rule(
+            &drop_rule(ConnectResult::Failed(Errno::ECONNREFUSED)),
+            &ctx(),
+        );
+        assert_eq!(o.verdict(), Verdict::Refuted);
+        assert!(o.reason().contains("errno with the rule"), "{}", o.reason());
+    }
+
+    #[test]
+    fn one_connect_in_the_trace_and_the_predicted_syns_hold() {
+        // With the linear timeouts of Linux 6.5+ (4 by default), as on the lab kernel.
+        let model = SynModel::new(1, Some(4));
+        let syn_times = model.schedule().send_times;
+        assert!(syn_times.len() > 1);
+        let run: ToolRun = serde_json::from_value(serde_json::json!({
+            "output": {
+                "command_line": "strace -f -e trace=connect telnet 127.0.0.1 7",
+                "netns": "lab",
+                "status": 1 << 8,
+                "stdout": "",
+                "stderr": "telnet: Unable to connect to remote host: Connection timed out\n",
+                "duration": {"secs": 3, "nanos": 0},
+                "timed_out": false
+            },
+            "events": [],
+            "syn_times": syn_times,
+            "measurement": Measurement::default()
+        }))
+        .expect("a recorded tool run");
+        let m = StraceRun {
+            lab: "lab".into(),
+            model,
+            trace:
+                "123 connect(3, {sa_family=AF_INET, sin_port=htons(7), \
+                    sin_addr=inet_addr(\"127.0.0.1\")}, 16) = -1 ETIMEDOUT (Connection timed out)\n"
+                    .into(),
+            run,
+        };
+        let o = judge_invisible_to_strace(&m, &ctx());
+        assert_eq!(o.verdict(), Verdict::Holds, "{}", o.reason());
+        assert!(o.model_agrees(), "{:?}", o.model_checks);
+        assert_eq!(o.claim_checks[0].observed, "1");
+    }
 }

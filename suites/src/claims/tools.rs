@@ -16,12 +16,9 @@
 //! which fall on whole seconds.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use netclaim_fixtures::http::{SlowBodyServer, Trickle};
 use netclaim_fixtures::server::NoAcceptListener;
 use netclaim_harness::command::{CommandOutput, ToolCommand};
@@ -30,11 +27,13 @@ use netclaim_harness::tolerance::Window;
 use netclaim_harness::NetNs;
 use nix::errno::Errno;
 
+use serde::{Deserialize, Serialize};
+
 use super::seeds;
-use crate::claim::{Check, Claim, Ctx, Figures, Needs, OneStep, Outcome, Procedure};
+use crate::claim::{Check, Claim, Ctx, Figures, Measured, Needs, Outcome, Procedure, Steps};
 use crate::lab::{
-    self, check_eq, check_timing, secs, version_evidence, Against, BlackholeLab, Measured,
-    Measurement, SynDropLab, ToolRun, DROPPED_PORT, TOOL_EARLY, TOOL_STARTUP,
+    self, check_eq, check_timing, secs, Against, BlackholeLab, Measurement, SynDropLab, ToolRun,
+    DROPPED_PORT, TOOL_EARLY, TOOL_STARTUP,
 };
 
 const S: Duration = Duration::from_secs(1);
@@ -53,7 +52,13 @@ fn tool_window(expected: Duration) -> Window {
 }
 
 /// Records a duration check against `expected` in a tool window.
-fn check_duration(o: &mut Outcome, against: Against, what: &str, expected: Duration, m: &Measured) {
+fn check_duration(
+    o: &mut Outcome,
+    against: Against,
+    what: &str,
+    expected: Duration,
+    m: &lab::Measured,
+) {
     check_timing(o, against, what, expected, tool_window(expected), m);
 }
 
@@ -113,11 +118,13 @@ fn wget(deadline: Duration, args: &[&str]) -> ToolCommand {
         .args(args.iter().copied())
 }
 
-fn drop_lab_evidence(lab: &SynDropLab, model: &SynModel) -> String {
+/// The evidence line of a dropped-SYN lab: its namespace `lab`, the `target` whose SYNs
+/// are dropped and the SYN sysctls in force there.
+fn drop_lab_evidence(lab: &str, target: SocketAddrV4, model: &SynModel) -> String {
     format!(
         "lab {}: iptables SYN DROP on {}; in force: {}; the kernel would give up after {}",
-        lab.ns.name(),
-        lab.target,
+        lab,
+        target,
         lab::describe_model(model),
         secs(model.schedule().give_up)
     )
@@ -140,25 +147,79 @@ fn parse_max_time_message(text: &str) -> Option<(u64, u64, u64)> {
     Some((ms, x, y))
 }
 
-fn curl_max_time(_ctx: &Ctx) -> Result<Outcome> {
+/// How the slow HTTP server of `curl.max-time` sends its body: far slower than the
+/// 2 s `--max-time`.
+const MAX_TIME_TRICKLE: Trickle = Trickle {
+    content_length: 1_000_000,
+    initial: 20_000,
+    chunk: 1_000,
+    interval: Duration::from_millis(100),
+};
+
+/// The `--max-time` of `curl.max-time`.
+const MAX_TIME: Duration = Duration::from_secs(2);
+
+/// What `curl.max-time` measured: curl with `--max-time 2` against a server trickling a
+/// large body ([`MAX_TIME_TRICKLE`]), and what the server did meanwhile.
+#[derive(Debug, Serialize, Deserialize)]
+struct MaxTime {
+    /// The lab's namespace.
+    lab: String,
+    /// The URL curl fetched.
+    url: String,
+    /// The installed curl's version.
+    version: Option<String>,
+    /// The curl run.
+    run: ToolRun,
+    /// What the server recorded per connection, as text (its instants mean nothing once
+    /// the measuring process is gone).
+    served: String,
+    /// When the server sent the headers, from just before curl was started.
+    headers_after: Option<Duration>,
+    /// Body bytes the server had written when curl hung up.
+    body_sent: Option<u64>,
+}
+
+/// `curl.max-time`, measured: curl against the trickling server.
+fn measure_max_time(_ctx: &Ctx) -> Result<Measured<MaxTime>> {
     let ns = NetNs::new().context("creating the lab namespace")?;
-    let trickle = Trickle {
-        content_length: 1_000_000,
-        initial: 20_000,
-        chunk: 1_000,
-        interval: Duration::from_millis(100),
-    };
+    let trickle = MAX_TIME_TRICKLE;
     let server = SlowBodyServer::start(&ns, SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0), trickle)
         .context("starting the slow HTTP server")?;
-    let max_time = Duration::from_secs(2);
     let cmd = curl(
-        max_time + DEADLINE_MARGIN,
+        MAX_TIME + DEADLINE_MARGIN,
         &["--max-time", "2", &url(server.addr())],
     );
     let started = Instant::now();
     let run = lab::run_tool(&ns, &cmd, server.addr().port())?;
     let served = server.served();
     drop(server);
+    let headers_after = served
+        .first()
+        .and_then(|s| s.headers_at)
+        .map(|t| t.saturating_duration_since(started));
+    Ok(Measured::Observed(MaxTime {
+        lab: ns.name().to_owned(),
+        url: cmd
+            .command_line()
+            .split_whitespace()
+            .last()
+            .unwrap_or_default()
+            .to_owned(),
+        version: lab::version_of("curl"),
+        run,
+        served: format!("{served:?}"),
+        headers_after,
+        body_sent: served.first().map(|s| s.body_sent),
+    }))
+}
+
+/// `curl.max-time`, judged: the stated exit 28 and message at N s, and which body bytes
+/// the server's schedule says curl had by then.
+fn judge_max_time(m: &MaxTime, _ctx: &Ctx) -> Outcome {
+    let trickle = MAX_TIME_TRICKLE;
+    let max_time = MAX_TIME;
+    let run = &m.run;
     let out = run.output.combined();
     let parsed = parse_max_time_message(&out);
 
@@ -166,20 +227,17 @@ fn curl_max_time(_ctx: &Ctx) -> Result<Outcome> {
     o.evidence(format!(
         "lab {}: HTTP server on {} answers 200 with Content-Length {}, sends {} body bytes at \
          once, then {} bytes every {} ms (the whole body would take {})",
-        ns.name(),
-        cmd.command_line()
-            .split_whitespace()
-            .last()
-            .unwrap_or_default(),
+        m.lab,
+        m.url,
         trickle.content_length,
         trickle.initial,
         trickle.chunk,
         trickle.interval.as_millis(),
         secs(trickle.full_duration())
     ));
-    o.evidence(format!("server side: {served:?}"));
-    o.evidence(lab::tool_evidence(&run));
-    version_evidence(&mut o, "curl");
+    o.evidence(format!("server side: {}", m.served));
+    o.evidence(lab::tool_evidence(run));
+    lab::version_line(&mut o, "curl", m.version.as_deref());
     o.claimed = Figures {
         exit_code: Some(28),
         value: Some(
@@ -188,7 +246,7 @@ fn curl_max_time(_ctx: &Ctx) -> Result<Outcome> {
         ..Figures::default()
     }
     .duration(max_time);
-    o.observed = lab::tool_figures(&run);
+    o.observed = lab::tool_figures(run);
 
     // From the SYN to the exit: curl arms --max-time before it connects, so its FIN comes
     // a little less than 2 s after the SYN; its exit does not.
@@ -227,15 +285,12 @@ fn curl_max_time(_ctx: &Ctx) -> Result<Outcome> {
 
     // The model: curl's whole-transfer deadline ends it in the middle of the body, with
     // the bytes the server had sent by then.
-    let headers_after = served
-        .first()
-        .and_then(|s| s.headers_at)
-        .map(|t| t.saturating_duration_since(started));
+    let headers_after = m.headers_after;
     // Low end: what the schedule had sent one tick before curl's N (counted from curl's
     // own start, which is later than ours by its start-up time, so this is a floor). High
     // end: what the server really had written when curl hung up; under load the
     // server's sleeps and curl's start-up shift both, so the schedule alone is no bound.
-    let body_sent = served.first().map(|s| s.body_sent);
+    let body_sent = m.body_sent;
     let predicted_x = match (headers_after, reported, body_sent) {
         (Some(h), Some(n), Some(sent)) => {
             let body_time = n.saturating_sub(h);
@@ -278,8 +333,14 @@ fn curl_max_time(_ctx: &Ctx) -> Result<Outcome> {
         parsed.map_or("(no message)".into(), |(_, x, _)| x.to_string()),
         matches!((predicted_x, parsed), (Some((lo, hi)), Some((_, x, _))) if (lo..=hi).contains(&x)),
     );
-    Ok(o)
+    o
 }
+
+/// `curl.max-time` in two steps.
+const MAX_TIME_STEPS: Steps<MaxTime> = Steps {
+    measure: measure_max_time,
+    judge: judge_max_time,
+};
 
 // ---------------------------------------------------------------------------------------
 // wget
@@ -322,22 +383,21 @@ impl Resolver {
     }
 }
 
-/// A UDP capture of DNS queries leaving a namespace (the harness captures TCP only).
-struct DnsCapture {
-    stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<netclaim_harness::Result<Result<Vec<DnsQuery>>>>,
-}
-
-/// One DNS query seen on the wire.
-#[derive(Debug, Clone)]
-struct DnsQuery {
-    at: Instant,
+/// One DNS query seen on the wire, as a measurement records it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct QueryAt {
+    /// When it left, from just before the tool was started.
+    after: Duration,
+    /// The nameserver it went to.
     dst: Ipv4Addr,
+    /// Its QTYPE (1 A, 28 AAAA).
     qtype: u16,
+    /// The name asked for.
     name: String,
 }
 
-impl DnsQuery {
+impl QueryAt {
+    /// The QTYPE by name.
     fn qtype_name(&self) -> String {
         match self.qtype {
             1 => "A".into(),
@@ -347,154 +407,22 @@ impl DnsQuery {
     }
 }
 
-fn open_udp_packet_socket() -> Result<OwnedFd> {
-    // ETH_P_ALL: outgoing packets reach only the packet taps registered for every protocol.
-    let proto = (libc::ETH_P_ALL as u16).to_be();
-    // SAFETY: plain socket(2); the descriptor is checked and owned right after.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-            i32::from(proto),
-        )
-    };
-    if fd < 0 {
-        return Err(anyhow!(
-            "socket(AF_PACKET, SOCK_DGRAM, ETH_P_ALL): {}",
-            Errno::last()
-        ));
-    }
-    // SAFETY: `fd` is a fresh descriptor nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let tv = libc::timeval {
-        tv_sec: 0,
-        tv_usec: 20_000,
-    };
-    // SAFETY: setsockopt with a pointer to a live timeval of the size passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(anyhow!("setsockopt(SO_RCVTIMEO): {}", Errno::last()));
-    }
-    Ok(fd)
-}
-
-/// Parses an IPv4 packet (no link header) carrying a DNS query to port 53.
-fn parse_dns_query(pkt: &[u8], at: Instant) -> Option<DnsQuery> {
-    if pkt.len() < 20 || pkt[0] >> 4 != 4 || pkt[9] != 17 {
-        return None;
-    }
-    let ihl = usize::from(pkt[0] & 0x0f) * 4;
-    let udp = pkt.get(ihl..)?;
-    if udp.len() < 8 || u16::from_be_bytes([udp[2], udp[3]]) != 53 {
-        return None;
-    }
-    let dns = &udp[8..];
-    // Header (12 bytes), then QNAME labels, QTYPE.
-    let mut i = 12;
-    let mut labels = Vec::new();
-    loop {
-        let len = usize::from(*dns.get(i)?);
-        if len == 0 || len & 0xc0 != 0 {
-            i += 1;
-            break;
-        }
-        labels.push(String::from_utf8_lossy(dns.get(i + 1..i + 1 + len)?).into_owned());
-        i += 1 + len;
-    }
-    let qtype = u16::from_be_bytes([*dns.get(i)?, *dns.get(i + 1)?]);
-    Some(DnsQuery {
-        at,
-        dst: Ipv4Addr::new(pkt[16], pkt[17], pkt[18], pkt[19]),
-        qtype,
-        name: labels.join("."),
-    })
-}
-
-impl DnsCapture {
-    fn start(ns: &NetNs) -> Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let thread = ns.spawn("dns-capture", move || -> Result<Vec<DnsQuery>> {
-            let fd = match open_udp_packet_socket() {
-                Ok(fd) => {
-                    let _ = ready_tx.send(Ok(()));
-                    fd
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(format!("{e:#}")));
-                    return Err(e);
-                }
-            };
-            let mut queries = Vec::new();
-            let mut buf = [0u8; 1500];
-            while !flag.load(Ordering::Relaxed) {
-                // SAFETY: recv into a live buffer of the length passed.
-                let n =
-                    unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-                let at = Instant::now();
-                if n < 0 {
-                    match Errno::last() {
-                        Errno::EAGAIN | Errno::EINTR => continue,
-                        e => return Err(anyhow!("recv(AF_PACKET): {e}")),
-                    }
-                }
-                if let Some(q) = parse_dns_query(&buf[..n as usize], at) {
-                    queries.push(q);
-                }
-            }
-            Ok(queries)
-        })?;
-        match ready_rx.recv() {
-            Ok(Ok(())) => Ok(Self { stop, thread }),
-            Ok(Err(e)) => Err(anyhow!("starting the DNS capture: {e}")),
-            Err(_) => Err(anyhow!("the DNS capture thread ended before it started")),
-        }
-    }
-
-    fn finish(self) -> Result<Vec<DnsQuery>> {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread
-            .join()
-            .map_err(|_| anyhow!("the DNS capture thread panicked"))??
-    }
-}
-
 /// A wget run against a name only a silent nameserver could resolve.
+#[derive(Debug, Serialize, Deserialize)]
 struct DnsRun {
+    /// What wget did.
     output: CommandOutput,
-    queries: Vec<DnsQuery>,
-    started: Instant,
+    /// The DNS queries it caused.
+    queries: Vec<QueryAt>,
+    /// The run timed from its first query (the resolver starts right after wget arms its
+    /// --dns-timeout alarm) to its exit, with this machine's timer lateness meanwhile.
+    measurement: Measurement,
 }
 
 impl DnsRun {
-    /// The run timed from its first query (the resolver starts right after wget arms its
-    /// --dns-timeout alarm) to its exit.
-    fn measurement(&self) -> Measurement {
-        let first = self.queries.first().map(|q| q.at);
-        Measurement::record(
-            &[],
-            first,
-            self.output.started,
-            self.output.started + self.output.duration,
-            true,
-        )
-    }
-
     /// Query send times relative to the tool's start.
     fn times(&self) -> Vec<Duration> {
-        self.queries
-            .iter()
-            .map(|q| q.at.saturating_duration_since(self.started))
-            .collect()
+        self.queries.iter().map(|q| q.after).collect()
     }
 
     /// Start times of the rounds of queries (queries within 100 ms form one round),
@@ -515,6 +443,7 @@ impl DnsRun {
         rounds
     }
 
+    /// The output and the queries on the wire, as evidence.
     fn evidence(&self) -> String {
         let lines: Vec<String> = self
             .queries
@@ -522,7 +451,7 @@ impl DnsRun {
             .map(|q| {
                 format!(
                     "{:>8.3} s  query {} {} > {}:53",
-                    q.at.saturating_duration_since(self.started).as_secs_f64(),
+                    q.after.as_secs_f64(),
                     q.qtype_name(),
                     q.name,
                     q.dst
@@ -547,17 +476,37 @@ fn wget_dns_run(lab: &BlackholeLab, resolver: Resolver, args: &[&str]) -> Result
     let cmd = wget(deadline, args)
         .args(["--tries", "1", target.as_str()])
         .etc_file("resolv.conf", resolver.resolv_conf());
-    let cap = DnsCapture::start(&lab.client)?;
+    let cap = lab
+        .client
+        .capture_dns()
+        .context("starting the DNS capture")?;
     let started = Instant::now();
     let output = lab
         .client
         .run_command(&cmd)
         .with_context(|| format!("running {}", cmd.command_line()))?;
-    let queries = cap.finish()?;
+    let queries = cap.finish().context("finishing the DNS capture")?;
+    // Read the timer probe over the run now, while its instants mean something.
+    let measurement = Measurement::record(
+        &[],
+        queries.first().map(|q| q.at),
+        output.started,
+        output.started + output.duration,
+        true,
+    );
+    let queries = queries
+        .into_iter()
+        .map(|q| QueryAt {
+            after: q.at.saturating_duration_since(started),
+            dst: q.dst,
+            qtype: q.qtype,
+            name: q.name,
+        })
+        .collect();
     Ok(DnsRun {
         output,
         queries,
-        started,
+        measurement,
     })
 }
 
@@ -604,7 +553,7 @@ impl DnsCase {
             Against::Model,
             &format!("{}: give-up time", self.label),
             self.expected(),
-            &run.measurement().tool_timer(),
+            &run.measurement.tool_timer(),
         );
         check_contains(
             o,
@@ -649,42 +598,76 @@ impl DnsCase {
     }
 }
 
-fn wget_dns_timeout(_ctx: &Ctx) -> Result<Outcome> {
+/// `wget.dns-timeout`'s first case: `--dns-timeout` shorter than the resolver.
+const DNS_SHORT: DnsCase = DnsCase {
+    label: "--dns-timeout 1.5, resolver 2 s × 2",
+    option: "--dns-timeout",
+    value: Duration::from_millis(1500),
+    resolver: Resolver {
+        timeout_s: 2,
+        attempts: 2,
+    },
+};
+
+/// `wget.dns-timeout`'s second case: the resolver shorter than `--dns-timeout`.
+const DNS_LONG: DnsCase = DnsCase {
+    label: "--dns-timeout 10, resolver 1 s × 2",
+    option: "--dns-timeout",
+    value: Duration::from_secs(10),
+    resolver: Resolver {
+        timeout_s: 1,
+        attempts: 2,
+    },
+};
+
+/// What `wget.dns-timeout` measured: wget against the silent nameserver, once per case
+/// ([`DNS_SHORT`], [`DNS_LONG`]).
+#[derive(Debug, Serialize, Deserialize)]
+struct DnsTimeout {
+    /// The client's namespace.
+    client: String,
+    /// The silent host's namespace.
+    host: String,
+    /// The installed wget's version.
+    version: Option<String>,
+    /// The run of [`DNS_SHORT`].
+    short: DnsRun,
+    /// The run of [`DNS_LONG`].
+    long: DnsRun,
+}
+
+/// `wget.dns-timeout`, measured: both cases against the blackhole lab.
+fn measure_dns_timeout(_ctx: &Ctx) -> Result<Measured<DnsTimeout>> {
     let lab = BlackholeLab::new(&[])?;
-    // --dns-timeout shorter than the resolver, and the resolver shorter than it.
-    let short = DnsCase {
-        label: "--dns-timeout 1.5, resolver 2 s × 2",
-        option: "--dns-timeout",
-        value: Duration::from_millis(1500),
-        resolver: Resolver {
-            timeout_s: 2,
-            attempts: 2,
-        },
-    };
-    let long = DnsCase {
-        label: "--dns-timeout 10, resolver 1 s × 2",
-        option: "--dns-timeout",
-        value: Duration::from_secs(10),
-        resolver: Resolver {
-            timeout_s: 1,
-            attempts: 2,
-        },
-    };
-    let a = short.run(&lab)?;
-    let b = long.run(&lab)?;
+    let short = DNS_SHORT.run(&lab)?;
+    let long = DNS_LONG.run(&lab)?;
+    Ok(Measured::Observed(DnsTimeout {
+        client: lab.client.name().to_owned(),
+        host: lab.host.name().to_owned(),
+        version: lab::version_of("wget"),
+        short,
+        long,
+    }))
+}
+
+/// `wget.dns-timeout`, judged: the option's N s, or the resolver's own give-up when it
+/// comes first.
+fn judge_dns_timeout(m: &DnsTimeout, _ctx: &Ctx) -> Outcome {
+    let (short, long) = (&DNS_SHORT, &DNS_LONG);
+    let (a, b) = (&m.short, &m.long);
 
     let mut o = Outcome::default();
     o.evidence(format!(
         "lab: client {} ({}) on a veth to {} ({}), which drops all input; the tool sees its own \
          /etc/resolv.conf naming {} as the only nameserver; name {DNS_NAME}. glibc waits \
          timeout × attempts for one silent server (A and AAAA share each wait)",
-        lab.client.name(),
+        m.client,
         BlackholeLab::CLIENT,
-        lab.host.name(),
+        m.host,
         BlackholeLab::HOST,
         BlackholeLab::HOST
     ));
-    for (case, run) in [(&short, &a), (&long, &b)] {
+    for (case, run) in [(short, a), (long, b)] {
         o.evidence(format!(
             "{}: resolv.conf {:?}\n{}",
             case.label,
@@ -692,7 +675,7 @@ fn wget_dns_timeout(_ctx: &Ctx) -> Result<Outcome> {
             run.evidence()
         ));
     }
-    version_evidence(&mut o, "wget");
+    lab::version_line(&mut o, "wget", m.version.as_deref());
     o.claimed = Figures {
         value: Some(format!(
             "{}: {} (the option); {}: {} (the resolver's, earlier)",
@@ -718,7 +701,7 @@ fn wget_dns_timeout(_ctx: &Ctx) -> Result<Outcome> {
         ..Figures::default()
     }
     .duration(short.expected());
-    let (took_a, took_b) = (a.measurement().tool_timer(), b.measurement().tool_timer());
+    let (took_a, took_b) = (a.measurement.tool_timer(), b.measurement.tool_timer());
     o.observed = Figures {
         exit_code: a.output.exit_code(),
         value: Some(format!(
@@ -748,43 +731,72 @@ fn wget_dns_timeout(_ctx: &Ctx) -> Result<Outcome> {
         long.resolver.give_up(),
         &took_b,
     );
-    short.model_checks(&mut o, &a);
-    long.model_checks(&mut o, &b);
-    Ok(o)
+    short.model_checks(&mut o, a);
+    long.model_checks(&mut o, b);
+    o
 }
 
-fn wget_timeout_sets_all(_ctx: &Ctx) -> Result<Outcome> {
-    let option = Duration::from_millis(1500);
-    let value = "1.5";
+/// `wget.dns-timeout` in two steps.
+const DNS_TIMEOUT: Steps<DnsTimeout> = Steps {
+    measure: measure_dns_timeout,
+    judge: judge_dns_timeout,
+};
+
+/// The `--timeout` of `wget.timeout-sets-all`, as a duration and as passed.
+const SETS_ALL_OPTION: (Duration, &str) = (Duration::from_millis(1500), "1.5");
+
+/// `wget.timeout-sets-all`'s DNS phase: a resolver slower than the option.
+const SETS_ALL_DNS: DnsCase = DnsCase {
+    label: "dns",
+    option: "--timeout",
+    value: SETS_ALL_OPTION.0,
+    resolver: Resolver {
+        timeout_s: 5,
+        attempts: 2,
+    },
+};
+
+/// What `wget.timeout-sets-all` measured: one wget `--timeout` run per phase, each in a
+/// lab of its own.
+#[derive(Debug, Serialize, Deserialize)]
+struct TimeoutSetsAll {
+    /// The installed wget's version.
+    version: Option<String>,
+    /// The dropped-SYN lab's namespace.
+    connect_lab: String,
+    /// The port whose SYNs it drops.
+    connect_target: SocketAddrV4,
+    /// The SYN sysctls in force there.
+    connect_model: SynModel,
+    /// The run against the dropped port.
+    connect: ToolRun,
+    /// The silent server's namespace.
+    read_lab: String,
+    /// Where the silent server listens.
+    read_addr: SocketAddrV4,
+    /// The run against the silent server.
+    read: ToolRun,
+    /// The blackhole lab's client namespace.
+    dns_client: String,
+    /// The run against the silent nameserver ([`SETS_ALL_DNS`]).
+    dns: DnsRun,
+}
+
+/// `wget.timeout-sets-all`, measured: wget against a dropped port, a silent server and a
+/// silent nameserver.
+fn measure_timeout_sets_all(_ctx: &Ctx) -> Result<Measured<TimeoutSetsAll>> {
+    let (option, value) = SETS_ALL_OPTION;
     let deadline = option + DEADLINE_MARGIN;
-    let mut o = Outcome::default();
-    version_evidence(&mut o, "wget");
-    let mut observed = Vec::new();
 
     // Connect: a port whose SYNs are dropped.
     let drop_lab = SynDropLab::new(&[])?;
-    let model = lab::model_in(&drop_lab.ns)?;
+    let connect_model = lab::model_in(&drop_lab.ns)?;
     let cmd = wget(
         deadline,
         &["--timeout", value, "--tries", "1", &url(drop_lab.target)],
     );
-    let run = lab::run_tool(&drop_lab.ns, &cmd, DROPPED_PORT)?;
-    o.evidence(drop_lab_evidence(&drop_lab, &model));
-    o.evidence(lab::tool_evidence(&run));
-    let connect_expected = option.min(model.schedule().give_up);
-    phase_checks(
-        &mut o,
-        "connect",
-        option,
-        connect_expected,
-        &run,
-        &format!(
-            "Connecting to {}... failed: {}.",
-            drop_lab.target,
-            Errno::ETIMEDOUT.desc()
-        ),
-    );
-    observed.push(("connect", run.took()));
+    let connect = lab::run_tool(&drop_lab.ns, &cmd, DROPPED_PORT)?;
+    let (connect_lab, connect_target) = (drop_lab.ns.name().to_owned(), drop_lab.target);
     drop(drop_lab);
 
     // Read: a server that completes the handshake and never answers.
@@ -795,46 +807,88 @@ fn wget_timeout_sets_all(_ctx: &Ctx) -> Result<Outcome> {
         deadline,
         &["--timeout", value, "--tries", "1", &url(listener.addr())],
     );
-    let run: ToolRun = lab::run_tool(&ns, &cmd, listener.addr().port())?;
-    o.evidence(format!(
-        "lab {}: listener on {} that never accepts",
-        ns.name(),
-        listener.addr()
-    ));
-    o.evidence(lab::tool_evidence(&run));
-    phase_checks(
-        &mut o,
-        "read",
-        option,
-        option,
-        &run,
-        "Read error (Connection timed out) in headers.",
-    );
-    observed.push(("read", run.took()));
+    let read = lab::run_tool(&ns, &cmd, listener.addr().port())?;
+    let (read_lab, read_addr) = (ns.name().to_owned(), listener.addr());
     drop(listener);
     drop(ns);
 
     // DNS: a nameserver that never answers, with a resolver slower than the option.
     let blackhole = BlackholeLab::new(&[])?;
-    let case = DnsCase {
-        label: "dns",
-        option: "--timeout",
-        value: option,
-        resolver: Resolver {
-            timeout_s: 5,
-            attempts: 2,
-        },
-    };
-    let run = case.run(&blackhole)?;
+    let dns = SETS_ALL_DNS.run(&blackhole)?;
+    Ok(Measured::Observed(TimeoutSetsAll {
+        version: lab::version_of("wget"),
+        connect_lab,
+        connect_target,
+        connect_model,
+        connect,
+        read_lab,
+        read_addr,
+        read,
+        dns_client: blackhole.client.name().to_owned(),
+        dns,
+    }))
+}
+
+/// `wget.timeout-sets-all`, judged: each phase ends after the option (the connect phase
+/// earlier if the kernel gives up first).
+fn judge_timeout_sets_all(m: &TimeoutSetsAll, _ctx: &Ctx) -> Outcome {
+    let (option, _) = SETS_ALL_OPTION;
+    let mut o = Outcome::default();
+    lab::version_line(&mut o, "wget", m.version.as_deref());
+    let mut observed = Vec::new();
+
+    // Connect: a port whose SYNs are dropped.
+    let run = &m.connect;
+    o.evidence(drop_lab_evidence(
+        &m.connect_lab,
+        m.connect_target,
+        &m.connect_model,
+    ));
+    o.evidence(lab::tool_evidence(run));
+    let connect_expected = option.min(m.connect_model.schedule().give_up);
+    phase_checks(
+        &mut o,
+        "connect",
+        option,
+        connect_expected,
+        run,
+        &format!(
+            "Connecting to {}... failed: {}.",
+            m.connect_target,
+            Errno::ETIMEDOUT.desc()
+        ),
+    );
+    observed.push(("connect", run.took()));
+
+    // Read: a server that completes the handshake and never answers.
+    let run = &m.read;
+    o.evidence(format!(
+        "lab {}: listener on {} that never accepts",
+        m.read_lab, m.read_addr
+    ));
+    o.evidence(lab::tool_evidence(run));
+    phase_checks(
+        &mut o,
+        "read",
+        option,
+        option,
+        run,
+        "Read error (Connection timed out) in headers.",
+    );
+    observed.push(("read", run.took()));
+
+    // DNS: a nameserver that never answers, with a resolver slower than the option.
+    let case = &SETS_ALL_DNS;
+    let run = &m.dns;
     o.evidence(format!(
         "lab: client {} on a veth to {}, which drops all input; resolv.conf {:?}, name \
          {DNS_NAME}\n{}",
-        blackhole.client.name(),
+        m.dns_client,
         BlackholeLab::HOST,
         case.resolver.resolv_conf(),
         run.evidence()
     ));
-    let took = run.measurement().tool_timer();
+    let took = run.measurement.tool_timer();
     check_duration(
         &mut o,
         Against::Statement,
@@ -842,7 +896,7 @@ fn wget_timeout_sets_all(_ctx: &Ctx) -> Result<Outcome> {
         option,
         &took,
     );
-    case.model_checks(&mut o, &run);
+    case.model_checks(&mut o, run);
     observed.push(("dns", took.took));
 
     o.claimed = Figures {
@@ -874,8 +928,14 @@ fn wget_timeout_sets_all(_ctx: &Ctx) -> Result<Outcome> {
         ),
         ..Figures::default()
     };
-    Ok(o)
+    o
 }
+
+/// `wget.timeout-sets-all` in two steps.
+const TIMEOUT_SETS_ALL: Steps<TimeoutSetsAll> = Steps {
+    measure: measure_timeout_sets_all,
+    judge: judge_timeout_sets_all,
+};
 
 /// Checks one phase of `wget --timeout`: statement and model duration, message, exit.
 fn phase_checks(
@@ -921,12 +981,35 @@ fn phase_checks(
 // ---------------------------------------------------------------------------------------
 // nc
 
-fn nc_w_idle(_ctx: &Ctx) -> Result<Outcome> {
+/// The `-w` of `nc.w-idle`.
+const NC_IDLE: Duration = Duration::from_secs(2);
+
+/// What `nc.w-idle` measured: `nc -w 2` connected to a server that never sends, without
+/// and with `-q 1`.
+#[derive(Debug, Serialize, Deserialize)]
+struct NcIdle {
+    /// The lab's namespace.
+    lab: String,
+    /// Where the silent server listens.
+    addr: SocketAddrV4,
+    /// The installed nc's version.
+    version: Option<String>,
+    /// `nc -v -w 2`.
+    run: ToolRun,
+    /// The same with `-q 1`.
+    run_q: ToolRun,
+    /// `run` as nc's idle timer: from its SYN to its FIN, with this machine's timer
+    /// lateness meanwhile.
+    until_close: lab::Measured,
+}
+
+/// `nc.w-idle`, measured: nc against the silent server, without and with `-q 1`.
+fn measure_nc_w_idle(_ctx: &Ctx) -> Result<Measured<NcIdle>> {
     let ns = NetNs::new().context("creating the lab namespace")?;
     let listener = NoAcceptListener::bind(&ns, SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0), 16)
         .context("binding the silent server")?;
     let addr = listener.addr();
-    let option = Duration::from_secs(2);
+    let option = NC_IDLE;
     let base = [
         "-v".to_string(),
         "-w".into(),
@@ -942,8 +1025,24 @@ fn nc_w_idle(_ctx: &Ctx) -> Result<Outcome> {
         .args(base);
     let run = lab::run_tool(&ns, &plain, addr.port())?;
     let run_q = lab::run_tool(&ns, &with_q, addr.port())?;
-    let out = run.output.combined();
+    // nc closes the idle connection when -w expires: timed to its FIN, here, where the
+    // timer probe covers the run.
+    let until_close = run.until_close(addr.port());
+    Ok(Measured::Observed(NcIdle {
+        lab: ns.name().to_owned(),
+        addr,
+        version: lab::version_of("nc"),
+        run,
+        run_q,
+        until_close,
+    }))
+}
 
+/// `nc.w-idle`, judged: the connection is established and closed after -w of idle.
+fn judge_nc_w_idle(m: &NcIdle, _ctx: &Ctx) -> Outcome {
+    let (addr, run, run_q) = (m.addr, &m.run, &m.run_q);
+    let option = NC_IDLE;
+    let out = run.output.combined();
     // The client's FIN, relative to its SYN: when nc closed the connection.
     let fin_after = |r: &ToolRun| -> Option<Duration> {
         let syn = r
@@ -957,27 +1056,27 @@ fn nc_w_idle(_ctx: &Ctx) -> Result<Outcome> {
         })?;
         Some(fin.at - syn.at)
     };
-    let fin = fin_after(&run);
-    let fin_q = fin_after(&run_q);
+    let fin = fin_after(run);
+    let fin_q = fin_after(run_q);
 
     let mut o = Outcome::default();
     o.evidence(format!(
         "lab {}: a listener on {addr} that never calls accept(): the kernel completes the \
          handshake, nothing is ever sent back",
-        ns.name()
+        m.lab
     ));
-    o.evidence(lab::tool_evidence(&run));
+    o.evidence(lab::tool_evidence(run));
     o.evidence(format!(
         "with -q 1 (evidence only, not checked: the man page says -q quits N s after EOF on \
          stdin; compare the client FIN and the exit time below):\n{}",
-        lab::tool_evidence(&run_q)
+        lab::tool_evidence(run_q)
     ));
     o.evidence(format!(
         "client FIN after its SYN: without -q {:?}, with -q 1 {:?}",
         fin.map(secs),
         fin_q.map(secs)
     ));
-    version_evidence(&mut o, "nc");
+    lab::version_line(&mut o, "nc", m.version.as_deref());
     o.claimed = Figures::default().duration(option);
     o.expected = Figures {
         exit_code: Some(0),
@@ -989,7 +1088,7 @@ fn nc_w_idle(_ctx: &Ctx) -> Result<Outcome> {
         ..Figures::default()
     }
     .duration(option);
-    o.observed = lab::tool_figures(&run);
+    o.observed = lab::tool_figures(run);
     o.observed.value = Some(format!(
         "{}; FIN after {}; with -q 1: {}, exit {:?}",
         line_with(&out, "succeeded").unwrap_or_else(|| last_line(&out)),
@@ -1006,7 +1105,7 @@ fn nc_w_idle(_ctx: &Ctx) -> Result<Outcome> {
         "succeeded!",
     );
     // nc closes the idle connection when -w expires: timed to its FIN.
-    let took = run.until_close(addr.port());
+    let took = m.until_close.clone();
     check_duration(
         &mut o,
         Against::Statement,
@@ -1031,7 +1130,7 @@ fn nc_w_idle(_ctx: &Ctx) -> Result<Outcome> {
             "client FIN on the wire, after its SYN",
             option,
             fin_window,
-            &Measured { took: d, ..took },
+            &lab::Measured { took: d, ..took },
         ),
         None => o.model_check(
             "client FIN on the wire, after its SYN",
@@ -1040,8 +1139,14 @@ fn nc_w_idle(_ctx: &Ctx) -> Result<Outcome> {
             false,
         ),
     }
-    Ok(o)
+    o
 }
+
+/// `nc.w-idle` in two steps.
+const NC_W_IDLE: Steps<NcIdle> = Steps {
+    measure: measure_nc_w_idle,
+    judge: judge_nc_w_idle,
+};
 
 /// The claims of this module.
 pub fn claims() -> Vec<Claim> {
@@ -1060,7 +1165,7 @@ pub fn claims() -> Vec<Claim> {
             action: "curl --max-time 2 -o /dev/null http://127.0.0.1:PORT/",
             needs: with(&["curl"]),
             estimate: 3 * S,
-            run: Procedure::Rust(&OneStep(curl_max_time)),
+            run: Procedure::Rust(&MAX_TIME_STEPS),
         },
         Claim {
             id: "wget.dns-timeout",
@@ -1070,7 +1175,7 @@ pub fn claims() -> Vec<Claim> {
             action: "wget --tries 1 http://netclaim.example/ twice: --dns-timeout 1.5 with resolver timeout:2 attempts:2, and --dns-timeout 10 with timeout:1 attempts:2",
             needs: with(&["iptables", "wget"]),
             estimate: 4 * S,
-            run: Procedure::Rust(&OneStep(wget_dns_timeout)),
+            run: Procedure::Rust(&DNS_TIMEOUT),
         },
         Claim {
             id: "wget.timeout-sets-all",
@@ -1080,7 +1185,7 @@ pub fn claims() -> Vec<Claim> {
             action: "wget --timeout 1.5 --tries 1 against each",
             needs: with(&["iptables", "wget"]),
             estimate: 6 * S,
-            run: Procedure::Rust(&OneStep(wget_timeout_sets_all)),
+            run: Procedure::Rust(&TIMEOUT_SETS_ALL),
         },
         Claim {
             id: "nc.w-idle",
@@ -1090,7 +1195,7 @@ pub fn claims() -> Vec<Claim> {
             action: "nc -v -w 2 127.0.0.1 PORT with stdin at EOF (/dev/null); again with -q 1",
             needs: with(&["nc"]),
             estimate: 5 * S,
-            run: Procedure::Rust(&OneStep(nc_w_idle)),
+            run: Procedure::Rust(&NC_W_IDLE),
         },
     ]
 }
@@ -1098,6 +1203,86 @@ pub fn claims() -> Vec<Claim> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Verdict;
+
+    fn ctx() -> Ctx {
+        Ctx {
+            hz: 250,
+            kernel: "test".into(),
+        }
+    }
+
+    /// A recorded curl run: its first SYN 5 ms after the spawn, its exit `took` later.
+    fn curl_run(code: i32, stderr: &str, took: Duration) -> ToolRun {
+        serde_json::from_value(serde_json::json!({
+            "output": {
+                "command_line": "curl -q -sS --noproxy * -o /dev/null --max-time 2 http://127.0.0.1:8080/",
+                "netns": "lab",
+                "status": code << 8,
+                "stdout": "",
+                "stderr": stderr,
+                "duration": took + Duration::from_millis(5),
+                "timed_out": false
+            },
+            "events": [],
+            "syn_times": [{"secs": 0, "nanos": 0}],
+            "measurement": Measurement {
+                syn_times_us: vec![0],
+                first_packet_us: Some(5_000),
+                duration_us: (took + Duration::from_millis(5)).as_micros() as u64,
+                tool: true,
+                syn_late_us: vec![0],
+                late_us: 0,
+            }
+        }))
+        .expect("a recorded tool run")
+    }
+
+    fn max_time(run: ToolRun) -> MaxTime {
+        MaxTime {
+            lab: "lab".into(),
+            url: "http://127.0.0.1:8080/".into(),
+            version: Some("curl 7.88.1 (x86_64-pc-linux-gnu)".into()),
+            run,
+            served: "[]".into(),
+            headers_after: Some(Duration::from_millis(10)),
+            body_sent: Some(40_000),
+        }
+    }
+
+    #[test]
+    fn curl_ending_with_28_at_max_time_holds() {
+        let run = curl_run(
+            28,
+            "curl: (28) Operation timed out after 2000 milliseconds with 39000 out of 1000000 \
+             bytes received\n",
+            Duration::from_millis(2000),
+        );
+        let o = judge_max_time(&max_time(run), &ctx());
+        assert_eq!(o.verdict(), Verdict::Holds, "{}", o.reason());
+        assert!(o.model_agrees(), "{:?}", o.model_checks);
+        let exit = &o.claim_checks[1];
+        assert_eq!(
+            (exit.what.as_str(), exit.observed.as_str()),
+            ("exit code", "28")
+        );
+    }
+
+    #[test]
+    fn curl_exiting_7_is_refuted() {
+        let run = curl_run(
+            7,
+            "curl: (7) Failed to connect to 127.0.0.1 port 8080: Connection refused\n",
+            Duration::from_millis(1),
+        );
+        let o = judge_max_time(&max_time(run), &ctx());
+        assert_eq!(o.verdict(), Verdict::Refuted);
+        assert!(
+            o.reason().contains("exit code: claimed 28, observed 7"),
+            "{}",
+            o.reason()
+        );
+    }
 
     #[test]
     fn max_time_message_parses() {
@@ -1114,19 +1299,5 @@ mod tests {
         };
         assert_eq!(r.give_up(), 2 * S);
         assert_eq!(r.rounds(), vec![Duration::ZERO, S]);
-    }
-
-    #[test]
-    fn dns_query_parses() {
-        let mut pkt = vec![0u8; 20 + 8 + 12];
-        pkt[0] = 0x45;
-        pkt[9] = 17;
-        pkt[16..20].copy_from_slice(&[192, 0, 2, 2]);
-        pkt[22..24].copy_from_slice(&53u16.to_be_bytes());
-        pkt.extend_from_slice(b"\x01a\x07example\x00\x00\x1c\x00\x01");
-        let q = parse_dns_query(&pkt, Instant::now()).expect("a query");
-        assert_eq!(q.name, "a.example");
-        assert_eq!(q.qtype_name(), "AAAA");
-        assert_eq!(q.dst, BlackholeLab::HOST);
     }
 }
