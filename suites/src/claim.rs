@@ -502,24 +502,6 @@ impl<T: Serialize + serde::de::DeserializeOwned + Sync> TwoSteps for Steps<T> {
     }
 }
 
-/// TRANSITIONAL, removed once every built-in claim is split: a claim still written as
-/// one function. Its "measurement" is the whole outcome, which judging returns as is.
-#[derive(Debug)]
-pub struct OneStep(pub fn(&Ctx) -> anyhow::Result<Outcome>);
-
-impl TwoSteps for OneStep {
-    fn measure(&self, ctx: &Ctx) -> anyhow::Result<serde_json::Value> {
-        Ok(serde_json::to_value(Measured::Observed((self.0)(ctx)?))?)
-    }
-
-    fn judge(&self, measured: &serde_json::Value, _: &Ctx) -> serde_json::Result<Outcome> {
-        Ok(match Measured::<Outcome>::deserialize(measured)? {
-            Measured::Observed(o) => o,
-            Measured::Forced(verdict, reason) => Outcome::forced(verdict, reason),
-        })
-    }
-}
-
 /// A claim read from a claim file, with where it came from.
 #[derive(Debug, Clone)]
 pub struct DataClaim {
