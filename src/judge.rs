@@ -26,7 +26,7 @@ fn load(path: &Path) -> Result<Recording> {
 }
 
 /// Judges every recorded measurement again; exit 0 when every verdict is the recorded
-/// one, 3 when some changed.
+/// one, 3 when some changed, 4 when some could not be judged (their record no longer reads).
 pub fn run(path: &Path) -> Result<u8> {
     let recording = load(path).with_context(|| {
         format!(
@@ -67,5 +67,12 @@ pub fn run(path: &Path) -> Result<u8> {
         recording.netclaim,
         recording.mode
     );
-    Ok(if changed > 0 { 3 } else { 0 })
+    // A measurement that no longer reads is no agreement: say so in the exit code.
+    Ok(if changed > 0 {
+        crate::exit::DRIFT
+    } else if skipped > 0 {
+        crate::exit::SKIPPED
+    } else {
+        crate::exit::OK
+    })
 }

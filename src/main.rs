@@ -112,7 +112,9 @@ enum Command {
         all: bool,
     },
     /// Judge a recorded run again with this catalog and its models, without root: a
-    /// report.json or recording.json written by `netclaim run --out DIR`.
+    /// report.json or recording.json written by `netclaim run --out DIR`. Exit 0 when
+    /// every verdict is the recorded one, 3 when some changed, 4 when some record no
+    /// longer reads
     Judge {
         /// The report or recording.
         #[arg(value_name = "FILE")]

@@ -219,6 +219,45 @@ fn bad_input_trials() -> Vec<Trial> {
             }
             Ok(())
         }),
+        Trial::test("judge.recordings-agree-changes-and-broken-records-say-so", || {
+            // The committed recording of 6.1 judges to its own verdicts, without root.
+            let rec = concat!(env!("CARGO_MANIFEST_DIR"), "/suites/recordings/6.1.json");
+            let out = netclaim(&["judge", rec]);
+            expect_exit(&out, 0, &[])?;
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            if !stdout.contains("0 changed, 0 not judged") {
+                return Err(format!("judge of {rec}: {stdout}").into());
+            }
+            // A recorded verdict the measurement does not support is a change (exit 3,
+            // named); a measurement that no longer reads is not judged (exit 4).
+            let mut r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(rec)?)?;
+            let claims = r["claims"].as_array_mut().ok_or("no claims")?;
+            let i = claims
+                .iter()
+                .position(|c| c["id"] == "port.exhaustion-errno")
+                .ok_or("no port.exhaustion-errno")?;
+            claims[i]["verdict"] = "refuted".into();
+            let dir = tempfile::tempdir()?;
+            let changed = dir.path().join("changed.json");
+            std::fs::write(&changed, serde_json::to_string(&r)?)?;
+            let out = netclaim(&["judge", changed.to_str().ok_or("path")?]);
+            expect_exit(&out, 3, &[])?;
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            if !stdout.contains("holds (changed)") || !stdout.contains("1 changed") {
+                return Err(format!("a flipped verdict not reported: {stdout}").into());
+            }
+            let claims = r["claims"].as_array_mut().ok_or("no claims")?;
+            claims[i]["verdict"] = "holds".into();
+            claims[i]["measurement"] = serde_json::json!({"observed": {"shape": "old"}});
+            let broken = dir.path().join("broken.json");
+            std::fs::write(&broken, serde_json::to_string(&r)?)?;
+            let out = netclaim(&["judge", broken.to_str().ok_or("path")?]);
+            expect_exit(&out, 4, &[])?;
+            if !String::from_utf8_lossy(&out.stdout).contains("1 not judged") {
+                return Err("a record that no longer reads was not reported".into());
+            }
+            Ok(())
+        }),
         Trial::test("check.rejects-broken-files-with-their-place", || {
             let dir = tempfile::tempdir()?;
             let syntax = dir.path().join("syntax.toml");
