@@ -23,7 +23,7 @@ use netclaim_harness::command::ToolCommand;
 use netclaim_harness::model::{SynModel, SynSchedule};
 use netclaim_harness::sysctl::knob;
 use netclaim_harness::tmp::TempDir;
-use netclaim_harness::tolerance::{tool_deadline_window, Window, TOOL_EARLY};
+use netclaim_harness::tolerance::{tool_deadline_window, tool_timer_window, Window};
 use netclaim_harness::{Error as HarnessError, NetNs};
 use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
@@ -1900,10 +1900,8 @@ fn judge_tries(
     };
     let predicted = toolmodel::wget_try_starts(tries, per_try, toolmodel::WGET_WAITRETRY);
     for (k, (p, s)) in predicted.iter().zip(&starts).enumerate().skip(1) {
-        let w = Window {
-            min: p.saturating_sub(TOOL_EARLY),
-            max: *p + Duration::from_millis(300).max(p.mul_f64(0.05)),
-        };
+        // wget's own clock between tries: its process work between them, or 5 %.
+        let w = tool_timer_window(*p, Duration::from_millis(300).max(p.mul_f64(0.05)));
         check_timing(
             o,
             Against::Model,

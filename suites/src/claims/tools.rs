@@ -23,7 +23,7 @@ use netclaim_fixtures::http::{SlowBodyServer, Trickle};
 use netclaim_fixtures::server::NoAcceptListener;
 use netclaim_harness::command::{CommandOutput, ToolCommand};
 use netclaim_harness::model::SynModel;
-use netclaim_harness::tolerance::Window;
+use netclaim_harness::tolerance::{tool_deadline_window, Window};
 use netclaim_harness::NetNs;
 use nix::errno::Errno;
 
@@ -33,7 +33,7 @@ use super::seeds;
 use crate::claim::{Check, Claim, Ctx, Figures, Measured, Needs, Outcome, Procedure, Steps};
 use crate::lab::{
     self, check_eq, check_timing, secs, Against, BlackholeLab, Measurement, SynDropLab, ToolRun,
-    DROPPED_PORT, TOOL_EARLY, TOOL_STARTUP,
+    DROPPED_PORT, TOOL_STARTUP,
 };
 
 const S: Duration = Duration::from_secs(1);
@@ -43,14 +43,6 @@ const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
 /// resolver tries it as is, and the lab host has no domain to append.
 const DNS_NAME: &str = "netclaim.example";
 
-/// The window for a tool-driven deadline of `expected`.
-fn tool_window(expected: Duration) -> Window {
-    Window {
-        min: expected.saturating_sub(TOOL_EARLY),
-        max: expected + TOOL_STARTUP.max(expected.mul_f64(0.05)),
-    }
-}
-
 /// Records a duration check against `expected` in a tool window.
 fn check_duration(
     o: &mut Outcome,
@@ -59,7 +51,14 @@ fn check_duration(
     expected: Duration,
     m: &lab::Measured,
 ) {
-    check_timing(o, against, what, expected, tool_window(expected), m);
+    check_timing(
+        o,
+        against,
+        what,
+        expected,
+        tool_deadline_window(expected),
+        m,
+    );
 }
 
 /// Records a "the output contains" check.
@@ -579,7 +578,7 @@ impl DnsCase {
         let observed = run.rounds();
         let ok = predicted.len() == observed.len()
             && predicted.iter().zip(&observed).all(|(p, t)| {
-                let w = tool_window(Duration::from_millis(*p as u64));
+                let w = tool_deadline_window(Duration::from_millis(*p as u64));
                 w.contains(*t)
             });
         o.model_check(
@@ -1121,7 +1120,7 @@ fn judge_nc_w_idle(m: &NcIdle, _ctx: &Ctx) -> Outcome {
         Some(0),
         run.output.exit_code(),
     );
-    let fin_window = tool_window(option);
+    let fin_window = tool_deadline_window(option);
     match fin {
         // nc's timer, seen on the wire: the run's measured error applies to it.
         Some(d) => check_timing(
