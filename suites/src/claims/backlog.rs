@@ -1539,16 +1539,10 @@ pub fn claims() -> Vec<Claim> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::claims::testing::ctx;
 
     use crate::claim::CheckState;
     use std::os::unix::process::ExitStatusExt;
-
-    fn ctx() -> Ctx {
-        Ctx {
-            hz: 250,
-            kernel: "test".into(),
-        }
-    }
 
     /// Judges `m` as a recording of claim `id` is judged: serialised, read back, and the
     /// claim's own judge (with its exhaustion rule).

@@ -21,3 +21,17 @@ pub mod seeds {
     /// somaxconn and EAGAIN (Chinese).
     pub const SOMAXCONN: &str = "004_d32429faf5cd833e.txt";
 }
+
+/// What the claims' unit tests share: the facts a recorded run is judged with.
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::claim::Ctx;
+
+    /// A run's facts: HZ=250, a kernel named "test".
+    pub(crate) fn ctx() -> Ctx {
+        Ctx {
+            hz: 250,
+            kernel: "test".into(),
+        }
+    }
+}

@@ -486,16 +486,10 @@ pub fn claims() -> Vec<Claim> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::claims::testing::ctx;
     use crate::Verdict;
 
     const MARIADB: &str = "mysql  Ver 15.1 Distrib 10.11.6-MariaDB, for debian-linux-gnu (x86_64)";
-
-    fn ctx() -> Ctx {
-        Ctx {
-            hz: 250,
-            kernel: "test".into(),
-        }
-    }
 
     /// A recorded client run that exited `code` after printing `stderr`.
     fn output(code: i32, stderr: &str) -> CommandOutput {

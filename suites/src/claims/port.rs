@@ -1222,6 +1222,7 @@ pub fn claims() -> Vec<Claim> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::claims::testing::ctx;
 
     #[test]
     fn usable_ports_of_odd_ranges() {
@@ -1230,13 +1231,6 @@ mod tests {
         assert_eq!(usable_ports(40000, 40000, ""), (1, 1));
         assert_eq!(usable_ports(40000, 40003, "40001,50000-50010"), (3, 3));
         assert_eq!(usable_ports(32768, 60999, ""), (28232, 28232));
-    }
-
-    fn ctx() -> Ctx {
-        Ctx {
-            hz: 250,
-            kernel: "test".into(),
-        }
     }
 
     fn small_range() -> RangeInForce {

@@ -320,14 +320,8 @@ pub fn claims() -> Vec<Claim> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::claims::testing::ctx;
     use crate::Verdict;
-
-    fn ctx() -> Ctx {
-        Ctx {
-            hz: 250,
-            kernel: "test".into(),
-        }
-    }
 
     /// A drop-rule measurement as the lab would record it: 3 SYNs at 0, 1, 3 s and a
     /// give-up at 6 s with `tcp_syn_retries=1` (the schedule), the control refused.

@@ -1202,14 +1202,8 @@ pub fn claims() -> Vec<Claim> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::claims::testing::ctx;
     use crate::Verdict;
-
-    fn ctx() -> Ctx {
-        Ctx {
-            hz: 250,
-            kernel: "test".into(),
-        }
-    }
 
     /// A recorded curl run: its first SYN 5 ms after the spawn, its exit `took` later.
     fn curl_run(code: i32, stderr: &str, took: Duration) -> ToolRun {

@@ -824,13 +824,7 @@ pub fn claims() -> Vec<Claim> {
 mod tests {
     use super::*;
     use crate::claim::Verdict;
-
-    fn ctx() -> Ctx {
-        Ctx {
-            hz: 250,
-            kernel: "test".into(),
-        }
-    }
+    use crate::claims::testing::ctx;
 
     fn trial(timestamps: u8, result: Connected) -> ReuseTrial {
         let ports: Vec<u16> = (40000..=40003).collect();
