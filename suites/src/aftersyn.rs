@@ -59,12 +59,23 @@ pub struct AfterRecord {
     /// ICMP (type, code) errors about the connection seen on the wire.
     pub icmp: Vec<(u8, u8)>,
     /// µs from where the client starts its clock to where the kernel starts its timer:
-    /// `close`, from the FIN to the peer's ACK of it (FIN_WAIT_2 starts there; a delayed
-    /// ACK takes tens of ms); `idle`, from the handshake to the last packet received from
+    /// `close`, from close() to the peer's ACK of its FIN (FIN_WAIT_2 starts there; a
+    /// delayed ACK takes tens of ms; records from before the instants were kept count from
+    /// the FIN); `idle`, from the handshake to the last packet received from
     /// the peer (keepalive counts idleness from there; a probe the peer still answered
     /// before it went silent moves it).
     #[serde(default)]
     pub starts_after_us: Option<u64>,
+    /// `close`: how long close() took, µs. An ACK of the FIN that arrives while close()
+    /// still holds the socket waits in its backlog until close() releases it, and only
+    /// then arms the FIN_WAIT_2 timer: the timer starts between the ACK and close()'s
+    /// return.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close_took_us: Option<u64>,
+    /// `close`: when close() was called, to set the capture's packets against (only in
+    /// the measuring process; not recorded).
+    #[serde(skip)]
+    pub close_started: Option<Instant>,
     /// Per entry of `sent_us`: the slowness probe's worst timer lateness over each kernel
     /// timer before it, summed, µs (how much later than the model it may have gone out
     /// on this machine). Empty in records from before it existed.
@@ -196,9 +207,11 @@ pub fn act(
             };
             let diag = ports::Diag::open(ns)?;
             let started = Instant::now();
+            rec.close_started = Some(started);
             drop(socket);
             // The watch's times count from its own start, after close().
             let watch_from = started.elapsed();
+            rec.close_took_us = Some(micros(watch_from));
             let w = conn::wait_gone(&diag, local, remote, |_| true, limit)?;
             rec.late_us = Some(micros(slowness::late_between(started, Instant::now())));
             rec.watched(&w);
@@ -368,7 +381,16 @@ pub fn from_wire(
                         && e.at >= f.at
                         && e.flags.0 & 0x10 != 0
                 });
-                rec.starts_after_us = ack.map(|a| micros(a.at - f.at));
+                // From close() to the ACK of the FIN, on one clock: a FIN is not always
+                // sent at the moment close() is called (a 6.12 guest under TCG still
+                // showed the socket ESTABLISHED after close() returned, and sent its
+                // FIN 75 ms later). Without the instants, from the FIN.
+                rec.starts_after_us = ack.map(|a| match (capture_started, rec.close_started) {
+                    (Some(t0), Some(closed)) => {
+                        micros((t0 + a.at).saturating_duration_since(closed))
+                    }
+                    _ => micros(a.at - f.at),
+                });
             }
         }
         Some(Client::SynOnly) => {
@@ -644,6 +666,19 @@ pub fn end_measured(rec: &AfterRecord, took: Duration) -> Measured {
             watch.as_millis()
         ));
     }
+    // The FIN_WAIT_2 timer starts when the ACK of the FIN is processed: at the ACK, or,
+    // when it came while close() still held the socket, at close()'s return.
+    let held = Duration::from_micros(
+        rec.close_took_us
+            .unwrap_or(0)
+            .saturating_sub(rec.starts_after_us.unwrap_or(0)),
+    );
+    if !held.is_zero() {
+        from.push(format!(
+            "the ACK of the FIN may have waited up to {} ms for close() to release the socket",
+            held.as_millis()
+        ));
+    }
     // The kernel arms these timers in jiffies. While the tick runs late (a host that does
     // not run an emulated CPU, a loaded machine), jiffies lag the clock the measurement
     // uses, and a timer armed then falls due that much early by that clock: a 6.1 guest
@@ -658,7 +693,7 @@ pub fn end_measured(rec: &AfterRecord, took: Duration) -> Measured {
     }
     Measured {
         took,
-        error: timers + watch,
+        error: timers + watch + held,
         early_error: wait,
         error_from: from.join("; "),
     }
