@@ -51,8 +51,8 @@ pub struct AfterRecord {
     /// Whether the socket (or request) left the kernel's table while watched.
     pub gone: bool,
     /// `close`: when the orphan's FIN_WAIT_2 timer is due, from close(), as the kernel
-    /// armed it (first sighting in FIN_WAIT2 plus the time left on
-    /// its timer, in ms as the kernel's jiffies give it). Unlike the moment the socket is seen gone, it does
+    /// armed it (the last sighting in FIN_WAIT2 plus the time left on its timer, in ms as
+    /// the kernel's jiffies give it). Unlike the moment the socket is seen gone, it does
     /// not depend on how soon the watching thread gets the CPU.
     #[serde(default)]
     pub armed_end_us: Option<u64>,
@@ -215,11 +215,19 @@ pub fn act(
             let w = conn::wait_gone(&diag, local, remote, |_| true, limit)?;
             rec.late_us = Some(micros(slowness::late_between(started, Instant::now())));
             rec.watched(&w);
+            // Projected from the last sighting in FIN_WAIT_2 (the first if the last had
+            // no timer left): the jiffies the timer counts in may run at another rate
+            // than the clock, which a projection over the whole timer would carry.
             rec.armed_end_us = w
-                .states
-                .iter()
-                .find(|s| s.1 == state::FIN_WAIT2 && !s.2.is_zero())
-                .map(|(at, _, left)| micros(watch_from + *at + *left));
+                .last
+                .filter(|s| s.1 == state::FIN_WAIT2 && !s.2.is_zero())
+                .or_else(|| {
+                    w.states
+                        .iter()
+                        .copied()
+                        .find(|s| s.1 == state::FIN_WAIT2 && !s.2.is_zero())
+                })
+                .map(|(at, _, left)| micros(watch_from + at + left));
             if rec.armed_end_us.is_some() {
                 rec.watch_error_us = Some(micros(w.slowest_read));
             }
