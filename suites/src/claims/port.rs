@@ -130,59 +130,6 @@ pub(crate) fn set_range(
     })
 }
 
-/// One socket of a socket table as recorded: a [`TcpEntry`] that serialises.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Row {
-    /// Local address and port.
-    pub local: SocketAddrV4,
-    /// Remote address and port.
-    pub remote: SocketAddrV4,
-    /// State number (`/proc/net/tcp`'s).
-    pub state: u8,
-    /// Active timer (3: TIME_WAIT).
-    pub timer: u8,
-    /// Time left on it, in `USER_HZ` ticks.
-    pub timer_ticks: u64,
-    /// The same in ms, where known more finely.
-    pub timer_ms: Option<u64>,
-}
-
-impl From<TcpEntry> for Row {
-    fn from(e: TcpEntry) -> Self {
-        Self {
-            local: e.local,
-            remote: e.remote,
-            state: e.state,
-            timer: e.timer,
-            timer_ticks: e.timer_ticks,
-            timer_ms: e.timer_ms,
-        }
-    }
-}
-
-impl From<Row> for TcpEntry {
-    fn from(r: Row) -> Self {
-        Self {
-            local: r.local,
-            remote: r.remote,
-            state: r.state,
-            timer: r.timer,
-            timer_ticks: r.timer_ticks,
-            timer_ms: r.timer_ms,
-        }
-    }
-}
-
-/// Rows as read, recorded.
-pub(crate) fn rows(table: &[TcpEntry]) -> Vec<Row> {
-    table.iter().copied().map(Row::from).collect()
-}
-
-/// Recorded rows, back as the fixtures' entries (to count and print them).
-pub(crate) fn entries(rows: &[Row]) -> Vec<TcpEntry> {
-    rows.iter().copied().map(TcpEntry::from).collect()
-}
-
 /// The socket table of a lab namespace as read at one moment, with what it shows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Table {
@@ -191,7 +138,7 @@ pub(crate) struct Table {
     /// The namespace it was read in.
     pub lab: String,
     /// Its sockets.
-    pub rows: Vec<Row>,
+    pub rows: Vec<TcpEntry>,
 }
 
 impl Table {
@@ -201,13 +148,13 @@ impl Table {
         Ok(Self {
             title: title.to_owned(),
             lab: ns.name().to_owned(),
-            rows: rows(&table),
+            rows: table,
         })
     }
 
-    /// The sockets as the fixtures' entries.
-    pub fn entries(&self) -> Vec<TcpEntry> {
-        entries(&self.rows)
+    /// The sockets.
+    pub fn entries(&self) -> &[TcpEntry] {
+        &self.rows
     }
 
     /// The table with a per-state summary, as evidence.
@@ -217,8 +164,8 @@ impl Table {
             "{} (/proc/thread-self/net/tcp in {}): {:?}\n{}",
             self.title,
             self.lab,
-            ports::state_counts(&table),
-            ports::table_text(&table)
+            ports::state_counts(table),
+            ports::table_text(table)
         )
     }
 }
@@ -421,7 +368,7 @@ fn judge_exhaustion_errno(m: &AllPortsUsed, _ctx: &Ctx) -> Outcome {
     ));
     o.evidence(m.held_table.text());
     let table2 = m.tw_table.entries();
-    let tw = ports::count_state(&table2, state::TIME_WAIT);
+    let tw = ports::count_state(table2, state::TIME_WAIT);
     o.evidence(format!(
         "{} short connection(s) closed by the client from ports {:?} (tcp_tw_reuse=0, because the default 2 would let loopback connections reuse a TIME_WAIT after tcp_tw_reuse_delay); next connect(): {}; {}",
         m.filled.ports.len(),
@@ -1243,8 +1190,8 @@ mod tests {
         }
     }
 
-    fn row(port: u16, st: u8) -> Row {
-        Row {
+    fn row(port: u16, st: u8) -> TcpEntry {
+        TcpEntry {
             local: loopback(port),
             remote: loopback(LISTEN_PORT),
             state: st,

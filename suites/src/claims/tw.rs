@@ -19,8 +19,8 @@ use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
 
 use super::port::{
-    entries, loopback, rows, set_range, tw_reuse_age, tw_reuse_delay, Filled, RangeInForce, Row,
-    Table, LISTEN_PORT, SMALL_RANGE,
+    loopback, set_range, tw_reuse_age, tw_reuse_delay, Filled, RangeInForce, Table, LISTEN_PORT,
+    SMALL_RANGE,
 };
 use super::seeds;
 use crate::claim::{Claim, Ctx, Figures, Measured, Needs, Outcome, Procedure, Steps};
@@ -91,7 +91,7 @@ struct Closing {
     /// The server's address.
     server: SocketAddrV4,
     /// The lab's socket table after the close.
-    table: Vec<Row>,
+    table: Vec<TcpEntry>,
 }
 
 /// What `tw.active-closer` measured: a connection closed by the client first, then one
@@ -135,7 +135,7 @@ fn measure_active_closer(_ctx: &Ctx) -> Result<Measured<Closings>> {
             closer: recorded,
             client: pair.client,
             server: pair.server,
-            table: rows(&table),
+            table,
         });
     }
     Ok(Measured::Observed(Closings {
@@ -150,16 +150,16 @@ fn judge_active_closer(m: &Closings, _ctx: &Ctx) -> Outcome {
     let mut o = Outcome::default();
     let mut results = Vec::new();
     for c in &m.closings {
-        let table = entries(&c.table);
-        let client = find(&table, c.client, c.server);
-        let server = find(&table, c.server, c.client);
+        let table = &c.table;
+        let client = find(table, c.client, c.server);
+        let server = find(table, c.server, c.client);
         o.evidence(format!(
             "{:?} closes first: client {} → {}, server side {}\n{}",
             c.closer,
             c.client,
             describe(client),
             describe(server),
-            ports::table_text(&table)
+            ports::table_text(table)
         ));
         results.push((c.closer, client, server));
     }
@@ -242,7 +242,7 @@ struct Lifetime {
     /// From the close to the first table read that showed TIME_WAIT.
     read_at: Duration,
     /// The client's socket as read then.
-    entry: Row,
+    entry: TcpEntry,
     /// Table reads while waiting for it to go.
     polls: u32,
     /// When it was gone, from the close (`None`: still there at the limit).
@@ -310,7 +310,7 @@ fn measure_duration(_ctx: &Ctx) -> Result<Measured<Lifetime>> {
         lab: ns.name().to_owned(),
         client: pair.client,
         read_at,
-        entry: entry.into(),
+        entry,
         polls,
         gone,
         lifetime: lab::Measured {
@@ -325,7 +325,7 @@ fn measure_duration(_ctx: &Ctx) -> Result<Measured<Lifetime>> {
 /// `tw.duration`, judged: 240 s stated, `TCP_TIMEWAIT_LEN` (60 s) predicted, with the
 /// timer wheel's slack at this run's HZ.
 fn judge_duration(m: &Lifetime, ctx: &Ctx) -> Outcome {
-    let entry = TcpEntry::from(m.entry);
+    let entry = m.entry;
     let (read_at, gone) = (m.read_at, m.gone);
     // The timer column: how long the kernel will keep this TIME_WAIT, as armed.
     let armed = read_at + entry.timer_left();
@@ -521,7 +521,7 @@ fn judge_reuse_needs_timestamps(m: &ReuseByTimestamps, _ctx: &Ctx) -> Outcome {
             "the measurement lacks the lab with tcp_timestamps=0 or =1",
         );
     };
-    let tw = |t: &ReuseTrial| ports::count_state(&t.table.entries(), state::TIME_WAIT);
+    let tw = |t: &ReuseTrial| ports::count_state(t.table.entries(), state::TIME_WAIT);
     let (off_result, on_result) = (replay(&off.result), replay(&on.result));
     o.claimed.value = Some("timestamps=0: no reuse; timestamps=1: reuse".into());
     o.expected = Figures {
@@ -610,7 +610,7 @@ struct ShortConnections {
     errnos: Vec<i32>,
     /// The client's socket table once the workers were done (and their TIME_WAITs had
     /// settled, or 2 s passed).
-    after_workers: Vec<Row>,
+    after_workers: Vec<TcpEntry>,
     /// The retry after the reuse age.
     late: Connected,
     /// Connections the server finished, read after the retry.
@@ -674,7 +674,7 @@ fn measure_concurrent_client_exhaustion(_ctx: &Ctx) -> Result<Measured<ShortConn
         reuse_delay_ms,
         used,
         errnos,
-        after_workers: rows(&table),
+        after_workers: table,
         late: record(late),
         served: srv.served(),
         after_retry,
@@ -689,7 +689,7 @@ fn judge_concurrent_client_exhaustion(m: &ShortConnections, _ctx: &Ctx) -> Outco
     let errnos: Vec<Errno> = m.errnos.iter().copied().map(Errno::from_raw).collect();
     let late = replay(&m.late);
     let n = used.len();
-    let tw = ports::count_state(&entries(&m.after_workers), state::TIME_WAIT);
+    let tw = ports::count_state(&m.after_workers, state::TIME_WAIT);
     let mut o = Outcome::default();
     o.evidence(format!(
         "client 192.0.2.1 → server 192.0.2.2:3306 over a veth; client {}; tcp_tw_reuse = {reuse}, tcp_timestamps = {} (namespace defaults); {age_text}",
@@ -848,7 +848,7 @@ mod tests {
                 lab: format!("netclaim-test-{timestamps}"),
                 rows: ports
                     .iter()
-                    .map(|&p| Row {
+                    .map(|&p| TcpEntry {
                         local: loopback(p),
                         remote: loopback(LISTEN_PORT),
                         state: state::TIME_WAIT,
@@ -896,7 +896,7 @@ mod tests {
             lab: "netclaim-test".into(),
             client: loopback(40000),
             read_at: Duration::from_millis(5),
-            entry: Row {
+            entry: TcpEntry {
                 local: loopback(40000),
                 remote: loopback(LISTEN_PORT),
                 state: state::TIME_WAIT,
