@@ -254,28 +254,29 @@ pub fn parse_frame(frame: &[u8]) -> Option<TcpEvent> {
     }
 }
 
-fn open_packet_socket() -> Result<OwnedFd> {
+/// A packet socket that sees every packet the namespace sends and receives, with link
+/// headers (`SOCK_RAW`) or without (`SOCK_DGRAM`), and a short receive timeout so that a
+/// capture loop sees its stop flag.
+fn packet_socket(ty: libc::c_int, call: &'static str) -> Result<OwnedFd> {
+    // ETH_P_ALL: outgoing packets reach only the packet taps registered for every protocol.
     let proto = (libc::ETH_P_ALL as u16).to_be();
     // SAFETY: plain socket(2) call; the returned descriptor is checked and owned below.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            i32::from(proto),
-        )
-    };
+    let fd = unsafe { libc::socket(libc::AF_PACKET, ty | libc::SOCK_CLOEXEC, i32::from(proto)) };
     if fd < 0 {
-        return Err(Error::sys(
-            "socket(AF_PACKET, SOCK_RAW, ETH_P_ALL)",
-            nix::errno::Errno::last(),
-        ));
+        return Err(Error::sys(call, nix::errno::Errno::last()));
     }
     // SAFETY: `fd` is a fresh, valid descriptor that nothing else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    setsockopt(&fd, sockopt::ReceiveTimestampns, &true)
-        .map_err(|e| Error::sys("setsockopt(SO_TIMESTAMPNS)", e))?;
     setsockopt(&fd, sockopt::ReceiveTimeout, &TimeVal::new(0, 20_000))
         .map_err(|e| Error::sys("setsockopt(SO_RCVTIMEO)", e))?;
+    Ok(fd)
+}
+
+/// The TCP capture's socket: whole frames, each with the kernel's receive timestamp.
+fn open_packet_socket() -> Result<OwnedFd> {
+    let fd = packet_socket(libc::SOCK_RAW, "socket(AF_PACKET, SOCK_RAW, ETH_P_ALL)")?;
+    setsockopt(&fd, sockopt::ReceiveTimestampns, &true)
+        .map_err(|e| Error::sys("setsockopt(SO_TIMESTAMPNS)", e))?;
     Ok(fd)
 }
 
@@ -472,33 +473,6 @@ impl DnsCapture {
     }
 }
 
-/// A packet socket that sees every packet the namespace sends, without link headers
-/// (`SOCK_DGRAM`), with a short receive timeout so that the capture loop sees its stop
-/// flag.
-fn open_udp_packet_socket() -> Result<OwnedFd> {
-    // ETH_P_ALL: outgoing packets reach only the packet taps registered for every protocol.
-    let proto = (libc::ETH_P_ALL as u16).to_be();
-    // SAFETY: plain socket(2) call; the returned descriptor is checked and owned below.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-            i32::from(proto),
-        )
-    };
-    if fd < 0 {
-        return Err(Error::sys(
-            "socket(AF_PACKET, SOCK_DGRAM, ETH_P_ALL)",
-            nix::errno::Errno::last(),
-        ));
-    }
-    // SAFETY: `fd` is a fresh, valid descriptor that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    setsockopt(&fd, sockopt::ReceiveTimeout, &TimeVal::new(0, 20_000))
-        .map_err(|e| Error::sys("setsockopt(SO_RCVTIMEO)", e))?;
-    Ok(fd)
-}
-
 /// Parses an IPv4 packet (no link header) carrying a DNS query to port 53, read at `at`;
 /// `None` for anything else.
 pub fn parse_dns_query(pkt: &[u8], at: Instant) -> Option<DnsQuery> {
@@ -559,13 +533,14 @@ impl NetNs {
         let flag = Arc::clone(&stop);
         let (ready_tx, ready_rx) = mpsc::channel();
         let thread = self.spawn("dns-capture", move || {
-            let fd = match open_udp_packet_socket() {
-                Ok(fd) => fd,
-                Err(e) => {
-                    let _ = ready_tx.send(false);
-                    return Err(e);
-                }
-            };
+            let fd =
+                match packet_socket(libc::SOCK_DGRAM, "socket(AF_PACKET, SOCK_DGRAM, ETH_P_ALL)") {
+                    Ok(fd) => fd,
+                    Err(e) => {
+                        let _ = ready_tx.send(false);
+                        return Err(e);
+                    }
+                };
             let _ = ready_tx.send(true);
             dns_capture_loop(fd, &flag)
         })?;
