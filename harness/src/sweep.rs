@@ -118,9 +118,12 @@ fn still_held_after(path: &Path, patience: Duration) -> bool {
         &format!("the lock on {} to be released", path.display()),
         patience,
         Duration::from_millis(20),
-        || match crate::tmp::is_held(path) {
-            true => crate::wait::Poll::Pending("held".into()),
-            false => crate::wait::Poll::Ready(()),
+        || {
+            if crate::tmp::is_held(path) {
+                crate::wait::Poll::Pending("held".into())
+            } else {
+                crate::wait::Poll::Ready(())
+            }
         },
     )
     .is_err()

@@ -592,9 +592,13 @@ impl Claim {
 
     /// Why the claim cannot run here (a missing tool or privilege), if so.
     pub fn unmet_needs(&self) -> Option<String> {
-        if let Err(reason) = netclaim_harness::privilege::check() {
-            return Some(reason);
-        }
+        netclaim_harness::privilege::check()
+            .err()
+            .or_else(|| self.missing_tools())
+    }
+
+    /// The tools the claim needs that are not installed, in words, if any.
+    fn missing_tools(&self) -> Option<String> {
         let missing: Vec<&str> = self
             .needs
             .tools
@@ -613,10 +617,12 @@ impl Claim {
         netclaim_harness::slowness::start();
         // Not knowing the privilege because the harness is out of descriptors is the
         // harness failing, not a reason to skip.
-        if let Err(e) = netclaim_harness::privilege::status() {
-            return Outcome::forced(Verdict::Error, error_reason(&anyhow::Error::new(e)));
+        match netclaim_harness::privilege::status() {
+            Err(e) => return Outcome::forced(Verdict::Error, error_reason(&anyhow::Error::new(e))),
+            Ok(Err(reason)) => return Outcome::forced(Verdict::Skipped, reason),
+            Ok(Ok(())) => {}
         }
-        if let Some(reason) = self.unmet_needs() {
+        if let Some(reason) = self.missing_tools() {
             return Outcome::forced(Verdict::Skipped, reason);
         }
         let measured = match self.run {

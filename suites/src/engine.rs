@@ -1186,13 +1186,7 @@ pub fn measure(spec: &ClaimSpec, ctx: &Ctx, dir: Option<&Path>) -> Result<Measur
 // ---------------------------------------------------------------------------------------
 // Judging
 
-/// How many SYNs the kernel sends before a client abandons the connect at `deadline`
-/// (see [`SynSchedule::syns_before`]).
-pub fn syns_before(schedule: &SynSchedule, deadline: Duration) -> (usize, usize) {
-    schedule.syns_before(deadline)
-}
-
-/// [`syns_before`] a deadline a program keeps from its own start: it armed its timer
+/// [`SynSchedule::syns_before`] a deadline a program keeps from its own start: it armed its timer
 /// somewhere between its spawn and its first SYN (`startup`, measured), so from the first
 /// SYN its deadline came up to that much sooner (a shell script's `timeout 5` started
 /// 0.9 s before its connect on a loaded machine and let 4 SYNs out, not 5).
@@ -1203,8 +1197,8 @@ fn syns_before_tool_deadline(
 ) -> (usize, usize) {
     let earliest = deadline.saturating_sub(startup.unwrap_or_default());
     (
-        syns_before(schedule, earliest).0,
-        syns_before(schedule, deadline).1,
+        schedule.syns_before(earliest).0,
+        schedule.syns_before(deadline).1,
     )
 }
 
@@ -1938,7 +1932,7 @@ fn judge_tries(
         }
     }
     if let (Some(schedule), End::ToolConnect { .. } | End::Kernel) = (&plan.schedule, &plan.end) {
-        let range = syns_before(schedule, per_try);
+        let range = schedule.syns_before(per_try);
         let who = plan.program.map_or("the program", Program::name);
         for (k, n) in run.conn_syns.iter().enumerate() {
             check_syn_range(
@@ -2253,8 +2247,8 @@ mod tests {
     #[test]
     fn syn_range_around_a_deadline() {
         let s = SynModel::new(6, None).schedule();
-        assert_eq!(syns_before(&s, Duration::from_millis(2500)), (2, 2));
-        assert_eq!(syns_before(&s, Duration::from_secs(3)), (2, 3));
+        assert_eq!(s.syns_before(Duration::from_millis(2500)), (2, 2));
+        assert_eq!(s.syns_before(Duration::from_secs(3)), (2, 3));
     }
 
     #[test]
