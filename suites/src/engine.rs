@@ -242,6 +242,8 @@ pub struct Plan {
     pub model: Option<SynModel>,
     /// The tool, if the command is one the model knows.
     pub program: Option<Program>,
+    /// Its command line (inside a `strace … --` wrapper): what it prints depends on it.
+    pub argv: Vec<String>,
     /// How many connections it makes (wget retries).
     pub tries: usize,
     /// How the run ends.
@@ -297,6 +299,7 @@ pub fn plan(
         schedule: None,
         model: None,
         program,
+        argv: argv.to_vec(),
         tries,
         end: End::Completes,
         ends_after: None,
@@ -1592,7 +1595,7 @@ fn judge_lab(
             }
             if is_command {
                 if let Some(p) = plan.program {
-                    let f = toolmodel::connect_failed(p, Errno::ETIMEDOUT, target);
+                    let f = toolmodel::connect_failed(p, &plan.argv, Errno::ETIMEDOUT, target);
                     tool_failure_checks(&f, run, &what, o, &mut expected);
                 }
                 if run.errno.is_some() || run.connect_calls.is_some() {
@@ -1672,7 +1675,7 @@ fn judge_lab(
             if is_command {
                 if let Some(p) = plan.program {
                     tool_failure_checks(
-                        &toolmodel::connect_failed(p, Errno::ECONNREFUSED, target),
+                        &toolmodel::connect_failed(p, &plan.argv, Errno::ECONNREFUSED, target),
                         run,
                         &what,
                         o,

@@ -196,11 +196,16 @@ pub mod rsync {
     pub const RERR_CONTIMEOUT: i32 = 35;
 }
 
-/// What `program` does when its connect() fails with `errno` (the kernel gave up, or the
-/// peer answered RST), from each tool's documented error handling.
-pub fn connect_failed(program: Program, errno: Errno, target: SocketAddrV4) -> Failure {
+/// What `program` run as `argv` does when its connect() fails with `errno` (the kernel
+/// gave up, or the peer answered RST), from each tool's documented error handling.
+pub fn connect_failed(
+    program: Program,
+    argv: &[String],
+    errno: Errno,
+    target: SocketAddrV4,
+) -> Failure {
     let text = strerror(errno);
-    match program {
+    let f = match program {
         // telnet: "Unable to connect to remote host: <strerror>", exit 1.
         Program::Telnet => Failure::new(1, format!("Unable to connect to remote host: {text}")),
         // curl ≥ 7.67.0 maps a connect ETIMEDOUT to CURLE_OPERATION_TIMEDOUT (28) (curl PR
@@ -228,6 +233,25 @@ pub fn connect_failed(program: Program, errno: Errno, target: SocketAddrV4) -> F
                 rsync::RERR_SOCKETIO
             ),
         ),
+    };
+    as_printed(program, argv, f)
+}
+
+/// `f` as the program run as `argv` reports it: OpenBSD nc says what happened to a
+/// connection (refused, timed out, succeeded) only with -v; without it, only its exit
+/// code tells (a `nc -z` with a 7 s give-up printed nothing).
+fn as_printed(program: Program, argv: &[String], f: Failure) -> Failure {
+    let verbose = || {
+        argv.iter()
+            .skip(1)
+            .any(|a| a.starts_with('-') && !a.starts_with("--") && a.contains('v'))
+    };
+    match program {
+        Program::Nc if !verbose() => Failure {
+            messages: Vec::new(),
+            ..f
+        },
+        _ => f,
     }
 }
 
@@ -264,7 +288,7 @@ pub fn connect_deadline(
     argv: &[String],
     target: SocketAddrV4,
 ) -> Option<(Duration, Failure)> {
-    match program {
+    let found = match program {
         // --connect-timeout, and --max-time which bounds the whole transfer. curl 7.88
         // words the connect timeout two ways, depending on which of its checks notices
         // first: "Failed to connect … after N ms: Timeout was reached" or the connect
@@ -324,7 +348,8 @@ pub fn connect_deadline(
             )
         }),
         Program::Telnet => None,
-    }
+    };
+    found.map(|(d, f)| (d, as_printed(program, argv, f)))
 }
 
 /// The tool's own deadline for data after the handshake completed and the peer sends
@@ -334,7 +359,7 @@ pub fn read_deadline(
     argv: &[String],
     target: SocketAddrV4,
 ) -> Option<(Duration, Failure)> {
-    match program {
+    let found = match program {
         Program::Curl => seconds(argv, &["--max-time", "-m"])
             .map(|d| (d, Failure::new(28, "Operation timed out after"))),
         // --read-timeout (default 900 s), or --timeout / -T.
@@ -365,7 +390,8 @@ pub fn read_deadline(
             )
         }),
         Program::Rsync | Program::Telnet => None,
-    }
+    };
+    found.map(|(d, f)| (d, as_printed(program, argv, f)))
 }
 
 /// wget's `--waitretry` default: a linear back-off of 1, 2, … s between tries, capped.
@@ -427,13 +453,53 @@ mod tests {
     #[test]
     fn failures_name_the_errno_text() {
         assert_eq!(
-            connect_failed(Program::Telnet, Errno::ETIMEDOUT, T).messages[0],
+            connect_failed(
+                Program::Telnet,
+                &argv("telnet 127.0.0.1 7"),
+                Errno::ETIMEDOUT,
+                T
+            )
+            .messages[0],
             "Unable to connect to remote host: Connection timed out"
         );
         assert_eq!(
-            connect_failed(Program::Wget, Errno::ETIMEDOUT, T),
+            connect_failed(
+                Program::Wget,
+                &argv("wget http://127.0.0.1:7/"),
+                Errno::ETIMEDOUT,
+                T
+            ),
             Failure::new(4, "failed: Connection timed out.")
         );
+    }
+
+    #[test]
+    fn nc_says_what_happened_only_with_v() {
+        let quiet = connect_failed(
+            Program::Nc,
+            &argv("nc -z 192.0.2.2 5432"),
+            Errno::ETIMEDOUT,
+            T,
+        );
+        assert_eq!((quiet.exit, quiet.messages.len()), (1, 0));
+        for verbose in ["nc -v 192.0.2.2 5432", "nc -zv 192.0.2.2 5432"] {
+            let f = connect_failed(Program::Nc, &argv(verbose), Errno::ETIMEDOUT, T);
+            assert_eq!(
+                f,
+                Failure::new(1, "failed: Connection timed out"),
+                "{verbose}"
+            );
+        }
+        let (_, f) = connect_deadline(Program::Nc, &argv("nc -w 2 127.0.0.1 7"), T).unwrap();
+        assert!(f.messages.is_empty());
+        // Other tools print their failure whatever their options.
+        let f = connect_failed(
+            Program::Telnet,
+            &argv("telnet 127.0.0.1 7"),
+            Errno::ETIMEDOUT,
+            T,
+        );
+        assert_eq!(f.messages.len(), 1);
     }
 
     #[test]
