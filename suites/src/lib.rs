@@ -10,6 +10,7 @@ pub mod claim;
 pub mod claims;
 pub mod engine;
 pub mod executor;
+pub mod input;
 mod knobs;
 pub mod lab;
 pub mod recording;
