@@ -868,7 +868,7 @@ fn act(
             let mut cmd =
                 ToolCommand::new(full[0].clone(), timeout).args(full[1..].iter().cloned());
             for (k, v) in &run.env {
-                cmd = cmd.env(k.clone(), v.clone());
+                cmd = cmd.env(k.clone(), substitute(v, &built.target, dir));
             }
             if let Some(data) = &run.stdin {
                 cmd = cmd.stdin(data.clone().into_bytes());
