@@ -634,7 +634,7 @@ fn run(args: RunArgs) -> Result<u8> {
     let tty = std::io::stdout().is_terminal();
     match args.format {
         Format::Table => {
-            outln!("{}", report.table(tty));
+            out::table(tty, |color| report.table(color));
             let details = report.details(|c| {
                 args.details || c.origin.ends_with(".toml") && !c.origin.starts_with("built-in")
             });
@@ -683,7 +683,9 @@ fn compare(paths: &[PathBuf], format: CompareFormat, all: bool) -> Result<u8> {
     let labels: Vec<String> = paths.iter().map(|p| compare::label(p)).collect();
     let matrix = Matrix::new(&reports, &labels);
     match format {
-        CompareFormat::Table => outln!("{}", matrix.table(std::io::stdout().is_terminal(), !all)),
+        CompareFormat::Table => out::table(std::io::stdout().is_terminal(), |color| {
+            matrix.table(color, !all)
+        }),
         CompareFormat::Markdown => out!("{}", matrix.markdown()),
         CompareFormat::Html => out!("{}", matrix.html()),
     }

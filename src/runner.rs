@@ -250,7 +250,8 @@ fn report_line(
     if bar.is_hidden() {
         crate::out::errln!("{line}");
     } else {
-        bar.println(line);
+        // indicatif writes to the terminal itself: escaped as everything else printed.
+        bar.println(crate::out::escape_controls(&line));
     }
 }
 

@@ -42,7 +42,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::compare::Matrix;
-use crate::out::{errln, outln};
+use crate::out::errln;
 use crate::report::Report;
 
 /// How long the guest sleeps by its own clock while the host times it.
@@ -556,7 +556,7 @@ pub fn kernels(args: KernelsArgs) -> Result<u8> {
         &format!("{heading}\n{}\n", matrix.table(false, false)),
     )?;
     let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    outln!("{}", matrix.table(tty, false));
+    crate::out::table(tty, |color| matrix.table(color, false));
     errln!("netclaim kernels: {heading}");
     errln!(
         "netclaim kernels: wrote comparison.md, comparison.html and comparison.txt to {}",
