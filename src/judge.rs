@@ -6,35 +6,48 @@
 //! binary's catalog and models, and a change to a model or a tolerance shows which
 //! recorded verdicts it would flip.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use netclaim_suites::catalog;
 use netclaim_suites::recording::{self, Recording};
 
 use crate::out::outln;
 use crate::report::Report;
 
-/// Reads a recording, or a report (converted).
+/// Reads a recording, or a report (converted): a regular file of at most
+/// [`REPORT_CAP`](netclaim_suites::input::REPORT_CAP).
 fn load(path: &Path) -> Result<Recording> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if let Ok(r) = serde_json::from_str::<Recording>(&text) {
-        return Ok(r);
+    let text = netclaim_suites::input::read_text(path, netclaim_suites::input::REPORT_CAP)?;
+    let as_recording = match serde_json::from_str::<Recording>(&text) {
+        Ok(r) => return Ok(r),
+        Err(e) => e,
+    };
+    let value: Option<serde_json::Value> = serde_json::from_str(&text).ok();
+    if value
+        .as_ref()
+        .is_some_and(crate::report::looks_like_recording)
+    {
+        return Err(anyhow::Error::new(as_recording).context(format!(
+            "{} is a recording.json that does not read: write it again with `netclaim run --out DIR`",
+            path.display()
+        )));
     }
-    Ok(Report::load(path)?.recording())
+    Report::parse(path, &text)
+        .map(|r| r.recording())
+        .with_context(|| {
+            format!(
+                "{} is neither a report.json nor a recording.json of `netclaim run --out DIR`",
+                path.display()
+            )
+        })
 }
 
-/// Judges every recorded measurement again; exit 0 when every verdict is the recorded
-/// one, 3 when some changed, 4 when some could not be judged (their record no longer reads).
-pub fn run(path: &Path) -> Result<u8> {
-    let recording = load(path).with_context(|| {
-        format!(
-            "{} is neither a report.json nor a recording.json of `netclaim run --out DIR`",
-            path.display()
-        )
-    })?;
-    let claims = catalog::all();
+/// Judges every recorded measurement again, with the built-in catalog and the claim
+/// files at `claim_files`; exit 0 when every verdict is the recorded one, 3 when some
+/// changed, 4 when some could not be judged (their record no longer reads).
+pub fn run(path: &Path, claim_files: &[PathBuf]) -> Result<u8> {
+    let claims = crate::catalog_with_paths(claim_files)?;
+    let recording = load(path)?;
     let judged = recording::rejudge_all(&recording, &claims);
     let mut t = comfy_table::Table::new();
     t.load_style(comfy_table::presets::UTF8_FULL_CONDENSED)

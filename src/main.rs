@@ -32,9 +32,11 @@ mod exit {
     pub const OK: u8 = 0;
     /// At least one claim ended in `error`: the harness failed.
     pub const ERROR: u8 = 1;
-    /// Bad input: an unknown or empty filter, `--jobs 0`, an unreadable or malformed
-    /// report, a baseline that shares no claim with the run, an unwritable --out
-    /// directory (clap's own usage errors also exit 2).
+    /// Bad input: an unknown or empty filter, a selection of only long-tier claims
+    /// without --long, `--jobs 0`, a claim file `check` refuses, an input file that is
+    /// not a regular file or is over its size cap, an unreadable or malformed report, a
+    /// baseline that shares no claim with the run, an unwritable --out directory (clap's
+    /// own usage errors also exit 2).
     pub const USAGE: u8 = 2;
     /// Verdicts drifted from --baseline, or `compare` found differences.
     pub const DRIFT: u8 = 3;
@@ -50,8 +52,11 @@ Exit codes:
   0    every claim reached a verdict (holds, refuted or not-applicable) and none drifted
   1    at least one claim ended in `error` (the harness failed; see its reason), or
        stdout could not be written
-  2    bad input: unknown or empty claim filter, --jobs 0, unreadable/malformed report,
-       a --baseline sharing no claim with the run, unwritable --out
+  2    bad input: unknown or empty claim filter, only long-tier claims selected without
+       --long, --jobs 0, a claim file `check` refuses, an input file that is not a
+       regular file or is over its size cap (claim files 4 MiB, reports and recordings
+       64 MiB), an unreadable/malformed report, a --baseline sharing no claim with the
+       run, unwritable --out
   3    verdicts drifted from --baseline; `compare`: the reports differ
   4    some claims were skipped (a tool or root privilege is missing)
   5    some claims were inconclusive: a timing check missed its window by less than the
@@ -119,6 +124,10 @@ enum Command {
         /// The report or recording.
         #[arg(value_name = "FILE")]
         path: PathBuf,
+        /// The claim files the run used (`run --claims PATH`): a claim file or a directory
+        /// of *.toml (repeatable), so that their claims are judged again too.
+        #[arg(long = "claims", value_name = "PATH")]
+        claims: Vec<PathBuf>,
     },
     /// Remove lab namespaces left behind by runs that were killed (SIGKILL).
     Clean,
@@ -229,7 +238,7 @@ fn main() -> ExitCode {
             format,
             all,
         } => compare(&reports, format, all),
-        Command::Judge { path } => judge::run(&path),
+        Command::Judge { path, claims } => judge::run(&path, &claims),
         Command::Clean => clean(),
         Command::Vm(args) => vm::run(args),
         Command::Kernels(args) => vm::kernels(args),
@@ -246,7 +255,12 @@ fn main() -> ExitCode {
 /// The catalog with the claim files in `files`; every problem of every file is an
 /// error (bad input), each with its file:line:column.
 fn catalog_with(files: &ClaimFiles) -> Result<Vec<netclaim_suites::Claim>> {
-    catalog::with_files(&files.claims).map_err(|errors| {
+    catalog_with_paths(&files.claims)
+}
+
+/// The built-in catalog with the claim files (or directories of them) at `paths`.
+pub(crate) fn catalog_with_paths(paths: &[PathBuf]) -> Result<Vec<netclaim_suites::Claim>> {
+    catalog::with_files(paths).map_err(|errors| {
         anyhow::anyhow!(
             "{} problem(s) in the claim files; nothing was run:\n{}",
             errors.len(),
@@ -272,8 +286,23 @@ pub(crate) fn select(
         );
     }
     let mut all = catalog_with(files)?;
-    if !files.claims.is_empty() && filters.is_empty() && !files.with_built_in {
+    let only_files = !files.claims.is_empty() && filters.is_empty() && !files.with_built_in;
+    if only_files {
         all.retain(|c| matches!(c.run, netclaim_suites::claim::Procedure::Data(d) if matches!(d.origin, netclaim_suites::spec::Origin::File(_))));
+        // The files' claims act as the filter: when all of them are long-tier, selecting
+        // none is the same mistake as a filter that matches only long claims.
+        if !files.long
+            && all
+                .iter()
+                .all(|c| c.tier() == netclaim_suites::spec::Tier::Long)
+        {
+            let ids: Vec<&str> = all.iter().map(|c| c.id).collect();
+            bail!(
+                "every claim of the claim files is in the long tier ({}): add --long to run \
+                 them, or give a claim's exact id as a filter",
+                abbreviate(&ids)
+            );
+        }
     }
     catalog::select_from(all, filters, files.long).map_err(|unknown| {
         let (long, none): (Vec<String>, Vec<String>) = unknown

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use comfy_table::{presets, Cell, Color, ContentArrangement, Table};
 use serde::{Deserialize, Serialize};
 
@@ -315,20 +315,33 @@ impl Report {
         }
     }
 
-    /// Reads a report written by `netclaim run --out` or `--format json`.
+    /// Reads a report written by `netclaim run --out` or `--format json`: a regular file
+    /// of at most [`REPORT_CAP`](netclaim_suites::input::REPORT_CAP).
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| {
-            format!(
-                "cannot read report {}: give the report.json that `netclaim run --out DIR` wrote",
-                path.display()
-            )
-        })?;
-        serde_json::from_str(&text).with_context(|| {
-            format!(
-                "{} is not a netclaim report (malformed JSON or missing fields): \
-                 regenerate it with `netclaim run --format json > FILE` or `--out DIR`",
-                path.display()
-            )
+        let text = netclaim_suites::input::read_text(path, netclaim_suites::input::REPORT_CAP)
+            .map_err(|e| anyhow::anyhow!("cannot read report: {e}"))?;
+        Self::parse(path, &text)
+    }
+
+    /// The report in `text` (read from `path`). Another of netclaim's files given instead
+    /// (a recording, a vm.json, `list --json`) is named as what it is.
+    pub fn parse(path: &Path, text: &str) -> Result<Self> {
+        serde_json::from_str(text).map_err(|e| {
+            let other = serde_json::from_str::<serde_json::Value>(text)
+                .ok()
+                .and_then(|v| other_kind(&v));
+            match other {
+                Some(kind) => anyhow::anyhow!(
+                    "{} is {kind}, not a report: give the report.json that the same `netclaim \
+                     run --out DIR` wrote beside it (or the output of `netclaim run --format json`)",
+                    path.display()
+                ),
+                None => anyhow::Error::new(e).context(format!(
+                    "{} is not a netclaim report (malformed JSON or missing fields): \
+                     regenerate it with `netclaim run --format json > FILE` or `--out DIR`",
+                    path.display()
+                )),
+            }
         })
     }
 
@@ -633,6 +646,32 @@ impl Report {
     }
 }
 
+/// Whether a JSON document has the shape of a recording.json (the claims' measurements
+/// without the report around them).
+pub(crate) fn looks_like_recording(v: &serde_json::Value) -> bool {
+    let claims = v.get("claims").and_then(serde_json::Value::as_array);
+    v.get("hz").is_some()
+        && v.get("wall_ms").is_none()
+        && claims.is_some_and(|c| c.iter().all(|c| c.get("measurement").is_some()))
+}
+
+/// What a JSON document that is not a report is, when it is another of netclaim's files.
+fn other_kind(v: &serde_json::Value) -> Option<&'static str> {
+    if looks_like_recording(v) {
+        return Some(
+            "a recording (recording.json: the measurements `netclaim judge` judges again)",
+        );
+    }
+    if v.get("kernel_image").is_some() {
+        return Some("a vm.json (how `netclaim vm` ran its guest)");
+    }
+    let first = v.as_array().and_then(|a| a.first());
+    if first.is_some_and(|c| c.get("statement").is_some() && c.get("verdict").is_none()) {
+        return Some("a claim list (`netclaim list --json`)");
+    }
+    None
+}
+
 fn verdict_color(v: Verdict) -> Color {
     match v {
         Verdict::Holds => Color::Green,
@@ -659,7 +698,8 @@ pub fn xml(s: &str) -> String {
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
             '\t' | '\n' | '\r' => out.push(ch),
-            c if (c as u32) < 0x20 => {}
+            // XML 1.0 forbids the other C0 controls and U+FFFE/U+FFFF (its Char production).
+            c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => {}
             c => out.push(c),
         }
     }
@@ -673,6 +713,7 @@ mod tests {
     #[test]
     fn xml_escapes_markup_and_drops_control_characters() {
         assert_eq!(xml("a<b>&\"c\"\x07"), "a&lt;b&gt;&amp;&quot;c&quot;");
+        assert_eq!(xml("\x1b[2J\u{fffe}\u{ffff}ok"), "[2Jok");
     }
 
     fn claim_with(timeline: serde_json::Value) -> ClaimReport {

@@ -65,7 +65,10 @@ pub enum NotJudged {
 impl std::fmt::Display for NotJudged {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Unknown => f.write_str("no claim with this id in the catalog"),
+            Self::Unknown => f.write_str(
+                "no claim with this id in the catalog: a claim from a claim file is judged \
+                 with `netclaim judge --claims PATH` (the files the run was given)",
+            ),
             Self::Unreadable(e) => write!(f, "the recorded measurement does not fit: {e}"),
         }
     }
