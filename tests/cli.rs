@@ -105,6 +105,420 @@ fn no_panic(out: &Output) -> Result<(), Failed> {
     Ok(())
 }
 
+/// Runs netclaim on hostile input, in `cwd` if given: killed after 20 s (a FIFO whose
+/// open or read blocks would hang the test otherwise), with its address space capped at
+/// 4 GiB (an unbounded read of /dev/zero then fails at once instead of filling the host's
+/// memory until the OOM killer fires).
+fn netclaim_bounded(args: &[&str], cwd: Option<&Path>) -> Result<Output, Failed> {
+    use std::io::Read;
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    // SAFETY: setrlimit is async-signal-safe and only changes the child's own limit.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 4 << 30,
+                rlim_max: 4 << 30,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = Run(cmd.spawn()?);
+    let status = wait_exit(&mut child, Duration::from_secs(20))
+        .map_err(|e| format!("netclaim {args:?} blocked: {e:?}"))?;
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    if let Some(mut o) = child.stdout.take() {
+        o.read_to_end(&mut stdout)?;
+    }
+    if let Some(mut e) = child.stderr.take() {
+        e.read_to_end(&mut stderr)?;
+    }
+    Ok(Output {
+        status,
+        stdout,
+        stderr,
+    })
+}
+
+/// A FIFO at `path` (nobody ever writes to it).
+fn fifo(path: &Path) -> Result<(), Failed> {
+    let status = Command::new("mkfifo").arg(path).status()?;
+    if !status.success() {
+        return Err(format!("mkfifo {} failed", path.display()).into());
+    }
+    Ok(())
+}
+
+/// Neither stream carries a character that acts on a terminal (ESC, BEL, CR, C1).
+fn terminal_safe(out: &Output) -> Result<(), Failed> {
+    for (name, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+        let text = String::from_utf8_lossy(bytes);
+        if let Some(c) = text
+            .chars()
+            .find(|c| c.is_control() && *c != '\n' && *c != '\t')
+        {
+            return Err(format!("raw {c:?} on {name}:\n{text:?}").into());
+        }
+    }
+    Ok(())
+}
+
+/// `text` as a TOML basic string: control characters as `\uXXXX`.
+fn toml_str(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A claim checked by reading a fresh namespace's default: judged without a lab.
+const DEFAULTS_CLAIM: &str = "[[claim]]\nid = \"mine.somaxconn-default\"\nsource = \"s\"\n\
+    statement = \"somaxconn defaults to 4096\"\nexpect = { sysctls = { \"net.core.somaxconn\" = 4096 } }\n";
+
+/// A valid claim of the client kind; the check cases change one key of it.
+const VALID_CLAIM: &str = "[[claim]]\nid = \"t.case\"\nsource = \"s\"\nstatement = \"s\"\n\n\
+    [claim.lab]\nserver = \"drop-syn\"\n\n[claim.run]\nclient = \"connect\"\n\n\
+    [claim.expect]\nerrno = \"ETIMEDOUT\"\n";
+
+/// The same with a command (and its exit code as the check).
+fn valid_command_claim() -> String {
+    VALID_CLAIM
+        .replace(
+            "client = \"connect\"",
+            "command = [\"sh\", \"-c\", \"true\"]",
+        )
+        .replace("errno = \"ETIMEDOUT\"", "exit = 0")
+}
+
+/// What `check` must refuse (exit 2, naming the problem) that `run` would otherwise
+/// reject, misrun or panic on: (case, (replace, with) in the valid claim, message).
+fn check_cases() -> Vec<(&'static str, String, &'static str)> {
+    let client = |from: &str, to: &str| VALID_CLAIM.replace(from, to);
+    let command = |from: &str, to: &str| valid_command_claim().replace(from, to);
+    vec![
+        // Item 5: tolerances and durations that panicked or overflowed.
+        ("tolerance-negative", client("errno = \"ETIMEDOUT\"", "duration = \"3s\"\ntolerance = \"-50%\""), "tolerance \"-50%\": a percentage is from 0% to 100%"),
+        ("tolerance-minus-one", client("errno = \"ETIMEDOUT\"", "duration = \"3s\"\ntolerance = \"-1%\""), "tolerance \"-1%\": a percentage is from 0% to 100%"),
+        ("tolerance-nan", client("errno = \"ETIMEDOUT\"", "duration = \"3s\"\ntolerance = \"NaN%\""), "tolerance \"NaN%\": a percentage is from 0% to 100%"),
+        ("tolerance-inf", client("errno = \"ETIMEDOUT\"", "duration = \"3s\"\ntolerance = \"inf%\""), "tolerance \"inf%\": a percentage is from 0% to 100%"),
+        ("tolerance-huge", client("errno = \"ETIMEDOUT\"", "duration = \"3s\"\ntolerance = \"1e30%\""), "tolerance \"1e30%\": a percentage is from 0% to 100%"),
+        ("duration-overflow", client("errno = \"ETIMEDOUT\"", "duration = \"300000000000000000m\""), "\"300000000000000000m\" is longer than a day"),
+        ("timeout-overflow", client("client = \"connect\"", "client = \"connect\"\ntimeout = \"300000000000000000m\""), "\"300000000000000000m\" is longer than a day"),
+        // Item 12: what run rejects (or misruns), check rejects first.
+        ("no-expect", command("[claim.expect]\nexit = 0\n", ""), "nothing to check: [claim.expect] gives no figure"),
+        ("only-qualifiers", command("exit = 0", "ignore_case = true\nper_try = \"1s\"\noutput_count = []"), "nothing to check"),
+        ("nul-in-sysctl-name", client("server = \"drop-syn\"", "server = \"drop-syn\"\nsysctls = { \"net.ipv4.tcp_syn_retries\\u0000\" = 1 }"), "sysctl name \"net.ipv4.tcp_syn_retries\\0\" contains a NUL byte"),
+        ("nul-in-env-value", command("command = [", "env = { A = \"x\\u0000\" }\ncommand = ["), "run.env.\"A\" = \"x\\0\" contains a NUL byte"),
+        ("keepcnt-zero", client("client = \"connect\"", "client = \"connect\"\nsocket = { keepcnt = 0 }"), "run.socket.keepcnt = 0: the kernel accepts TCP_KEEPCNT (MAX_TCP_KEEPCNT) from 1 to 127"),
+        ("syncnt-300", client("client = \"connect\"", "client = \"connect\"\nsocket = { syncnt = 300 }"), "run.socket.syncnt = 300: the kernel accepts TCP_SYNCNT (MAX_TCP_SYNCNT) from 1 to 127"),
+        ("keepidle-range", client("client = \"connect\"", "client = \"connect\"\nsocket = { keepidle = 32768 }"), "from 1 to 32767"),
+        ("id-too-long", client("t.case", &format!("t.{}", "x".repeat(250))), "is 252 characters long: an id has at most 128"),
+        ("env-key-with-equals", command("command = [", "env = { \"A=B\" = \"1\" }\ncommand = ["), "run.env: \"A=B\" is not a variable name"),
+        ("env-unknown-placeholder", command("command = [", "env = { URL = \"{host}\" }\ncommand = ["), "unknown placeholder {host}"),
+        ("exit-negative", command("exit = 0", "exit = -1"), "expect.exit = -1: an exit code is 0 to 255"),
+        ("exit-256", command("exit = 0", "exit = 256"), "expect.exit = 256: an exit code is 0 to 255"),
+        ("errno-zero", client("errno = \"ETIMEDOUT\"", "errno = 0"), "expect.errno = 0 is not an errno"),
+        ("errno-negative", client("errno = \"ETIMEDOUT\"", "errno = -5"), "expect.errno = -5 is not an errno"),
+        ("duration-bounds-crossed", client("errno = \"ETIMEDOUT\"", "duration_at_least = \"10s\"\nduration_at_most = \"5s\""), "expect.duration_at_least (10.000 s) is above expect.duration_at_most (5.000 s)"),
+        ("id-dot-dot", client("t.case", ".."), "has an empty part"),
+        ("id-double-dot", client("t.case", "probe..x"), "has an empty part"),
+        ("id-trailing-dot", client("t.case", "probe.x."), "has an empty part"),
+        ("exhaust-on-unix", client("\"drop-syn\"", "\"never-accept-unix\"").replace("\"connect\"", "\"exhaust\"").replace("errno = \"ETIMEDOUT\"", "connections = 3"), "run.client = Exhaust does not fit lab.server = NeverAcceptUnix"),
+        // Item 13: no serde internals.
+        ("tolerance-shape", client("errno = \"ETIMEDOUT\"", "duration = \"3s\"\ntolerance = 5"), "a tolerance is a duration (\"500ms\"), a percentage of expect.duration (\"10%\"), or both ([\"500ms\", \"10%\"]"),
+    ]
+}
+
+/// A long-tier claim (tcp_retries2 at its default, ~15 minutes).
+const LONG_CLAIM: &str =
+    "[[claim]]\nid = \"mine.retries2-long\"\nsource = \"s\"\nstatement = \"s\"\n\
+    tier = \"long\"\nlab = { server = \"dies-after-handshake\" }\nrun = { client = \"send\" }\n\
+    expect = { duration_at_least = \"13m\" }\n";
+
+fn hostile_input_trials() -> Vec<Trial> {
+    let mut trials: Vec<Trial> = check_cases()
+        .into_iter()
+        .map(|(case, text, message)| {
+            Trial::test(format!("check.refuses.{case}"), move || {
+                let dir = tempfile::tempdir()?;
+                let file = dir.path().join("case.toml");
+                std::fs::write(&file, &text)?;
+                let f = file.to_str().ok_or("path")?;
+                let out = netclaim_bounded(&["check", f], None)?;
+                no_panic(&out)?;
+                expect_exit(&out, 2, &[message])?;
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                if stderr.contains("untagged") || stderr.contains("did not match any variant") {
+                    return Err(format!("a serde internal in the message: {stderr}").into());
+                }
+                // Nothing else that reads claim files panics or runs it either.
+                for args in [&["list", "--claims", f][..], &["run", "--claims", f]] {
+                    let out = netclaim_bounded(args, None)?;
+                    no_panic(&out)?;
+                    expect_exit(&out, 2, &[message, "nothing was run"])?;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    trials.extend([
+        Trial::test("input.dev-zero-and-fifo-as-claim-files", || {
+            let dir = tempfile::tempdir()?;
+            let zero = dir.path().join("z.toml");
+            std::os::unix::fs::symlink("/dev/zero", &zero)?;
+            let pipe = dir.path().join("f.toml");
+            fifo(&pipe)?;
+            let (z, p) = (zero.to_str().ok_or("path")?, pipe.to_str().ok_or("path")?);
+            for (args, needles) in [
+                (
+                    vec!["check", z],
+                    vec![
+                        z,
+                        "(a symlink to /dev/zero) is a character device, not a regular file",
+                        "at most 4 MiB",
+                    ],
+                ),
+                (
+                    vec!["check", "/dev/urandom"],
+                    vec!["/dev/urandom is a character device"],
+                ),
+                (
+                    vec!["check", p],
+                    vec![
+                        p,
+                        "is a FIFO (named pipe), not a regular file",
+                        "at most 4 MiB",
+                    ],
+                ),
+                (vec!["list", "--claims", z], vec!["a character device"]),
+                (vec!["list", "--claims", p], vec!["a FIFO (named pipe)"]),
+                (
+                    vec!["run", "--claims", z],
+                    vec!["a character device", "nothing was run"],
+                ),
+                (
+                    vec!["run", "--claims", p],
+                    vec!["a FIFO (named pipe)", "nothing was run"],
+                ),
+            ] {
+                let out = netclaim_bounded(&args, None)?;
+                no_panic(&out)?;
+                expect_exit(&out, 2, &needles)?;
+            }
+            Ok(())
+        }),
+        Trial::test("input.fifo-in-a-claims-directory", || {
+            let dir = tempfile::tempdir()?;
+            std::fs::write(dir.path().join("a.toml"), DEFAULTS_CLAIM)?;
+            fifo(&dir.path().join("b.toml"))?;
+            std::fs::create_dir(dir.path().join("c.toml"))?;
+            let d = dir.path().to_str().ok_or("path")?;
+            for args in [vec!["check", d], vec!["run", "--claims", d]] {
+                let out = netclaim_bounded(&args, None)?;
+                no_panic(&out)?;
+                expect_exit(
+                    &out,
+                    2,
+                    &["b.toml is a FIFO (named pipe)", "c.toml is a directory"],
+                )?;
+            }
+            Ok(())
+        }),
+        Trial::test("input.dev-zero-and-fifo-as-reports", || {
+            let dir = tempfile::tempdir()?;
+            let good = write_report(dir.path(), "a.json", "6.1", "holds", 3000);
+            let pipe = dir.path().join("f.json");
+            fifo(&pipe)?;
+            let p = pipe.to_str().ok_or("path")?;
+            let d = dir.path().to_str().ok_or("path")?;
+            for bad in ["/dev/zero", "/dev/urandom", p, d] {
+                let kind = match bad {
+                    b if b == p => "is a FIFO (named pipe), not a regular file",
+                    b if b == d => "is a directory, not a regular file",
+                    _ => "is a character device, not a regular file",
+                };
+                for args in [
+                    vec!["judge", bad],
+                    vec!["compare", &good, bad],
+                    vec!["run", "syn.retries-1", "--baseline", bad],
+                ] {
+                    let out = netclaim_bounded(&args, None)?;
+                    no_panic(&out)?;
+                    expect_exit(&out, 2, &[bad, kind, "at most 64 MiB"])?;
+                }
+            }
+            Ok(())
+        }),
+        Trial::test(
+            "run.long-only-claim-file-is-a-filter-of-long-claims",
+            || {
+                let dir = tempfile::tempdir()?;
+                let file = dir.path().join("long.toml");
+                std::fs::write(&file, LONG_CLAIM)?;
+                let f = file.to_str().ok_or("path")?;
+                for args in [vec!["run", "--claims", f], vec!["list", "--claims", f]] {
+                    let out = netclaim_bounded(&args, None)?;
+                    expect_exit(
+                        &out,
+                        2,
+                        &[
+                            "in the long tier (mine.retries2-long)",
+                            "add --long",
+                            "exact id",
+                        ],
+                    )?;
+                }
+                // Asked for, it is listed.
+                let out = netclaim_bounded(&["list", "--claims", f, "--long"], None)?;
+                expect_exit(&out, 0, &[])?;
+                let out = netclaim_bounded(&["list", "--claims", f, "mine.retries2-long"], None)?;
+                expect_exit(&out, 0, &[])?;
+                Ok(())
+            },
+        ),
+        Trial::test("judge.claims-from-files", || {
+            let dir = tempfile::tempdir()?;
+            let claims = dir.path().join("mine.toml");
+            std::fs::write(&claims, DEFAULTS_CLAIM)?;
+            let rec = dir.path().join("recording.json");
+            std::fs::write(
+                &rec,
+                serde_json::json!({
+                    "netclaim": "0.1.0", "kernel": "6.18.0", "hz": 250, "mode": "root",
+                    "claims": [{
+                        "id": "mine.somaxconn-default", "verdict": "holds",
+                        "measurement": {"kernel": "6.18.0", "hz": 250,
+                                        "fresh": {"net.core.somaxconn": "4096"}}
+                    }]
+                })
+                .to_string(),
+            )?;
+            let (r, c) = (rec.to_str().ok_or("path")?, claims.to_str().ok_or("path")?);
+            let without = netclaim_bounded(&["judge", r], None)?;
+            let text = String::from_utf8_lossy(&without.stdout);
+            if without.status.code() == Some(0) || !text.contains("judge --claims") {
+                return Err(format!(
+                    "judge without the claim file ({:?}): {text}",
+                    without.status
+                )
+                .into());
+            }
+            let with = netclaim_bounded(&["judge", r, "--claims", c], None)?;
+            expect_exit(&with, 0, &[])?;
+            let text = String::from_utf8_lossy(&with.stdout);
+            if !text.contains("0 changed, 0 not judged") {
+                return Err(format!("judge --claims: {text}").into());
+            }
+            Ok(())
+        }),
+        Trial::test("compare.names-a-recording-as-one", || {
+            let dir = tempfile::tempdir()?;
+            let good = write_report(dir.path(), "a.json", "6.1", "holds", 3000);
+            let rec = concat!(env!("CARGO_MANIFEST_DIR"), "/suites/recordings/6.1.json");
+            let out = netclaim_bounded(&["compare", &good, rec], None)?;
+            expect_exit(
+                &out,
+                2,
+                &[
+                    "6.1.json is a recording (recording.json",
+                    "not a report",
+                    "report.json",
+                ],
+            )?;
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if stderr.contains("missing field") {
+                return Err(format!("a serde message instead of the file's kind: {stderr}").into());
+            }
+            Ok(())
+        }),
+        Trial::test("terminal.escape-sequences-are-shown-escaped", || {
+            let dir = tempfile::tempdir()?;
+            // ESC sequences (clear screen, OSC 52 clipboard, OSC title), BEL, CR, C1 CSI.
+            let hostile = "\u{1b}[2J\u{1b}]52;c;aGk=\u{7}\u{1b}]0;pwned\u{7}\rholds\u{9b}31m";
+            let claim = VALID_CLAIM
+                .replace(
+                    "statement = \"s\"",
+                    &format!("statement = {}", toml_str(hostile)),
+                )
+                .replace("source = \"s\"", &format!("source = {}", toml_str(hostile)));
+            let file = dir.path().join("hostile.toml");
+            std::fs::write(&file, claim)?;
+            let f = file.to_str().ok_or("path")?;
+            let list = netclaim_bounded(&["list", "--claims", f], None)?;
+            expect_exit(&list, 0, &[])?;
+            terminal_safe(&list)?;
+            if !String::from_utf8_lossy(&list.stdout).contains("\\u001b]52;c;aGk=\\u0007") {
+                return Err(format!(
+                    "list does not show the sequence escaped: {}",
+                    String::from_utf8_lossy(&list.stdout)
+                )
+                .into());
+            }
+            let json = netclaim_bounded(&["list", "--claims", f, "--json"], None)?;
+            terminal_safe(&json)?;
+            let v: serde_json::Value = serde_json::from_slice(&json.stdout)?;
+            if v[0]["statement"] != hostile {
+                return Err(format!("list --json changed the data: {}", v[0]["statement"]).into());
+            }
+            // A file name and an error message carry it too.
+            let named = dir.path().join("\u{1b}[31mred.toml");
+            std::fs::write(&named, "not toml")?;
+            let check = netclaim_bounded(&["check", named.to_str().ok_or("path")?], None)?;
+            expect_exit(&check, 2, &["\\u001b[31mred.toml"])?;
+            terminal_safe(&check)?;
+            // Reports: compare's table, markdown and html; judge.
+            let a = write_report(
+                dir.path(),
+                "a.json",
+                &format!("6.1{hostile}"),
+                "holds",
+                3000,
+            );
+            let b = write_report(dir.path(), "b.json", "6.18", "refuted", 7000);
+            for format in ["table", "markdown", "html"] {
+                let out = netclaim_bounded(&["compare", &a, &b, "--format", format], None)?;
+                expect_exit(&out, 3, &[])?;
+                terminal_safe(&out)?;
+            }
+            let rec = dir.path().join("recording.json");
+            std::fs::write(
+                &rec,
+                serde_json::json!({
+                    "netclaim": "0.1.0", "kernel": format!("6.18{hostile}"), "hz": 250,
+                    "claims": [{"id": format!("x{hostile}"), "verdict": "holds", "measurement": {}}]
+                })
+                .to_string(),
+            )?;
+            let judge = netclaim_bounded(&["judge", rec.to_str().ok_or("path")?], None)?;
+            no_panic(&judge)?;
+            terminal_safe(&judge)?;
+            if !String::from_utf8_lossy(&judge.stdout).contains("6.18\\u001b[2J") {
+                return Err(format!("judge: {}", String::from_utf8_lossy(&judge.stdout)).into());
+            }
+            Ok(())
+        }),
+    ]);
+    trials
+}
+
 fn write_report(dir: &Path, name: &str, kernel: &str, verdict: &str, ms: u64) -> String {
     let path = dir.join(name);
     let report = serde_json::json!({
@@ -799,6 +1213,84 @@ fn without_sbin(cmd: &mut Command) {
 
 fn root_trials() -> Vec<Trial> {
     vec![
+        shared("run.dir-of-a-bare-file-name", || {
+            // The shipped example, given by its bare name from its own directory: {dir}
+            // must be that directory (it was empty: `sh /app.sh`, refuted, exit 0).
+            let out = netclaim_bounded(
+                &[
+                    "run",
+                    "--claims",
+                    "app-db-timeout.toml",
+                    "--quiet",
+                    "--format",
+                    "json",
+                ],
+                Some(Path::new(EXAMPLES)),
+            )?;
+            if out.status.code() != Some(5) {
+                expect_exit(&out, 0, &[])?;
+            }
+            let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+            let app = &report["claims"][0];
+            let dir = std::fs::canonicalize(EXAMPLES)?;
+            let argv = app["measurement"]["lab"]["run"]["argv"].clone();
+            if argv != serde_json::json!(["sh", format!("{}/app.sh", dir.display())])
+                || app["observed"]["exit_code"] != 3
+                || !(app["verdict"] == "holds" || app["verdict"] == "inconclusive")
+            {
+                return Err(format!("the app ran as {argv}: {app:#}").into());
+            }
+            Ok(())
+        }),
+        shared("run.env-placeholders-and-tool-output-escaped", || {
+            // {target} and {dir} in run.env are replaced as in the arguments; what the tool
+            // prints (an OSC 52 clipboard write, clear screen, CR) reaches the terminal
+            // escaped, and the files keep it as it was.
+            let dir = tempfile::tempdir()?;
+            let here = std::fs::canonicalize(dir.path())?;
+            let claim = format!(
+                "[[claim]]\nid = \"mine.env-target\"\nsource = \"s\"\nstatement = \"s\"\n\
+                 lab = {{ server = \"none\" }}\n\
+                 [claim.run]\n\
+                 command = [\"sh\", \"-c\", \"printf '%s %s' \\\"$T\\\" \\\"$D\\\"; printf '\\\\033]52;c;aGk=\\\\007\\\\033[2J\\\\rX' >&2\"]\n\
+                 env = {{ T = \"{{target}}\", D = \"{{dir}}\" }}\n\
+                 [claim.expect]\nstdout = \"127.0.0.1:8080 {}\"\n",
+                here.display()
+            );
+            std::fs::write(dir.path().join("env.toml"), claim)?;
+            let out_dir = dir.path().join("out");
+            let out = netclaim_bounded(
+                &[
+                    "run",
+                    "--claims",
+                    "env.toml",
+                    "--quiet",
+                    "--out",
+                    out_dir.to_str().ok_or("path")?,
+                ],
+                Some(dir.path()),
+            )?;
+            expect_exit(&out, 0, &[])?;
+            terminal_safe(&out)?;
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            if !stdout.contains("holds") || !stdout.contains("\\u001b]52;c;aGk=\\u0007") {
+                return Err(format!("table and details: {stdout}").into());
+            }
+            let report: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(out_dir.join("report.json"))?)?;
+            let stderr = report["claims"][0]["measurement"]["lab"]["run"]["stderr"].clone();
+            if stderr != "\u{1b}]52;c;aGk=\u{7}\u{1b}[2J\rX" {
+                return Err(format!("report.json changed the tool's output: {stderr}").into());
+            }
+            let junit = std::fs::read_to_string(out_dir.join("junit.xml"))?;
+            if junit
+                .chars()
+                .any(|c| c.is_control() && !"\n\t\r".contains(c))
+            {
+                return Err("junit.xml holds a character XML forbids".into());
+            }
+            Ok(())
+        }),
         shared("closed-pipe.run", || {
             // Both streams on closed pipes, named labs, --out: the run must go on to the
             // end, tear its labs down and write its files.
@@ -1227,6 +1719,7 @@ fn main() {
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
     }
     let mut trials = bad_input_trials();
+    trials.extend(hostile_input_trials());
     let privileged = netclaim_harness::privilege::check();
     for t in root_trials() {
         trials.push(match &privileged {
