@@ -575,6 +575,44 @@ mod tests {
     }
 
     #[test]
+    fn a_claim_files_dir_is_absolute_also_for_a_bare_name() {
+        let cwd = std::env::current_dir().unwrap().canonicalize().unwrap();
+        assert_eq!(claim_dir(Path::new("mine.toml")), cwd);
+        assert_eq!(claim_dir(Path::new("./mine.toml")), cwd);
+        assert_eq!(claim_dir(Path::new("src/mine.toml")), cwd.join("src"));
+        assert_eq!(
+            claim_dir(Path::new("/proc/self/../mine.toml")),
+            Path::new("/proc")
+        );
+        assert!(claim_dir(Path::new("no-such-dir/mine.toml")).is_absolute());
+    }
+
+    #[test]
+    fn ids_clash_across_files_too() {
+        let dir =
+            std::env::temp_dir().join(format!("suites-catalog-clash-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let claim = "[[claim]]\nid = \"mine.same\"\nsource = \"s\"\nstatement = \"s\"\n\
+                     expect = { sysctls = { \"net.core.somaxconn\" = 4096 } }\n";
+        let (a, b) = (dir.join("a.toml"), dir.join("b.toml"));
+        std::fs::write(&a, claim).unwrap();
+        std::fs::write(&b, claim).unwrap();
+        let errors = with_files(&[&a, &b]).unwrap_err();
+        let one = with_files(&[&a]).map(|c| c.len());
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].file.ends_with("b.toml"), "{errors:?}");
+        assert!(
+            errors[0].message.contains(&format!(
+                "\"mine.same\" is already taken by {}",
+                a.display()
+            )),
+            "{errors:?}"
+        );
+        assert_eq!(one.unwrap(), all().len() + 1);
+    }
+
+    #[test]
     fn a_file_claim_may_not_take_a_built_in_id() {
         let dir =
             std::env::temp_dir().join(format!("netclaim-catalog-test-{}", std::process::id()));
