@@ -127,6 +127,7 @@ impl<'a> Matrix<'a> {
             .zip(labels)
             .map(|(r, l)| match r.mode.as_str() {
                 "root" | "" => format!("{} ({l})", r.kernel),
+                "none" => format!("{}, no labs ({l})", r.kernel),
                 mode => format!("{}, labs in a {mode} ({l})", r.kernel),
             })
             .collect();
