@@ -728,11 +728,11 @@ fn compose_nodes_merge_into_one_comparison() -> Result<(), Failed> {
     };
     let dir = &reports;
     let started = Instant::now();
-    let up = run(compose
-        .command()
-        .args(["up", "--no-color", "--exit-code-from", "node-1"]))?;
+    // Until every node has exited (each with its own code: 5 is an inconclusive timing).
+    let up = run(compose.command().args(["up", "--no-color"]))?;
     let took = started.elapsed();
     let nodes = ["node-1", "node-2", "node-3"];
+    let mut n = 0;
     for node in nodes {
         let path = dir.join(node).join("report.json");
         if !path.exists() {
@@ -741,18 +741,19 @@ fn compose_nodes_merge_into_one_comparison() -> Result<(), Failed> {
         let r = report(&path)?;
         let cs = claims(&r);
         if r["mode"] != mode
-            || cs.len() != REPRESENTATIVE.len()
+            || cs.len() < REPRESENTATIVE.len()
+            || (n > 0 && cs.len() != n)
             || cs.iter().any(|(_, v, _)| v == "skipped" || v == "error")
         {
             return Err(format!("{node}: mode {}, {cs:?}", r["mode"]).into());
         }
+        n = cs.len();
     }
     let merged = run(compose.command().args(["run", "--rm", "compare"]))?;
     let md = std::fs::read_to_string(dir.join("comparison.md"))
         .map_err(|e| format!("no comparison.md ({e}): {}", text(&merged)))?;
     println!(
-        "compose: 3 nodes ran {} claims each in {:.0} s; merged:\n{}",
-        REPRESENTATIVE.len(),
+        "compose: 3 nodes ran {n} claims each in {:.0} s; merged:\n{}",
         took.as_secs_f64(),
         String::from_utf8_lossy(&merged.stdout)
     );
@@ -761,8 +762,7 @@ fn compose_nodes_merge_into_one_comparison() -> Result<(), Failed> {
     }
     // One comparison, every node in it, and nodes on one kernel agree.
     let missing: Vec<&str> = nodes.iter().copied().filter(|n| !md.contains(n)).collect();
-    if !missing.is_empty() || !md.contains(&format!("0 of {} claims differ", REPRESENTATIVE.len()))
-    {
+    if !missing.is_empty() || !md.contains(&format!("0 of {n} claims differ")) {
         return Err(format!("the merged comparison (missing {missing:?}):\n{md}").into());
     }
     Ok(())
@@ -957,12 +957,15 @@ fn leftovers() -> Vec<String> {
     left
 }
 
+/// A case of this file.
+type Case = fn() -> Result<(), Failed>;
+
 fn main() {
     let args = Arguments::from_args();
     let docker_ok = docker_precondition();
     let before = docker_ok.as_ref().ok().map(|_| host_state());
     let mut trials = Vec::new();
-    let with_docker: [(&str, fn() -> Result<(), Failed>); 6] = [
+    let with_docker: [(&str, Case); 6] = [
         ("image.built-from-debian-once", image_is_built_once),
         (
             "default-run.as-the-readme-says",
