@@ -61,23 +61,79 @@ pub struct Matrix<'a> {
     pub rows: Vec<Row<'a>>,
     /// The sysctl defaults that differ.
     pub defaults: Vec<Default_>,
-    reports: &'a [Report],
+    /// Per column, the reports it stands for (indices into the reports given, with their
+    /// labels): one each, or, from [`GROUP_FROM`] reports on, every report of the same
+    /// kernel and mode that is the same as the column's first.
+    pub groups: Vec<Vec<(usize, String)>>,
+    /// Inconclusive verdicts per column, over every report of its group.
+    inconclusive: Vec<usize>,
 }
 
+/// From this many reports on, reports with the same results share one column (twenty
+/// nodes of one fleet are two or three columns, not twenty).
+pub const GROUP_FROM: usize = 3;
+
 impl<'a> Matrix<'a> {
-    /// Builds the matrix of `reports`, one column per report labelled by `labels`.
+    /// Builds the matrix of `reports`, labelled by `labels`: one column per report, or,
+    /// from [`GROUP_FROM`] reports on, one per group of reports that are the same: the
+    /// same kernel release and mode, and, by the rules of a comparison of the two, no
+    /// claim or sysctl default that differs from the group's first and no inconclusive
+    /// verdict where the first has none (an inconclusive node is a column of its own).
     pub fn new(reports: &'a [Report], labels: &[String]) -> Self {
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        for i in 0..reports.len() {
+            let alike = |g: &Vec<usize>| {
+                let (first, this) = (&reports[g[0]], &reports[i]);
+                if reports.len() < GROUP_FROM
+                    || first.kernel != this.kernel
+                    || first.mode != this.mode
+                {
+                    return false;
+                }
+                let pair = Self::each(vec![first, this], &["a".into(), "b".into()]);
+                !pair.differs() && pair.rows.iter().all(|r| r.notes.is_empty())
+            };
+            match groups.iter_mut().find(|g| alike(g)) {
+                Some(g) => g.push(i),
+                None => groups.push(vec![i]),
+            }
+        }
+        let names: Vec<String> = groups
+            .iter()
+            .map(|g| {
+                let members: Vec<&str> = g.iter().map(|i| labels[*i].as_str()).collect();
+                match members.len() {
+                    1 => members[0].to_owned(),
+                    n => format!("{}: {n} reports", shorten_to(&members, 3)),
+                }
+            })
+            .collect();
+        let mut matrix = Self::each(groups.iter().map(|g| &reports[g[0]]).collect(), &names);
+        matrix.inconclusive = groups
+            .iter()
+            .map(|g| g.iter().map(|i| inconclusive_in(&reports[*i])).sum())
+            .collect();
+        matrix.groups = groups
+            .into_iter()
+            .map(|g| g.into_iter().map(|i| (i, labels[i].clone())).collect())
+            .collect();
+        matrix
+    }
+
+    /// One column per report of `reports`, labelled by `labels`.
+    fn each(reports: Vec<&'a Report>, labels: &[String]) -> Self {
         let columns: Vec<String> = reports
             .iter()
             .zip(labels)
             .map(|(r, l)| match r.mode.as_str() {
                 "root" | "" => format!("{} ({l})", r.kernel),
+                "none" => format!("{}, no labs ({l})", r.kernel),
                 mode => format!("{}, labs in a {mode} ({l})", r.kernel),
             })
             .collect();
-        let defaults = differing_defaults(reports, &columns);
+        let defaults = differing_defaults(&reports, &columns);
         let mut ids: Vec<&str> = Vec::new();
-        for r in reports {
+        for r in &reports {
             for c in &r.claims {
                 if !ids.contains(&c.id.as_str()) {
                     ids.push(&c.id);
@@ -93,7 +149,7 @@ impl<'a> Matrix<'a> {
                     .collect();
                 let (mut differences, notes) = differences(&cells, labels);
                 if !differences.is_empty() {
-                    let why = involved_defaults(&cells, &defaults, reports);
+                    let why = involved_defaults(&cells, &defaults, &reports);
                     differences.push(why);
                 }
                 Row {
@@ -105,10 +161,14 @@ impl<'a> Matrix<'a> {
             })
             .collect();
         Self {
+            inconclusive: reports.iter().map(|r| inconclusive_in(r)).collect(),
+            groups: (0..reports.len())
+                .zip(labels)
+                .map(|(i, l)| vec![(i, l.clone())])
+                .collect(),
             columns,
             rows,
             defaults,
-            reports,
         }
     }
 
@@ -127,17 +187,35 @@ impl<'a> Matrix<'a> {
         self.changed().next().is_some() || self.real_defaults().next().is_some()
     }
 
-    /// Inconclusive verdicts per report, in column order.
+    /// Inconclusive verdicts per column (over every report of its group), in column
+    /// order.
     pub fn inconclusive_counts(&self) -> Vec<usize> {
-        self.reports
+        self.inconclusive.clone()
+    }
+
+    /// The columns that stand for more than one report, each with every report's label
+    /// (a header names only the first few), or `None` when each column is one report.
+    fn groups_text(&self) -> Option<String> {
+        let grouped: Vec<String> = self
+            .groups
             .iter()
-            .map(|r| {
-                r.claims
-                    .iter()
-                    .filter(|c| c.verdict == Verdict::Inconclusive)
-                    .count()
+            .zip(&self.columns)
+            .filter(|(g, _)| g.len() > 1)
+            .map(|(g, c)| {
+                let labels: Vec<&str> = g.iter().map(|(_, l)| l.as_str()).collect();
+                format!("{c}: {}", labels.join(", "))
             })
-            .collect()
+            .collect();
+        (!grouped.is_empty()).then(|| {
+            format!(
+                "{} reports in {} columns: a column stands for every report of its kernel \
+                 that is the same as its first (no claim and no sysctl default differs \
+                 between the two, none inconclusive); figures shown are the first's. {}",
+                self.groups.iter().map(Vec::len).sum::<usize>(),
+                self.columns.len(),
+                grouped.join(". ")
+            )
+        })
     }
 
     fn summary(&self) -> String {
@@ -204,6 +282,9 @@ impl<'a> Matrix<'a> {
             }
             let _ = writeln!(s, "{d}");
             let _ = writeln!(s, "{}", self.module_only_line());
+        }
+        if let Some(groups) = self.groups_text() {
+            let _ = writeln!(s, "{groups}");
         }
         s + &self.summary()
     }
@@ -313,6 +394,9 @@ impl<'a> Matrix<'a> {
                 let _ = writeln!(s, "\n{line}");
             }
         }
+        if let Some(groups) = self.groups_text() {
+            let _ = writeln!(s, "\n{}", md_cell(&groups));
+        }
         let _ = writeln!(s, "\n{}.", self.summary());
         s
     }
@@ -378,6 +462,9 @@ impl<'a> Matrix<'a> {
             }
             let _ = writeln!(s, "</table>\n<p>{}</p>", xml(&self.module_only_line()));
         }
+        if let Some(groups) = self.groups_text() {
+            let _ = writeln!(s, "<p>{}</p>", xml(&groups));
+        }
         s.push_str("</body></html>\n");
         s
     }
@@ -412,14 +499,18 @@ fn value_text(v: &Option<String>) -> String {
 }
 
 fn shorten(items: &[&str]) -> String {
-    const SHOWN: usize = 6;
-    if items.len() <= SHOWN {
+    shorten_to(items, 6)
+}
+
+/// The first `shown` of `items`, and how many more there are.
+fn shorten_to(items: &[&str], shown: usize) -> String {
+    if items.len() <= shown {
         items.join(", ")
     } else {
         format!(
             "{} and {} more",
-            items[..SHOWN].join(", "),
-            items.len() - SHOWN
+            items[..shown].join(", "),
+            items.len() - shown
         )
     }
 }
@@ -612,7 +703,7 @@ fn decided_check_differences(present: &[(&str, &ClaimReport)]) -> Vec<String> {
 /// The sysctl defaults that differ across `reports` (named `labels`), each with why it
 /// differs from the first report. A knob a report's kernel shows only in its initial
 /// namespace is shown with that value, marked.
-fn differing_defaults(reports: &[Report], labels: &[String]) -> Vec<Default_> {
+fn differing_defaults(reports: &[&Report], labels: &[String]) -> Vec<Default_> {
     let Some(first) = reports.first() else {
         return Vec::new();
     };
@@ -674,7 +765,7 @@ fn differing_defaults(reports: &[Report], labels: &[String]) -> Vec<Default_> {
 fn involved_defaults(
     cells: &[Option<&ClaimReport>],
     defaults: &[Default_],
-    reports: &[Report],
+    reports: &[&Report],
 ) -> String {
     let text: String = cells
         .iter()
@@ -732,6 +823,15 @@ fn involved_defaults(
     } else {
         involved.join("; ")
     }
+}
+
+/// How many of `report`'s verdicts are inconclusive.
+fn inconclusive_in(report: &Report) -> usize {
+    report
+        .claims
+        .iter()
+        .filter(|c| c.verdict == Verdict::Inconclusive)
+        .count()
 }
 
 /// A column label for the report at `path`: its directory's name for a `report.json`
@@ -841,6 +941,94 @@ mod tests {
 
     fn labels(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("r{i}")).collect()
+    }
+
+    /// Twenty nodes of a fleet: seventeen alike, three on a kernel where one claim is
+    /// refuted and whose durations wander within their errors.
+    fn fleet() -> (Vec<Report>, Vec<String>) {
+        let reports = (0..20)
+            .map(|i| {
+                let canary = [4, 11, 17].contains(&i);
+                report(
+                    if canary { "6.19" } else { "6.18" },
+                    vec![
+                        claim(
+                            "x.a",
+                            if canary {
+                                Verdict::Refuted
+                            } else {
+                                Verdict::Holds
+                            },
+                            131_000 + i * 10,
+                            None,
+                        ),
+                        claim("x.b", Verdict::Holds, 3_000 + i, Some(28)),
+                    ],
+                )
+            })
+            .collect();
+        let labels = (0..20).map(|i| format!("node-{i:02}")).collect();
+        (reports, labels)
+    }
+
+    #[test]
+    fn twenty_nodes_are_one_column_per_group_of_alike_reports() {
+        let (reports, labels) = fleet();
+        let m = Matrix::new(&reports, &labels);
+        assert_eq!(m.columns.len(), 2, "{:?}", m.columns);
+        assert_eq!(m.groups[0].len(), 17);
+        assert_eq!(
+            m.groups[1].iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            [4, 11, 17]
+        );
+        assert_eq!(
+            m.columns[0],
+            "6.18 (node-00, node-01, node-02 and 14 more: 17 reports)"
+        );
+        assert_eq!(m.columns[1], "6.19 (node-04, node-11, node-17: 3 reports)");
+        assert!(m.differs());
+        assert_eq!(m.rows[0].differences[0], "verdict holds → refuted");
+        assert!(m.rows[1].differences.is_empty(), "{:?}", m.rows[1]);
+        // Every node is named in the text under the table (a header names only three),
+        // in every format: node-19 is in no header.
+        let groups = m.groups_text().unwrap_or_default();
+        for l in &labels {
+            assert!(groups.contains(l.as_str()), "{l} missing: {groups}");
+        }
+        let table = m.table(false, false);
+        for out in [&table, &m.markdown(), &m.html()] {
+            assert!(out.contains("node-19"), "{out}");
+        }
+        assert!(table.contains("20 reports in 2 columns"), "{table}");
+    }
+
+    #[test]
+    fn alike_reports_are_one_column_and_no_difference() {
+        let (mut reports, labels) = fleet();
+        for r in &mut reports {
+            r.kernel = "6.18".into();
+            r.claims[0].verdict = Verdict::Holds;
+        }
+        let m = Matrix::new(&reports, &labels);
+        assert_eq!(m.columns.len(), 1);
+        assert!(!m.differs());
+        // A node with an inconclusive verdict is a column of its own, which the note
+        // names; so is one on another kernel, with nothing else different.
+        reports[7].claims[1].verdict = Verdict::Inconclusive;
+        reports[9].kernel = "6.19".into();
+        let m = Matrix::new(&reports, &labels);
+        assert_eq!(m.columns.len(), 3, "{:?}", m.columns);
+        assert_eq!(m.columns[1], "6.18 (node-07)");
+        assert_eq!(m.columns[2], "6.19 (node-09)");
+        assert_eq!(
+            m.rows[1].notes,
+            ["inconclusive on node-07 (a timing within the measured error)"]
+        );
+        assert_eq!(m.inconclusive_counts(), [0, 1, 0]);
+        assert!(!m.differs());
+        // Two reports are never grouped: `compare A B` shows both.
+        let m = Matrix::new(&reports[..2], &labels[..2]);
+        assert_eq!(m.columns, ["6.18 (node-00)", "6.18 (node-01)"]);
     }
 
     #[test]

@@ -394,10 +394,10 @@ impl Report {
             "{} claims on Linux {}{}: {} in {:.1} s",
             self.claims.len(),
             self.kernel,
-            if self.mode == "root" {
-                String::new()
-            } else {
-                format!(", labs in a {}", self.mode)
+            match self.mode.as_str() {
+                "root" => String::new(),
+                "none" => ", no labs (no privilege for them here)".into(),
+                mode => format!(", labs in a {mode}"),
             },
             counts.join(", "),
             self.wall_ms as f64 / 1000.0

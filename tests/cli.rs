@@ -1114,6 +1114,15 @@ fn pids_hierarchy() -> Option<std::path::PathBuf> {
     for line in mounts.lines() {
         let (pre, post) = line.split_once(" - ")?;
         let point = pre.split_whitespace().nth(4)?;
+        // A read-only hierarchy (a container's, short of --privileged) cannot take a
+        // cgroup of the test's own.
+        if pre
+            .split_whitespace()
+            .nth(5)
+            .is_some_and(|o| o.split(',').any(|o| o == "ro"))
+        {
+            continue;
+        }
         let mut post = post.split_whitespace();
         let (fstype, options) = (post.next()?, post.nth(1).unwrap_or(""));
         let v1 = fstype == "cgroup" && options.split(',').any(|o| o == "pids");
@@ -1726,8 +1735,8 @@ fn main() {
             Ok(()) if t.name() == "harness-failure.pids-cgroup" && pids_hierarchy().is_none() => {
                 Trial::ignorable_test(t.name().to_owned(), || {
                     Ok(Completion::ignored_with(
-                        "no pids cgroup controller (cgroup v1 `pids`, or v2 with pids in the \
-                         root's cgroup.subtree_control) to limit a run with",
+                        "no writable pids cgroup controller (cgroup v1 `pids`, or v2 with pids \
+                         in the root's cgroup.subtree_control) to limit a run with",
                     ))
                 })
             }

@@ -43,6 +43,9 @@ pub enum Mode {
     /// Already inside a user namespace someone else made (`unshare -Ur`, a rootless
     /// container) with the capabilities there.
     InheritedUserNamespace,
+    /// Neither: no capabilities, and no user namespace could be entered (a setting or a
+    /// seccomp profile blocks them, as [`unavailable`] says). Every lab claim is skipped.
+    None,
 }
 
 impl Mode {
@@ -52,12 +55,16 @@ impl Mode {
             Self::Root => "root".into(),
             Self::UserNamespace { uid, .. } => format!("user namespace (uid {uid} as root)"),
             Self::InheritedUserNamespace => "user namespace (inherited)".into(),
+            Self::None => "none".into(),
         }
     }
 
     /// Whether labs live in a user namespace other than the initial one.
     pub fn rootless(self) -> bool {
-        !matches!(self, Self::Root)
+        matches!(
+            self,
+            Self::UserNamespace { .. } | Self::InheritedUserNamespace
+        )
     }
 }
 
@@ -111,7 +118,18 @@ pub fn enter_if_unprivileged() -> Result<Mode, Unavailable> {
 }
 
 fn enter() -> Result<Mode, Unavailable> {
-    if crate::privilege::check().is_ok() {
+    let entered = try_enter();
+    if entered.is_err() {
+        // No capabilities and no user namespace: reports say so ("mode": "none").
+        let _ = MODE.set(Mode::None);
+    }
+    entered
+}
+
+fn try_enter() -> Result<Mode, Unavailable> {
+    // The capabilities alone decide: a process that has them but may not write /proc/sys
+    // (a container's read-only mount) gains nothing from a user namespace.
+    if matches!(crate::privilege::capable(), Ok(Ok(()))) {
         let mode = current_mode();
         let _ = MODE.set(mode);
         return Ok(mode);
@@ -144,8 +162,6 @@ fn enter() -> Result<Mode, Unavailable> {
     write("setgroups", "deny".into())?;
     write("uid_map", format!("0 {uid} 1\n"))?;
     write("gid_map", format!("0 {gid} 1\n"))?;
-    let mode = Mode::UserNamespace { uid, gid };
-    let _ = MODE.set(mode);
     // AppArmor's restriction (Ubuntu 23.10+) lets the unshare through and denies the
     // capabilities afterwards: try what a lab does first.
     if let Err(errno) = probe_netns() {
@@ -153,6 +169,8 @@ fn enter() -> Result<Mode, Unavailable> {
             reason: blocked(errno, &Settings::read()),
         });
     }
+    let mode = Mode::UserNamespace { uid, gid };
+    let _ = MODE.set(mode);
     Ok(mode)
 }
 

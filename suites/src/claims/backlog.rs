@@ -1249,6 +1249,9 @@ http {{
     access_log off;
     client_body_temp_path {d}/body;
     proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
     server {{
         listen 127.0.0.1:{NGINX_PORT};
         location / {{
