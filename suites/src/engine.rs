@@ -1388,6 +1388,332 @@ fn bounded<T: Send>(
 // ---------------------------------------------------------------------------------------
 // Judging
 
+/// What in a measurement of `spec` contradicts the claim, the run it was recorded in
+/// (`ctx`) or itself: each problem in words. Checked before judging (see
+/// [`crate::claim::Claim::judge`]).
+pub fn inconsistencies(spec: &ClaimSpec, m: &Measurement, ctx: &Ctx) -> Vec<String> {
+    let mut out = Vec::new();
+    if m.hz != ctx.hz {
+        out.push(format!(
+            "measured with hz {} in a run with hz {}",
+            m.hz, ctx.hz
+        ));
+    }
+    if m.kernel != ctx.kernel {
+        out.push(format!(
+            "measured on Linux {:?} in a run on Linux {:?}",
+            m.kernel, ctx.kernel
+        ));
+    }
+    for name in spec.expect.sysctls.keys().chain(spec.model.defaults.keys()) {
+        if !m.fresh.contains_key(name) {
+            out.push(format!(
+                "the claim reads {name} in a fresh namespace; the record does not have it"
+            ));
+        }
+    }
+    match (&spec.sweep, &m.lab) {
+        (Some(sweep), _) => {
+            let asked: Vec<String> = sweep.values.iter().map(Value::text).collect();
+            let recorded: Vec<&String> = m.sweep.iter().map(|(v, _)| v).collect();
+            if recorded != asked.iter().collect::<Vec<_>>() {
+                out.push(format!(
+                    "the claim sweeps {} over {asked:?}; the record has {recorded:?}",
+                    sweep.sysctl
+                ));
+            }
+            if m.lab.is_some() {
+                out.push("a sweep recorded with a single lab".into());
+            }
+            for (value, lab) in &m.sweep {
+                let name = sweep.sysctl.rsplit('.').next().unwrap_or("");
+                let label = format!("{name}={value}: ");
+                let extra = Some((sweep.sysctl.as_str(), value.as_str()));
+                out.extend(
+                    lab_inconsistencies(spec, lab, extra)
+                        .into_iter()
+                        .map(|p| format!("{label}{p}")),
+                );
+            }
+        }
+        (None, Some(lab)) => {
+            if !m.sweep.is_empty() {
+                out.push("a claim without a sweep recorded with sweep values".into());
+            }
+            out.extend(lab_inconsistencies(spec, lab, None));
+        }
+        (None, None) => {
+            if spec.run.is_some() || !spec.lab.sysctls.is_empty() {
+                out.push("the claim builds a lab; the record has none".into());
+            }
+        }
+    }
+    out
+}
+
+/// Whether a value read back from `/proc/sys` is the one written: the same words (the
+/// kernel separates a range with a tab), or for a port list the same ports
+/// (`40001,40000` reads back as `40000-40001`).
+fn same_sysctl_value(written: &str, read: &str) -> bool {
+    let words = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+    if words(written) == words(read) {
+        return true;
+    }
+    let ports = |s: &str| -> Option<std::collections::BTreeSet<u32>> {
+        let mut all = std::collections::BTreeSet::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+            let (lo, hi) = (
+                lo.trim().parse::<u32>().ok()?,
+                hi.trim().parse::<u32>().ok()?,
+            );
+            if hi < lo || hi > 65535 {
+                return None;
+            }
+            all.extend(lo..=hi);
+        }
+        Some(all)
+    };
+    matches!((ports(written), ports(read)), (Some(a), Some(b)) if a == b)
+}
+
+/// The largest number of SYNs one connection can send with the sysctls in force (and the
+/// client's TCP_SYNCNT): the first and `tcp_syn_retries + tcp_syn_linear_timeouts`
+/// retransmissions (tcp_write_timeout gives up then at the latest). `None` when the record
+/// does not show tcp_syn_retries in force (older records).
+fn max_syns(spec: &ClaimSpec, in_force: &BTreeMap<String, String>) -> Option<u64> {
+    let num = |k: &str| in_force.get(k).and_then(|v| v.trim().parse::<u64>().ok());
+    let retries = match spec.run.as_ref().and_then(|r| r.socket.syncnt) {
+        Some(n) => u64::from(n),
+        None => num(knob::TCP_SYN_RETRIES)?,
+    };
+    Some(
+        retries
+            .saturating_add(num(knob::TCP_SYN_LINEAR_TIMEOUTS).unwrap_or(0))
+            .saturating_add(1),
+    )
+}
+
+/// What the kernel accepts for the sysctls the models read (net/ipv4/sysctl_net_ipv4.c,
+/// net/core/sysctl_net_core.c): a record showing another value in force did not come from
+/// a kernel, and the models are not asked about it (a tcp_syn_retries of 4,000,000,000
+/// would have them count SYNs for ever).
+const IN_FORCE_RANGES: &[(&str, u64, u64)] = &[
+    (knob::TCP_SYN_RETRIES, 1, 127),
+    (knob::TCP_SYN_LINEAR_TIMEOUTS, 0, 127),
+    (knob::TCP_RTO_MAX_MS, 1, 120_000),
+    (knob::SOMAXCONN, 0, i32::MAX as u64),
+    ("net.ipv4.tcp_retries2", 0, 255),
+    ("net.ipv4.tcp_synack_retries", 0, 255),
+    ("net.ipv4.tcp_keepalive_probes", 0, 255),
+    ("net.ipv4.tcp_keepalive_time", 0, i32::MAX as u64),
+    ("net.ipv4.tcp_keepalive_intvl", 0, i32::MAX as u64),
+    ("net.ipv4.tcp_fin_timeout", 0, i32::MAX as u64),
+    ("net.ipv4.tcp_rto_min_us", 1, i32::MAX as u64),
+];
+
+/// Errnos the kernel has (`MAX_ERRNO`).
+const MAX_ERRNO: i32 = 4095;
+
+fn lab_inconsistencies(
+    spec: &ClaimSpec,
+    lab: &LabRecord,
+    sweep: Option<(&str, &str)>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if lab.refused.is_some() {
+        return out;
+    }
+    let set = spec
+        .lab
+        .sysctls
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.text(), true))
+        .filter(|(k, _, _)| sweep.is_none_or(|(name, _)| name != *k))
+        .chain(
+            spec.lab
+                .sysctls_if_present
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.text(), false)),
+        )
+        .chain(sweep.map(|(k, v)| (k, v.to_owned(), true)));
+    for (name, value, required) in set {
+        match lab.in_force.get(name) {
+            Some(read) if !same_sysctl_value(&value, read) => out.push(format!(
+                "the claim sets {name}={value}; the record shows {name}={read} in force"
+            )),
+            None if required => out.push(format!(
+                "the claim sets {name}={value}; the record does not show it in force"
+            )),
+            _ => {}
+        }
+    }
+    for (name, lo, hi) in IN_FORCE_RANGES {
+        if let Some(read) = lab.in_force.get(*name) {
+            if !read
+                .trim()
+                .parse::<u64>()
+                .is_ok_and(|v| (*lo..=*hi).contains(&v))
+            {
+                out.push(format!(
+                    "{name}={read} in force, which the kernel does not accept ({lo}..={hi})"
+                ));
+            }
+        }
+    }
+    if let Some(range) = lab.in_force.get(knob::IP_LOCAL_PORT_RANGE) {
+        let ports: Vec<Option<u16>> = range.split_whitespace().map(|p| p.parse().ok()).collect();
+        if !matches!(ports.as_slice(), [Some(lo), Some(hi)] if lo <= hi) {
+            out.push(format!(
+                "{}={range} in force, which is not a range of ports",
+                knob::IP_LOCAL_PORT_RANGE
+            ));
+        }
+    }
+    let Some(run) = &lab.run else {
+        if spec.run.is_some() {
+            out.push("the claim runs an action; the record has no run".into());
+        }
+        return out;
+    };
+    let is_command = spec.run.as_ref().is_some_and(|r| r.command.is_some());
+    if let Some(command) = spec.run.as_ref().and_then(|r| r.command.as_ref()) {
+        // The command line the record ran is the claim's, placeholders filled from the
+        // lab's target ({dir} from wherever the file was: any text).
+        let target = lab
+            .target
+            .parse::<SocketAddr>()
+            .map(|a| match a {
+                SocketAddr::V4(a) => Target::Tcp(a),
+                SocketAddr::V6(a) => Target::Tcp6(a),
+            })
+            .unwrap_or_else(|_| Target::Unix(PathBuf::from(&lab.target)));
+        let fits = |arg: &String, ran: &String| {
+            if arg.contains("{dir}") {
+                let (head, tail) = arg.split_once("{dir}").unwrap_or((arg, ""));
+                let head = substitute(head, &target, None);
+                let tail = substitute(tail, &target, None);
+                ran.starts_with(&head) && ran.ends_with(&tail)
+            } else {
+                substitute(arg, &target, None) == *ran
+            }
+        };
+        if run.argv.len() != command.len()
+            || !command.iter().zip(&run.argv).all(|(a, r)| fits(a, r))
+        {
+            out.push(format!(
+                "the claim runs {command:?}; the record ran {:?}",
+                run.argv
+            ));
+        }
+    }
+    if let (true, Some(code)) = (run.timed_out, run.exit_code) {
+        // The deadline kills the process group with SIGKILL: no exit code.
+        out.push(format!(
+            "killed at the harness's deadline (timed_out), yet it exited by itself with code {code}"
+        ));
+    }
+    if let (true, Some(t)) = (run.timed_out, run.timeout_us) {
+        if run.duration_us.saturating_add(10_000) < t {
+            out.push(format!(
+                "ended at its deadline of {} after only {}",
+                secs(Duration::from_micros(t)),
+                secs(run.duration())
+            ));
+        }
+    }
+    if let Some(code) = run.exit_code.filter(|c| !(0..=255).contains(c)) {
+        out.push(format!(
+            "exit code {code} is not one a process can exit with (0..=255)"
+        ));
+    }
+    if !is_command && run.exit_code.is_some() {
+        out.push("an exit code recorded for an in-repo client".into());
+    }
+    if let Some(e) = run.errno.filter(|e| !(1..=MAX_ERRNO).contains(e)) {
+        out.push(format!(
+            "errno {e} is not one the kernel has (1..={MAX_ERRNO})"
+        ));
+    }
+    if run.duration_us > MAX_RECORDED_US {
+        out.push(format!("a run of {} µs is beyond any run", run.duration_us));
+    }
+    // SYNs: ordered, from the first, split into connections that add up, within the run,
+    // and no more per connection than the kernel sends before it gives up.
+    let syns = &run.syn_times_us;
+    if syns.first().is_some_and(|t| *t != 0) {
+        out.push(format!(
+            "SYN times count from the first SYN, yet they start at {} µs",
+            syns[0]
+        ));
+    }
+    if syns.windows(2).any(|w| w[1] < w[0]) {
+        out.push("SYN times go back in time".into());
+    }
+    if run.conn_starts_us.windows(2).any(|w| w[1] < w[0]) {
+        out.push("connections start back in time".into());
+    }
+    if !run.conn_syns.is_empty() {
+        let total = run
+            .conn_syns
+            .iter()
+            .fold(0usize, |a, n| a.saturating_add(*n));
+        if total != syns.len() {
+            out.push(format!(
+                "{} SYNs on the wire, but the connections add up to {total}",
+                syns.len()
+            ));
+        }
+        if run.conn_starts_us.len() != run.conn_syns.len() {
+            out.push(format!(
+                "{} connections started, but SYN counts for {}",
+                run.conn_starts_us.len(),
+                run.conn_syns.len()
+            ));
+        }
+    }
+    if !run.conn_fins_us.is_empty() && run.conn_fins_us.len() != run.conn_starts_us.len() {
+        out.push(format!(
+            "{} connections started, but FINs recorded for {}",
+            run.conn_starts_us.len(),
+            run.conn_fins_us.len()
+        ));
+    }
+    if let Some(max) = max_syns(spec, &lab.in_force) {
+        let per_conn: Vec<u64> = if run.conn_syns.is_empty() {
+            vec![syns.len() as u64]
+        } else {
+            run.conn_syns.iter().map(|n| *n as u64).collect()
+        };
+        if let Some(n) = per_conn.iter().find(|n| **n > max) {
+            out.push(format!(
+                "{n} SYNs on one connection, where the sysctls in force allow at most {max} (tcp_syn_retries or TCP_SYNCNT, plus tcp_syn_linear_timeouts, plus the first)"
+            ));
+        }
+    }
+    if let Some(timed) = &run.timed {
+        if timed.syn_times_us != run.syn_times_us {
+            out.push("the timed attempt's SYN times differ from the run's".into());
+        }
+    }
+    if let (Some(n), Some(cap)) = (run.connections, run.connection_cap) {
+        if n > cap {
+            out.push(format!("{n} connections from a client capped at {cap}"));
+        }
+    }
+    if let Some((recv_q, send_q)) = run.listener_queue {
+        if recv_q > send_q.saturating_add(1) {
+            out.push(format!(
+                "the listener queues {recv_q} connections with a backlog of {send_q}: at most one more fits"
+            ));
+        }
+    }
+    out
+}
+
+/// [`crate::recording::MAX_RECORDED`] in µs.
+const MAX_RECORDED_US: u64 = crate::recording::MAX_RECORDED.as_micros() as u64;
+
 /// [`SynSchedule::syns_before`] a deadline a program keeps from its own start: it armed its timer
 /// somewhere between its spawn and its first SYN (`startup`, measured), so from the first
 /// SYN its deadline came up to that much sooner (a shell script's `timeout 5` started
@@ -2824,6 +3150,11 @@ mod tests {
     fn a_run_cut_short_by_the_harness_is_an_error_not_a_refutation() {
         let spec = curl_spec("");
         let m = killed_curl();
+        let ctx = Ctx {
+            hz: 250,
+            kernel: "6.18".into(),
+        };
+        assert_eq!(inconsistencies(&spec, &m, &ctx), Vec::<String>::new());
         let o = judge(&spec, &m);
         assert_eq!(o.verdict(), Verdict::Error, "{}", o.reason());
         for needle in [
@@ -2857,6 +3188,66 @@ mod tests {
                 .contains("stopped waiting for the client at its run.timeout"),
             "{}",
             o.reason()
+        );
+    }
+
+    fn run(m: &mut Measurement) -> &mut RunRecord {
+        m.lab.as_mut().and_then(|l| l.run.as_mut()).expect("a run")
+    }
+
+    // A record that contradicts its claim or itself is not judged: the sysctl the claim
+    // sets in force, no more SYNs than it allows, a kill that is a kill.
+    #[test]
+    fn a_record_that_contradicts_its_claim_or_itself_is_found() {
+        let spec = curl_spec("");
+        let ctx = Ctx {
+            hz: 250,
+            kernel: "6.18".into(),
+        };
+        let with = |change: fn(&mut Measurement)| {
+            let mut m = killed_curl();
+            change(&mut m);
+            inconsistencies(&spec, &m, &ctx).join("; ")
+        };
+        let retries = with(|m| {
+            if let Some(l) = m.lab.as_mut() {
+                l.in_force.insert(knob::TCP_SYN_RETRIES.into(), "7".into());
+            }
+        });
+        assert!(
+            retries.contains("the claim sets net.ipv4.tcp_syn_retries=1; the record shows net.ipv4.tcp_syn_retries=7 in force"),
+            "{retries}"
+        );
+        let syns = with(|m| {
+            let r = run(m);
+            r.syn_times_us = (0..13).map(|i| i * 1000).collect();
+            r.conn_syns = vec![13];
+            r.timed = None;
+        });
+        assert!(
+            syns.contains("13 SYNs on one connection, where the sysctls in force allow at most 6"),
+            "{syns}"
+        );
+        let exited = with(|m| run(m).exit_code = Some(0));
+        assert!(
+            exited
+                .contains("killed at the harness's deadline (timed_out), yet it exited by itself"),
+            "{exited}"
+        );
+        let hz = with(|m| m.hz = 0);
+        assert!(
+            hz.contains("measured with hz 0 in a run with hz 250"),
+            "{hz}"
+        );
+        let early = with(|m| run(m).duration_us = 200_000);
+        assert!(
+            early.contains("ended at its deadline of 1.000 s after only 0.200 s"),
+            "{early}"
+        );
+        let adds = with(|m| run(m).conn_syns = vec![1]);
+        assert!(
+            adds.contains("2 SYNs on the wire, but the connections add up to 1"),
+            "{adds}"
         );
     }
 }
