@@ -266,18 +266,29 @@ pub struct Plan {
     pub intervals: Vec<Duration>,
 }
 
-/// The SYN model for sysctls in force (read from the lab).
+/// The SYN model for sysctls in force (read from the lab), its inputs within what the
+/// kernel accepts (a claim file asking for more is refused when its lab is built; its
+/// estimate must not count SYNs for ever meanwhile).
 pub fn model_of(in_force: &BTreeMap<String, String>) -> SynModel {
     let num = |k: &str| in_force.get(k).and_then(|v| v.trim().parse::<u64>().ok());
+    let count = |n: u64| u32::try_from(n.min(MAX_TCP_SYNCNT)).unwrap_or(0);
     let mut m = SynModel::new(
-        num(knob::TCP_SYN_RETRIES).unwrap_or(6) as u32,
-        num(knob::TCP_SYN_LINEAR_TIMEOUTS).map(|n| n as u32),
+        count(num(knob::TCP_SYN_RETRIES).unwrap_or(6)),
+        num(knob::TCP_SYN_LINEAR_TIMEOUTS).map(count),
     );
     if let Some(ms) = num(knob::TCP_RTO_MAX_MS) {
-        m.rto_max = Duration::from_millis(ms);
+        m.rto_max = Duration::from_millis(ms.min(120_000));
     }
     m
 }
+
+/// `MAX_TCP_SYNCNT`: the most SYN retransmissions tcp_syn_retries, TCP_SYNCNT and
+/// tcp_syn_linear_timeouts may ask for.
+const MAX_TCP_SYNCNT: u64 = 127;
+
+/// The most tries of a tool that retries (wget `--tries`) the model follows: more would
+/// outlast any run (a day at one try a second).
+const MAX_TRIES: usize = 100_000;
 
 /// The program a command line runs and its own arguments, looking through a `strace …
 /// --` wrapper.
@@ -302,7 +313,7 @@ pub fn plan(
     let server = spec.lab.server;
     let argv = traced_argv(argv);
     let program = argv.first().and_then(|a| Program::of(a));
-    let tries = program.map_or(1, |p| toolmodel::tries(p, argv));
+    let tries = program.map_or(1, |p| toolmodel::tries(p, argv).min(MAX_TRIES));
     let target = target.unwrap_or_else(|| SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0));
     let declared = run.and_then(|r| r.deadline).map(|d| d.0);
     let mut plan = Plan {
@@ -332,7 +343,7 @@ pub fn plan(
         let mut model = model_of(in_force);
         // TCP_SYNCNT replaces tcp_syn_retries for this socket (tcp_write_timeout).
         if let Some(n) = run.and_then(|r| r.socket.syncnt) {
-            model.syn_retries = n;
+            model.syn_retries = n.min(MAX_TCP_SYNCNT as u32);
         }
         let schedule = model.schedule();
         let own = match program {
@@ -3039,6 +3050,25 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    // `check` hung on these: the estimate counted SYNs of 4e9 retries, and wget tries by
+    // the billions.
+    #[test]
+    fn the_model_asks_no_more_than_the_kernel_accepts() {
+        let m = model_of(&in_force(&[
+            (knob::TCP_SYN_RETRIES, "4000000000"),
+            (knob::TCP_SYN_LINEAR_TIMEOUTS, "18446744073709551615"),
+        ]));
+        assert_eq!((m.syn_retries, m.syn_linear_timeouts), (127, Some(127)));
+        let syncnt = spec_of(
+            "lab = { server = \"drop-syn\" }\nrun = { client = \"connect\", socket = { syncnt = 4000000000 } }\nexpect = { errno = \"ETIMEDOUT\" }\n",
+        );
+        assert!(estimate(&syncnt) > Duration::from_secs(3600));
+        let wget = spec_of(
+            "lab = { server = \"drop-syn\" }\nrun = { command = [\"wget\", \"--tries\", \"18446744073709551615\", \"http://{target}/\"] }\nexpect = { exit = 4 }\n",
+        );
+        assert!(estimate(&wget) > Duration::from_secs(24 * 3600));
     }
 
     // backlog = 1000 with expect.connections = 1001 was refuted with "observed 300": the
