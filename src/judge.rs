@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use netclaim_suites::recording::{self, Recording};
 
-use crate::out::outln;
+use crate::out::{errln, outln};
 use crate::report::Report;
 
 /// Reads a recording, or a report (converted): a regular file of at most
@@ -44,10 +44,23 @@ fn load(path: &Path) -> Result<Recording> {
 
 /// Judges every recorded measurement again, with the built-in catalog and the claim
 /// files at `claim_files`; exit 0 when every verdict is the recorded one, 3 when some
-/// changed, 4 when some could not be judged (their record no longer reads).
+/// changed, 4 when some could not be judged (their record no longer reads, or
+/// contradicts itself: see [`recording::rejudge_all`]) or when there was nothing to judge
+/// (no agreement either).
 pub fn run(path: &Path, claim_files: &[PathBuf]) -> Result<u8> {
     let claims = crate::catalog_with_paths(claim_files)?;
     let recording = load(path)?;
+    if recording.claims.is_empty() {
+        errln!(
+            "{}: no recorded measurement to judge (the recording lists no claim, or the \
+             report's claims recorded none): nothing was judged, which is no agreement",
+            path.display()
+        );
+        return Ok(crate::exit::SKIPPED);
+    }
+    for problem in recording.check_consistency() {
+        errln!("{}: {problem}", path.display());
+    }
     let judged = recording::rejudge_all(&recording, &claims);
     let mut t = comfy_table::Table::new();
     t.load_style(comfy_table::presets::UTF8_FULL_CONDENSED)
@@ -74,7 +87,8 @@ pub fn run(path: &Path, claim_files: &[PathBuf]) -> Result<u8> {
     outln!("{t}");
     outln!(
         "{} recorded measurement(s) of Linux {} (netclaim {}, labs as {}): {same} judged to the \
-         same verdict, {changed} changed, {skipped} not judged",
+         same verdict, {changed} changed, {skipped} not judged (unknown, unreadable or \
+         inconsistent)",
         judged.len(),
         recording.kernel,
         recording.netclaim,
@@ -88,4 +102,35 @@ pub fn run(path: &Path, claim_files: &[PathBuf]) -> Result<u8> {
     } else {
         crate::exit::OK
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // `judge` of a recording with `claims: []` exited 0: nothing judged is no agreement.
+    #[test]
+    fn a_recording_with_nothing_to_judge_is_no_agreement() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("recording.json");
+        std::fs::write(
+            &path,
+            r#"{"netclaim": "0.1.0", "kernel": "6.18.44", "hz": 250, "claims": []}"#,
+        )
+        .expect("written");
+        assert_eq!(run(&path, &[]).expect("it reads"), crate::exit::SKIPPED);
+    }
+
+    #[test]
+    fn a_recording_with_an_impossible_hz_is_not_judged() {
+        let rec = concat!(env!("CARGO_MANIFEST_DIR"), "/suites/recordings/6.1.json");
+        let mut r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(rec).expect("read")).expect("json");
+        assert_eq!(run(Path::new(rec), &[]).expect("it reads"), crate::exit::OK);
+        r["hz"] = 0.into();
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("recording.json");
+        std::fs::write(&path, r.to_string()).expect("written");
+        assert_eq!(run(&path, &[]).expect("it reads"), crate::exit::SKIPPED);
+    }
 }

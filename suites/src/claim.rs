@@ -487,6 +487,82 @@ pub trait TwoSteps: Sync {
     fn measure(&self, ctx: &Ctx) -> anyhow::Result<serde_json::Value>;
     /// Judges a serialised [`Measured`].
     fn judge(&self, measured: &serde_json::Value, ctx: &Ctx) -> serde_json::Result<Outcome>;
+    /// What in a serialised [`Measured`] contradicts the claim's own settings or itself,
+    /// beyond what [`crate::recording::check_quantities`] finds in every record: nothing,
+    /// unless the claim says ([`Checked`]).
+    fn inconsistencies(
+        &self,
+        _measured: &serde_json::Value,
+        _ctx: &Ctx,
+    ) -> serde_json::Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+}
+
+/// [`Steps`] with a consistency check of its own record: the sysctls the claim sets are
+/// the ones the record shows in force, its counts agree with each other.
+#[derive(Debug)]
+pub struct Checked<T> {
+    /// The two steps.
+    pub steps: Steps<T>,
+    /// What in an observation contradicts the claim or itself (each problem in words).
+    pub check: fn(&T, &Ctx) -> Vec<String>,
+}
+
+impl<T: Serialize + serde::de::DeserializeOwned + Sync> TwoSteps for Checked<T> {
+    fn measure(&self, ctx: &Ctx) -> anyhow::Result<serde_json::Value> {
+        self.steps.measure(ctx)
+    }
+
+    fn judge(&self, measured: &serde_json::Value, ctx: &Ctx) -> serde_json::Result<Outcome> {
+        self.steps.judge(measured, ctx)
+    }
+
+    fn inconsistencies(
+        &self,
+        measured: &serde_json::Value,
+        ctx: &Ctx,
+    ) -> serde_json::Result<Vec<String>> {
+        Ok(match Measured::<T>::deserialize(measured)? {
+            Measured::Observed(m) => (self.check)(&m, ctx),
+            Measured::Forced(..) => Vec::new(),
+        })
+    }
+}
+
+/// Why a measurement was not judged.
+#[derive(Debug)]
+pub enum JudgeError {
+    /// It does not read as this claim's measurement (another format).
+    Unreadable(serde_json::Error),
+    /// It contradicts itself or the claim (each inconsistency named).
+    Inconsistent(Vec<String>),
+}
+
+impl fmt::Display for JudgeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unreadable(e) => write!(f, "the measurement does not read: {e}"),
+            Self::Inconsistent(why) => {
+                write!(f, "the measurement contradicts itself: {}", why.join("; "))
+            }
+        }
+    }
+}
+
+impl std::error::Error for JudgeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Unreadable(e) => Some(e),
+            Self::Inconsistent(_) => None,
+        }
+    }
+}
+
+impl From<serde_json::Error> for JudgeError {
+    fn from(e: serde_json::Error) -> Self {
+        Self::Unreadable(e)
+    }
 }
 
 impl<T: Serialize + serde::de::DeserializeOwned + Sync> TwoSteps for Steps<T> {
@@ -632,7 +708,7 @@ impl Claim {
         };
         let result = measured.and_then(|m| {
             self.judge(&m, ctx)
-                .context("judging the measurement just made (a bug in the claim)")
+                .context("judging the measurement just made")
         });
         match result {
             Ok(o) => o,
@@ -653,12 +729,39 @@ impl Claim {
         }
     }
 
+    /// What in a measurement of this claim contradicts itself, the claim's settings or
+    /// `ctx` (the run it is recorded in): physical quantities out of range
+    /// ([`crate::recording::check_quantities`]), and for a claim file the sysctls it sets
+    /// against those in force, the SYNs the model allows, the run's own figures
+    /// ([`crate::engine::inconsistencies`]); for a Rust claim, its own check
+    /// ([`Checked`]). Empty when it is consistent.
+    pub fn inconsistencies(
+        &self,
+        measurement: &serde_json::Value,
+        ctx: &Ctx,
+    ) -> serde_json::Result<Vec<String>> {
+        let mut problems = crate::recording::check_quantities(measurement);
+        match self.run {
+            Procedure::Rust(steps) => problems.extend(steps.inconsistencies(measurement, ctx)?),
+            Procedure::Data(d) => {
+                let m: crate::engine::Measurement = serde_json::from_value(measurement.clone())?;
+                problems.extend(crate::engine::inconsistencies(&d.spec, &m, ctx));
+            }
+        }
+        Ok(problems)
+    }
+
     /// Judges a measurement of this claim (just made, or recorded by an earlier run)
-    /// with the current statement and models. Pure: no lab, no privilege. An outcome
-    /// whose observation shows the harness running out of something (an EMFILE, a
-    /// tool's "Too many open files") is an `error`: such a measurement is not about the
-    /// behaviour the claim is about.
-    pub fn judge(&self, measurement: &serde_json::Value, ctx: &Ctx) -> serde_json::Result<Outcome> {
+    /// with the current statement and models, once it is found consistent
+    /// ([`Self::inconsistencies`]: a record that contradicts itself is no observation).
+    /// Pure: no lab, no privilege. An outcome whose observation shows the harness running
+    /// out of something (an EMFILE, a tool's "Too many open files") is an `error`: such a
+    /// measurement is not about the behaviour the claim is about.
+    pub fn judge(&self, measurement: &serde_json::Value, ctx: &Ctx) -> Result<Outcome, JudgeError> {
+        let problems = self.inconsistencies(measurement, ctx)?;
+        if !problems.is_empty() {
+            return Err(JudgeError::Inconsistent(problems));
+        }
         let mut o = match self.run {
             Procedure::Rust(steps) => steps.judge(measurement, ctx)?,
             Procedure::Data(d) => {

@@ -89,8 +89,13 @@ pub struct RunRecord {
     pub argv: Vec<String>,
     /// Exit code (`None`: killed by a signal, or a client).
     pub exit_code: Option<i32>,
-    /// Whether the harness killed it at `run.timeout`.
+    /// Whether the harness ended it at its deadline (`run.timeout`, or the default one):
+    /// a command killed, a client after the SYN no longer waited for.
     pub timed_out: bool,
+    /// That deadline, µs (absent in measurements recorded before it was kept, and for
+    /// clients that have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_us: Option<u64>,
     /// Standard output.
     pub stdout: String,
     /// Standard error.
@@ -103,6 +108,11 @@ pub struct RunRecord {
     pub connect_calls: Option<usize>,
     /// Connections a `fill` or `exhaust` client held before the first failure.
     pub connections: Option<usize>,
+    /// The most connections the `fill` client would make ([`fill_cap`]): reaching it, it
+    /// stopped without a failure (absent in measurements recorded before the cap followed
+    /// the model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_cap: Option<usize>,
     /// SYNs to the target's port, µs from the first.
     pub syn_times_us: Vec<u64>,
     /// The first SYN of each connection (by source port), µs from the first SYN.
@@ -256,18 +266,29 @@ pub struct Plan {
     pub intervals: Vec<Duration>,
 }
 
-/// The SYN model for sysctls in force (read from the lab).
+/// The SYN model for sysctls in force (read from the lab), its inputs within what the
+/// kernel accepts (a claim file asking for more is refused when its lab is built; its
+/// estimate must not count SYNs for ever meanwhile).
 pub fn model_of(in_force: &BTreeMap<String, String>) -> SynModel {
     let num = |k: &str| in_force.get(k).and_then(|v| v.trim().parse::<u64>().ok());
+    let count = |n: u64| u32::try_from(n.min(MAX_TCP_SYNCNT)).unwrap_or(0);
     let mut m = SynModel::new(
-        num(knob::TCP_SYN_RETRIES).unwrap_or(6) as u32,
-        num(knob::TCP_SYN_LINEAR_TIMEOUTS).map(|n| n as u32),
+        count(num(knob::TCP_SYN_RETRIES).unwrap_or(6)),
+        num(knob::TCP_SYN_LINEAR_TIMEOUTS).map(count),
     );
     if let Some(ms) = num(knob::TCP_RTO_MAX_MS) {
-        m.rto_max = Duration::from_millis(ms);
+        m.rto_max = Duration::from_millis(ms.min(120_000));
     }
     m
 }
+
+/// `MAX_TCP_SYNCNT`: the most SYN retransmissions tcp_syn_retries, TCP_SYNCNT and
+/// tcp_syn_linear_timeouts may ask for.
+const MAX_TCP_SYNCNT: u64 = 127;
+
+/// The most tries of a tool that retries (wget `--tries`) the model follows: more would
+/// outlast any run (a day at one try a second).
+const MAX_TRIES: usize = 100_000;
 
 /// The program a command line runs and its own arguments, looking through a `strace …
 /// --` wrapper.
@@ -292,7 +313,7 @@ pub fn plan(
     let server = spec.lab.server;
     let argv = traced_argv(argv);
     let program = argv.first().and_then(|a| Program::of(a));
-    let tries = program.map_or(1, |p| toolmodel::tries(p, argv));
+    let tries = program.map_or(1, |p| toolmodel::tries(p, argv).min(MAX_TRIES));
     let target = target.unwrap_or_else(|| SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0));
     let declared = run.and_then(|r| r.deadline).map(|d| d.0);
     let mut plan = Plan {
@@ -322,7 +343,7 @@ pub fn plan(
         let mut model = model_of(in_force);
         // TCP_SYNCNT replaces tcp_syn_retries for this socket (tcp_write_timeout).
         if let Some(n) = run.and_then(|r| r.socket.syncnt) {
-            model.syn_retries = n;
+            model.syn_retries = n.min(MAX_TCP_SYNCNT as u32);
         }
         let schedule = model.schedule();
         let own = match program {
@@ -384,15 +405,29 @@ pub fn plan(
     plan
 }
 
-/// A rough run time for scheduling and the hard deadline, from the sysctls the file sets
-/// (the kernel's defaults otherwise; linear timeouts assumed, the longer schedule).
-pub fn estimate(spec: &ClaimSpec) -> Duration {
-    if let Some(e) = spec.estimate {
-        return e.0;
-    }
-    let Some(run) = &spec.run else {
-        return Duration::from_secs(1);
-    };
+/// At most this many labs of one sweep exist at once; the other values wait for a free
+/// slot. A lab that runs a command holds a namespace, a capture socket, pipes and about
+/// six threads, and every spawn forks the whole process, whose cost grows with its
+/// address space (every live lab's threads): with all 300 values of a sweep at once,
+/// 300 forks of a process holding 300 labs made the sweep quadratic (13 s for 300
+/// values, minutes for 1,000). A bounded sweep is linear in its values, and its time
+/// follows from [`sweep_rounds`].
+pub const SWEEP_JOBS: usize = 32;
+
+/// How many values of `spec`'s sweep one slot runs in turn, at most: the values divided
+/// among [`SWEEP_JOBS`] slots (1 without a sweep).
+pub fn sweep_rounds(spec: &ClaimSpec) -> u32 {
+    let values = spec.sweep.as_ref().map_or(1, |s| s.values.len().max(1));
+    u32::try_from(values.div_ceil(SWEEP_JOBS)).unwrap_or(u32::MAX)
+}
+
+/// What one lab costs besides its action (namespace, links, rules, server, capture, the
+/// spawn), with headroom for a loaded machine: added per value in turn.
+const LAB_SETUP: Duration = Duration::from_secs(1);
+
+/// The sysctls the file sets, as the model reads them (linear timeouts assumed: the
+/// longer schedule).
+fn assumed_in_force(spec: &ClaimSpec) -> BTreeMap<String, String> {
     let mut in_force: BTreeMap<String, String> = spec
         .lab
         .sysctls
@@ -402,32 +437,149 @@ pub fn estimate(spec: &ClaimSpec) -> Duration {
     in_force
         .entry(knob::TCP_SYN_LINEAR_TIMEOUTS.into())
         .or_insert_with(|| "4".into());
-    if let Some(c @ (Client::Send | Client::Idle | Client::Close | Client::SynOnly)) = run.client {
-        return aftersyn::estimate(c, spec);
-    }
-    let argv = run.command.clone().unwrap_or_default();
-    let one = |in_force: &BTreeMap<String, String>| {
-        let p = plan(spec, in_force, &argv, None);
-        p.ends_after.unwrap_or_default()
-            + match p.end {
-                End::Blocks => run.timeout.map_or(Duration::from_secs(30), |t| t.0),
-                _ => Duration::ZERO,
-            }
-    };
-    let longest = match &spec.sweep {
+    in_force
+}
+
+/// The longest of `per_value` over the sweep's values (or the one lab without a sweep).
+fn longest_value(
+    spec: &ClaimSpec,
+    per_value: impl Fn(&BTreeMap<String, String>) -> Duration,
+) -> Duration {
+    let in_force = assumed_in_force(spec);
+    match &spec.sweep {
         Some(sweep) => sweep
             .values
             .iter()
             .map(|v| {
                 let mut f = in_force.clone();
                 f.insert(sweep.sysctl.clone(), v.text());
-                one(&f)
+                per_value(&f)
             })
             .max()
             .unwrap_or_default(),
-        None => one(&in_force),
+        None => per_value(&in_force),
+    }
+}
+
+/// A rough run time for scheduling and the hard deadline, from the sysctls the file sets
+/// (the kernel's defaults otherwise; linear timeouts assumed, the longer schedule): the
+/// longest value's action and its lab's set-up, times the values one sweep slot runs in
+/// turn.
+pub fn estimate(spec: &ClaimSpec) -> Duration {
+    if let Some(e) = spec.estimate {
+        return e.0;
+    }
+    let Some(run) = &spec.run else {
+        return LAB_SETUP;
     };
-    longest + Duration::from_secs(1)
+    if let Some(c @ (Client::Send | Client::Idle | Client::Close | Client::SynOnly)) = run.client {
+        // Its own estimate includes the set-up.
+        return aftersyn::estimate(c, spec).saturating_mul(sweep_rounds(spec));
+    }
+    let argv = run.command.clone().unwrap_or_default();
+    let longest = longest_value(spec, |in_force| {
+        let p = plan(spec, in_force, &argv, None);
+        p.ends_after.unwrap_or_default()
+            + match p.end {
+                End::Blocks => run.timeout.map_or(Duration::from_secs(30), |t| t.0),
+                _ => Duration::ZERO,
+            }
+    });
+    longest
+        .saturating_add(LAB_SETUP)
+        .saturating_mul(sweep_rounds(spec))
+}
+
+/// The longest the measurement of `spec` may take before the harness's own deadlines end
+/// it: per value, the kill deadline of its command or client (`run.timeout`, or the
+/// default one [`act`] computes), and its lab's set-up; times the values a sweep slot
+/// runs in turn. The claim's hard deadline is never shorter (see
+/// [`crate::executor::deadline`]): a claim whose tools are still within their own
+/// deadlines is not abandoned.
+pub fn limit(spec: &ClaimSpec) -> Duration {
+    let Some(run) = &spec.run else {
+        return LAB_SETUP;
+    };
+    let argv = run.command.clone().unwrap_or_default();
+    let per_value = longest_value(spec, |in_force| match run.client {
+        Some(c @ (Client::Send | Client::Idle | Client::Close | Client::SynOnly)) => {
+            after_limit(run, c, spec)
+        }
+        Some(Client::Fill) => fill_wait(spec)
+            .saturating_mul(u32::try_from(fill_cap(spec, in_force)).unwrap_or(u32::MAX)),
+        // connect() and the exhaust client end when the kernel gives up: the estimate.
+        Some(Client::Connect | Client::Exhaust) => Duration::ZERO,
+        None => command_timeout(run, &plan(spec, in_force, &argv, None)),
+    });
+    per_value
+        .saturating_add(LAB_SETUP)
+        .saturating_mul(sweep_rounds(spec))
+}
+
+/// How long the fill client waits for one connect to complete: a TCP connect to a queue
+/// with room completes at once (the SYN-ACK comes over loopback), one to a full queue
+/// never does (its SYN is dropped); a unix connect to a full queue fails at once
+/// (EAGAIN).
+fn fill_wait(spec: &ClaimSpec) -> Duration {
+    match spec.lab.server {
+        Server::NeverAcceptUnix => Duration::from_secs(1),
+        _ => Duration::from_millis(300),
+    }
+}
+
+/// The most connections the model lets a fill client make: `listen()` caps the backlog
+/// at somaxconn, and one more than the backlog is queued (TCP: the accept queue is full
+/// when it holds more than the backlog; unix: likewise).
+fn fill_expected(spec: &ClaimSpec, in_force: &BTreeMap<String, String>) -> usize {
+    let somaxconn = in_force
+        .get(knob::SOMAXCONN)
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(4096);
+    let backlog = u64::from(spec.lab.backlog.unwrap_or(DEFAULT_BACKLOG)).min(somaxconn);
+    usize::try_from(backlog)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1)
+}
+
+/// How many connections the fill client makes at most before it stops without a failure:
+/// more than the model and the statement expect (the larger of them, and per sweep value),
+/// by a quarter and 16 more, so a queue that takes more than either is seen to. Reaching
+/// it is the harness's own limit, not an observation: the claim is then an `error`.
+pub fn fill_cap(spec: &ClaimSpec, in_force: &BTreeMap<String, String>) -> usize {
+    let stated = spec
+        .expect
+        .each
+        .values()
+        .filter_map(|e| e.connections)
+        .chain(spec.expect.connections)
+        .max()
+        .unwrap_or(0);
+    let most = fill_expected(spec, in_force).max(stated);
+    most.saturating_add(most / 4).saturating_add(16)
+}
+
+/// The listen() backlog of a never-accept server when the file gives none.
+pub const DEFAULT_BACKLOG: u32 = 16;
+
+/// The harness's deadline for a command: `run.timeout`, or twice what the model predicts
+/// plus 30 s.
+fn command_timeout(run: &crate::spec::RunSpec, p: &Plan) -> Duration {
+    run.timeout.map(|t| t.0).unwrap_or_else(|| {
+        p.ends_after
+            .unwrap_or(Duration::from_secs(10))
+            .saturating_mul(2)
+            .saturating_add(Duration::from_secs(30))
+    })
+}
+
+/// The harness's deadline for a client after the SYN: `run.timeout`, or twice its
+/// estimate plus 30 s.
+fn after_limit(run: &crate::spec::RunSpec, c: Client, spec: &ClaimSpec) -> Duration {
+    run.timeout.map(|t| t.0).unwrap_or_else(|| {
+        aftersyn::estimate(c, spec)
+            .saturating_mul(2)
+            .saturating_add(Duration::from_secs(30))
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -573,7 +725,10 @@ fn build(
             },
         }
     }
-    let backlog = lab.backlog.unwrap_or(16) as i32;
+    // listen() takes an int; `check` refuses larger values, so this never wraps negative.
+    let asked = lab.backlog.unwrap_or(DEFAULT_BACKLOG);
+    let backlog = i32::try_from(asked)
+        .with_context(|| format!("lab.backlog {asked} is above listen()'s int range"))?;
     let (server, target, description) = match (lab.server, &target) {
         (Server::DropSyn, Target::Tcp(addr)) => {
             ns.drop_syn_to_port(addr.port())
@@ -848,9 +1003,8 @@ fn act(
                 .map(|a| substitute(a, &built.target, dir))
                 .collect();
             let p = plan(spec, in_force, &argv, built.target.tcp());
-            let timeout = run.timeout.map(|t| t.0).unwrap_or_else(|| {
-                p.ends_after.unwrap_or(Duration::from_secs(10)) * 2 + Duration::from_secs(30)
-            });
+            let timeout = command_timeout(run, &p);
+            record.timeout_us = Some(micros(timeout));
             let trace = run
                 .trace_connect
                 .then(|| TempDir::new("strace"))
@@ -923,14 +1077,15 @@ fn act(
                 .target
                 .sock()
                 .context("the client needs a TCP target")?;
-            let limit = run
-                .timeout
-                .map(|t| t.0)
-                .unwrap_or_else(|| aftersyn::estimate(c, spec) * 2 + Duration::from_secs(30));
+            let limit = after_limit(run, c, spec);
             let (errno, duration, what, after) =
                 aftersyn::act(c, spec, &built.ns, built.peer.as_ref(), addr, limit)?;
             record.command_line = what;
             record.errno = errno.map(|e| e as i32);
+            record.timeout_us = Some(micros(limit));
+            // Neither the error nor the socket's end came before the limit: the harness
+            // stopped waiting (a connect that failed has its errno).
+            record.timed_out = !after.gone && errno.is_none();
             record.duration_us = micros(duration);
             record.evidence = format!(
                 "{}: {} after {:.3} s; states seen: {:?}",
@@ -970,36 +1125,29 @@ fn act(
             }
         }
         (None, Some(Client::Fill)) => {
-            const LIMIT: usize = 300;
-            let mut kept = Vec::new();
-            let mut stop = None;
+            let cap = fill_cap(spec, in_force);
             let started = std::time::Instant::now();
-            while kept.len() < LIMIT {
-                let o = match &built.target {
-                    Target::Unix(path) => {
-                        client::unix_connect_nonblocking(&built.ns, path, Duration::from_secs(1))?
-                    }
-                    Target::Tcp(addr) => {
-                        client::connect_nonblocking(&built.ns, *addr, Duration::from_millis(300))?
-                    }
-                    Target::Tcp6(_) => anyhow::bail!("fill works on IPv4 and unix targets"),
-                };
-                if o.result == ConnectResult::Connected {
-                    kept.push(o);
-                } else {
-                    stop = Some(o.result);
-                    break;
+            let wait = fill_wait(spec);
+            let filled = match &built.target {
+                Target::Unix(path) => client::fill(cap, || {
+                    client::unix_connect_nonblocking(&built.ns, path, wait)
+                }),
+                Target::Tcp(addr) => {
+                    client::fill(cap, || client::connect_nonblocking(&built.ns, *addr, wait))
                 }
+                Target::Tcp6(_) => anyhow::bail!("fill works on IPv4 and unix targets"),
             }
+            .with_context(|| format!("filling the queue of {}", built.target.text()))?;
             record.command_line = format!(
-                "nonblocking connect()s to {} until one fails",
+                "nonblocking connect()s to {} until one fails (at most {cap})",
                 built.target.text()
             );
-            record.connections = Some(kept.len());
-            record.errno = match stop {
-                Some(ConnectResult::Failed(e)) => Some(e as i32),
+            record.connections = Some(filled.held.len());
+            record.connection_cap = Some(cap);
+            record.errno = filled.stop.and_then(|r| match r {
+                ConnectResult::Failed(e) => Some(e as i32),
                 _ => None,
-            };
+            });
             record.duration_us = micros(started.elapsed());
             // The kernel's own view of the queue, while it is full.
             let (args, col): (&[&str], usize) = match &built.target {
@@ -1010,12 +1158,15 @@ fn act(
             let (queue, ss_text) =
                 lab::ss_listener(&built.ns, args, |l| l.contains(&listener), col)?;
             record.listener_queue = queue;
-            drop(kept);
+            let held = filled.held.len();
+            drop(filled.held);
             record.evidence = format!(
-                "{}: {} completed; the next: {}\n{ss_text}",
+                "{}: {held} completed; the next: {}\n{ss_text}",
                 record.command_line,
-                record.connections.unwrap_or(0),
-                stop.map_or("(limit reached)".into(), |r| r.shown())
+                filled.stop.map_or_else(
+                    || format!("none tried (the client's cap of {cap} reached)"),
+                    |r| r.shown()
+                )
             );
         }
         (None, Some(Client::Exhaust)) => {
@@ -1162,19 +1313,12 @@ pub fn measure(spec: &ClaimSpec, ctx: &Ctx, dir: Option<&Path>) -> Result<Measur
     }
     match &spec.sweep {
         Some(sweep) => {
-            let jobs: Vec<_> = sweep
-                .values
-                .iter()
-                .map(|v| {
-                    let value = v.text();
-                    move || -> Result<(String, LabRecord)> {
-                        let lab =
-                            lab_and_run(spec, Some((sweep.sysctl.as_str(), value.clone())), dir)?;
-                        Ok((value, lab))
-                    }
-                })
-                .collect();
-            for r in lab::parallel("sweep-point", jobs) {
+            let values: Vec<String> = sweep.values.iter().map(Value::text).collect();
+            let done = bounded("sweep-point", SWEEP_JOBS, values.len(), |i| {
+                let lab = lab_and_run(spec, Some((sweep.sysctl.as_str(), values[i].clone())), dir)?;
+                Ok((values[i].clone(), lab))
+            });
+            for r in done {
                 m.sweep.push(r?);
             }
         }
@@ -1186,8 +1330,400 @@ pub fn measure(spec: &ClaimSpec, ctx: &Ctx, dir: Option<&Path>) -> Result<Measur
     Ok(m)
 }
 
+/// Runs `job(0..n)` on at most `slots` threads named `name`, each taking the next index
+/// as it finishes one; returns the results in index order. A job whose thread panicked is
+/// an error naming it; when no thread can be started at all, every job is the harness's
+/// error (out of threads).
+fn bounded<T: Send>(
+    name: &str,
+    slots: usize,
+    n: usize,
+    job: impl Fn(usize) -> Result<T> + Sync,
+) -> Vec<Result<T>> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let worker = || {
+        let mut out = Vec::new();
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if i >= n {
+                return out;
+            }
+            out.push((i, job(i)));
+        }
+    };
+    let mut results: Vec<Option<Result<T>>> = (0..n).map(|_| None).collect();
+    let mut spawn_error = None;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..slots.clamp(1, n.max(1)))
+            .filter_map(|_| {
+                match std::thread::Builder::new()
+                    .name(name.to_owned())
+                    .spawn_scoped(s, worker)
+                {
+                    Ok(h) => Some(h),
+                    Err(e) => {
+                        spawn_error.get_or_insert(e);
+                        None
+                    }
+                }
+            })
+            .collect();
+        for h in handles {
+            // A panicking job loses its worker's results: those jobs are reported below.
+            if let Ok(done) = h.join() {
+                for (i, r) in done {
+                    results[i] = Some(r);
+                }
+            }
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(match &spawn_error {
+                    Some(e) if next.load(std::sync::atomic::Ordering::Relaxed) == 0 => {
+                        let again = e.raw_os_error().map_or_else(
+                            || std::io::Error::new(e.kind(), e.to_string()),
+                            std::io::Error::from_raw_os_error,
+                        );
+                        HarnessError::thread_spawn(name, again).into()
+                    }
+                    _ => anyhow::anyhow!("a {name} thread panicked"),
+                })
+            })
+        })
+        .collect()
+}
+
 // ---------------------------------------------------------------------------------------
 // Judging
+
+/// What in a measurement of `spec` contradicts the claim, the run it was recorded in
+/// (`ctx`) or itself: each problem in words. Checked before judging (see
+/// [`crate::claim::Claim::judge`]).
+pub fn inconsistencies(spec: &ClaimSpec, m: &Measurement, ctx: &Ctx) -> Vec<String> {
+    let mut out = Vec::new();
+    if m.hz != ctx.hz {
+        out.push(format!(
+            "measured with hz {} in a run with hz {}",
+            m.hz, ctx.hz
+        ));
+    }
+    if m.kernel != ctx.kernel {
+        out.push(format!(
+            "measured on Linux {:?} in a run on Linux {:?}",
+            m.kernel, ctx.kernel
+        ));
+    }
+    for name in spec.expect.sysctls.keys().chain(spec.model.defaults.keys()) {
+        if !m.fresh.contains_key(name) {
+            out.push(format!(
+                "the claim reads {name} in a fresh namespace; the record does not have it"
+            ));
+        }
+    }
+    match (&spec.sweep, &m.lab) {
+        (Some(sweep), _) => {
+            let asked: Vec<String> = sweep.values.iter().map(Value::text).collect();
+            let recorded: Vec<&String> = m.sweep.iter().map(|(v, _)| v).collect();
+            if recorded != asked.iter().collect::<Vec<_>>() {
+                out.push(format!(
+                    "the claim sweeps {} over {asked:?}; the record has {recorded:?}",
+                    sweep.sysctl
+                ));
+            }
+            if m.lab.is_some() {
+                out.push("a sweep recorded with a single lab".into());
+            }
+            for (value, lab) in &m.sweep {
+                let name = sweep.sysctl.rsplit('.').next().unwrap_or("");
+                let label = format!("{name}={value}: ");
+                let extra = Some((sweep.sysctl.as_str(), value.as_str()));
+                out.extend(
+                    lab_inconsistencies(spec, lab, extra)
+                        .into_iter()
+                        .map(|p| format!("{label}{p}")),
+                );
+            }
+        }
+        (None, Some(lab)) => {
+            if !m.sweep.is_empty() {
+                out.push("a claim without a sweep recorded with sweep values".into());
+            }
+            out.extend(lab_inconsistencies(spec, lab, None));
+        }
+        (None, None) => {
+            if spec.run.is_some() || !spec.lab.sysctls.is_empty() {
+                out.push("the claim builds a lab; the record has none".into());
+            }
+        }
+    }
+    out
+}
+
+/// Whether a value read back from `/proc/sys` is the one written: the same words (the
+/// kernel separates a range with a tab), or for a port list the same ports
+/// (`40001,40000` reads back as `40000-40001`).
+fn same_sysctl_value(written: &str, read: &str) -> bool {
+    let words = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+    if words(written) == words(read) {
+        return true;
+    }
+    let ports = |s: &str| -> Option<std::collections::BTreeSet<u32>> {
+        let mut all = std::collections::BTreeSet::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+            let (lo, hi) = (
+                lo.trim().parse::<u32>().ok()?,
+                hi.trim().parse::<u32>().ok()?,
+            );
+            if hi < lo || hi > 65535 {
+                return None;
+            }
+            all.extend(lo..=hi);
+        }
+        Some(all)
+    };
+    matches!((ports(written), ports(read)), (Some(a), Some(b)) if a == b)
+}
+
+/// The largest number of SYNs one connection can send with the sysctls in force (and the
+/// client's TCP_SYNCNT): the first and `tcp_syn_retries + tcp_syn_linear_timeouts`
+/// retransmissions (tcp_write_timeout gives up then at the latest). `None` when the record
+/// does not show tcp_syn_retries in force (older records).
+fn max_syns(spec: &ClaimSpec, in_force: &BTreeMap<String, String>) -> Option<u64> {
+    let num = |k: &str| in_force.get(k).and_then(|v| v.trim().parse::<u64>().ok());
+    let retries = match spec.run.as_ref().and_then(|r| r.socket.syncnt) {
+        Some(n) => u64::from(n),
+        None => num(knob::TCP_SYN_RETRIES)?,
+    };
+    Some(
+        retries
+            .saturating_add(num(knob::TCP_SYN_LINEAR_TIMEOUTS).unwrap_or(0))
+            .saturating_add(1),
+    )
+}
+
+/// What the kernel accepts for the sysctls the models read (net/ipv4/sysctl_net_ipv4.c,
+/// net/core/sysctl_net_core.c): a record showing another value in force did not come from
+/// a kernel, and the models are not asked about it (a tcp_syn_retries of 4,000,000,000
+/// would have them count SYNs for ever).
+const IN_FORCE_RANGES: &[(&str, u64, u64)] = &[
+    (knob::TCP_SYN_RETRIES, 1, 127),
+    (knob::TCP_SYN_LINEAR_TIMEOUTS, 0, 127),
+    (knob::TCP_RTO_MAX_MS, 1, 120_000),
+    (knob::SOMAXCONN, 0, i32::MAX as u64),
+    ("net.ipv4.tcp_retries2", 0, 255),
+    ("net.ipv4.tcp_synack_retries", 0, 255),
+    ("net.ipv4.tcp_keepalive_probes", 0, 255),
+    ("net.ipv4.tcp_keepalive_time", 0, i32::MAX as u64),
+    ("net.ipv4.tcp_keepalive_intvl", 0, i32::MAX as u64),
+    ("net.ipv4.tcp_fin_timeout", 0, i32::MAX as u64),
+    ("net.ipv4.tcp_rto_min_us", 1, i32::MAX as u64),
+];
+
+/// Errnos the kernel has (`MAX_ERRNO`).
+const MAX_ERRNO: i32 = 4095;
+
+fn lab_inconsistencies(
+    spec: &ClaimSpec,
+    lab: &LabRecord,
+    sweep: Option<(&str, &str)>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if lab.refused.is_some() {
+        return out;
+    }
+    let set = spec
+        .lab
+        .sysctls
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.text(), true))
+        .filter(|(k, _, _)| sweep.is_none_or(|(name, _)| name != *k))
+        .chain(
+            spec.lab
+                .sysctls_if_present
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.text(), false)),
+        )
+        .chain(sweep.map(|(k, v)| (k, v.to_owned(), true)));
+    for (name, value, required) in set {
+        match lab.in_force.get(name) {
+            Some(read) if !same_sysctl_value(&value, read) => out.push(format!(
+                "the claim sets {name}={value}; the record shows {name}={read} in force"
+            )),
+            None if required => out.push(format!(
+                "the claim sets {name}={value}; the record does not show it in force"
+            )),
+            _ => {}
+        }
+    }
+    for (name, lo, hi) in IN_FORCE_RANGES {
+        if let Some(read) = lab.in_force.get(*name) {
+            if !read
+                .trim()
+                .parse::<u64>()
+                .is_ok_and(|v| (*lo..=*hi).contains(&v))
+            {
+                out.push(format!(
+                    "{name}={read} in force, which the kernel does not accept ({lo}..={hi})"
+                ));
+            }
+        }
+    }
+    if let Some(range) = lab.in_force.get(knob::IP_LOCAL_PORT_RANGE) {
+        let ports: Vec<Option<u16>> = range.split_whitespace().map(|p| p.parse().ok()).collect();
+        if !matches!(ports.as_slice(), [Some(lo), Some(hi)] if lo <= hi) {
+            out.push(format!(
+                "{}={range} in force, which is not a range of ports",
+                knob::IP_LOCAL_PORT_RANGE
+            ));
+        }
+    }
+    let Some(run) = &lab.run else {
+        if spec.run.is_some() {
+            out.push("the claim runs an action; the record has no run".into());
+        }
+        return out;
+    };
+    let is_command = spec.run.as_ref().is_some_and(|r| r.command.is_some());
+    if let Some(command) = spec.run.as_ref().and_then(|r| r.command.as_ref()) {
+        // The command line the record ran is the claim's, placeholders filled from the
+        // lab's target ({dir} from wherever the file was: any text).
+        let target = lab
+            .target
+            .parse::<SocketAddr>()
+            .map(|a| match a {
+                SocketAddr::V4(a) => Target::Tcp(a),
+                SocketAddr::V6(a) => Target::Tcp6(a),
+            })
+            .unwrap_or_else(|_| Target::Unix(PathBuf::from(&lab.target)));
+        let fits = |arg: &String, ran: &String| {
+            if arg.contains("{dir}") {
+                let (head, tail) = arg.split_once("{dir}").unwrap_or((arg, ""));
+                let head = substitute(head, &target, None);
+                let tail = substitute(tail, &target, None);
+                ran.starts_with(&head) && ran.ends_with(&tail)
+            } else {
+                substitute(arg, &target, None) == *ran
+            }
+        };
+        if run.argv.len() != command.len()
+            || !command.iter().zip(&run.argv).all(|(a, r)| fits(a, r))
+        {
+            out.push(format!(
+                "the claim runs {command:?}; the record ran {:?}",
+                run.argv
+            ));
+        }
+    }
+    if let (true, Some(code)) = (run.timed_out, run.exit_code) {
+        // The deadline kills the process group with SIGKILL: no exit code.
+        out.push(format!(
+            "killed at the harness's deadline (timed_out), yet it exited by itself with code {code}"
+        ));
+    }
+    if let (true, Some(t)) = (run.timed_out, run.timeout_us) {
+        if run.duration_us.saturating_add(10_000) < t {
+            out.push(format!(
+                "ended at its deadline of {} after only {}",
+                secs(Duration::from_micros(t)),
+                secs(run.duration())
+            ));
+        }
+    }
+    if let Some(code) = run.exit_code.filter(|c| !(0..=255).contains(c)) {
+        out.push(format!(
+            "exit code {code} is not one a process can exit with (0..=255)"
+        ));
+    }
+    if !is_command && run.exit_code.is_some() {
+        out.push("an exit code recorded for an in-repo client".into());
+    }
+    if let Some(e) = run.errno.filter(|e| !(1..=MAX_ERRNO).contains(e)) {
+        out.push(format!(
+            "errno {e} is not one the kernel has (1..={MAX_ERRNO})"
+        ));
+    }
+    if run.duration_us > MAX_RECORDED_US {
+        out.push(format!("a run of {} µs is beyond any run", run.duration_us));
+    }
+    // SYNs: ordered, from the first, split into connections that add up, within the run,
+    // and no more per connection than the kernel sends before it gives up.
+    let syns = &run.syn_times_us;
+    if syns.first().is_some_and(|t| *t != 0) {
+        out.push(format!(
+            "SYN times count from the first SYN, yet they start at {} µs",
+            syns[0]
+        ));
+    }
+    if syns.windows(2).any(|w| w[1] < w[0]) {
+        out.push("SYN times go back in time".into());
+    }
+    if run.conn_starts_us.windows(2).any(|w| w[1] < w[0]) {
+        out.push("connections start back in time".into());
+    }
+    if !run.conn_syns.is_empty() {
+        let total = run
+            .conn_syns
+            .iter()
+            .fold(0usize, |a, n| a.saturating_add(*n));
+        if total != syns.len() {
+            out.push(format!(
+                "{} SYNs on the wire, but the connections add up to {total}",
+                syns.len()
+            ));
+        }
+        if run.conn_starts_us.len() != run.conn_syns.len() {
+            out.push(format!(
+                "{} connections started, but SYN counts for {}",
+                run.conn_starts_us.len(),
+                run.conn_syns.len()
+            ));
+        }
+    }
+    if !run.conn_fins_us.is_empty() && run.conn_fins_us.len() != run.conn_starts_us.len() {
+        out.push(format!(
+            "{} connections started, but FINs recorded for {}",
+            run.conn_starts_us.len(),
+            run.conn_fins_us.len()
+        ));
+    }
+    if let Some(max) = max_syns(spec, &lab.in_force) {
+        let per_conn: Vec<u64> = if run.conn_syns.is_empty() {
+            vec![syns.len() as u64]
+        } else {
+            run.conn_syns.iter().map(|n| *n as u64).collect()
+        };
+        if let Some(n) = per_conn.iter().find(|n| **n > max) {
+            out.push(format!(
+                "{n} SYNs on one connection, where the sysctls in force allow at most {max} (tcp_syn_retries or TCP_SYNCNT, plus tcp_syn_linear_timeouts, plus the first)"
+            ));
+        }
+    }
+    if let Some(timed) = &run.timed {
+        if timed.syn_times_us != run.syn_times_us {
+            out.push("the timed attempt's SYN times differ from the run's".into());
+        }
+    }
+    if let (Some(n), Some(cap)) = (run.connections, run.connection_cap) {
+        if n > cap {
+            out.push(format!("{n} connections from a client capped at {cap}"));
+        }
+    }
+    if let Some((recv_q, send_q)) = run.listener_queue {
+        if recv_q > send_q.saturating_add(1) {
+            out.push(format!(
+                "the listener queues {recv_q} connections with a backlog of {send_q}: at most one more fits"
+            ));
+        }
+    }
+    out
+}
+
+/// [`crate::recording::MAX_RECORDED`] in µs.
+const MAX_RECORDED_US: u64 = crate::recording::MAX_RECORDED.as_micros() as u64;
 
 /// [`SynSchedule::syns_before`] a deadline a program keeps from its own start: it armed its timer
 /// somewhere between its spawn and its first SYN (`startup`, measured), so from the first
@@ -1767,6 +2303,95 @@ fn judge_lab(
         }
     }
     o.expected = expected;
+    if let Some(why) = cut_short(spec, expect, run, &plan).or_else(|| capped(spec, lab, run)) {
+        o.forced = Some((Verdict::Error, why));
+    }
+}
+
+/// When the harness ended the run at its own deadline and the claim is not about that
+/// (`expect.killed` on a command, or a command the model predicts blocks until killed),
+/// why the measurement is no observation: it was cut short, whatever it shows. A `1s`
+/// run.timeout on a curl that gives up after 3 s says nothing about curl's 3 s.
+fn cut_short(
+    spec: &ClaimSpec,
+    expect: &ExpectSpec,
+    run: &RunRecord,
+    plan: &Plan,
+) -> Option<String> {
+    if !run.timed_out {
+        return None;
+    }
+    let is_command = spec.run.as_ref().is_some_and(|r| r.command.is_some());
+    if is_command && (expect.killed.is_some() || plan.end == End::Blocks) {
+        return None;
+    }
+    let set = spec.run.as_ref().and_then(|r| r.timeout).is_some();
+    let deadline = match (run.timeout_us, set) {
+        (Some(us), true) => format!("its run.timeout of {}", secs(Duration::from_micros(us))),
+        (Some(us), false) => format!(
+            "its default deadline of {} (twice the prediction plus 30 s)",
+            secs(Duration::from_micros(us))
+        ),
+        (None, _) => "its deadline".to_owned(),
+    };
+    let after = secs(run.duration());
+    let who = plan.program.map_or(
+        if is_command {
+            "the command"
+        } else {
+            "the client"
+        },
+        Program::name,
+    );
+    let predicted = match (&plan.end, plan.ends_after, &plan.schedule) {
+        (End::Kernel, Some(d), _) => format!("the kernel gives up after {}", secs(d)),
+        (End::NoLaterThanKernel, Some(d), _) => {
+            format!(
+                "{who} ends no later than the kernel gives up, after {}",
+                secs(d)
+            )
+        }
+        (End::ToolConnect { .. } | End::ToolRead { .. }, Some(d), _) => {
+            format!("{who} gives up by itself after {}", secs(d))
+        }
+        (End::AfterSyn(_), _, Some(s)) => format!("the kernel ends it after {}", secs(s.give_up)),
+        (End::Refused | End::Rejected(_), _, _) => format!("{who} fails at once"),
+        _ => format!("{who} ends by itself"),
+    };
+    let ended = if is_command {
+        format!("the harness killed {who} at {deadline}, after {after}")
+    } else {
+        format!("the harness stopped waiting for {who} at {deadline}, after {after}")
+    };
+    let advice = if is_command {
+        "give a longer run.timeout, or expect.killed = true if being killed is what the claim is about"
+    } else {
+        "give a longer run.timeout"
+    };
+    Some(format!(
+        "{ended}, before it ended by itself (the model predicts: {predicted}): a measurement \
+         cut short by the harness is not an observation; {advice}"
+    ))
+}
+
+/// When a fill client stopped at its own cap, why that is no observation: the harness's
+/// limit, not the queue's.
+fn capped(spec: &ClaimSpec, lab: &LabRecord, run: &RunRecord) -> Option<String> {
+    let (Some(cap), Some(n)) = (run.connection_cap, run.connections) else {
+        return None;
+    };
+    (n >= cap).then(|| {
+        let stated = spec
+            .expect
+            .connections
+            .map(|c| format!(", the claim {c}"))
+            .unwrap_or_default();
+        format!(
+            "the fill client stopped at its cap of {cap} connections without a failure (the \
+             model expects {}{stated}): the harness's limit, not the queue's; not an observation",
+            fill_expected(spec, &lab.in_force)
+        )
+    })
 }
 
 /// The schedule of a plan without unanswered SYNs (never used for judging timing).
@@ -1920,7 +2545,8 @@ fn judge_tries(
             let fin = run.conn_fins_us.get(k).copied().flatten();
             let d = match (fin, starts.get(k + 1)) {
                 (Some(fin), _) => Duration::from_micros(fin).saturating_sub(starts[k]),
-                (None, Some(next)) => (*next - starts[k])
+                (None, Some(next)) => next
+                    .saturating_sub(starts[k])
                     .saturating_sub(toolmodel::wget_backoff(k + 2, toolmodel::WGET_WAITRETRY)),
                 (None, None) => total_m.took.saturating_sub(starts[k]),
             };
@@ -2004,13 +2630,17 @@ fn judge_exhaustion(
             // __sys_listen caps the backlog at somaxconn; a unix listener refuses when
             // more than the backlog are queued (backlog + 1 fit); a TCP listener drops
             // the SYN when the accept queue is full (backlog + 1 complete).
-            let somaxconn = num(knob::SOMAXCONN).unwrap_or(4096) as usize;
-            let backlog = (spec.lab.backlog.unwrap_or(16) as usize).min(somaxconn);
+            let somaxconn = num(knob::SOMAXCONN).unwrap_or(4096);
+            let queued = fill_expected(spec, &lab.in_force);
             let errno = (spec.lab.server == Server::NeverAcceptUnix).then_some(Errno::EAGAIN);
             (
-                (backlog + 1, backlog + 1),
+                (queued, queued),
                 errno,
-                format!("effective backlog min({}, somaxconn {somaxconn}) = {backlog}: {} queued, then the next is refused", spec.lab.backlog.unwrap_or(16), backlog + 1),
+                format!(
+                    "effective backlog min({}, somaxconn {somaxconn}) = {}: {queued} queued, then the next is refused",
+                    spec.lab.backlog.unwrap_or(DEFAULT_BACKLOG),
+                    queued - 1
+                ),
             )
         }
     };
@@ -2035,8 +2665,8 @@ fn judge_exhaustion(
         run.errno.map(Errno::from_raw),
     );
     if let (Some((recv_q, send_q)), Some(Client::Fill)) = (run.listener_queue, client) {
-        let backlog = connections.0.saturating_sub(1) as u32;
-        let queued = connections.0 as u32;
+        let backlog = u32::try_from(connections.0.saturating_sub(1)).unwrap_or(u32::MAX);
+        let queued = u32::try_from(connections.0).unwrap_or(u32::MAX);
         check_eq(
             o,
             Against::Model,
@@ -2300,5 +2930,357 @@ mod tests {
         // As root the same absence is a finding about the kernel.
         m.rootless = false;
         assert_eq!(judge(&spec, &m).verdict(), Verdict::Refuted);
+    }
+
+    fn spec_of(rest: &str) -> ClaimSpec {
+        crate::spec::parse(
+            &format!("[[claim]]\nid = \"t.x\"\nsource = \"s\"\nstatement = \"s\"\n{rest}"),
+            &crate::spec::Origin::BuiltIn("t.toml"),
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"))
+        .remove(0)
+        .spec
+    }
+
+    fn refused(rest: &str) -> String {
+        let errors = crate::spec::parse(
+            &format!("[[claim]]\nid = \"t.x\"\nsource = \"s\"\nstatement = \"s\"\n{rest}"),
+            &crate::spec::Origin::BuiltIn("t.toml"),
+        )
+        .expect_err("check must refuse it");
+        errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn sweep_of(n: usize) -> ClaimSpec {
+        let values: Vec<String> = (1..=n).map(|v| v.to_string()).collect();
+        spec_of(&format!(
+            "lab = {{ server = \"refuse\" }}\nrun = {{ command = [\"curl\", \"-sS\", \"http://{{target}}/\"] }}\n\
+             sweep = {{ sysctl = \"net.ipv4.tcp_fin_timeout\", values = [{}] }}\nexpect = {{ exit = 7 }}\n",
+            values.join(", ")
+        ))
+    }
+
+    // A sweep of 1,000 values was abandoned at a hard deadline of 62 s computed as if it
+    // were one lab (estimate 1 s).
+    #[test]
+    fn a_sweep_is_estimated_by_the_turns_its_values_take() {
+        let one = sweep_of(1);
+        let many = sweep_of(1000);
+        assert_eq!(sweep_rounds(&one), 1);
+        assert_eq!(sweep_rounds(&many), 32);
+        assert_eq!(estimate(&many), estimate(&one) * 32);
+        assert!(
+            estimate(&many) >= Duration::from_secs(32),
+            "{:?}",
+            estimate(&many)
+        );
+        // Each value's curl may run until its default deadline (twice 10 s plus 30 s).
+        assert_eq!(limit(&many), (Duration::from_secs(50) + LAB_SETUP) * 32);
+    }
+
+    #[test]
+    fn a_run_timeout_longer_than_the_estimate_sets_the_limit() {
+        let s = spec_of(
+            "lab = { server = \"refuse\" }\nrun = { command = [\"sh\", \"-c\", \"sleep 100\"], timeout = \"200s\" }\nexpect = { exit = 0 }\n",
+        );
+        assert_eq!(estimate(&s), LAB_SETUP);
+        assert_eq!(limit(&s), Duration::from_secs(200) + LAB_SETUP);
+    }
+
+    #[test]
+    fn a_bounded_sweep_runs_at_most_its_slots_at_once_and_keeps_the_order() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let (now, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let done = bounded("t", 4, 50, |i| {
+            let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(n, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(2));
+            now.fetch_sub(1, Ordering::SeqCst);
+            if i == 7 {
+                anyhow::bail!("value {i} failed");
+            }
+            Ok(i * 10)
+        });
+        assert_eq!(done.len(), 50);
+        assert!(most.load(Ordering::SeqCst) <= 4, "{most:?}");
+        for (i, r) in done.iter().enumerate() {
+            match r {
+                Ok(v) => assert_eq!(*v, i * 10),
+                Err(e) => assert_eq!((i, e.to_string()), (7, "value 7 failed".into())),
+            }
+        }
+    }
+
+    #[test]
+    fn check_refuses_what_a_lab_cannot_be_given() {
+        let backlog = refused(
+            "lab = { server = \"never-accept\", backlog = 4294967295 }\nrun = { client = \"fill\" }\nexpect = { connections = 1 }\n",
+        );
+        assert!(
+            backlog.contains("lab.backlog 4294967295 is above what listen() takes"),
+            "{backlog}"
+        );
+        assert!(backlog.contains("2147483647"), "{backlog}");
+        let zero = refused(
+            "lab = { server = \"drop-syn\" }\nrun = { command = [\"curl\", \"http://{target}/\"], timeout = \"0s\" }\nexpect = { exit = 28 }\n",
+        );
+        assert!(zero.contains("run.timeout is 0"), "{zero}");
+        let values: Vec<String> = (1..=1001).map(|v| v.to_string()).collect();
+        let many = refused(&format!(
+            "lab = {{ server = \"refuse\" }}\nrun = {{ client = \"connect\" }}\n\
+             sweep = {{ sysctl = \"net.ipv4.tcp_fin_timeout\", values = [{}] }}\n",
+            values.join(", ")
+        ));
+        assert!(
+            many.contains("sweep.values has 1001 values: at most 1000"),
+            "{many}"
+        );
+        // The largest int is accepted (the kernel caps it at somaxconn).
+        spec_of(
+            "lab = { server = \"never-accept\", backlog = 2147483647 }\nrun = { client = \"fill\" }\nexpect = { connections = 1 }\n",
+        );
+    }
+
+    fn in_force(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    // `check` hung on these: the estimate counted SYNs of 4e9 retries, and wget tries by
+    // the billions.
+    #[test]
+    fn the_model_asks_no_more_than_the_kernel_accepts() {
+        let m = model_of(&in_force(&[
+            (knob::TCP_SYN_RETRIES, "4000000000"),
+            (knob::TCP_SYN_LINEAR_TIMEOUTS, "18446744073709551615"),
+        ]));
+        assert_eq!((m.syn_retries, m.syn_linear_timeouts), (127, Some(127)));
+        // check refuses such a syncnt; a spec that did not go through it (a record's, a
+        // hand-built one) must still not make the model run for ever.
+        let syncnt = crate::spec::parse_unvalidated(
+            "[[claim]]\nid = \"t.x\"\nsource = \"s\"\nstatement = \"s\"\nlab = { server = \"drop-syn\" }\nrun = { client = \"connect\", socket = { syncnt = 4000000000 } }\nexpect = { errno = \"ETIMEDOUT\" }\n",
+        )
+        .remove(0);
+        assert!(estimate(&syncnt) > Duration::from_secs(3600));
+        let wget = spec_of(
+            "lab = { server = \"drop-syn\" }\nrun = { command = [\"wget\", \"--tries\", \"18446744073709551615\", \"http://{target}/\"] }\nexpect = { exit = 4 }\n",
+        );
+        assert!(estimate(&wget) > Duration::from_secs(24 * 3600));
+    }
+
+    // backlog = 1000 with expect.connections = 1001 was refuted with "observed 300": the
+    // client stopped at a fixed 300.
+    #[test]
+    fn the_fill_clients_cap_follows_the_model_and_reaching_it_is_an_error() {
+        let spec = spec_of(
+            "lab = { server = \"never-accept\", backlog = 1000 }\nrun = { client = \"fill\" }\nexpect = { connections = 1001 }\n",
+        );
+        let f = in_force(&[(knob::SOMAXCONN, "4096")]);
+        assert_eq!(fill_expected(&spec, &f), 1001);
+        let cap = fill_cap(&spec, &f);
+        assert!(cap > 1001, "{cap}");
+        // somaxconn caps the backlog: the model expects 129, the statement 1001.
+        assert_eq!(
+            fill_expected(&spec, &in_force(&[(knob::SOMAXCONN, "128")])),
+            129
+        );
+        assert!(fill_cap(&spec, &in_force(&[(knob::SOMAXCONN, "128")])) > 1001);
+
+        let measured = |connections: usize, errno: Option<i32>| Measurement {
+            kernel: "6.18".into(),
+            hz: 250,
+            lab: Some(LabRecord {
+                name: "netclaim-1-1".into(),
+                target: "127.0.0.1:8080".into(),
+                in_force: f.clone(),
+                run: Some(RunRecord {
+                    command_line: "fill".into(),
+                    connections: Some(connections),
+                    connection_cap: Some(cap),
+                    errno,
+                    listener_queue: Some((1001, 1000)),
+                    ..RunRecord::default()
+                }),
+                ..LabRecord::default()
+            }),
+            ..Measurement::default()
+        };
+        let full = judge(&spec, &measured(1001, None));
+        assert_eq!(full.verdict(), Verdict::Holds, "{}", full.reason());
+        let capped = judge(&spec, &measured(cap, None));
+        assert_eq!(capped.verdict(), Verdict::Error);
+        assert!(
+            capped
+                .reason()
+                .contains(&format!("stopped at its cap of {cap} connections")),
+            "{}",
+            capped.reason()
+        );
+    }
+
+    fn curl_spec(extra: &str) -> ClaimSpec {
+        spec_of(&format!(
+            "lab = {{ server = \"drop-syn\", sysctls = {{ \"net.ipv4.tcp_syn_retries\" = 1 }} }}\n\
+             run = {{ command = [\"curl\", \"-sS\", \"--connect-timeout\", \"999\", \"http://{{target}}/\"], timeout = \"1s\" }}\n\
+             expect = {{ duration = \"3s\"{extra} }}\n"
+        ))
+    }
+
+    fn killed_curl() -> Measurement {
+        let run = RunRecord {
+            command_line: "curl -sS --connect-timeout 999 http://127.0.0.1:7/".into(),
+            argv: [
+                "curl",
+                "-sS",
+                "--connect-timeout",
+                "999",
+                "http://127.0.0.1:7/",
+            ]
+            .map(String::from)
+            .to_vec(),
+            exit_code: None,
+            timed_out: true,
+            timeout_us: Some(1_000_000),
+            duration_us: 1_004_000,
+            syn_times_us: vec![0, 1_000_000],
+            conn_starts_us: vec![0],
+            conn_syns: vec![2],
+            timed: Some(lab::Measurement {
+                syn_times_us: vec![0, 1_000_000],
+                first_packet_us: Some(4_000),
+                duration_us: 1_004_000,
+                tool: true,
+                ..lab::Measurement::default()
+            }),
+            ..RunRecord::default()
+        };
+        Measurement {
+            kernel: "6.18".into(),
+            hz: 250,
+            lab: Some(LabRecord {
+                name: "netclaim-1-1".into(),
+                target: "127.0.0.1:7".into(),
+                in_force: in_force(&[
+                    (knob::TCP_SYN_RETRIES, "1"),
+                    (knob::TCP_SYN_LINEAR_TIMEOUTS, "4"),
+                ]),
+                run: Some(run),
+                ..LabRecord::default()
+            }),
+            ..Measurement::default()
+        }
+    }
+
+    // run.timeout = "1s" on a curl that gives up after 3 s was `refuted` ("give-up
+    // observed 0.992 s"): the harness's kill is no observation of curl.
+    #[test]
+    fn a_run_cut_short_by_the_harness_is_an_error_not_a_refutation() {
+        let spec = curl_spec("");
+        let m = killed_curl();
+        let ctx = Ctx {
+            hz: 250,
+            kernel: "6.18".into(),
+        };
+        assert_eq!(inconsistencies(&spec, &m, &ctx), Vec::<String>::new());
+        let o = judge(&spec, &m);
+        assert_eq!(o.verdict(), Verdict::Error, "{}", o.reason());
+        for needle in [
+            "killed curl at its run.timeout of 1.000 s",
+            "the kernel gives up after 3.000 s",
+            "give a longer run.timeout",
+            "expect.killed = true",
+        ] {
+            assert!(o.reason().contains(needle), "{needle:?} in {}", o.reason());
+        }
+        // When being killed is what the claim says, the kill is the observation.
+        let killed = curl_spec(", killed = true");
+        let o = judge(&killed, &m);
+        assert_ne!(o.verdict(), Verdict::Error, "{}", o.reason());
+        // A client after the SYN that the harness stopped waiting for: the same.
+        let close = spec_of(
+            "lab = { server = \"silent\", sysctls = { \"net.ipv4.tcp_fin_timeout\" = 5 } }\nrun = { client = \"close\", timeout = \"1s\" }\nexpect = { duration = \"5s\" }\n",
+        );
+        let mut m = killed_curl();
+        if let Some(run) = m.lab.as_mut().and_then(|l| l.run.as_mut()) {
+            run.argv.clear();
+            run.syn_times_us = vec![0];
+            run.conn_syns = vec![1];
+            run.timed = None;
+            run.after = Some(AfterRecord::default());
+        }
+        let o = judge(&close, &m);
+        assert_eq!(o.verdict(), Verdict::Error, "{}", o.reason());
+        assert!(
+            o.reason()
+                .contains("stopped waiting for the client at its run.timeout"),
+            "{}",
+            o.reason()
+        );
+    }
+
+    fn run(m: &mut Measurement) -> &mut RunRecord {
+        m.lab.as_mut().and_then(|l| l.run.as_mut()).expect("a run")
+    }
+
+    // A record that contradicts its claim or itself is not judged: the sysctl the claim
+    // sets in force, no more SYNs than it allows, a kill that is a kill.
+    #[test]
+    fn a_record_that_contradicts_its_claim_or_itself_is_found() {
+        let spec = curl_spec("");
+        let ctx = Ctx {
+            hz: 250,
+            kernel: "6.18".into(),
+        };
+        let with = |change: fn(&mut Measurement)| {
+            let mut m = killed_curl();
+            change(&mut m);
+            inconsistencies(&spec, &m, &ctx).join("; ")
+        };
+        let retries = with(|m| {
+            if let Some(l) = m.lab.as_mut() {
+                l.in_force.insert(knob::TCP_SYN_RETRIES.into(), "7".into());
+            }
+        });
+        assert!(
+            retries.contains("the claim sets net.ipv4.tcp_syn_retries=1; the record shows net.ipv4.tcp_syn_retries=7 in force"),
+            "{retries}"
+        );
+        let syns = with(|m| {
+            let r = run(m);
+            r.syn_times_us = (0..13).map(|i| i * 1000).collect();
+            r.conn_syns = vec![13];
+            r.timed = None;
+        });
+        assert!(
+            syns.contains("13 SYNs on one connection, where the sysctls in force allow at most 6"),
+            "{syns}"
+        );
+        let exited = with(|m| run(m).exit_code = Some(0));
+        assert!(
+            exited
+                .contains("killed at the harness's deadline (timed_out), yet it exited by itself"),
+            "{exited}"
+        );
+        let hz = with(|m| m.hz = 0);
+        assert!(
+            hz.contains("measured with hz 0 in a run with hz 250"),
+            "{hz}"
+        );
+        let early = with(|m| run(m).duration_us = 200_000);
+        assert!(
+            early.contains("ended at its deadline of 1.000 s after only 0.200 s"),
+            "{early}"
+        );
+        let adds = with(|m| run(m).conn_syns = vec![1]);
+        assert!(
+            adds.contains("2 SYNs on the wire, but the connections add up to 1"),
+            "{adds}"
+        );
     }
 }

@@ -11,12 +11,22 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::claim::{error_reason, Claim, Ctx, Outcome, Verdict};
+use crate::claim::{error_reason, Claim, Ctx, Outcome, Procedure, Verdict};
+use crate::engine;
 
-/// The hard deadline of a claim: its estimate with generous headroom. Tools have their
-/// own shorter deadlines; this only catches a harness that hangs.
+/// The hard deadline of a claim: its estimate with generous headroom, and never shorter
+/// than the harness's own deadlines for what it runs (a claim file's `run.timeout`, or
+/// the default one, for every value of a sweep in the turns it runs them:
+/// [`engine::limit`]) plus the same minute, so a claim whose tools are still within their
+/// deadlines is not abandoned. Tools have their own shorter deadlines; this only catches
+/// a harness that hangs.
 pub fn deadline(claim: &Claim) -> Duration {
-    claim.estimate * 2 + Duration::from_secs(60)
+    let headroom = Duration::from_secs(60);
+    let from_estimate = claim.estimate.saturating_mul(2).saturating_add(headroom);
+    match claim.run {
+        Procedure::Data(d) => from_estimate.max(engine::limit(&d.spec).saturating_add(headroom)),
+        Procedure::Rust(_) => from_estimate,
+    }
 }
 
 /// Runs `claim` on the calling thread; a panic becomes an `error` outcome.
@@ -92,7 +102,7 @@ fn panic_text(payload: &Box<dyn std::any::Any + Send>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::claim::{Measured, Needs, Procedure, Steps};
+    use crate::claim::{Measured, Needs, Steps};
 
     fn unjudged(_: &(), _: &Ctx) -> Outcome {
         Outcome::default()
@@ -150,5 +160,33 @@ mod tests {
         let abandoned = abandoned(&c, deadline(&c));
         assert_eq!(abandoned.verdict(), Verdict::Error);
         assert!(abandoned.reason().contains("hard deadline of 62 s"));
+    }
+
+    // `setsid sh -c 'sleep 322 &'`-like commands with a run.timeout of minutes were
+    // abandoned at 62 s (twice a 1 s estimate plus 60 s), long before their own deadline.
+    #[test]
+    fn a_claim_files_deadline_is_never_shorter_than_its_tools_own() {
+        let spec = crate::spec::parse(
+            "[[claim]]\nid = \"t.slow\"\nsource = \"s\"\nstatement = \"s\"\n\
+             lab = { server = \"refuse\" }\n\
+             run = { command = [\"sh\", \"-c\", \"sleep 100\"], timeout = \"200s\" }\n\
+             expect = { exit = 0 }\n",
+            &crate::spec::Origin::BuiltIn("t.toml"),
+        )
+        .expect("valid")
+        .remove(0);
+        let data: &'static crate::claim::DataClaim = Box::leak(Box::new(crate::claim::DataClaim {
+            spec: spec.spec,
+            origin: spec.origin,
+            dir: None,
+        }));
+        let c = Claim {
+            estimate: engine::estimate(&data.spec),
+            run: Procedure::Data(data),
+            ..claim(&NOT_HERE)
+        };
+        assert_eq!(c.estimate, Duration::from_secs(1));
+        // 200 s for the command, 1 s for its lab, 60 s of headroom.
+        assert_eq!(deadline(&c), Duration::from_secs(261));
     }
 }

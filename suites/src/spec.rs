@@ -749,6 +749,9 @@ fn explain(message: &str) -> String {
     message.to_owned()
 }
 
+/// The most values a sweep may have.
+pub const MAX_SWEEP_VALUES: usize = 1000;
+
 /// The placeholders a command may use.
 pub const PLACEHOLDERS: &[&str] = &["{target}", "{ip}", "{port}", "{dir}"];
 
@@ -795,6 +798,13 @@ pub fn validate(spec: &ClaimSpec) -> Vec<String> {
     if spec.lab.port == Some(0) {
         problems.push("lab.port = 0 is not a port: give 1 to 65535".into());
     }
+    if let Some(b) = spec.lab.backlog.filter(|b| i32::try_from(*b).is_err()) {
+        problems.push(format!(
+            "lab.backlog {b} is above what listen() takes (an int: at most {}); the kernel caps \
+             the backlog at net.core.somaxconn anyway",
+            i32::MAX
+        ));
+    }
     if spec.lab.backlog.is_some() && !spec.lab.server.answers_nothing() {
         problems.push(format!(
             "lab.backlog only applies to a listening server (silent, never-accept), not {:?}",
@@ -840,6 +850,12 @@ pub fn validate(spec: &ClaimSpec) -> Vec<String> {
         Some(sweep) => {
             if sweep.values.is_empty() {
                 problems.push("sweep.values is empty".into());
+            }
+            if sweep.values.len() > MAX_SWEEP_VALUES {
+                problems.push(format!(
+                    "sweep.values has {} values: at most {MAX_SWEEP_VALUES} (each is a lab of its own)",
+                    sweep.values.len()
+                ));
             }
             let keys: Vec<String> = sweep.values.iter().map(Value::text).collect();
             for k in spec.expect.each.keys() {
@@ -1193,6 +1209,11 @@ fn validate_docs_keys(spec: &ClaimSpec, problems: &mut Vec<String>) {
 }
 
 fn validate_run(spec: &ClaimSpec, run: &RunSpec, problems: &mut Vec<String>) {
+    if run.timeout.is_some_and(|t| t.0.is_zero()) {
+        problems.push(
+            "run.timeout is 0: the harness would kill the action before it starts; give it longer than the behaviour the claim is about".into(),
+        );
+    }
     match (&run.command, run.client) {
         (Some(_), Some(_)) => problems.push("run.command and run.client exclude each other".into()),
         (None, None) => problems.push("[claim.run] needs run.command or run.client".into()),

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use netclaim_suites::catalog;
-use netclaim_suites::recording::{rejudge_all, Recording};
+use netclaim_suites::recording::{rejudge_all, NotJudged, Recording};
 use netclaim_suites::spec::Tier;
 
 fn recordings() -> Vec<(PathBuf, Recording)> {
@@ -99,5 +99,131 @@ fn recordings_name_their_kernel_and_its_hz() {
             path.display(),
             r.hz
         );
+    }
+}
+
+/// The 6.18 recording with `change` made to the measurement of claim `id`, judged again:
+/// why that claim was not judged.
+fn forged(id: &str, change: impl FnOnce(&mut serde_json::Value)) -> String {
+    let (_, mut recording) = recordings()
+        .into_iter()
+        .find(|(p, _)| p.ends_with("6.18.json"))
+        .expect("the 6.18 recording");
+    let r = recording
+        .claims
+        .iter_mut()
+        .find(|c| c.id == id)
+        .unwrap_or_else(|| panic!("{id} is recorded"));
+    change(&mut r.measurement);
+    let claims = catalog::all();
+    let (_, now) = rejudge_all(&recording, &claims)
+        .into_iter()
+        .find(|(r, _)| r.id == id)
+        .expect("judged");
+    match now {
+        Err(e @ NotJudged::Inconsistent(_)) => e.to_string(),
+        other => panic!("{id}: a forged record was judged: {other:?}"),
+    }
+}
+
+// Each of these was judged `holds` (or its recorded verdict) before records were checked
+// for consistency.
+#[test]
+fn records_that_contradict_themselves_are_not_judged() {
+    let why = forged("syn.retries-1", |m| {
+        m["lab"]["in_force"]["net.ipv4.tcp_syn_retries"] = "7".into();
+    });
+    assert!(
+        why.contains("the claim sets net.ipv4.tcp_syn_retries=1; the record shows net.ipv4.tcp_syn_retries=7"),
+        "{why}"
+    );
+    let why = forged("syn.default-timeout", |m| {
+        let times: Vec<u64> = (0..13).map(|i| i * 1_000_000).collect();
+        m["lab"]["run"]["syn_times_us"] = times.clone().into();
+        m["lab"]["run"]["timed"]["syn_times_us"] = times.into();
+        m["lab"]["run"]["timed"]["syn_late_us"] = vec![0u64; 13].into();
+        m["lab"]["run"]["conn_syns"] = vec![13u64].into();
+    });
+    assert!(
+        why.contains("13 SYNs on one connection, where the sysctls in force allow at most 11"),
+        "{why}"
+    );
+    let why = forged("syn.retries-1.curl", |m| {
+        m["lab"]["run"]["timed_out"] = true.into();
+    });
+    assert!(
+        why.contains("killed at the harness's deadline (timed_out), yet it exited by itself"),
+        "{why}"
+    );
+    let why = forged("mysql.no-socket", |m| {
+        m["observed"]["output"]["timed_out"] = true.into();
+    });
+    assert!(why.contains("yet it exited by itself with code 1"), "{why}");
+    let why = forged("syn.drop-rule", |m| {
+        m["observed"]["model"]["syn_retries"] = 7.into();
+    });
+    assert!(
+        why.contains("the claim sets tcp_syn_retries=1; the record shows 7 in force"),
+        "{why}"
+    );
+    let why = forged("syn.drop-rule", |m| {
+        if let Some(events) = m["observed"]["events"].as_array_mut() {
+            events.reverse();
+        }
+    });
+    assert!(
+        why.contains("events: listed out of the order they were seen in"),
+        "{why}"
+    );
+    let why = forged("syn.retries-1", |m| m["hz"] = 0.into());
+    assert!(
+        why.contains("hz: 0 is not a CONFIG_HZ Linux offers"),
+        "{why}"
+    );
+    // Each of these hung or crashed the judge (a model counting SYNs for 4e9 retries,
+    // wget's tries, rsync's periods of a 0 s timeout).
+    let why = forged("syn.default-timeout", |m| {
+        m["lab"]["in_force"]["net.ipv4.tcp_syn_retries"] = "4000000000".into();
+    });
+    assert!(
+        why.contains("net.ipv4.tcp_syn_retries=4000000000 in force, which the kernel does not accept (1..=127)"),
+        "{why}"
+    );
+    let why = forged("wget.connect-timeout", |m| {
+        if let Some(tries) = m["lab"]["run"]["argv"]
+            .as_array_mut()
+            .and_then(|a| a.iter_mut().find(|a| *a == "3"))
+        {
+            *tries = "4000000000".into();
+        }
+    });
+    assert!(why.contains("the record ran"), "{why}");
+    let why = forged("rsync.timeout", |m| {
+        m["observed"]["runs"][0]["seconds"] = 0.into()
+    });
+    assert!(why.contains("the record has [0, 4]"), "{why}");
+    let why = forged("tw.duration", |m| {
+        m["observed"]["gone"]["secs"] = 9_000_000_000u64.into();
+    });
+    assert!(why.contains("is out of range"), "{why}");
+}
+
+#[test]
+fn a_recording_with_an_impossible_hz_has_nothing_judged() {
+    let (_, mut recording) = recordings().remove(0);
+    recording.hz = 0;
+    let claims = catalog::all();
+    let judged = rejudge_all(&recording, &claims);
+    assert!(!judged.is_empty());
+    for (r, now) in judged {
+        match now {
+            Err(NotJudged::Inconsistent(why)) => assert!(
+                why.iter()
+                    .any(|w| w.contains("hz 0 is not a CONFIG_HZ Linux offers")),
+                "{}: {why:?}",
+                r.id
+            ),
+            other => panic!("{}: judged under hz 0: {other:?}", r.id),
+        }
     }
 }

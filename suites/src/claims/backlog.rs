@@ -40,8 +40,11 @@ use serde::{Deserialize, Serialize};
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::seeds;
-use crate::claim::{Claim, Ctx, Figures, Measured, Needs, Outcome, Procedure, Steps, Verdict};
+use crate::claim::{
+    Checked, Claim, Ctx, Figures, Measured, Needs, Outcome, Procedure, Steps, Verdict,
+};
 use crate::lab::{self, check_eq, check_schedule, Against, Measurement};
+use crate::recording::too_many_syns;
 
 /// The listen() argument the seed's servers (nginx, php-fpm) typically pass.
 const LISTEN_ARG: i32 = 128;
@@ -689,11 +692,48 @@ fn judge_full(m: &FullQueue, ctx: &Ctx) -> Outcome {
     o
 }
 
-/// `backlog.tcp-full-refused` in two steps.
-const FULL_REFUSED: Steps<FullQueue> = Steps {
-    measure: measure_full,
-    judge: judge_full,
+/// `backlog.tcp-full-refused` in two steps, its record checked first: the sysctls it sets
+/// in force, no more SYNs than they allow.
+const FULL_REFUSED: Checked<FullQueue> = Checked {
+    steps: Steps {
+        measure: measure_full,
+        judge: judge_full,
+    },
+    check: full_inconsistencies,
 };
+
+fn full_inconsistencies(m: &FullQueue, _ctx: &Ctx) -> Vec<String> {
+    let mut out = Vec::new();
+    if m.somaxconn != SMALL_SOMAXCONN {
+        out.push(format!(
+            "the claim sets net.core.somaxconn={SMALL_SOMAXCONN}; the record shows {}",
+            m.somaxconn
+        ));
+    }
+    let model = m.model.model();
+    if model.syn_retries != 1 {
+        out.push(format!(
+            "the claim sets tcp_syn_retries=1; the record shows {} in force",
+            model.syn_retries
+        ));
+    }
+    for r in &m.connects {
+        if r.in_force.trim() != r.abort.to_string() {
+            out.push(format!(
+                "the claim sets tcp_abort_on_overflow={}; the record shows {} in force",
+                r.abort,
+                r.in_force.trim()
+            ));
+        }
+        let what = format!("tcp_abort_on_overflow={}", r.abort);
+        out.extend(too_many_syns(
+            &what,
+            &model,
+            crate::recording::syns_to(&r.events, r.port),
+        ));
+    }
+    out
+}
 
 /// How many clients race for the last places of the queue in the final-ACK phase.
 const RACERS: usize = 3;

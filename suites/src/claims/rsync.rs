@@ -22,7 +22,9 @@ use netclaim_harness::NetNs;
 use serde::{Deserialize, Serialize};
 
 use super::seeds;
-use crate::claim::{Check, Claim, Ctx, Figures, Measured, Needs, Outcome, Procedure, Steps};
+use crate::claim::{
+    Check, Checked, Claim, Ctx, Figures, Measured, Needs, Outcome, Procedure, Steps,
+};
 use crate::lab::{
     self, check_eq, check_timing, secs, tool_timer_window, Against, ToolRun, TOOL_STARTUP,
 };
@@ -275,10 +277,26 @@ fn judge_io_timeout(m: &IdlePeer, _ctx: &Ctx) -> Outcome {
     o
 }
 
-const IO_TIMEOUT: Steps<IdlePeer> = Steps {
-    measure: measure_io_timeout,
-    judge: judge_io_timeout,
+/// `rsync.timeout` in two steps, its record checked first: one run per `--timeout` the
+/// claim gives, in its order.
+const IO_TIMEOUT: Checked<IdlePeer> = Checked {
+    steps: Steps {
+        measure: measure_io_timeout,
+        judge: judge_io_timeout,
+    },
+    check: io_timeout_inconsistencies,
 };
+
+fn io_timeout_inconsistencies(m: &IdlePeer, _ctx: &Ctx) -> Vec<String> {
+    let ran: Vec<u64> = m.runs.iter().map(|r| r.seconds).collect();
+    if ran == IO_TIMEOUTS_S {
+        Vec::new()
+    } else {
+        vec![format!(
+            "the claim runs rsync with --timeout {IO_TIMEOUTS_S:?}; the record has {ran:?}"
+        )]
+    }
+}
 
 const S: Duration = Duration::from_secs(1);
 

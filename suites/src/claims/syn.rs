@@ -19,8 +19,9 @@ use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
 
 use super::seeds;
-use crate::claim::{Claim, Ctx, Figures, Measured, Needs, Outcome, Procedure, Steps};
+use crate::claim::{Checked, Claim, Ctx, Figures, Measured, Needs, Outcome, Procedure, Steps};
 use crate::lab::{self, check_eq, check_schedule, Against, Measurement, SynDropLab, ToolRun};
+use crate::recording::too_many_syns;
 
 const RETRIES_1: &[(&str, &str)] = &[(knob::TCP_SYN_RETRIES, "1")];
 
@@ -159,11 +160,34 @@ fn judge_drop_rule(d: &DropRule, ctx: &Ctx) -> Outcome {
     o
 }
 
-/// `syn.drop-rule` in two steps.
-const DROP_RULE: Steps<DropRule> = Steps {
-    measure: measure_drop_rule,
-    judge: judge_drop_rule,
+/// `syn.drop-rule` in two steps, its record checked first: the retries it sets in force,
+/// no more SYNs than they allow, the attempt's SYNs those on the wire.
+const DROP_RULE: Checked<DropRule> = Checked {
+    steps: Steps {
+        measure: measure_drop_rule,
+        judge: judge_drop_rule,
+    },
+    check: drop_rule_inconsistencies,
 };
+
+fn drop_rule_inconsistencies(d: &DropRule, _ctx: &Ctx) -> Vec<String> {
+    let mut out = Vec::new();
+    if d.model.syn_retries != 1 {
+        out.push(format!(
+            "the claim sets tcp_syn_retries=1; the record shows {} in force",
+            d.model.syn_retries
+        ));
+    }
+    let on_wire = crate::recording::syns_to(&d.events, lab::DROPPED_PORT);
+    out.extend(too_many_syns("with the rule", &d.model, on_wire));
+    if d.m.syn_times_us.len() != on_wire {
+        out.push(format!(
+            "with the rule: the attempt has {} SYNs, the wire {on_wire}",
+            d.m.syn_times_us.len()
+        ));
+    }
+    out
+}
 
 /// What `syn.invisible-to-strace` measured: telnet under `strace -e trace=connect`
 /// against the dropped port, with the wire beside it.
