@@ -1,11 +1,13 @@
 //! Running a real tool inside a lab: one wrapper that captures the command line, exit
 //! status, stdout, stderr and the wall duration on the monotonic clock, with a deadline.
 //!
-//! The child enters the lab's namespace in `pre_exec`, becomes the leader of its own
-//! process group and gets `PR_SET_PDEATHSIG(SIGKILL)`. It is spawned and reaped by one
-//! waiter thread, so the death signal is tied to that thread's life. On the deadline the
-//! whole process group is killed; on exit, leftovers of the group are killed before the
-//! leader is reaped, so no tool outlives its run.
+//! The child enters the lab's namespace in `pre_exec`, starts with no signal blocked,
+//! becomes the leader of its own process group and gets `PR_SET_PDEATHSIG(SIGKILL)`. It
+//! is the init of a PID namespace of its own ([`crate::pidns`]), spawned and reaped by one
+//! waiter thread, so the death signal is tied to that thread's life and nothing it starts,
+//! however it detaches, outlives it. On the deadline it is killed; on exit, leftovers of
+//! its group are killed before it is reaped. Of its output, the first and last
+//! [`OUTPUT_KEEP`] bytes of each stream are kept.
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -154,6 +156,13 @@ pub struct CommandOutput {
     pub stdout: String,
     /// Standard error, lossily decoded.
     pub stderr: String,
+    /// Bytes of stdout that were not kept: only the first and last [`OUTPUT_KEEP`] bytes
+    /// are, with a line marking the cut between them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub stdout_cut: u64,
+    /// Bytes of stderr that were not kept, as for stdout.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub stderr_cut: u64,
     /// Wall time from spawn to exit, on the monotonic clock.
     pub duration: Duration,
     /// When it was spawned (it exited at `started + duration`), to set its run against
@@ -164,6 +173,10 @@ pub struct CommandOutput {
     pub started: Instant,
     /// Whether the harness killed it at the deadline.
     pub timed_out: bool,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// An exit status as the raw wait(2) status, the one form that keeps a signal.
@@ -191,6 +204,12 @@ impl CommandOutput {
     /// The terminating signal, if any.
     pub fn signal(&self) -> Option<i32> {
         self.status.signal()
+    }
+
+    /// Whether part of its output was not kept ([`OUTPUT_KEEP`]): a text that is not found
+    /// in it may have been in the part cut out.
+    pub fn output_cut(&self) -> bool {
+        self.stdout_cut > 0 || self.stderr_cut > 0
     }
 
     /// stdout and stderr together, for matching messages.
@@ -226,16 +245,69 @@ impl fmt::Display for CommandOutput {
     }
 }
 
-/// A thread collecting one output stream.
-type Reader = std::thread::JoinHandle<Vec<u8>>;
+/// How much of each output stream is kept: this much of its start and as much of its
+/// end. A tool printing without end (200 MB, say) costs the harness and the report at most
+/// twice this per stream; what lies between is counted, not kept.
+pub const OUTPUT_KEEP: usize = 256 * 1024;
 
-fn read_all(name: &str, mut r: impl Read + Send + 'static) -> Result<Reader> {
+/// What was kept of one output stream.
+#[derive(Debug, Default)]
+struct Kept {
+    head: Vec<u8>,
+    tail: std::collections::VecDeque<u8>,
+    /// Bytes dropped between head and tail.
+    cut: u64,
+}
+
+impl Kept {
+    fn push(&mut self, mut chunk: &[u8]) {
+        let room = OUTPUT_KEEP - self.head.len();
+        let first = chunk.len().min(room);
+        self.head.extend_from_slice(&chunk[..first]);
+        chunk = &chunk[first..];
+        if chunk.len() > OUTPUT_KEEP {
+            let skip = chunk.len() - OUTPUT_KEEP;
+            self.cut += (self.tail.len() + skip) as u64;
+            self.tail.clear();
+            chunk = &chunk[skip..];
+        }
+        let over = (self.tail.len() + chunk.len()).saturating_sub(OUTPUT_KEEP);
+        self.tail.drain(..over);
+        self.cut += over as u64;
+        self.tail.extend(chunk);
+    }
+
+    /// The kept bytes, lossily decoded, with a line saying how much was cut between them.
+    fn text(&self) -> String {
+        let mut bytes = self.head.clone();
+        if self.cut > 0 {
+            bytes.extend_from_slice(
+                format!("\n[netclaim: {} bytes cut here]\n", self.cut).as_bytes(),
+            );
+        }
+        bytes.extend(self.tail.iter());
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+/// A thread collecting one output stream, up to [`OUTPUT_KEEP`] of each end.
+type Reader = std::thread::JoinHandle<Kept>;
+
+fn read_capped(name: &str, mut r: impl Read + Send + 'static) -> Result<Reader> {
     std::thread::Builder::new()
         .name(name.into())
         .spawn(move || {
-            let mut buf = Vec::new();
-            let _ = r.read_to_end(&mut buf);
-            buf
+            let mut kept = Kept::default();
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match r.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => kept.push(&buf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+            kept
         })
         .map_err(|e| Error::thread_spawn(name, e))
 }
@@ -384,14 +456,21 @@ impl NetNs {
             }
         }
 
+        // The waiter spawns the child as the init of a PID namespace of its own (see
+        // [`crate::pidns`]) and reaps it. Having unshared, it can create no thread, so the
+        // threads that feed stdin and collect the output are started here, from the pipes
+        // it hands over.
         let (tx, rx) = mpsc::channel::<Result<(ExitStatus, Instant)>>();
-        let (pid_tx, pid_rx) = mpsc::channel::<Result<(Pid, Instant)>>();
-        let stdin_data = cmd.stdin.clone();
+        let (pid_tx, pid_rx) = mpsc::channel::<Result<Spawned>>();
         let spawn_line = command_line.clone();
         let thread = format!("{}:{}", self.name(), cmd.program);
         let waiter = std::thread::Builder::new()
             .name(thread.clone())
-            .spawn(move || -> Option<(Result<Reader>, Result<Reader>)> {
+            .spawn(move || {
+                if let Err(e) = crate::pidns::for_children() {
+                    let _ = pid_tx.send(Err(e));
+                    return;
+                }
                 let started = Instant::now();
                 let spawned = {
                     // Registered under the lock it is spawned under, so an interrupt
@@ -408,24 +487,20 @@ impl NetNs {
                             command_line: spawn_line,
                             source,
                         }));
-                        return None;
+                        return;
                     }
                 };
                 let pid = Pid::from_raw(child.id() as i32);
-                let _ = pid_tx.send(Ok((pid, started)));
-                if let (Some(mut stdin), Some(data)) = (child.stdin.take(), stdin_data) {
-                    // Without a writer thread the child sees EOF at once: the run goes on
-                    // and its output shows what the tool made of that.
-                    let _ = std::thread::Builder::new()
-                        .name("stdin".into())
-                        .spawn(move || {
-                            let _ = stdin.write_all(&data);
-                        });
-                }
-                let out = child.stdout.take().map(|o| read_all("stdout", o));
-                let err = child.stderr.take().map(|e| read_all("stderr", e));
+                let _ = pid_tx.send(Ok(Spawned {
+                    pid,
+                    started,
+                    stdin: child.stdin.take(),
+                    stdout: child.stdout.take(),
+                    stderr: child.stderr.take(),
+                }));
                 // Wait for the exit without reaping, kill what is left of its group while
-                // the leader's pid still pins the group id, then reap.
+                // the leader's pid still pins the group id, then reap. (The init's exit has
+                // already ended every other process of its PID namespace.)
                 let exited = waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT);
                 let ended = Instant::now();
                 let result = match exited {
@@ -438,18 +513,15 @@ impl NetNs {
                     }
                 };
                 let _ = tx.send(result);
-                let missing = || {
-                    Err(Error::Thread {
-                        thread: "reader".into(),
-                        reason: "the output pipe was not set up".into(),
-                    })
-                };
-                Some((out.unwrap_or_else(missing), err.unwrap_or_else(missing)))
             })
             .map_err(|e| Error::thread_spawn(thread, e))?;
+        let vanished = |program: &str| Error::Thread {
+            thread: program.to_owned(),
+            reason: "waiter thread vanished".into(),
+        };
 
-        let (pid, started) = match pid_rx.recv() {
-            Ok(Ok(p)) => p,
+        let spawned = match pid_rx.recv() {
+            Ok(Ok(s)) => s,
             Ok(Err(e)) => {
                 let _ = waiter.join();
                 return Err(e);
@@ -461,48 +533,90 @@ impl NetNs {
                 })
             }
         };
-        let (outcome, timed_out) = match rx.recv_timeout(cmd.timeout) {
+        let (pid, started) = (spawned.pid, spawned.started);
+        let streams = spawned.start_io(cmd.stdin.clone());
+        let streams = match streams {
+            Ok(s) => s,
+            Err(e) => {
+                // No thread to drain its output: end it rather than let it block.
+                let _ = killpg(pid, Signal::SIGKILL);
+                let _ = rx.recv();
+                let _ = waiter.join();
+                return Err(e);
+            }
+        };
+        let (outcome, deadline_passed) = match rx.recv_timeout(cmd.timeout) {
             Ok(r) => (r, false),
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 let _ = killpg(pid, Signal::SIGKILL);
                 (
-                    rx.recv().unwrap_or_else(|_| {
-                        Err(Error::Thread {
-                            thread: cmd.program.clone(),
-                            reason: "waiter thread vanished".into(),
-                        })
-                    }),
+                    rx.recv().unwrap_or_else(|_| Err(vanished(&cmd.program))),
                     true,
                 )
             }
-            Err(mpsc::RecvTimeoutError::Disconnected) => (
-                Err(Error::Thread {
-                    thread: cmd.program.clone(),
-                    reason: "waiter thread vanished".into(),
-                }),
-                false,
-            ),
+            Err(mpsc::RecvTimeoutError::Disconnected) => (Err(vanished(&cmd.program)), false),
         };
-        let readers = waiter.join().map_err(|_| Error::Thread {
+        waiter.join().map_err(|_| Error::Thread {
             thread: cmd.program.clone(),
             reason: "waiter thread panicked".into(),
         })?;
         drop(overrides);
         let (status, ended) = outcome?;
-        let (stdout, stderr) = match readers {
-            Some((o, e)) => (o?.join().unwrap_or_default(), e?.join().unwrap_or_default()),
-            None => (Vec::new(), Vec::new()),
-        };
+        let (stdout, stderr) = streams.join();
         Ok(CommandOutput {
             command_line,
             netns: self.name().to_owned(),
             status,
-            stdout: String::from_utf8_lossy(&stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            stdout: stdout.text(),
+            stderr: stderr.text(),
+            stdout_cut: stdout.cut,
+            stderr_cut: stderr.cut,
             duration: ended - started,
             started,
-            timed_out,
+            // Only if the harness's SIGKILL is what ended it: a tool that exited on its own
+            // just as the deadline passed was not cut short.
+            timed_out: deadline_passed && status.signal() == Some(libc::SIGKILL),
         })
+    }
+}
+
+/// A child just spawned by a waiter thread, with the pipes to its standard streams.
+struct Spawned {
+    pid: Pid,
+    started: Instant,
+    stdin: Option<std::process::ChildStdin>,
+    stdout: Option<std::process::ChildStdout>,
+    stderr: Option<std::process::ChildStderr>,
+}
+
+/// The threads feeding a child's stdin and collecting its output.
+struct Streams {
+    stdout: Option<Reader>,
+    stderr: Option<Reader>,
+}
+
+impl Spawned {
+    /// Starts the stdin writer (when there is data) and the two readers.
+    fn start_io(self, data: Option<Vec<u8>>) -> Result<Streams> {
+        if let (Some(mut stdin), Some(data)) = (self.stdin, data) {
+            // Without a writer thread the child would see EOF at once.
+            std::thread::Builder::new()
+                .name("stdin".into())
+                .spawn(move || {
+                    let _ = stdin.write_all(&data);
+                })
+                .map_err(|e| Error::thread_spawn("stdin", e))?;
+        }
+        let stdout = self.stdout.map(|o| read_capped("stdout", o)).transpose()?;
+        let stderr = self.stderr.map(|e| read_capped("stderr", e)).transpose()?;
+        Ok(Streams { stdout, stderr })
+    }
+}
+
+impl Streams {
+    fn join(self) -> (Kept, Kept) {
+        let join = |r: Option<Reader>| r.and_then(|r| r.join().ok()).unwrap_or_default();
+        (join(self.stdout), join(self.stderr))
     }
 }
 
@@ -605,13 +719,19 @@ mod tests {
 }
 
 /// A background process inside a lab (a daemon such as `rsync --daemon` or nginx), killed
-/// with its whole process group when dropped. Its output goes to a file that
+/// with everything it started when dropped. Its output goes to a file that
 /// [`Daemon::log`] reads, so a daemon that fails to start can say why.
+///
+/// Like a tool, it is the init of a PID namespace of its own, started by a keeper thread
+/// that lives as long as this guard: the thread's end is the daemon's parent death.
 #[derive(Debug)]
 pub struct Daemon {
     command_line: String,
     child: std::process::Child,
     log: crate::tmp::TempFile,
+    /// Dropping it ends the keeper thread.
+    keep: Option<mpsc::Sender<()>>,
+    keeper: Option<std::thread::JoinHandle<()>>,
 }
 
 impl NetNs {
@@ -626,26 +746,59 @@ impl NetNs {
             .try_clone()
             .map_err(|e| Error::io("dup", log.path(), e))?;
         let command_line = cmd.command_line();
-        let mut live = lock_children();
-        let child = self
-            .command(&program)
+        let mut command = self.command(&program);
+        command
             .args(&cmd.args)
             .envs(cmd.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(file)
             .stderr(file2)
-            .process_group(0)
-            .spawn()
-            .map_err(|source| Error::Spawn {
-                command_line: command_line.clone(),
-                source,
-            })?;
-        live.push(Pid::from_raw(child.id() as i32));
-        drop(live);
+            .process_group(0);
+        let (child_tx, child_rx) = mpsc::channel::<Result<std::process::Child>>();
+        let (keep, kept) = mpsc::channel::<()>();
+        let spawn_line = command_line.clone();
+        let thread = format!("{}:{}", self.name(), cmd.program);
+        let keeper = std::thread::Builder::new()
+            .name(thread.clone())
+            .spawn(move || {
+                let spawned = crate::pidns::for_children().and_then(|()| {
+                    let mut live = lock_children();
+                    command
+                        .spawn()
+                        .inspect(|c| live.push(Pid::from_raw(c.id() as i32)))
+                        .map_err(|source| Error::Spawn {
+                            command_line: spawn_line,
+                            source,
+                        })
+                });
+                let started = spawned.is_ok();
+                let _ = child_tx.send(spawned);
+                if started {
+                    // Until the guard is dropped (its sender with it).
+                    let _ = kept.recv();
+                }
+            })
+            .map_err(|e| Error::thread_spawn(thread, e))?;
+        let child = match child_rx.recv() {
+            Ok(Ok(child)) => child,
+            Ok(Err(e)) => {
+                let _ = keeper.join();
+                return Err(e);
+            }
+            Err(_) => {
+                let _ = keeper.join();
+                return Err(Error::Thread {
+                    thread: cmd.program.clone(),
+                    reason: "keeper thread ended before spawning".into(),
+                });
+            }
+        };
         Ok(Daemon {
             command_line,
             child,
             log,
+            keep: Some(keep),
+            keeper: Some(keeper),
         })
     }
 }
@@ -687,5 +840,9 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         let pid = Pid::from_raw(self.child.id() as i32);
         let _ = reap(pid, || self.child.wait());
+        drop(self.keep.take());
+        if let Some(keeper) = self.keeper.take() {
+            let _ = keeper.join();
+        }
     }
 }

@@ -339,18 +339,30 @@ impl NetNs {
     /// A [`Command`] whose child enters this namespace before `exec`.
     ///
     /// The child also gets `PR_SET_PDEATHSIG(SIGKILL)`, so it dies with the thread that
-    /// spawned it; spawn it from a thread that outlives it (see [`crate::command`]).
+    /// spawned it; spawn it from a thread that outlives it (see [`crate::command`]). It
+    /// starts with no signal blocked, whatever the spawning thread blocks.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut cmd = Command::new(program);
         let raw = self.fd.as_raw_fd();
-        // SAFETY: the closure only makes async-signal-safe system calls (setns, prctl) on
-        // a file descriptor owned by `self`, which outlives the spawn; it allocates nothing.
+        // SAFETY: the closure only makes async-signal-safe system calls (setns, prctl,
+        // sigprocmask) on a file descriptor owned by `self`, which outlives the spawn, and
+        // on a signal set on its own stack; it allocates nothing.
         unsafe {
             cmd.pre_exec(move || {
                 if libc::setns(raw, libc::CLONE_NEWNET) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // A forked child keeps the forking thread's signal mask, and the harness's
+                // threads block SIGINT, SIGTERM and SIGHUP (one thread takes them). A shell
+                // clears the mask only for what it forks itself in some cases, so without
+                // this a tool's `setsid` or background job ran with them blocked and
+                // `kill` could not end it.
+                let mut empty = std::mem::zeroed::<libc::sigset_t>();
+                libc::sigemptyset(&mut empty);
+                if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())

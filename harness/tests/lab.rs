@@ -243,6 +243,140 @@ fn command_runner_captures_and_kills() -> anyhow::Result<()> {
     }
 }
 
+/// The pids of processes whose command line is `sleep <marker>` (not a shell that has it
+/// in its script).
+fn processes_with(marker: &str) -> Vec<u32> {
+    let wanted = format!("sleep\0{marker}\0");
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| c == wanted.as_bytes())
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// A marker no other process has: a sleep duration unique to this process and case.
+fn unique_sleep(case: u32) -> String {
+    format!("{}.{:06}{case}", 300 + case, std::process::id())
+}
+
+/// However a tool detaches (nohup, setsid, a background job of a shell that exits or is
+/// killed at its deadline), nothing it started runs after the run returns.
+fn command_leaves_no_process_behind() -> anyhow::Result<()> {
+    let ns = NetNs::new()?;
+    let (a, b, c) = (unique_sleep(1), unique_sleep(2), unique_sleep(3));
+    let out = ns.run_command(&ToolCommand::new("sh", Duration::from_secs(10)).args([
+        "-c",
+        &format!("nohup setsid sleep {a} >/dev/null 2>&1 & sleep 0.2; echo x"),
+    ]))?;
+    ensure(out.exit_code() == Some(0) && out.stdout == "x\n", || {
+        out.to_string()
+    })?;
+    let out = ns.run_command(&ToolCommand::new("setsid", Duration::from_secs(10)).args([
+        "sh",
+        "-c",
+        &format!("sleep {b} &"),
+    ]))?;
+    ensure(out.exit_code() == Some(0) && !out.timed_out, || {
+        out.to_string()
+    })?;
+    let out = ns.run_command(
+        &ToolCommand::new("sh", Duration::from_millis(500))
+            .args(["-c", &format!("setsid sleep {c} & sleep 30")]),
+    )?;
+    ensure(out.timed_out, || out.to_string())?;
+    for marker in [&a, &b, &c] {
+        let left = processes_with(marker);
+        ensure(left.is_empty(), || {
+            format!("`sleep {marker}` still runs as pid {left:?}")
+        })?;
+    }
+    Ok(())
+}
+
+/// A tool starts with no signal blocked, even when the thread that runs it blocks some
+/// (netclaim's threads block SIGINT, SIGTERM and SIGHUP: one thread takes them).
+fn command_starts_with_no_blocked_signal() -> anyhow::Result<()> {
+    use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+    let ns = NetNs::new()?;
+    let mut blocked = SigSet::empty();
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        blocked.add(sig);
+    }
+    let mut before = SigSet::empty();
+    nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&blocked), Some(&mut before))?;
+    let out = ns.run_command(
+        &ToolCommand::new("sh", Duration::from_secs(10))
+            .args(["-c", "grep SigBlk /proc/self/status & wait"]),
+    );
+    nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&before), None)?;
+    let out = out?;
+    ensure(out.stdout.trim() == "SigBlk:\t0000000000000000", || {
+        out.to_string()
+    })
+}
+
+/// A daemon's guard ends what the daemon started, however it detached.
+fn command_daemon_takes_what_it_started_along() -> anyhow::Result<()> {
+    let ns = NetNs::new()?;
+    let marker = unique_sleep(4);
+    let mut daemon = ns.start_daemon(&ToolCommand::new("sh", Duration::from_secs(10)).args([
+        "-c",
+        &format!("nohup setsid sleep {marker} >/dev/null 2>&1 & exec sleep 600"),
+    ]))?;
+    use netclaim_harness::wait::{until, Poll};
+    let started = until(
+        "the daemon's detached sleep",
+        Duration::from_secs(5),
+        || match processes_with(&marker).is_empty() {
+            true => Poll::Pending("not running yet".into()),
+            false => Poll::Ready(()),
+        },
+    );
+    ensure(started.is_ok(), || {
+        format!("the daemon did not start: {}", daemon.log())
+    })?;
+    ensure(daemon.exited().is_none(), || daemon.log())?;
+    drop(daemon);
+    let left = processes_with(&marker);
+    ensure(left.is_empty(), || {
+        format!("`sleep {marker}` outlived its daemon as pid {left:?}")
+    })
+}
+
+/// Of a tool printing without end, the first and last OUTPUT_KEEP bytes are kept and the
+/// rest is counted.
+fn command_output_is_capped() -> anyhow::Result<()> {
+    use netclaim_harness::command::OUTPUT_KEEP;
+    let ns = NetNs::new()?;
+    let total = 8 * OUTPUT_KEEP + 123;
+    let out = ns.run_command(&ToolCommand::new("sh", Duration::from_secs(30)).args([
+        "-c",
+        &format!("head -c {total} /dev/zero | tr '\\0' a; printf END; echo short >&2"),
+    ]))?;
+    let cut = (total + 3 - 2 * OUTPUT_KEEP) as u64;
+    ensure(out.stdout_cut == cut && out.stderr_cut == 0, || {
+        format!(
+            "cut {} and {}, expected {cut} and 0",
+            out.stdout_cut, out.stderr_cut
+        )
+    })?;
+    let marker = format!("\n[netclaim: {cut} bytes cut here]\n");
+    ensure(
+        out.stdout.len() == 2 * OUTPUT_KEEP + marker.len()
+            && out.stdout.ends_with("aEND")
+            && out.stdout.contains(&marker)
+            && out.stderr == "short\n"
+            && out.output_cut(),
+        || format!("{} bytes kept, stderr {:?}", out.stdout.len(), out.stderr),
+    )
+}
+
 /// A private /etc/resolv.conf for one command, without touching the host's.
 fn etc_override_is_private() -> anyhow::Result<()> {
     let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
@@ -413,7 +547,7 @@ fn main() {
     let _ = netclaim_harness::userns::enter_if_unprivileged();
     let args = Arguments::from_args();
     let privileged = netclaim_harness::privilege::check();
-    let cases: [(&str, Case); 14] = [
+    let cases: [(&str, Case); 18] = [
         ("netns::unnamed_by_default", netns_unnamed_by_default),
         ("netns::with_sysctls", netns_with_sysctls),
         (
@@ -447,6 +581,19 @@ fn main() {
             command_runner_captures_and_kills,
         ),
         ("command::etc_override_is_private", etc_override_is_private),
+        (
+            "command::leaves_no_process_behind",
+            command_leaves_no_process_behind,
+        ),
+        (
+            "command::starts_with_no_blocked_signal",
+            command_starts_with_no_blocked_signal,
+        ),
+        (
+            "command::daemon_takes_what_it_started_along",
+            command_daemon_takes_what_it_started_along,
+        ),
+        ("command::output_is_capped", command_output_is_capped),
         ("link::veth_and_blackhole", veth_and_blackhole),
         ("capture::syn_and_rst", capture_sees_syn_and_rst),
     ];

@@ -1803,6 +1803,8 @@ mod tests {
                 status: std::process::ExitStatus::from_raw(0),
                 stdout: code.into(),
                 stderr: String::new(),
+                stdout_cut: 0,
+                stderr_cut: 0,
                 duration: Duration::from_millis(5),
                 started: Instant::now(),
                 timed_out: false,
