@@ -962,6 +962,56 @@ fn clean_removes(stale: &[String]) -> Result<(), Failed> {
     }
 }
 
+/// A claim file of one claim running `script` with `sh -c` in a lab of its own.
+fn detaching_claim(id: &str, script: &str) -> String {
+    format!(
+        "[[claim]]\nid = \"mine.{id}\"\nsource = \"tests/cli.rs\"\n\
+         statement = \"A script leaves a process behind.\"\n\
+         [claim.lab]\nserver = \"none\"\n\
+         [claim.run]\ncommand = [\"sh\", \"-c\", {script:?}]\ndeadline = \"30s\"\n\
+         [claim.expect]\nexit = 0\n"
+    )
+}
+
+/// Processes whose command line is `sleep <marker>`.
+fn sleeps(marker: &str) -> Vec<u32> {
+    let wanted = format!("sleep\0{marker}\0");
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|p| {
+                    alive(*p)
+                        && std::fs::read(format!("/proc/{p}/cmdline"))
+                            .is_ok_and(|c| c == wanted.as_bytes())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// No `sleep <marker>` within 2 s (the kernel tears a PID namespace down at once, but
+/// its processes take a moment to be reaped); those found are killed before failing.
+fn no_sleep_left(marker: &str) -> Result<(), Failed> {
+    let start = Instant::now();
+    loop {
+        let left = sleeps(marker);
+        if left.is_empty() {
+            return Ok(());
+        }
+        if start.elapsed() > Duration::from_secs(2) {
+            for p in &left {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(*p as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            return Err(format!("`sleep {marker}` outlived its claim as pid {left:?}").into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Whether `pid` is a zombie whose parent is this process.
 fn zombie_child_of_ours(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -1677,6 +1727,58 @@ fn root_trials() -> Vec<Trial> {
             child.kill()?;
             child.wait()?;
             nothing_left(child.id(), &tools)
+        }),
+        shared("cleanup.detached-processes-end-with-their-claim", || {
+            // The issue's reproduction: a claim whose command leaves `nohup setsid sleep`
+            // behind judged `holds` while the sleep ran on in the lab's namespace.
+            let dir = tempfile::tempdir()?;
+            let marker = format!("326.{:07}", std::process::id());
+            let file = dir.path().join("detach.toml");
+            std::fs::write(
+                &file,
+                detaching_claim(
+                    "detach",
+                    &format!("nohup setsid sleep {marker} >/dev/null 2>&1 & sleep 0.2; echo x"),
+                ),
+            )?;
+            let out = netclaim_bounded(&["run", "--claims", file.to_str().ok_or("path")?], None)?;
+            expect_exit(&out, 0, &["holds"])?;
+            no_sleep_left(&marker)
+        }),
+        shared("cleanup.sigkill-ends-detached-processes", || {
+            // SIGKILL of netclaim while a claim's shell waits on a sleep, with a detached
+            // sleep beside it: both end, with no `netclaim clean`.
+            let dir = tempfile::tempdir()?;
+            let (waited, detached) = (
+                format!("332.{:07}", std::process::id()),
+                format!("327.{:07}", std::process::id()),
+            );
+            let file = dir.path().join("kill.toml");
+            std::fs::write(
+                &file,
+                detaching_claim(
+                    "kill",
+                    &format!(
+                        "nohup setsid sleep {detached} >/dev/null 2>&1 & sleep {waited}; true"
+                    ),
+                ),
+            )?;
+            let mut child = Run(Command::new(BIN)
+                .args(["run", "--quiet", "--claims", file.to_str().ok_or("path")?])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?);
+            let start = Instant::now();
+            while sleeps(&waited).is_empty() || sleeps(&detached).is_empty() {
+                if start.elapsed() > Duration::from_secs(20) {
+                    return Err("the claim's sleeps did not start within 20 s".into());
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            child.kill()?;
+            child.wait()?;
+            no_sleep_left(&waited)?;
+            no_sleep_left(&detached)
         }),
         alone("cleanup.sigkill-named-then-clean", || {
             let child = spawn_run("syn.default-timeout-exponential", Labs::Named);
