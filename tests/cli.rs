@@ -222,6 +222,8 @@ fn check_cases() -> Vec<(&'static str, String, &'static str)> {
         ("tolerance-huge", client("errno = \"ETIMEDOUT\"", "duration = \"3s\"\ntolerance = \"1e30%\""), "tolerance \"1e30%\": a percentage is from 0% to 100%"),
         ("duration-overflow", client("errno = \"ETIMEDOUT\"", "duration = \"300000000000000000m\""), "\"300000000000000000m\" is longer than a day"),
         ("timeout-overflow", client("client = \"connect\"", "client = \"connect\"\ntimeout = \"300000000000000000m\""), "\"300000000000000000m\" is longer than a day"),
+        // Item 1: a sysctl whose write acts on the whole kernel (one-way until reboot).
+        ("sysctl-global-to-the-host", client("server = \"drop-syn\"", "server = \"drop-syn\"\nsysctls = { \"net.netfilter.nf_hooks_lwtunnel\" = 1 }"), "sysctl net.netfilter.nf_hooks_lwtunnel may not be written by a lab: its handler enables lightweight-tunnel netfilter hooks for the whole kernel"),
         // Item 12: what run rejects (or misruns), check rejects first.
         ("no-expect", command("[claim.expect]\nexit = 0\n", ""), "nothing to check: [claim.expect] gives no figure"),
         ("only-qualifiers", command("exit = 0", "ignore_case = true\nper_try = \"1s\"\noutput_count = []"), "nothing to check"),
@@ -1727,6 +1729,56 @@ fn root_trials() -> Vec<Trial> {
             child.kill()?;
             child.wait()?;
             nothing_left(child.id(), &tools)
+        }),
+        shared("sysctl.acting-beyond-the-lab-is-not-applicable", || {
+            // What only the running kernel can tell: a knob read-only in a namespace (its
+            // value is global) and a congestion control whose write would load a module.
+            let dir = tempfile::tempdir()?;
+            let file = dir.path().join("global.toml");
+            let claim = |id: &str, sysctl: &str| {
+                format!(
+                    "[[claim]]\nid = \"mine.{id}\"\nsource = \"s\"\nstatement = \"s\"\n\
+                     [claim.lab]\nserver = \"none\"\nsysctls = {{ {sysctl} }}\n\
+                     [claim.run]\ncommand = [\"true\"]\n[claim.expect]\nexit = 0\n"
+                )
+            };
+            std::fs::write(
+                &file,
+                claim(
+                    "cc",
+                    "\"net.ipv4.tcp_congestion_control\" = \"netclaim_no_such_cc\"",
+                ) + &claim("ct", "\"net.netfilter.nf_conntrack_max\" = 100"),
+            )?;
+            let out = netclaim_bounded(
+                &[
+                    "run",
+                    "--quiet",
+                    "--format",
+                    "json",
+                    "--claims",
+                    file.to_str().ok_or("path")?,
+                ],
+                None,
+            )?;
+            expect_exit(&out, 0, &[])?;
+            let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+            let results = report["claims"].as_array().ok_or("no claims")?;
+            for (id, why) in [
+                (
+                    "mine.cc",
+                    "would load a kernel module into the host's kernel",
+                ),
+                (
+                    "mine.ct",
+                    "read-only in a network namespace other than the host's",
+                ),
+            ] {
+                let r = results.iter().find(|r| r["id"] == id).ok_or(id)?;
+                if r["verdict"] != "not-applicable" || !r.to_string().contains(why) {
+                    return Err(format!("{id}: {r}").into());
+                }
+            }
+            Ok(())
         }),
         shared("cleanup.detached-processes-end-with-their-claim", || {
             // The issue's reproduction: a claim whose command leaves `nohup setsid sleep`

@@ -59,6 +59,15 @@ pub enum Error {
         /// The errno returned by write(2), usually EINVAL.
         errno: Errno,
     },
+    /// A `net.*` sysctl that a network namespace shows but whose write acts beyond it (on
+    /// the host, or on every namespace); a lab may not write it.
+    #[error("refusing to write {name}: {reason}; a lab may only write sysctls the kernel keeps per network namespace")]
+    SysctlGlobal {
+        /// Dotted sysctl name.
+        name: String,
+        /// What the write would do beyond the lab.
+        reason: String,
+    },
     /// The sysctl name is not a `net.*` sysctl; labs only touch their own namespace.
     #[error("refusing sysctl {name:?}: only net.* sysctls belong to a network namespace")]
     NotNetSysctl {

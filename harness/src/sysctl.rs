@@ -4,6 +4,17 @@
 //! `*_current` functions must run on a thread inside the lab ([`NetNs::run`]); the
 //! methods on [`NetNs`] do that for you. Only `net.*` names are accepted: everything else
 //! is global to the host.
+//!
+//! Not every `net.*` knob a namespace shows is its own. The kernel registers most of
+//! them per network namespace, but some (most of `net.core`, `net.ipv4.tcp_mem`) exist
+//! only in the host's, and are absent in a lab; some are shown to every namespace
+//! read-only because their value is global (`net.netfilter.nf_conntrack_max`); and a few
+//! are writable everywhere while their write acts on the whole kernel. So before a write
+//! [`write_current`] asks the kernel ([`writable_here`]): the knob must exist in the lab,
+//! be writable there, not be one whose handler is known to act globally
+//! ([`GLOBAL_HANDLERS`], refused by name also in `check`: [`refusal`]), and not name a
+//! kernel module that is not loaded ([`MODULE_LOADING`]: the write would load it into the
+//! host's kernel).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -39,6 +50,87 @@ pub mod knob {
     pub const TCP_SYNCOOKIES: &str = "net.ipv4.tcp_syncookies";
     /// Lifetime of orphaned FIN_WAIT_2 sockets.
     pub const TCP_FIN_TIMEOUT: &str = "net.ipv4.tcp_fin_timeout";
+}
+
+/// Knobs every network namespace shows as writable whose write acts on the whole kernel,
+/// with what it does. Checked against the kernel source of each release the catalog runs on
+/// (`net/netfilter/nf_hooks_lwtunnel.c`: the handler enables a static key, for every
+/// namespace, and refuses to disable it again: EBUSY until reboot).
+pub const GLOBAL_HANDLERS: &[(&str, &str)] = &[(
+    "net.netfilter.nf_hooks_lwtunnel",
+    "its handler enables lightweight-tunnel netfilter hooks for the whole kernel, and once \
+     enabled they cannot be disabled again until reboot",
+)];
+
+/// Knobs whose value names something the kernel loads as a module when it is not loaded
+/// yet (`request_module` from the handler, with the host's privileges), with the knob
+/// that lists what is available now.
+pub const MODULE_LOADING: &[(&str, &str)] = &[
+    (
+        "net.ipv4.tcp_congestion_control",
+        "net.ipv4.tcp_available_congestion_control",
+    ),
+    ("net.mptcp.scheduler", "net.mptcp.available_schedulers"),
+    (
+        "net.mptcp.path_manager",
+        "net.mptcp.available_path_managers",
+    ),
+];
+
+/// Why a lab may never write `name`, whatever the kernel, or `None`. `check` uses it
+/// before anything runs; [`writable_here`] adds what only the running kernel can say.
+pub fn refusal(name: &str) -> Option<&'static str> {
+    let name = dotted(name);
+    GLOBAL_HANDLERS
+        .iter()
+        .find(|(knob, _)| *knob == name)
+        .map(|(_, why)| *why)
+}
+
+/// Whether writing `value` to `name` changes only the calling thread's namespace, asked
+/// of the running kernel: [`Error::SysctlAbsent`] when the namespace does not have the
+/// knob (the kernel keeps it only in the host's), [`Error::SysctlGlobal`] when the write
+/// would act beyond the namespace.
+pub fn writable_here(name: &str, value: &str) -> Result<()> {
+    let path = proc_path(name)?;
+    let dotted = dotted(name);
+    let global = |reason: String| Error::SysctlGlobal {
+        name: dotted.clone(),
+        reason,
+    };
+    if let Some(why) = refusal(&dotted) {
+        return Err(global(why.to_owned()));
+    }
+    let meta = match std::fs::metadata(&path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::SysctlAbsent {
+                name: name.into(),
+                path,
+            })
+        }
+        Err(e) => return Err(Error::io("stat", path, e)),
+    };
+    use std::os::unix::fs::PermissionsExt;
+    if meta.permissions().mode() & 0o222 == 0 {
+        return Err(global(
+            "the kernel shows it read-only in a network namespace other than the host's: \
+             its value is global"
+                .into(),
+        ));
+    }
+    if let Some((_, list)) = MODULE_LOADING.iter().find(|(knob, _)| *knob == dotted) {
+        let available = read_current(list).unwrap_or_default();
+        let wanted = value.trim();
+        if !available.split_whitespace().any(|a| a == wanted) {
+            return Err(global(format!(
+                "{wanted:?} is not loaded ({list} = {available:?}), and writing it would load \
+                 a kernel module into the host's kernel; load it on the host first \
+                 (modprobe) if that is what you want"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The `/proc/sys` path of a `net.*` sysctl, named as `sysctl` writes it
@@ -82,9 +174,11 @@ pub fn read_current(name: &str) -> Result<String> {
     }
 }
 
-/// Writes a sysctl of the calling thread's namespace.
+/// Writes a sysctl of the calling thread's namespace, if the kernel keeps it per
+/// namespace ([`writable_here`]).
 pub fn write_current(name: &str, value: &str) -> Result<()> {
     let path = proc_path(name)?;
+    writable_here(name, value)?;
     let mut file = match std::fs::OpenOptions::new().write(true).open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -243,5 +337,20 @@ mod tests {
     #[case("vm.swappiness")]
     fn refuses_non_net_names(#[case] name: &str) {
         assert!(matches!(proc_path(name), Err(Error::NotNetSysctl { .. })));
+    }
+
+    #[rstest]
+    #[case("net.netfilter.nf_hooks_lwtunnel")]
+    #[case("net/netfilter/nf_hooks_lwtunnel")]
+    fn refuses_knobs_whose_handler_is_global(#[case] name: &str) {
+        assert!(refusal(name).is_some_and(|why| why.contains("until reboot")));
+    }
+
+    #[rstest]
+    #[case("net.ipv4.tcp_syn_retries")]
+    #[case("net.core.somaxconn")]
+    #[case("net.ipv4.tcp_congestion_control")]
+    fn per_namespace_knobs_are_not_refused_by_name(#[case] name: &str) {
+        assert_eq!(refusal(name), None);
     }
 }

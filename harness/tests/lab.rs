@@ -243,6 +243,57 @@ fn command_runner_captures_and_kills() -> anyhow::Result<()> {
     }
 }
 
+/// A knob the lab shows but whose write would act on the host is refused, naming why,
+/// and the host's value stays. Each write offers the host's own current value, so that
+/// even a regression here cannot change the host.
+fn sysctl_global_to_the_host_refused() -> anyhow::Result<()> {
+    let host =
+        |name: &str| std::fs::read_to_string(format!("/proc/sys/{}", name.replace('.', "/")));
+    let ns = NetNs::new()?;
+    let mut tried = 0;
+    for (name, why) in [
+        ("net.netfilter.nf_hooks_lwtunnel", "until reboot"),
+        ("net.netfilter.nf_conntrack_max", "read-only"),
+    ] {
+        let Ok(before) = host(name) else {
+            eprintln!("{name}: absent on this kernel, not tried");
+            continue;
+        };
+        tried += 1;
+        match ns.set_sysctl(name, before.trim()) {
+            Err(Error::SysctlGlobal { name: n, reason }) => {
+                ensure(n == name && reason.contains(why), || {
+                    format!("{n}: {reason}")
+                })?
+            }
+            other => anyhow::bail!("{name} gave {other:?}"),
+        }
+        ensure(host(name)? == before, || {
+            format!("{name} changed on the host")
+        })?;
+    }
+    ensure(tried > 0, || "no global knob to try on this kernel".into())?;
+    // A congestion control that is not loaded would be loaded into the host's kernel.
+    match ns.set_sysctl("net.ipv4.tcp_congestion_control", "netclaim_no_such_cc") {
+        Err(Error::SysctlGlobal { reason, .. }) => {
+            ensure(reason.contains("load a kernel module"), || reason.clone())?
+        }
+        other => anyhow::bail!("an unloaded congestion control gave {other:?}"),
+    }
+    // One that is loaded is the lab's own business.
+    let loaded = ns.sysctl("net.ipv4.tcp_available_congestion_control")?;
+    let first = loaded
+        .split_whitespace()
+        .next()
+        .unwrap_or("reno")
+        .to_owned();
+    ns.set_sysctl("net.ipv4.tcp_congestion_control", &first)?;
+    ensure(
+        ns.sysctl("net.ipv4.tcp_congestion_control")? == first,
+        || first.clone(),
+    )
+}
+
 /// The pids of processes whose command line is `sleep <marker>` (not a shell that has it
 /// in its script).
 fn processes_with(marker: &str) -> Vec<u32> {
@@ -547,7 +598,7 @@ fn main() {
     let _ = netclaim_harness::userns::enter_if_unprivileged();
     let args = Arguments::from_args();
     let privileged = netclaim_harness::privilege::check();
-    let cases: [(&str, Case); 18] = [
+    let cases: [(&str, Case); 19] = [
         ("netns::unnamed_by_default", netns_unnamed_by_default),
         ("netns::with_sysctls", netns_with_sysctls),
         (
@@ -571,6 +622,10 @@ fn main() {
         (
             "sysctl::per_lab_and_typed_errors",
             sysctls_are_per_lab_and_errors_name_the_cause,
+        ),
+        (
+            "sysctl::global_to_the_host_refused",
+            sysctl_global_to_the_host_refused,
         ),
         (
             "firewall::rules_stay_in_the_lab",

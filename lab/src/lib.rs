@@ -96,7 +96,11 @@ pub struct LabBuilder {
 
 impl LabBuilder {
     /// Sets a `net.*` sysctl in the lab, named `net.ipv4.tcp_syn_retries` or
-    /// `net/ipv4/tcp_syn_retries`. Other sysctls are refused (they belong to the host).
+    /// `net/ipv4/tcp_syn_retries`. Other sysctls are refused (they belong to the host),
+    /// and so are `net.*` knobs whose write would act beyond the lab: absent from a
+    /// namespace, read-only there, global in effect (`net.netfilter.nf_hooks_lwtunnel`), or
+    /// naming a kernel module that is not loaded (see `netclaim_harness::sysctl`); `build`
+    /// then fails with `Error::SysctlGlobal` naming why.
     pub fn sysctl(mut self, name: &str, value: impl fmt::Display) -> Self {
         self.sysctls
             .push((netclaim_harness::sysctl::dotted(name), value.to_string()));

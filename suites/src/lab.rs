@@ -112,8 +112,9 @@ pub fn not_applicable(e: &netclaim_harness::Error) -> Option<Outcome> {
 /// error. In a user namespace, a knob the kernel keeps from non-initial user namespaces
 /// says so: the same claim may apply as root.
 pub fn refusal(e: &netclaim_harness::Error) -> Option<String> {
-    use netclaim_harness::Error::{SysctlAbsent, SysctlRejected};
+    use netclaim_harness::Error::{SysctlAbsent, SysctlGlobal, SysctlRejected};
     let name = match e {
+        SysctlGlobal { .. } => return Some(format!("not applicable in a lab: {e}")),
         SysctlAbsent { name, .. } | SysctlRejected { name, .. } => name,
         _ => return None,
     };

@@ -785,6 +785,20 @@ pub fn validate(spec: &ClaimSpec) -> Vec<String> {
             ));
         }
     }
+    // Written (not only read): none whose write would act beyond the lab.
+    let written = spec
+        .lab
+        .sysctls
+        .keys()
+        .chain(spec.lab.sysctls_if_present.keys())
+        .chain(spec.sweep.iter().map(|s| &s.sysctl));
+    for name in written {
+        if let Some(why) = netclaim_harness::sysctl::refusal(name) {
+            problems.push(format!(
+                "sysctl {name} may not be written by a lab: {why}; a lab may only write sysctls the kernel keeps per network namespace"
+            ));
+        }
+    }
     match &spec.run {
         None if spec.expect.sysctls.is_empty() && spec.lab.sysctls.is_empty() => problems.push(
             "no [claim.run] and no expect.sysctls: give an action (run.command or run.client) or the defaults to read".into(),
