@@ -80,6 +80,10 @@ pub struct LabRecord {
     pub run: Option<RunRecord>,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// What the action did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -100,6 +104,10 @@ pub struct RunRecord {
     pub stdout: String,
     /// Standard error.
     pub stderr: String,
+    /// Bytes of stdout and stderr the harness did not keep (it keeps the first and last
+    /// 256 KiB of each): a text not found may have been in them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub output_cut: u64,
     /// From start to end, µs.
     pub duration_us: u64,
     /// The errno of the connect that failed (a client, or a command traced by strace).
@@ -1069,6 +1077,7 @@ fn act(
             record.timed_out = out.timed_out;
             record.stdout = out.stdout.clone();
             record.stderr = out.stderr.clone();
+            record.output_cut = out.stdout_cut + out.stderr_cut;
             record.duration_us = micros(out.duration);
             record.evidence.push_str(&out.to_string());
         }
@@ -2800,6 +2809,7 @@ fn statement_checks(
             run.exit_code,
         );
     }
+    let before = o.claim_checks.len();
     for (key, texts, text) in [
         ("stdout", &expect.stdout, &run.stdout),
         ("stderr", &expect.stderr, &run.stderr),
@@ -2836,6 +2846,19 @@ fn statement_checks(
             c.count,
             n,
         );
+    }
+    if run.output_cut > 0 && o.claim_checks[before..].iter().any(|c| !c.ok) {
+        // Not found in what was kept is not "not printed".
+        o.forced = Some((
+            Verdict::Error,
+            format!(
+                "the tool printed {} bytes more than netclaim keeps (the first and last {} KiB \
+                 of each stream), and a text the claim expects is not in the part kept: it may \
+                 be in the part cut out, so its output was not observed",
+                run.output_cut,
+                netclaim_harness::command::OUTPUT_KEEP / 1024
+            ),
+        ));
     }
     if let Some(k) = expect.killed {
         o.claim_check(
@@ -3122,6 +3145,51 @@ mod tests {
             "{}",
             capped.reason()
         );
+    }
+
+    #[test]
+    fn a_text_missing_from_cut_output_is_not_observed() {
+        let spec = spec_of(
+            "lab = { server = \"none\" }\nrun = { command = [\"sh\", \"-c\", \"x\"] }\n\
+             expect = { exit = 0, stderr = \"needle\" }\n",
+        );
+        let measured = |stderr: &str, output_cut: u64| Measurement {
+            kernel: "6.18".into(),
+            hz: 250,
+            lab: Some(LabRecord {
+                name: "netclaim-1-1".into(),
+                target: "127.0.0.1:8080".into(),
+                run: Some(RunRecord {
+                    command_line: "sh -c x".into(),
+                    exit_code: Some(0),
+                    stderr: stderr.into(),
+                    output_cut,
+                    ..RunRecord::default()
+                }),
+                ..LabRecord::default()
+            }),
+            ..Measurement::default()
+        };
+        let cut = judge(
+            &spec,
+            &measured("head\n[netclaim: 9000 bytes cut here]\ntail", 9000),
+        );
+        assert_eq!(cut.verdict(), Verdict::Error, "{}", cut.reason());
+        assert!(
+            cut.reason().contains("printed 9000 bytes more"),
+            "{}",
+            cut.reason()
+        );
+        // Whole output without it: a finding. Cut output with it: it was printed.
+        assert_eq!(
+            judge(&spec, &measured("head tail", 0)).verdict(),
+            Verdict::Refuted
+        );
+        let found = judge(
+            &spec,
+            &measured("needle\n[netclaim: 9000 bytes cut here]\n", 9000),
+        );
+        assert_eq!(found.verdict(), Verdict::Holds, "{}", found.reason());
     }
 
     fn curl_spec(extra: &str) -> ClaimSpec {
