@@ -608,7 +608,8 @@ fn comparison_heading(reports: &[Report], labels: &[String], wall: Duration) -> 
 
 /// The accelerator a VM report ran under ("TCG", "KVM"), from its vm.json.
 fn vm_accel(vm_json: &Path) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(vm_json).ok()?).ok()?;
+    let text = netclaim_suites::input::read_bytes(vm_json, netclaim_suites::input::REPORT_CAP);
+    let v: serde_json::Value = serde_json::from_slice(&text.ok()?).ok()?;
     Some(v["accel"].as_str()?.to_uppercase())
 }
 
@@ -1134,8 +1135,10 @@ fn run_vm(
             stage.display()
         );
     }
+    // The guest wrote it: as untrusted as any report (a regular file, at most REPORT_CAP).
     let mut report: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(&report_path).context("reading the guest's report.json")?,
+        &netclaim_suites::input::read_bytes(&report_path, netclaim_suites::input::REPORT_CAP)
+            .context("reading the guest's report.json")?,
     )
     .context("the guest's report.json is not JSON")?;
     let vm = vm_facts(job, used, &guest, &report, &attempts, started.elapsed());
