@@ -40,6 +40,9 @@ pub const TCP_RTO_MAX: Duration = Duration::from_secs(120);
 pub const TCP_TIMEOUT_INIT: Duration = Duration::from_secs(1);
 /// `TCP_TIMEWAIT_LEN`: 60 s.
 pub const TCP_TIMEWAIT_LEN: Duration = Duration::from_secs(60);
+/// `TCP_FIN_TIMEOUT_MAX`: the most `tcp_fin_timeout` and, since Linux 5.8, `TCP_LINGER2`
+/// take (a larger `TCP_LINGER2` is clamped to it; before 5.8 it fell back to the sysctl).
+pub const TCP_FIN_TIMEOUT_MAX: Duration = Duration::from_secs(120);
 
 /// One jiffy at `hz`.
 pub fn jiffy(hz: u32) -> Duration {

@@ -556,25 +556,49 @@ pub fn predict(
                     rto: Some(rto),
                 };
             }
+            // do_tcp_setsockopt(TCP_LINGER2): 0 leaves the sysctl in force (tcp_fin_time
+            // takes `linger2 ?: tcp_fin_timeout`), a value above TCP_FIN_TIMEOUT_MAX is
+            // clamped to it (Linux ≥ 5.8), a negative one makes an orphan that reaches
+            // FIN_WAIT_2 be reset and freed at once.
+            let max = timers::TCP_FIN_TIMEOUT_MAX.as_secs();
             let (fin, from) = match socket.linger2 {
-                Some(s) if s >= 0 => (Duration::from_secs(s as u64), format!("TCP_LINGER2 {s} s")),
-                _ => {
+                Some(s) if s < 0 => (
+                    Duration::ZERO,
+                    format!("TCP_LINGER2 {s}: an orphan is reset and freed when its FIN is ACKed, instead of waiting in FIN_WAIT_2"),
+                ),
+                Some(s) if s as u64 > max => (
+                    timers::TCP_FIN_TIMEOUT_MAX,
+                    format!("TCP_LINGER2 {s} s, clamped to TCP_FIN_TIMEOUT_MAX {max} s"),
+                ),
+                Some(s) if s > 0 => (Duration::from_secs(s as u64), format!("TCP_LINGER2 {s} s")),
+                linger2 => {
                     let s = sys_fin(in_force);
-                    (Duration::from_secs(s), format!("tcp_fin_timeout {s} s"))
+                    let why = match linger2 {
+                        Some(_) => "TCP_LINGER2 0 leaves ",
+                        None => "",
+                    };
+                    (Duration::from_secs(s), format!("{why}tcp_fin_timeout {s} s"))
                 }
             };
-            let life = timers::fin_wait2_lifetime(fin, rto);
+            let reset = socket.linger2.is_some_and(|s| s < 0);
+            let life = match reset {
+                true => Duration::ZERO,
+                false => timers::fin_wait2_lifetime(fin, rto),
+            };
             Prediction {
                 schedule: Schedule {
                     send_times: Vec::new(),
                     give_up: life,
                 },
                 intervals: vec![life],
-                inputs: format!(
-                    "{from}; floor 3.5 × RTO {} ms (tcp_fin_time): an orphaned FIN_WAIT_2 socket lives {}",
-                    rto.as_millis(),
-                    secs(life)
-                ),
+                inputs: match reset {
+                    true => from,
+                    false => format!(
+                        "{from}; floor 3.5 × RTO {} ms (tcp_fin_time): an orphaned FIN_WAIT_2 socket lives {}",
+                        rto.as_millis(),
+                        secs(life)
+                    ),
+                },
                 errno: None,
                 rto: Some(rto),
             }
@@ -877,11 +901,18 @@ pub fn judge(
                 true,
                 rec.fin,
             );
+            // A negative TCP_LINGER2: the ACK of the FIN finds an orphan that may not wait
+            // in FIN_WAIT_2; tcp_rcv_state_process frees it and answers with an RST.
+            let reset = spec
+                .run
+                .as_ref()
+                .and_then(|r| r.socket.linger2)
+                .is_some_and(|s| s < 0);
             check_eq(
                 o,
                 Against::Model,
                 &what("close() sends an RST"),
-                false,
+                reset,
                 rec.rst,
             );
             let fw2 = rec.states.iter().any(|s| s == "FIN_WAIT2");
@@ -889,11 +920,38 @@ pub fn judge(
                 o,
                 Against::Model,
                 &what("the orphan waits in FIN_WAIT2"),
-                true,
+                !reset,
                 fw2,
             );
-            expected.value = Some(format!("FIN, FIN_WAIT2 for {}", secs(p.schedule.give_up)));
-            true
+            if !reset {
+                expected.value = Some(format!("FIN, FIN_WAIT2 for {}", secs(p.schedule.give_up)));
+                true
+            } else {
+                expected.value = Some("FIN, then an RST when it is ACKed: no FIN_WAIT2".into());
+                let label = "the socket leaves the table once its FIN is ACKed";
+                if rec.gone {
+                    let at_once = Window {
+                        min: Duration::ZERO,
+                        max: AT_ONCE,
+                    };
+                    lab::check_timing(
+                        o,
+                        Against::Model,
+                        &what(label),
+                        Duration::ZERO,
+                        at_once,
+                        end,
+                    );
+                } else {
+                    o.model_check(
+                        &what(label),
+                        format!("< {}", secs(AT_ONCE)),
+                        format!("still there after {}", secs(duration)),
+                        false,
+                    );
+                }
+                false
+            }
         }
         _ => true,
     };
@@ -1193,6 +1251,43 @@ mod tests {
         let full = format!("[[claim]]\nid = \"t.t\"\nsource = \"s\"\nstatement = \"s\"\n{text}");
         // Model tests: a lab and an action, no statement to check (which `parse` requires).
         crate::spec::parse_unvalidated(&full).remove(0)
+    }
+
+    #[test]
+    fn tcp_linger2_as_do_tcp_setsockopt_takes_it() {
+        let in_force = BTreeMap::from([("net.ipv4.tcp_fin_timeout".to_owned(), "4".to_owned())]);
+        for (socket, secs) in [
+            ("", 4),
+            (", socket = { linger2 = 0 }", 4),
+            (", socket = { linger2 = 2 }", 2),
+            (", socket = { linger2 = 120 }", 120),
+            (", socket = { linger2 = 200 }", 120),
+        ] {
+            let s = spec(&format!(
+                "lab = {{ server = \"silent\" }}\nrun = {{ client = \"close\"{socket} }}\n"
+            ));
+            let p = predict(
+                Client::Close,
+                &s,
+                &in_force,
+                Some(Duration::from_micros(50)),
+                250,
+            );
+            assert_eq!(
+                p.schedule.give_up,
+                Duration::from_secs(secs),
+                "{socket}: {}",
+                p.inputs
+            );
+        }
+    }
+
+    #[test]
+    fn a_negative_tcp_linger2_resets_the_orphan() {
+        let s = spec("lab = { server = \"silent\" }\nrun = { client = \"close\", socket = { linger2 = -1 } }\n");
+        let p = predict(Client::Close, &s, &BTreeMap::new(), None, 250);
+        assert_eq!(p.schedule.give_up, Duration::ZERO);
+        assert!(p.inputs.contains("reset and freed"), "{}", p.inputs);
     }
 
     #[test]
