@@ -365,11 +365,11 @@ fn describe_action(spec: &spec::ClaimSpec) -> String {
             socket_text(&run.socket)
         ),
         (None, Some(Client::Close)) => format!(
-            "connect(){}, close(), watch the socket in /proc/net/tcp",
+            "connect(){}, close(), look the socket up (sock_diag) until it is gone",
             socket_text(&run.socket)
         ),
         (None, Some(Client::SynOnly)) => {
-            "one SYN from a raw socket, never answered; watch the request in /proc/net/tcp".into()
+            "one SYN from a raw socket, never answered; look the request up (sock_diag)".into()
         }
         (None, None) => String::new(),
     }

@@ -1207,7 +1207,7 @@ fn act(
             // thread (late under load) saw the socket gone.
             if let Some(armed) = after.armed_end_us {
                 record.evidence.push_str(&format!(
-                    "\nFIN_WAIT_2 timer due {:.3} s after close() (/proc/net/tcp); seen gone after {:.3} s",
+                    "\nFIN_WAIT_2 timer due {:.3} s after close() (sock_diag idiag_expires); seen gone after {:.3} s",
                     armed as f64 / 1e6,
                     record.duration_us as f64 / 1e6
                 ));
