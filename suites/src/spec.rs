@@ -1491,6 +1491,31 @@ syns = 4
     }
 
     #[test]
+    fn the_example_lists_every_server_kind() {
+        // The kinds as serde names them in its error, against the example's comment.
+        let e = one_error(
+            "[[claim]]\nid = \"a.b\"\nsource = \"s\"\nstatement = \"s\"\nlab = { server = \"zzz\" }\n",
+        );
+        let (_, kinds) = e.message.split_once("expected one of ").expect("a list");
+        let kinds: std::collections::BTreeSet<&str> = kinds
+            .split(", ")
+            .map(|k| k.trim_matches(['`', ' ', '.']))
+            .collect();
+        let example = include_str!("../../examples/claims/curl-retries-3.toml");
+        let (_, listed) = example
+            .split_once("what is at {target}:")
+            .expect("the comment");
+        let listed: std::collections::BTreeSet<&str> = listed
+            .lines()
+            .take(2)
+            .flat_map(|l| l.trim_start_matches([' ', '#']).split('|'))
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .collect();
+        assert_eq!(listed, kinds);
+    }
+
+    #[test]
     fn semantic_problems_are_found_and_placed() {
         let text = EXAMPLE
             .replace("\"net.ipv4.tcp_syn_retries\"", "\"kernel.panic\"")
