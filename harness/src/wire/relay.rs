@@ -410,11 +410,12 @@ impl Relay {
 
     fn pass(&mut self, data: &[u8], now: Instant, st: &mut State) {
         st.arrivals += 1;
-        let ok = write_fd(&self.tx, data);
-        let sent = Instant::now();
         let len = (data.len() - VNET_HDR_LEN) as u64;
         let seg = packet::segment(&data[VNET_HDR_LEN..]);
+        // Locked before the write, as in `release_due`.
         let mut stats = self.lock();
+        let ok = write_fd(&self.tx, data);
+        let sent = Instant::now();
         let c = &mut stats.counts;
         c.packets_in += 1;
         c.bytes_in += len;
@@ -661,9 +662,12 @@ impl Relay {
         while st.heap.peek().is_some_and(|h| h.due <= now) {
             let Some(held) = st.heap.pop() else { break };
             st.held_bytes -= held.data.len();
+            // Counted under the lock taken before the write: the write delivers at once
+            // (the receiver may act on it), and whoever reads the counts after seeing
+            // that must see it counted.
+            let mut stats = self.lock();
             let ok = write_fd(&self.tx, &held.data);
             let sent = Instant::now();
-            let mut stats = self.lock();
             stats.late(sent.saturating_duration_since(held.due));
             let c = &mut stats.counts;
             c.held = st.heap.len() as u64;
