@@ -414,24 +414,41 @@ fn reset_after_n_bytes() -> anyhow::Result<()> {
     })
 }
 
-/// An ICMP port unreachable answering the SYN: connect fails with ECONNREFUSED.
-fn icmp_unreachable_refuses() -> anyhow::Result<()> {
-    let pair = Pair::new(
-        WireSpec::default().rule(Rule::to_peer().syn().then(Action::IcmpUnreachable(3))),
+/// An ICMP port unreachable answering every SYN, on a wire of 5 ms each way: as on a
+/// real network, the error comes back after one round trip, while connect() sleeps, so
+/// it fails with ECONNREFUSED after 10 ms (up to 10 + 25 ms on a shared machine) and one
+/// SYN. (On a zero-delay wire the error can arrive while connect() still holds the
+/// socket: the kernel then only records it and aborts at the retransmission, 1 s later.)
+fn icmp_unreachable_refuses_after_one_round_trip() -> anyhow::Result<()> {
+    let mut pair = Pair::new(
+        WireSpec::new(Faults::new().delay(Duration::from_millis(5)))
+            .rule(Rule::to_peer().syn().then(Action::IcmpUnreachable(3))),
     )?;
     let _listener = pair.listen(8080)?;
-    let err = pair.a.run(|| {
-        TcpStream::connect_timeout(
+    let (result, took) = pair.a.run(|| {
+        let t = Instant::now();
+        let r = TcpStream::connect_timeout(
             &SocketAddr::V4(SocketAddrV4::new(ADDR_B, 8080)),
             Duration::from_secs(5),
-        )
+        );
+        (r, t.elapsed())
     })?;
-    match err {
+    let report = pair.finish();
+    match result {
         Err(e) => ensure(e.kind() == ErrorKind::ConnectionRefused, || {
             format!("connect failed with {e}")
-        }),
+        })?,
         Ok(_) => anyhow::bail!("connect succeeded through an ICMP refusal"),
     }
+    ensure(
+        (Duration::from_millis(10)..=Duration::from_millis(35)).contains(&took),
+        || format!("ECONNREFUSED after {:.1} ms", ms(took)),
+    )?;
+    let c = report.to_peer.counts;
+    ensure(
+        c.packets_in == 1 && c.dropped_rule == 1 && c.injected == 1,
+        || format!("{c:?}"),
+    )
 }
 
 /// A perfect wire carries bulk TCP with GSO super-packets unsegmented, every byte
@@ -521,7 +538,10 @@ fn main() {
             zero_window_peer_keeps_the_connection,
         ),
         ("wire::reset_after_n_bytes", reset_after_n_bytes),
-        ("wire::icmp_unreachable_refuses", icmp_unreachable_refuses),
+        (
+            "wire::icmp_unreachable_refuses_after_one_round_trip",
+            icmp_unreachable_refuses_after_one_round_trip,
+        ),
         (
             "wire::perfect_wire_passes_super_packets_and_leaves_nothing",
             perfect_wire_passes_super_packets_and_leaves_nothing,

@@ -5,7 +5,7 @@ use std::io::ErrorKind;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use netclaim_lab::{Faults, Lab, Observed, WireSpec, LOCAL, PEER};
+use netclaim_lab::{Action, Faults, Lab, Observed, Rule, WireSpec, LOCAL, PEER};
 
 #[netclaim_lab::test(lab = Lab::builder().drop_syn_to(7).sysctl("net/ipv4/tcp_syn_retries", 1))]
 fn kernel_gives_up_as_the_model_says(lab: &Lab) -> netclaim_lab::Result<()> {
@@ -125,6 +125,30 @@ fn a_server_of_your_own_behind_a_slow_link(lab: &Lab) -> Result<(), Box<dyn std:
         "{:?}",
         wire.from_peer.counts
     );
+    Ok(())
+}
+
+/// The README's example: the first SYN-ACK lost on a link of 50 ms each way. The
+/// handshake completes with the retransmissions due at the initial RTO of 1 s (the
+/// client's SYN reaches the peer at 1.05 s and is answered; the peer's own SYN-ACK
+/// retransmission left at 1.05 s), so connect takes 1.1 s, up to 1.1 + 0.25 s (timer
+/// slack at HZ=250, a shared machine).
+#[netclaim_lab::test(lab = Lab::builder().link(
+    WireSpec::new(Faults::new().delay(Duration::from_millis(50)))
+        .rule(Rule::from_peer().syn_ack().nth(1).then(Action::Drop))
+        .seed(7)))]
+fn connect_through_a_lost_syn_ack(lab: &Lab) -> Result<(), Box<dyn std::error::Error>> {
+    let _server = lab.run_in_peer(|| std::net::TcpListener::bind((PEER, 8080)))??;
+    let took = lab.run(|| {
+        let t = Instant::now();
+        TcpStream::connect((PEER, 8080)).map(|_| t.elapsed())
+    })??;
+    assert!(
+        (Duration::from_millis(1100)..=Duration::from_millis(1350)).contains(&took),
+        "{took:?}"
+    );
+    let wire = lab.wire_report().expect("a wire");
+    assert_eq!(wire.from_peer.counts.dropped_rule, 1);
     Ok(())
 }
 

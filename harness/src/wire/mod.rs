@@ -205,6 +205,7 @@ impl Wire {
                     .map(|(n, r)| (n + 1, r.clone()))
                     .collect(),
                 pass_through: spec.passes_through(direction),
+                back_delay: spec.faults(direction.reverse()).delay,
                 rng: SplitMix64::new(stream),
                 stats: Arc::clone(&stats[i]),
                 epoch,

@@ -205,6 +205,10 @@ struct Held {
     order: u64,
     arrival: u64,
     log: Option<usize>,
+    /// Made up by a rule (a RST, an ICMP error), not read from the sender.
+    injected: bool,
+    /// Goes back into the sending side's device (a rule's answer to the sender).
+    to_sender: bool,
     data: Vec<u8>,
 }
 
@@ -265,6 +269,10 @@ pub struct Relay {
     pub rules: Vec<(usize, Rule)>,
     /// Whether packets pass untouched (GSO super-packets included).
     pub pass_through: bool,
+    /// The other direction's fixed delay. A rule's answer to the sender (a RST, an ICMP
+    /// error) reaches it after this direction's fixed delay and this one, as if the far
+    /// end had answered over the wire.
+    pub back_delay: Duration,
     /// This direction's generator.
     pub rng: SplitMix64,
     /// The shared counts.
@@ -288,6 +296,25 @@ struct State {
     max_released: Option<u64>,
     rule_hits: Vec<u64>,
     flows: Flows,
+}
+
+impl State {
+    /// Holds a packet a rule made up until `due` (it is counted as held, and is written
+    /// into the sender's device when `to_sender`).
+    fn inject(&mut self, due: Instant, to_sender: bool, ip: Vec<u8>) {
+        self.order += 1;
+        let data = with_header(ip);
+        self.held_bytes += data.len();
+        self.heap.push(Held {
+            due,
+            order: self.order,
+            arrival: 0,
+            log: None,
+            injected: true,
+            to_sender,
+            data,
+        });
+    }
 }
 
 fn since(epoch: Instant, t: Instant) -> u64 {
@@ -517,22 +544,15 @@ impl Relay {
                     }
                     Action::Reset => {
                         let (to_sender, to_receiver) = packet::resets(&seg);
-                        for (fd, p) in [(&self.rx, to_sender), (&self.tx, to_receiver)] {
-                            if write_fd(fd, &with_header(p)) {
-                                stats.counts.injected += 1;
-                            } else {
-                                stats.counts.write_errors += 1;
-                            }
-                        }
+                        let ahead = now + self.faults.delay;
+                        st.inject(ahead, false, to_receiver);
+                        st.inject(ahead + self.back_delay, true, to_sender);
                         Some(Fate::Reset(*number))
                     }
                     Action::IcmpUnreachable(code) => {
                         if let Some(p) = packet::icmp_unreachable(ip, code) {
-                            if write_fd(&self.rx, &with_header(p)) {
-                                stats.counts.injected += 1;
-                            } else {
-                                stats.counts.write_errors += 1;
-                            }
+                            let round_trip = self.faults.delay + self.back_delay;
+                            st.inject(now + round_trip, true, p);
                         }
                         Some(Fate::Icmp(*number))
                     }
@@ -647,6 +667,8 @@ impl Relay {
                 order: st.order,
                 arrival: st.arrivals,
                 log: log.filter(|_| copy == 0),
+                injected: false,
+                to_sender: false,
                 data,
             });
         }
@@ -666,16 +688,23 @@ impl Relay {
             // (the receiver may act on it), and whoever reads the counts after seeing
             // that must see it counted.
             let mut stats = self.lock();
-            let ok = write_fd(&self.tx, &held.data);
+            let fd = if held.to_sender { &self.rx } else { &self.tx };
+            let ok = write_fd(fd, &held.data);
             let sent = Instant::now();
             stats.late(sent.saturating_duration_since(held.due));
             let c = &mut stats.counts;
             c.held = st.heap.len() as u64;
-            if ok {
+            if !ok {
+                c.write_errors += 1;
+            } else if held.injected {
+                c.injected += 1;
+            } else {
                 c.delivered += 1;
                 c.bytes_delivered += (held.data.len() - VNET_HDR_LEN) as u64;
-            } else {
-                c.write_errors += 1;
+            }
+            if held.injected {
+                now = sent;
+                continue;
             }
             match st.max_released {
                 Some(m) if held.arrival < m => c.reordered += 1,

@@ -251,6 +251,14 @@ pub enum Direction {
 }
 
 impl Direction {
+    /// The other way.
+    pub fn reverse(self) -> Self {
+        match self {
+            Self::ToPeer => Self::FromPeer,
+            Self::FromPeer => Self::ToPeer,
+        }
+    }
+
     /// `to_peer` / `from_peer`.
     pub fn name(self) -> &'static str {
         match self {
@@ -273,10 +281,13 @@ pub enum Action {
     /// The MSS option (of a SYN or SYN-ACK) is rewritten, checksum fixed.
     Mss(u16),
     /// The packet is dropped and each end gets a RST as if from the other: the sender's
-    /// next call fails with ECONNRESET.
+    /// next call fails with ECONNRESET. The RST to the receiver arrives after this
+    /// direction's fixed delay, the one to the sender after both directions' (a round
+    /// trip), as if the far end had answered (no other fault applies to them).
     Reset,
     /// The packet is dropped and its sender gets an ICMP destination unreachable with this
-    /// code (1 host, 3 port, 13 administratively prohibited) from its destination.
+    /// code (1 host, 3 port, 13 administratively prohibited) from its destination, after
+    /// both directions' fixed delays (a round trip, as from a real host).
     IcmpUnreachable(u8),
 }
 
