@@ -500,6 +500,91 @@ fn perfect_wire_passes_super_packets_and_leaves_nothing() -> anyhow::Result<()> 
     Ok(())
 }
 
+/// The environment variable that makes this binary the SIGKILL case's child.
+const CHILD: &str = "NETCLAIM_WIRE_TEST_CHILD";
+
+/// The SIGKILL case's child: two named labs joined by a wire, their names on stdout,
+/// then it waits to be killed.
+fn child() -> ! {
+    let run = || -> anyhow::Result<()> {
+        let a = NetNs::named()?;
+        let b = NetNs::named()?;
+        let _wire = Wire::between(&a, &b, WireSpec::new(Faults::new().loss(0.1)))?;
+        println!("{} {}", a.name(), b.name());
+        std::io::stdout().flush()?;
+        std::thread::sleep(Duration::from_secs(60));
+        Ok(())
+    };
+    if let Err(e) = run() {
+        println!("error: {e:#}");
+    }
+    std::process::exit(1)
+}
+
+/// Whether `dev` exists in the namespace bind-mounted at `path`.
+fn device_in(path: &std::path::Path, dev: &str) -> anyhow::Result<bool> {
+    let ns = std::fs::File::open(path)?;
+    let dev = dev.to_owned();
+    std::thread::spawn(move || -> anyhow::Result<bool> {
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)?;
+        Ok(nix::net::if_::if_nametoindex(dev.as_str()).is_ok())
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("probe thread panicked"))?
+}
+
+/// A runner killed with SIGKILL leaves no TUN device behind: its labs were named (so the
+/// namespaces outlive it, bind-mounted under /run/netns) and yet neither has its wire
+/// device, because a TUN device that is not persistent dies with its descriptor. The
+/// names are then swept, as `netclaim clean` would.
+fn sigkill_leaves_no_device() -> anyhow::Result<()> {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .env(CHILD, "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
+    let names: Vec<&str> = line.split_whitespace().collect();
+    let paths: Vec<_> = names
+        .iter()
+        .map(|n| std::path::Path::new(netclaim_harness::netns::NETNS_RUN_DIR).join(n))
+        .collect();
+    // While the child lives, the probe sees its devices (so it can see them at all).
+    let alive: Vec<bool> = paths
+        .iter()
+        .zip(["ncw0", "ncw1"])
+        .map(|(p, dev)| device_in(p, dev).unwrap_or(false))
+        .collect();
+    child.kill()?;
+    let status = child.wait()?;
+    ensure(names.len() == 2 && !line.starts_with("error"), || {
+        format!("the child said {line:?}")
+    })?;
+    ensure(alive == [true, true], || {
+        format!("the live child's devices were not seen: {alive:?}")
+    })?;
+    let mut found = Vec::new();
+    for (path, dev) in paths.iter().zip(["ncw0", "ncw1"]) {
+        ensure(device_in(path, "lo")?, || {
+            format!("{} lost its lo: not the child's lab", path.display())
+        })?;
+        if device_in(path, dev)? {
+            found.push(format!("{dev} in {}", path.display()));
+        }
+    }
+    let swept = netclaim_harness::sweep::stale();
+    ensure(paths.iter().all(|p| !p.exists()), || {
+        format!("the killed child's names survived the sweep: {swept:?}")
+    })?;
+    ensure(found.is_empty(), || {
+        format!(
+            "after SIGKILL ({status}), still there: {}",
+            found.join(", ")
+        )
+    })
+}
+
 /// A bad spec is refused before anything is built, with the value named.
 fn bad_specs_never_run() -> anyhow::Result<()> {
     let a = NetNs::new()?;
@@ -511,6 +596,9 @@ fn bad_specs_never_run() -> anyhow::Result<()> {
 }
 
 fn main() {
+    if std::env::var_os(CHILD).is_some() {
+        child();
+    }
     let _ = netclaim_harness::userns::enter_if_unprivileged();
     let args = Arguments::from_args();
     let privileged = netclaim_harness::privilege::check();
@@ -523,7 +611,7 @@ fn main() {
             netclaim_harness::wire::tun::TUN_PATH
         )),
     };
-    let cases: [(&str, Case); 11] = [
+    let cases: [(&str, Case); 12] = [
         ("wire::delay_sets_the_round_trip", delay_sets_the_round_trip),
         (
             "wire::jitter_keeps_order_unless_asked",
@@ -547,11 +635,20 @@ fn main() {
             perfect_wire_passes_super_packets_and_leaves_nothing,
         ),
         ("wire::bad_specs_never_run", bad_specs_never_run),
+        ("wire::sigkill_leaves_no_device", sigkill_leaves_no_device),
     ];
+    // Named labs are bind mounts in the host's mount namespace: root only.
+    let rootless = netclaim_harness::userns::mode().rootless();
     let trials = cases
         .into_iter()
         .map(|(name, case)| {
-            let ready = privileged.clone().and(tun.clone());
+            let ready = privileged.clone().and(tun.clone()).and_then(|()| {
+                if rootless && name == "wire::sigkill_leaves_no_device" {
+                    Err("named labs (/run/netns bind mounts) need root".to_owned())
+                } else {
+                    Ok(())
+                }
+            });
             Trial::ignorable_test(name, move || match ready {
                 Err(reason) => Ok(Completion::ignored_with(reason)),
                 Ok(()) => match case() {
