@@ -259,6 +259,62 @@ fn same_seed_same_fates() -> anyhow::Result<()> {
     })
 }
 
+/// Reordering (25 % skip a 10 ms delay), duplication (every packet, 100 %) and
+/// corruption (every packet: one flipped bit, which the receiver's IP or UDP checksum
+/// always catches), each on 200 datagrams a millisecond apart; and Gilbert-Elliott loss,
+/// whose losses come in bursts.
+fn reorder_duplicate_corrupt_and_bursts() -> anyhow::Result<()> {
+    let run = |faults: Faults| -> anyhow::Result<(Vec<u32>, WireReport)> {
+        let mut pair = Pair::new(WireSpec::default().to_peer(faults).seed(5))?;
+        let got = pair.udp(200, 64, Duration::from_millis(1))?;
+        Ok((got.iter().map(|g| g.0).collect(), pair.finish()))
+    };
+    let delay = Duration::from_millis(10);
+    let (got, r) = run(Faults::new().delay(delay).reorder(0.25))?;
+    let out_of_order = got.windows(2).filter(|w| w[1] < w[0]).count();
+    ensure(
+        got.len() == 200 && out_of_order > 0 && r.to_peer.counts.reordered > 0,
+        || {
+            format!(
+                "{} arrived, {out_of_order} out of order, {:?}",
+                got.len(),
+                r.to_peer.counts
+            )
+        },
+    )?;
+    let (got, r) = run(Faults::new().duplicate(1.0))?;
+    ensure(
+        got.len() == 400 && r.to_peer.counts.duplicated == 200,
+        || format!("{} arrived, {:?}", got.len(), r.to_peer.counts),
+    )?;
+    let (got, r) = run(Faults::new().corrupt(1.0))?;
+    ensure(got.is_empty() && r.to_peer.counts.corrupted == 200, || {
+        format!(
+            "{} corrupted datagrams arrived, {:?}",
+            got.len(),
+            r.to_peer.counts
+        )
+    })?;
+    let (got, r) = run(Faults::new().loss_model(Loss::GilbertElliott {
+        p: 0.05,
+        r: 0.3,
+        loss_bad: 1.0,
+        loss_good: 0.0,
+    }))?;
+    let lost: Vec<u64> = r
+        .to_peer
+        .log
+        .iter()
+        .filter(|e| e.fate == netclaim_harness::wire::Fate::Lost)
+        .map(|e| e.n)
+        .collect();
+    let in_bursts = lost.windows(2).filter(|w| w[1] == w[0] + 1).count();
+    ensure(
+        got.len() + lost.len() == 200 && !lost.is_empty() && in_bursts > 0,
+        || format!("lost {lost:?}: no burst"),
+    )
+}
+
 /// A rate of 8 Mbit/s with a limit of 20 packets: a burst of 300 datagrams of 1028 IP
 /// bytes arrives at 8 Mbit/s ± 10 %, the queue never holds more than 20, and the rest
 /// is dropped at the tail.
@@ -611,7 +667,7 @@ fn main() {
             netclaim_harness::wire::tun::TUN_PATH
         )),
     };
-    let cases: [(&str, Case); 12] = [
+    let cases: [(&str, Case); 13] = [
         ("wire::delay_sets_the_round_trip", delay_sets_the_round_trip),
         (
             "wire::jitter_keeps_order_unless_asked",
@@ -620,6 +676,10 @@ fn main() {
         ("wire::loss_every_nth_is_exact", loss_every_nth_is_exact),
         ("wire::same_seed_same_fates", same_seed_same_fates),
         ("wire::rate_with_a_bounded_queue", rate_with_a_bounded_queue),
+        (
+            "wire::reorder_duplicate_corrupt_and_bursts",
+            reorder_duplicate_corrupt_and_bursts,
+        ),
         ("wire::first_syn_ack_dropped", first_syn_ack_dropped),
         (
             "wire::zero_window_peer_keeps_the_connection",
