@@ -592,9 +592,30 @@ pub mod __private {
         }
     }
 
-    impl<E: std::fmt::Debug> Outcome for Result<(), E> {
+    impl<E: std::fmt::Debug + 'static> Outcome for Result<(), E> {
         fn into_result(self) -> Result<(), TestError> {
-            self.map_err(|e| TestError::Failed(format!("{e:?}")))
+            self.map_err(|e| match unavailable(&e) {
+                Some(reason) => TestError::Skipped(reason),
+                None => TestError::Failed(format!("{e:?}")),
+            })
+        }
+    }
+
+    /// The reason, when a test's error is the machine lacking what its lab needs
+    /// ([`Error::Unavailable`], as itself or boxed): a lab built in the test's body
+    /// skips like one built by the attribute.
+    fn unavailable(e: &dyn std::any::Any) -> Option<String> {
+        let inner = e.downcast_ref::<Error>().or_else(|| {
+            e.downcast_ref::<Box<dyn std::error::Error>>()
+                .and_then(|b| b.downcast_ref::<Error>())
+                .or_else(|| {
+                    e.downcast_ref::<Box<dyn std::error::Error + Send + Sync>>()
+                        .and_then(|b| b.downcast_ref::<Error>())
+                })
+        });
+        match inner {
+            Some(e @ Error::Unavailable { .. }) => Some(e.to_string()),
+            _ => None,
         }
     }
 
