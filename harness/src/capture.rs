@@ -254,6 +254,16 @@ pub fn parse_frame(frame: &[u8]) -> Option<TcpEvent> {
     }
 }
 
+/// Parses an IP packet without link header (as read on a TUN device): IPv4 or IPv6 by its
+/// version nibble, as [`parse_frame`] does after the Ethernet header.
+pub fn parse_ip(packet: &[u8]) -> Option<TcpEvent> {
+    match packet.first()? >> 4 {
+        4 => ipv4(packet, false),
+        6 => ipv6(packet, false),
+        _ => None,
+    }
+}
+
 /// A packet socket that sees every packet the namespace sends and receives, with link
 /// headers (`SOCK_RAW`) or without (`SOCK_DGRAM`), and a short receive timeout so that a
 /// capture loop sees its stop flag.
@@ -346,7 +356,13 @@ fn capture_loop(
         if link.ifindex() == LOOPBACK_IFINDEX && link.pkttype() != PACKET_OUTGOING {
             continue;
         }
-        let Some(p) = parse_frame(&buf[..len]) else {
+        // A TUN device (the wire's, ARPHRD_NONE) has no link header: the packet is IP.
+        let parsed = if link.hatype() == libc::ARPHRD_NONE {
+            parse_ip(&buf[..len])
+        } else {
+            parse_frame(&buf[..len])
+        };
+        let Some(p) = parsed else {
             continue;
         };
         if p.src.port() != port && p.dst.port() != port {
@@ -625,6 +641,15 @@ mod tests {
         let p = parse_frame(&f).unwrap();
         assert_eq!(p.dst, "[::1]:7".parse().unwrap());
         assert!(p.flags.is_syn());
+    }
+
+    #[test]
+    fn parses_an_ip_packet_without_link_header() {
+        let f = frame(TcpFlags::SYN | TcpFlags::ACK);
+        let p = parse_ip(&f[14..]).unwrap();
+        assert!(p.flags.is_syn_ack());
+        assert_eq!(p.dst, "192.0.2.2:80".parse().unwrap());
+        assert_eq!(parse_ip(&[0x20; 40]), None);
     }
 
     #[test]

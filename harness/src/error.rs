@@ -132,6 +132,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Something a lab needs is missing on this machine (no `/dev/net/tun` in a
+    /// container, say): whatever needs it is skipped with this reason, not failed.
+    #[error("{what} is unavailable here: {reason}")]
+    Unavailable {
+        /// What cannot be had, e.g. `the wire (a TUN device)`.
+        what: String,
+        /// Why, and how to get it.
+        reason: String,
+    },
     /// A harness thread panicked or vanished.
     #[error("lab thread {thread} ended abnormally: {reason}")]
     Thread {

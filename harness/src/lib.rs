@@ -29,6 +29,7 @@ pub mod tmp;
 pub mod tolerance;
 pub mod userns;
 pub mod wait;
+pub mod wire;
 
 pub use error::{Error, Result};
 pub use netns::NetNs;

@@ -160,6 +160,18 @@ async fn address_up(handle: &Handle, name: &str, addr: Ipv4Addr, prefix: u8) -> 
         .map_err(netlink(format!("ip link set {name} up")))
 }
 
+/// Gives the existing link `name` in the calling thread's namespace the lab address
+/// `addr/prefix` and sets it up (`ip addr add … dev name; ip link set name up`). Run it on
+/// a thread inside the namespace ([`NetNs::run`]).
+pub fn address_up_current(name: &str, addr: Ipv4Addr, prefix: u8) -> Result<()> {
+    if !is_lab_address(addr) {
+        return Err(Error::Invalid {
+            reason: format!("{addr} is outside the RFC 5737 lab ranges"),
+        });
+    }
+    with_handle(|handle| async move { address_up(&handle, name, addr, prefix).await })
+}
+
 /// Connects `a` and `b` with a veth pair (`nc0` in `a`, `nc1` in `b`) in the subnet
 /// `addr_a/prefix`, `addr_b/prefix`. Both addresses must be lab addresses.
 pub fn veth_pair(

@@ -14,13 +14,8 @@ use nix::errno::Errno;
 
 type Case = fn() -> anyhow::Result<()>;
 
-fn ensure(cond: bool, msg: impl FnOnce() -> String) -> anyhow::Result<()> {
-    if cond {
-        Ok(())
-    } else {
-        Err(anyhow::anyhow!(msg()))
-    }
-}
+mod common;
+use common::ensure;
 
 /// A named lab is bind-mounted, visible to `ip netns`, has lo up, and is gone after drop.
 fn netns_lifecycle() -> anyhow::Result<()> {

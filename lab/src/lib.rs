@@ -38,6 +38,39 @@
 //! forgotten closure — fails with `ENETUNREACH` instead of talking to the host. What this
 //! cannot catch: sockets opened before the test started, unix-domain sockets bound to a
 //! path (they are not per namespace), and code that switches namespaces itself.
+//!
+//! ## A server of your own behind a slow link
+//!
+//! [`LabBuilder::link`] joins the lab to a peer namespace through netclaim's own wire
+//! instead of a veth: a delay, jitter, loss, a rate, packet rules (see
+//! [`harness::wire`]), each way. Start your server in the peer ([`Lab::run_in_peer`]),
+//! your client in the lab, and read what the wire did ([`Lab::wire_report`]):
+//!
+//! ```no_run
+//! use std::net::{TcpListener, TcpStream};
+//! use std::time::{Duration, Instant};
+//! use netclaim_lab::{Lab, Faults, WireSpec, PEER};
+//!
+//! #[netclaim_lab::test(lab = Lab::builder().link(
+//!     WireSpec::new(Faults::new().delay(Duration::from_millis(50))).seed(7)))]
+//! fn connect_takes_one_round_trip(lab: &Lab) -> Result<(), Box<dyn std::error::Error>> {
+//!     let _server = lab.run_in_peer(|| TcpListener::bind((PEER, 8080)))??;
+//!     let took = lab.run(|| {
+//!         let t = Instant::now();
+//!         TcpStream::connect((PEER, 8080)).map(|_| t.elapsed())
+//!     })??;
+//!     // 50 ms each way: connect() returns after the SYN-ACK, one 100 ms round trip.
+//!     assert!(took >= Duration::from_millis(100), "{took:?}");
+//!     let wire = lab.wire_report().expect("the lab has a wire");
+//!     assert_eq!(wire.from_peer.counts.delivered, 1); // the SYN-ACK
+//!     Ok(())
+//! }
+//!
+//! netclaim_lab::main!();
+//! ```
+//!
+//! Where a wire cannot be built (no `/dev/net/tun`, as in a container started without
+//! `--device /dev/net/tun`), its tests are reported as *ignored* with that reason.
 
 #![deny(missing_docs)]
 
@@ -56,11 +89,15 @@ use netclaim_fixtures::server::{NoAcceptListener, SilentServer};
 use netclaim_harness::capture;
 use netclaim_harness::sysctl::knob;
 use netclaim_harness::tolerance::Window;
+use netclaim_harness::wire::Wire;
+pub use netclaim_harness::wire::{
+    Action, Counts, Faults, Jitter, Loss, Rule, WireCounters, WireReport, WireSpec,
+};
 
 pub mod timing;
 
 mod runner;
-pub use runner::{run_tests, LabTest, TESTS};
+pub use runner::{run_tests, LabTest, TestError, TESTS};
 
 /// The peer's address, over veth (RFC 5737 TEST-NET-1).
 pub const PEER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
@@ -92,6 +129,7 @@ pub struct LabBuilder {
     peer: Option<Peer>,
     servers: Vec<(u16, ServerKind)>,
     port_range: Option<(u16, u16)>,
+    link: Option<WireSpec>,
 }
 
 impl LabBuilder {
@@ -140,6 +178,15 @@ impl LabBuilder {
         self
     }
 
+    /// Joins the lab to a peer namespace at [`PEER`] through netclaim's wire instead of a
+    /// veth, with `spec`'s faults and rules each way ([`LOCAL`] is the lab's end). With
+    /// no peer kind asked for, the peer is a plain namespace: start your own server in
+    /// it with [`Lab::run_in_peer`]. [`Lab::wire_report`] says what the wire did.
+    pub fn link(mut self, spec: WireSpec) -> Self {
+        self.link = Some(spec);
+        self
+    }
+
     /// Shrinks `net.ipv4.ip_local_port_range` to `low..=high`. The lab's servers must
     /// listen outside it ([`LabBuilder::build`] refuses otherwise): a server in the range
     /// would take one of the ports your client is meant to run out of.
@@ -173,15 +220,32 @@ impl LabBuilder {
         for port in &self.drop_syn {
             ns.drop_syn_to_port(*port)?;
         }
-        let peer = match self.peer {
-            None => None,
-            Some(kind) => {
+        if let Some(spec) = &self.link {
+            // A bad spec is refused before any namespace is made.
+            spec.validate()?;
+        }
+        let (peer, wire) = match (self.peer, &self.link) {
+            (None, None) => (None, None),
+            (kind, link) => {
                 let peer = NetNs::new()?;
-                netclaim_harness::link::veth_pair(&ns, LOCAL, &peer, PEER, 24)?;
-                if kind == Peer::Blackhole {
+                let wire = match link {
+                    Some(spec) => Some(Wire::between_addrs(
+                        &ns,
+                        LOCAL,
+                        &peer,
+                        PEER,
+                        24,
+                        spec.clone(),
+                    )?),
+                    None => {
+                        netclaim_harness::link::veth_pair(&ns, LOCAL, &peer, PEER, 24)?;
+                        None
+                    }
+                };
+                if kind == Some(Peer::Blackhole) {
                     peer.drop_all_input()?;
                 }
-                Some(peer)
+                (Some(peer), wire)
             }
         };
         let mut servers = Vec::new();
@@ -196,6 +260,7 @@ impl LabBuilder {
         }
         Ok(Lab {
             _servers: servers,
+            wire,
             peer,
             ns,
         })
@@ -213,8 +278,9 @@ enum Server {
 /// A network namespace with its faults, removed (with its servers and peer) on drop.
 #[derive(Debug)]
 pub struct Lab {
-    // Dropped in this order: servers, then the peer, then the namespace.
+    // Dropped in this order: servers, the wire, the peer, the namespace.
     _servers: Vec<Server>,
+    wire: Option<Wire>,
     peer: Option<NetNs>,
     ns: NetNs,
 }
@@ -243,21 +309,41 @@ impl Lab {
     /// Runs `f` on a thread of its own inside the lab and returns its result: sockets it
     /// opens are the lab's. Calls from several threads run at the same time.
     pub fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> Result<R> {
-        std::thread::scope(|s| {
-            let fd = &self.ns;
-            let job = std::thread::Builder::new()
-                .name(format!("{}:run", self.ns.name()))
-                .spawn_scoped(s, move || {
-                    nix::sched::setns(fd.fd(), nix::sched::CloneFlags::CLONE_NEWNET)
-                        .map_err(|e| Error::sys("setns(CLONE_NEWNET)", e))?;
-                    Ok(f())
-                })
-                .map_err(|e| Error::thread_spawn(format!("{}:run", self.ns.name()), e))?;
-            job.join().map_err(|p| Error::Thread {
-                thread: format!("{}:run", self.ns.name()),
-                reason: panic_text(&p),
-            })?
-        })
+        run_in(&self.ns, f)
+    }
+
+    /// Runs `f` on a thread of its own inside the peer's namespace (your own server
+    /// behind the lab's link or veth): sockets it opens are the peer's, and stay open
+    /// after `f` returns them. An [`Error::Invalid`] when the lab has no peer.
+    pub fn run_in_peer<R: Send>(&self, f: impl FnOnce() -> R + Send) -> Result<R> {
+        let peer = self.peer.as_ref().ok_or_else(|| Error::Invalid {
+            reason: "the lab has no peer: ask for one with .link(…), .refusing_peer() or \
+                     .blackhole_peer()"
+                .into(),
+        })?;
+        run_in(peer, f)
+    }
+
+    /// The peer's namespace, if the lab has a peer.
+    pub fn peer_ns(&self) -> Option<&NetNs> {
+        self.peer.as_ref()
+    }
+
+    /// The wire between the lab and its peer, if built with [`LabBuilder::link`].
+    pub fn wire(&self) -> Option<&Wire> {
+        self.wire.as_ref()
+    }
+
+    /// What the wire did so far, each way: counts (delivered, lost, duplicated,
+    /// reordered, dropped by rules or the limit), its lateness against schedule, the
+    /// packet log and the seed. `None` without a wire.
+    pub fn wire_report(&self) -> Option<WireReport> {
+        self.wire.as_ref().map(Wire::report)
+    }
+
+    /// The wire's counts so far, each way. `None` without a wire.
+    pub fn wire_counters(&self) -> Option<WireCounters> {
+        self.wire.as_ref().map(Wire::counters)
     }
 
     /// Runs every job at once, each on its own thread inside the lab; their results in
@@ -323,6 +409,25 @@ impl Lab {
     pub fn model(&self) -> Result<SynModel> {
         timing::model_in(&self.ns)
     }
+}
+
+/// Runs `f` on a scoped thread that entered `ns` first.
+fn run_in<R: Send>(ns: &NetNs, f: impl FnOnce() -> R + Send) -> Result<R> {
+    let thread = format!("{}:run", ns.name());
+    std::thread::scope(|s| {
+        let job = std::thread::Builder::new()
+            .name(thread.clone())
+            .spawn_scoped(s, move || {
+                nix::sched::setns(ns.fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| Error::sys("setns(CLONE_NEWNET)", e))?;
+                Ok(f())
+            })
+            .map_err(|e| Error::thread_spawn(thread.clone(), e))?;
+        job.join().map_err(|p| Error::Thread {
+            thread: thread.clone(),
+            reason: panic_text(&p),
+        })?
+    })
 }
 
 fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
@@ -477,42 +582,68 @@ macro_rules! main {
 pub mod __private {
     pub use linkme;
 
-    use crate::{Lab, LabBuilder};
+    use crate::{Error, Lab, LabBuilder, TestError};
 
     /// Whatever a test returns, as the runner's result.
     pub trait Outcome {
         /// `Err` with the message when the test failed.
-        fn into_result(self) -> Result<(), String>;
+        fn into_result(self) -> Result<(), TestError>;
     }
 
     impl Outcome for () {
-        fn into_result(self) -> Result<(), String> {
+        fn into_result(self) -> Result<(), TestError> {
             Ok(())
         }
     }
 
-    impl<E: std::fmt::Debug> Outcome for Result<(), E> {
-        fn into_result(self) -> Result<(), String> {
-            self.map_err(|e| format!("{e:?}"))
+    impl<E: std::fmt::Debug + 'static> Outcome for Result<(), E> {
+        fn into_result(self) -> Result<(), TestError> {
+            self.map_err(|e| match unavailable(&e) {
+                Some(reason) => TestError::Skipped(reason),
+                None => TestError::Failed(format!("{e:?}")),
+            })
         }
     }
 
-    pub fn outcome(o: impl Outcome) -> Result<(), String> {
+    /// The reason, when a test's error is the machine lacking what its lab needs
+    /// ([`Error::Unavailable`], as itself or boxed): a lab built in the test's body
+    /// skips like one built by the attribute.
+    fn unavailable(e: &dyn std::any::Any) -> Option<String> {
+        let inner = e.downcast_ref::<Error>().or_else(|| {
+            e.downcast_ref::<Box<dyn std::error::Error>>()
+                .and_then(|b| b.downcast_ref::<Error>())
+                .or_else(|| {
+                    e.downcast_ref::<Box<dyn std::error::Error + Send + Sync>>()
+                        .and_then(|b| b.downcast_ref::<Error>())
+                })
+        });
+        match inner {
+            Some(e @ Error::Unavailable { .. }) => Some(e.to_string()),
+            _ => None,
+        }
+    }
+
+    pub fn outcome(o: impl Outcome) -> Result<(), TestError> {
         o.into_result()
     }
 
-    pub fn build(b: LabBuilder) -> Result<Lab, String> {
-        b.build().map_err(|e| format!("building the lab: {e}"))
+    /// Builds the lab; what this machine lacks (no /dev/net/tun for a wire) skips the
+    /// test with the reason instead of failing it.
+    pub fn build(b: LabBuilder) -> Result<Lab, TestError> {
+        b.build().map_err(|e| match e {
+            Error::Unavailable { .. } => TestError::Skipped(e.to_string()),
+            e => TestError::Failed(format!("building the lab: {e}")),
+        })
     }
 
-    pub fn block_on<F, Fut>(lab: &Lab, f: F) -> Result<(), String>
+    pub fn block_on<F, Fut>(lab: &Lab, f: F) -> Result<(), TestError>
     where
         F: FnOnce() -> Fut + Send,
         Fut: std::future::Future,
         Fut::Output: Outcome + Send,
     {
         lab.block_on(f)
-            .map_err(|e| format!("running in the lab: {e}"))?
+            .map_err(|e| TestError::Failed(format!("running in the lab: {e}")))?
             .into_result()
     }
 }

@@ -18,8 +18,18 @@ pub struct LabTest {
     pub module: &'static str,
     /// The function's name.
     pub name: &'static str,
-    /// Runs it: `Err` carries the failure message.
-    pub run: fn() -> Result<(), String>,
+    /// Runs it: `Err` says whether it failed or could not run here.
+    pub run: fn() -> Result<(), TestError>,
+}
+
+/// Why a lab test did not pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TestError {
+    /// It ran and failed: the message.
+    Failed(String),
+    /// Its lab cannot be built on this machine (a device or feature is missing): reported
+    /// as *ignored* with the reason, never as passed or failed.
+    Skipped(String),
 }
 
 /// Every `#[netclaim_lab::test]` linked into this binary.
@@ -64,7 +74,11 @@ pub fn run_tests() -> ! {
             let name = display_name(t);
             let run = t.run;
             match &labs {
-                Ok(()) => Trial::test(name, move || run().map_err(Failed::from)),
+                Ok(()) => Trial::ignorable_test(name, move || match run() {
+                    Ok(()) => Ok(Completion::Completed),
+                    Err(TestError::Skipped(reason)) => Ok(Completion::ignored_with(reason)),
+                    Err(TestError::Failed(message)) => Err(Failed::from(message)),
+                }),
                 Err(reason) => {
                     let reason = reason.clone();
                     Trial::ignorable_test(name, move || Ok(Completion::ignored_with(reason)))

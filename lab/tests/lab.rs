@@ -5,7 +5,7 @@ use std::io::ErrorKind;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use netclaim_lab::{Lab, Observed};
+use netclaim_lab::{Action, Faults, Lab, Observed, Rule, WireSpec, LOCAL, PEER};
 
 #[netclaim_lab::test(lab = Lab::builder().drop_syn_to(7).sysctl("net/ipv4/tcp_syn_retries", 1))]
 fn kernel_gives_up_as_the_model_says(lab: &Lab) -> netclaim_lab::Result<()> {
@@ -92,6 +92,103 @@ fn the_port_range_trap_is_refused() {
         .build()
         .unwrap_err();
     assert!(err.to_string().contains("lies in the port range"), "{err}");
+}
+
+/// A server of your own behind a slow link: 50 ms each way, so connect() returns after
+/// one 100 ms round trip (measured: at least 100 ms, at most 100 + 25 ms on a shared
+/// machine), and the wire counts the handshake each way.
+#[netclaim_lab::test(lab = Lab::builder().link(
+    WireSpec::new(Faults::new().delay(Duration::from_millis(50))).seed(7)))]
+fn a_server_of_your_own_behind_a_slow_link(lab: &Lab) -> Result<(), Box<dyn std::error::Error>> {
+    let server = lab.run_in_peer(|| std::net::TcpListener::bind((PEER, 8080)))??;
+    let took = lab.run(|| {
+        let t = Instant::now();
+        TcpStream::connect((PEER, 8080)).map(|s| (t.elapsed(), s))
+    })??;
+    let (_conn, from) = server.accept()?;
+    assert_eq!(from.ip(), LOCAL);
+    assert!(
+        (Duration::from_millis(100)..=Duration::from_millis(125)).contains(&took.0),
+        "connect took {:?} through 50 ms each way",
+        took.0
+    );
+    let wire = lab.wire_report().expect("a lab with a link has a wire");
+    assert_eq!(wire.seed, 7);
+    // SYN, then the ACK; the SYN-ACK back.
+    assert_eq!(
+        wire.to_peer.counts.delivered, 2,
+        "{:?}",
+        wire.to_peer.counts
+    );
+    assert_eq!(
+        wire.from_peer.counts.delivered, 1,
+        "{:?}",
+        wire.from_peer.counts
+    );
+    Ok(())
+}
+
+/// The README's example: the first SYN-ACK lost on a link of 50 ms each way. The
+/// handshake completes with the retransmissions due at the initial RTO of 1 s (the
+/// client's SYN reaches the peer at 1.05 s and is answered; the peer's own SYN-ACK
+/// retransmission left at 1.05 s), so connect takes 1.1 s, up to 1.1 + 0.25 s (timer
+/// slack at HZ=250, a shared machine).
+#[netclaim_lab::test(lab = Lab::builder().link(
+    WireSpec::new(Faults::new().delay(Duration::from_millis(50)))
+        .rule(Rule::from_peer().syn_ack().nth(1).then(Action::Drop))
+        .seed(7)))]
+fn connect_through_a_lost_syn_ack(lab: &Lab) -> Result<(), Box<dyn std::error::Error>> {
+    let _server = lab.run_in_peer(|| std::net::TcpListener::bind((PEER, 8080)))??;
+    let took = lab.run(|| {
+        let t = Instant::now();
+        TcpStream::connect((PEER, 8080)).map(|_| t.elapsed())
+    })??;
+    assert!(
+        (Duration::from_millis(1100)..=Duration::from_millis(1350)).contains(&took),
+        "{took:?}"
+    );
+    let wire = lab.wire_report().expect("a wire");
+    assert_eq!(wire.from_peer.counts.dropped_rule, 1);
+    Ok(())
+}
+
+/// 1 % loss with a seed: the same seed loses the same number of 2000 datagrams in a
+/// second lab (the fates are the seed's, not the run's), and about 1 % of them.
+#[netclaim_lab::test]
+fn seeded_loss_is_reproducible() -> Result<(), Box<dyn std::error::Error>> {
+    let lost = |seed| -> Result<(u64, u64), Box<dyn std::error::Error>> {
+        let lab = Lab::builder()
+            .link(
+                WireSpec::default()
+                    .to_peer(Faults::new().loss(0.01))
+                    .seed(seed),
+            )
+            .build()?;
+        lab.run(|| -> std::io::Result<()> {
+            let s = std::net::UdpSocket::bind((LOCAL, 0))?;
+            for i in 0u32..2000 {
+                s.send_to(&i.to_be_bytes(), (PEER, 9))?;
+                // Paced: a burst faster than the relay overflows the TUN device's own
+                // queue (500 packets) before the wire sees it, and the fates would then
+                // fall on other packets.
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            Ok(())
+        })??;
+        // Every datagram has reached the wire once it counted 2000.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while lab.wire_counters().expect("a wire").to_peer.packets_in < 2000 {
+            assert!(Instant::now() < deadline, "the wire saw fewer than 2000");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let c = lab.wire_counters().expect("a wire").to_peer;
+        Ok((c.lost, c.delivered))
+    };
+    let (first, delivered) = lost(11)?;
+    assert_eq!(lost(11)?, (first, delivered));
+    assert_eq!(first + delivered, 2000);
+    assert!((5..=40).contains(&first), "1 % of 2000 lost {first}");
+    Ok(())
 }
 
 netclaim_lab::main!();

@@ -98,7 +98,7 @@ fn expand(args: Args, func: &ItemFn) -> syn::Result<proc_macro2::TokenStream> {
         #func
 
         #[doc(hidden)]
-        fn #runner() -> ::std::result::Result<(), ::std::string::String> {
+        fn #runner() -> ::std::result::Result<(), ::netclaim_lab::TestError> {
             #call
         }
 
