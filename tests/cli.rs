@@ -222,6 +222,12 @@ fn check_cases() -> Vec<(&'static str, String, &'static str)> {
         ("tolerance-huge", client("errno = \"ETIMEDOUT\"", "duration = \"3s\"\ntolerance = \"1e30%\""), "tolerance \"1e30%\": a percentage is from 0% to 100%"),
         ("duration-overflow", client("errno = \"ETIMEDOUT\"", "duration = \"300000000000000000m\""), "\"300000000000000000m\" is longer than a day"),
         ("timeout-overflow", client("client = \"connect\"", "client = \"connect\"\ntimeout = \"300000000000000000m\""), "\"300000000000000000m\" is longer than a day"),
+        // The wire's values (issue 21): each a clear error before anything runs.
+        ("link-loss-over-100", client("server = \"drop-syn\"", "server = \"drop-syn\"\nlink = { loss = \"150%\" }"), "\"150%\": a percentage is from 0% to 100%"),
+        ("link-negative-delay", client("server = \"drop-syn\"", "server = \"drop-syn\"\nlink = { delay = \"-5ms\" }"), "\"-5ms\" is not a duration"),
+        ("link-rule-matches-nothing", client("server = \"drop-syn\"", "server = \"drop-syn\"\nlink = {}\nrules = [{ toward = \"peer\", flags = \"SA\", action = \"drop\" }]"), "the client sends no SYN-ACK"),
+        ("link-rules-without-link", client("server = \"drop-syn\"", "server = \"drop-syn\"\nrules = [{ toward = \"client\", flags = \"SA\", action = \"drop\" }]"), "lab.rules act on a wire: add lab.link"),
+        ("link-unix-server", client("server = \"drop-syn\"", "server = \"unroutable\"\nlink = { delay = \"1ms\" }"), "lab.link: server unroutable cannot stand behind a link"),
         // Item 1: a sysctl whose write acts on the whole kernel (one-way until reboot).
         ("sysctl-global-to-the-host", client("server = \"drop-syn\"", "server = \"drop-syn\"\nsysctls = { \"net.netfilter.nf_hooks_lwtunnel\" = 1 }"), "sysctl net.netfilter.nf_hooks_lwtunnel may not be written by a lab: its handler enables lightweight-tunnel netfilter hooks for the whole kernel"),
         // Item 12: what run rejects (or misruns), check rejects first.
@@ -1448,10 +1454,11 @@ fn root_trials() -> Vec<Trial> {
             let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
             let claims = report["claims"].as_array().cloned().unwrap_or_default();
             let get = |id: &str| claims.iter().find(|c| c["id"] == id).cloned();
-            let (Some(curl), Some(app), Some(defaults)) = (
+            let (Some(curl), Some(app), Some(defaults), Some(icmp)) = (
                 get("mine.curl-retries-3"),
                 get("mine.app-db-timeout"),
                 get("mine.syn-retries-default"),
+                get("mine.icmp-refusal-at-a-real-rtt"),
             ) else {
                 return Err(format!("example claims missing from the report: {claims:?}").into());
             };
@@ -1482,6 +1489,13 @@ fn root_trials() -> Vec<Trial> {
                 (!(4_990..5_500).contains(&ms(&app["observed"]["duration_ms"])))
                     .then(|| "app gives up at 5 s".into()),
                 (defaults["verdict"] != "holds").then(|| "defaults hold".into()),
+                // Over the wire (50 ms each way): one SYN, refused after one round trip.
+                (!decided(&icmp, "holds")
+                    || icmp["observed"]["syn_count"] != 1
+                    || icmp["observed"]["errno"] != 111
+                    || !(100..200).contains(&ms(&icmp["observed"]["duration_ms"]))
+                    || !icmp.to_string().contains("the wire (seed 7)"))
+                .then(|| "ICMP refusal after one round trip of the wire".into()),
                 claims
                     .iter()
                     .any(|c| {

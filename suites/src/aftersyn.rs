@@ -1106,12 +1106,36 @@ pub struct Rejection {
     pub rst: bool,
     /// The ICMP (type, code) that answers it.
     pub icmp: Option<(u8, u8)>,
+    /// The round trip of the lab's wire (`lab.link`'s fixed delays; zero on a veth or
+    /// loopback): the answer comes this long after the SYN.
+    pub rtt: Duration,
     /// Why, in words.
     pub why: String,
 }
 
 /// What the kernel does with `lab.server` reject / unroutable.
 pub fn rejection(spec: &ClaimSpec) -> Option<Rejection> {
+    let mut r = rejection_on_a_direct_link(spec)?;
+    if let Some(link) = &spec.lab.link {
+        let (to, from) = link.delays();
+        r.rtt = to + from;
+        if r.may_wait_one_rto && r.rtt >= AFTER_THE_SEND {
+            // The answer comes after connect() has gone to sleep: it aborts at once.
+            r.may_wait_one_rto = false;
+            r.why.push_str(&format!(
+                "; over the lab's wire the answer comes {} ms after the SYN, when connect() sleeps and no longer holds the socket: the abort comes after one round trip, with one SYN",
+                r.rtt.as_millis()
+            ));
+        }
+    }
+    Some(r)
+}
+
+/// A round trip long enough that an answer cannot come back while connect() still holds
+/// the socket after sending its SYN (on a veth it comes back within the send itself).
+const AFTER_THE_SEND: Duration = Duration::from_millis(1);
+
+fn rejection_on_a_direct_link(spec: &ClaimSpec) -> Option<Rejection> {
     use crate::spec::Server;
     match spec.lab.server {
         Server::Unroutable => Some(Rejection {
@@ -1120,6 +1144,7 @@ pub fn rejection(spec: &ClaimSpec) -> Option<Rejection> {
             may_wait_one_rto: false,
             rst: false,
             icmp: None,
+            rtt: Duration::ZERO,
             why: "no route to 203.0.113.1 in the lab: ip_route_connect() fails before a SYN is built (ENETUNREACH)".into(),
         }),
         Server::Reject => {
@@ -1133,6 +1158,7 @@ pub fn rejection(spec: &ClaimSpec) -> Option<Rejection> {
                     may_wait_one_rto: false,
                     rst: true,
                     icmp: None,
+                    rtt: Duration::ZERO,
                     why: "REJECT --reject-with tcp-reset answers the SYN with an RST: tcp_reset() in SYN_SENT gives ECONNREFUSED".into(),
                 });
             }
@@ -1144,6 +1170,7 @@ pub fn rejection(spec: &ClaimSpec) -> Option<Rejection> {
                 may_wait_one_rto: true,
                 rst: false,
                 icmp: Some((3, code)),
+                rtt: Duration::ZERO,
                 why: format!(
                     "REJECT --reject-with {with} sends ICMP destination unreachable code {code}: icmp_err_convert gives {} ({} error per RFC 1122); tcp_v4_err() in SYN_SENT aborts the connect at once whatever its class, unless connect() still holds the socket when the ICMP arrives (then it is kept in sk_err_soft and the abort comes with the ICMP answering the first retransmission, 1 s later)",
                     v.errno.shown(),
@@ -1181,11 +1208,12 @@ pub fn judge_rejection(
             window(timers::TCP_TIMEOUT_INIT, &[timers::TCP_TIMEOUT_INIT], hz),
         )
     } else {
+        // After one round trip of the wire (none on a veth), never before it.
         (
             r.syns,
             Window {
-                min: Duration::ZERO,
-                max: lab::TOOL_STARTUP,
+                min: r.rtt,
+                max: r.rtt + lab::TOOL_STARTUP,
             },
         )
     };
@@ -1201,13 +1229,15 @@ pub fn judge_rejection(
         Against::Model,
         &what(if waited {
             "fails with the answer to the first retransmission (the first answer found the socket owned by connect())"
-        } else {
+        } else if r.rtt.is_zero() {
             "fails at once (no timer involved)"
+        } else {
+            "fails after one round trip of the wire (no timer involved)"
         }),
         if waited {
             timers::TCP_TIMEOUT_INIT
         } else {
-            Duration::ZERO
+            r.rtt
         },
         limit,
         end,
@@ -1237,7 +1267,7 @@ pub fn judge_rejection(
     o.expected = Figures::default().duration(if waited {
         timers::TCP_TIMEOUT_INIT
     } else {
-        Duration::ZERO
+        r.rtt
     });
     o.expected.errno = Some(r.errno as i32);
     o.expected.syn_count = Some(want_syns);

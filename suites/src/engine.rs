@@ -78,6 +78,92 @@ pub struct LabRecord {
     pub refused: Option<String>,
     /// The action.
     pub run: Option<RunRecord>,
+    /// What the wire did, when the lab had one (`lab.link`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<LinkRecord>,
+}
+
+/// What a lab's wire did, each way, and the seed that reproduces its fates.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LinkRecord {
+    /// The seed of every random choice.
+    pub seed: u64,
+    /// Toward the peer.
+    pub to_peer: LinkCounts,
+    /// From the peer.
+    pub from_peer: LinkCounts,
+}
+
+/// One direction of a wire, counted.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LinkCounts {
+    /// Packets that entered it.
+    pub packets_in: u64,
+    /// Packets delivered (duplicates included).
+    pub delivered: u64,
+    /// Lost by the loss model.
+    pub lost: u64,
+    /// Dropped at a full queue.
+    pub dropped_limit: u64,
+    /// Dropped by a rule.
+    pub dropped_rule: u64,
+    /// Duplicated, reordered, corrupted.
+    pub duplicated: u64,
+    /// Delivered after a packet that arrived later.
+    pub reordered: u64,
+    /// Delivered with a bit flipped.
+    pub corrupted: u64,
+    /// Rewritten by a rule (window, MSS).
+    pub rewritten: u64,
+    /// Made up by a rule (RSTs, ICMP errors).
+    pub injected: u64,
+    /// How late the wire released held packets against when they were due: the worst,
+    /// µs (absent: none held). A timing check may be off by this much more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_max_us: Option<u64>,
+}
+
+impl From<&netclaim_harness::wire::DirectionReport> for LinkCounts {
+    fn from(d: &netclaim_harness::wire::DirectionReport) -> Self {
+        let c = &d.counts;
+        Self {
+            packets_in: c.packets_in,
+            delivered: c.delivered,
+            lost: c.lost,
+            dropped_limit: c.dropped_limit,
+            dropped_rule: c.dropped_rule,
+            duplicated: c.duplicated,
+            reordered: c.reordered,
+            corrupted: c.corrupted,
+            rewritten: c.rewritten,
+            injected: c.injected,
+            late_max_us: d.lateness.map(|l| l.max_us),
+        }
+    }
+}
+
+impl std::fmt::Display for LinkCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} in, {} delivered", self.packets_in, self.delivered)?;
+        for (n, what) in [
+            (self.lost, "lost"),
+            (self.dropped_limit, "dropped at the queue limit"),
+            (self.dropped_rule, "dropped by a rule"),
+            (self.duplicated, "duplicated"),
+            (self.reordered, "reordered"),
+            (self.corrupted, "corrupted"),
+            (self.rewritten, "rewritten"),
+            (self.injected, "injected"),
+        ] {
+            if n > 0 {
+                write!(f, ", {n} {what}")?;
+            }
+        }
+        if let Some(late) = self.late_max_us {
+            write!(f, "; released up to {:.1} ms late", late as f64 / 1000.0)?;
+        }
+        Ok(())
+    }
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -638,6 +724,8 @@ impl Target {
 
 /// A built lab: the namespace the action runs in, and everything that must outlive it.
 struct Built {
+    // Declared first, dropped first: the wire's relays stop before its namespaces go.
+    wire: Option<netclaim_harness::wire::Wire>,
     ns: NetNs,
     peer: Option<NetNs>,
     _server: Option<ServerGuard>,
@@ -677,9 +765,19 @@ fn build(
         .collect();
     let port = lab.port.unwrap_or_else(|| lab.server.default_port());
     let refused = lab::refusal;
-    let two_ns = match lab.server {
-        Server::Reject | Server::DiesAfterHandshake => Some(peer_lab(&pairs)),
-        Server::Blackhole => Some(BlackholeLab::new(&pairs).map(|bh| (bh.client, bh.host))),
+    let mut wire = None;
+    let two_ns = match (&lab.link, lab.server) {
+        (Some(link), _) => {
+            let spec = link
+                .wire_spec(&lab.rules)
+                .map_err(|problems| anyhow::anyhow!("lab.link: {}", problems.join("; ")))?;
+            Some(linked_lab(&pairs, spec).map(|(client, peer, w)| {
+                wire = Some(w);
+                (client, peer)
+            }))
+        }
+        (None, Server::Reject | Server::DiesAfterHandshake) => Some(peer_lab(&pairs)),
+        (None, Server::Blackhole) => Some(BlackholeLab::new(&pairs).map(|bh| (bh.client, bh.host))),
         _ => None,
     };
     let (ns, peer, target) = if let Some(made) = two_ns {
@@ -737,9 +835,30 @@ fn build(
     let asked = lab.backlog.unwrap_or(DEFAULT_BACKLOG);
     let backlog = i32::try_from(asked)
         .with_context(|| format!("lab.backlog {asked} is above listen()'s int range"))?;
+    // With a link every server is on the peer's side of it.
+    let server_ns = match (&wire, &peer) {
+        (Some(_), Some(p)) => p,
+        _ => &ns,
+    };
     let (server, target, description) = match (lab.server, &target) {
+        (Server::Blackhole, Target::Tcp(addr)) if wire.is_some() => {
+            server_ns
+                .drop_all_input()
+                .with_context(|| format!("dropping all input in {}", server_ns.name()))?;
+            (
+                None,
+                target.clone(),
+                format!(
+                    "client {} on the wire to {} ({}), which drops all input; target {addr}",
+                    BlackholeLab::CLIENT,
+                    BlackholeLab::HOST,
+                    server_ns.name()
+                ),
+            )
+        }
         (Server::DropSyn, Target::Tcp(addr)) => {
-            ns.drop_syn_to_port(addr.port())
+            server_ns
+                .drop_syn_to_port(addr.port())
                 .with_context(|| format!("installing the SYN DROP rule in {}", ns.name()))?;
             (
                 None,
@@ -784,8 +903,9 @@ fn build(
                 None,
                 target.clone(),
                 format!(
-                    "client {} on a veth to {} ({}), whose iptables -A INPUT {rule}; target {addr}",
+                    "client {} on a {} to {} ({}), whose iptables -A INPUT {rule}; target {addr}",
                     BlackholeLab::CLIENT,
+                    if wire.is_some() { "wire" } else { "veth" },
                     BlackholeLab::HOST,
                     host.name()
                 ),
@@ -804,8 +924,9 @@ fn build(
                 Some(ServerGuard::Silent(s)),
                 target.clone(),
                 format!(
-                    "client {} on a veth to {} ({}), which accepts on {addr} and, once the client is connected, drops every packet (iptables -A INPUT -j DROP)",
+                    "client {} on a {} to {} ({}), which accepts on {addr} and, once the client is connected, drops every packet (iptables -A INPUT -j DROP)",
                     BlackholeLab::CLIENT,
+                    if wire.is_some() { "wire" } else { "veth" },
                     BlackholeLab::HOST,
                     host.name()
                 ),
@@ -826,7 +947,7 @@ fn build(
             format!("nothing listens on {addr}: the kernel answers a SYN with RST"),
         ),
         (Server::NeverAccept, Target::Tcp(addr)) => {
-            let l = NoAcceptListener::bind(&ns, *addr, backlog)
+            let l = NoAcceptListener::bind(server_ns, *addr, backlog)
                 .with_context(|| format!("listening on {addr}"))?;
             (
                 Some(ServerGuard::NoAccept(l)),
@@ -846,8 +967,8 @@ fn build(
             (Some(ServerGuard::Unix(l, dir)), Target::Unix(path), desc)
         }
         (Server::Silent, Target::Tcp(addr)) => {
-            let s =
-                SilentServer::start(&ns, *addr).with_context(|| format!("serving on {addr}"))?;
+            let s = SilentServer::start(server_ns, *addr)
+                .with_context(|| format!("serving on {addr}"))?;
             (
                 Some(ServerGuard::Silent(s)),
                 target.clone(),
@@ -862,7 +983,7 @@ fn build(
                 chunk: body,
                 interval: Duration::ZERO,
             };
-            let s = SlowBodyServer::start(&ns, *addr, trickle)
+            let s = SlowBodyServer::start(server_ns, *addr, trickle)
                 .with_context(|| format!("serving HTTP on {addr}"))?;
             (
                 Some(ServerGuard::Http(s)),
@@ -873,8 +994,17 @@ fn build(
         (kind, Target::Unix(_)) => anyhow::bail!("server {kind:?} has no unix target"),
         (kind, Target::Tcp6(_)) => anyhow::bail!("server {kind:?} has no IPv6 target"),
     };
+    let description = match (&wire, &lab.link) {
+        (Some(w), Some(link)) => format!(
+            "{description}; between client and peer a wire of netclaim's own: {} (seed {})",
+            describe_link(link, &lab.rules),
+            w.seed()
+        ),
+        _ => description,
+    };
     Ok(Ok(Built {
         description: format!("lab {}: {description}", ns.name()),
+        wire,
         ns,
         peer,
         _server: server,
@@ -894,6 +1024,56 @@ fn peer_lab(sysctls: &[(&str, &str)]) -> Result<(NetNs, NetNs)> {
     netclaim_harness::link::veth_pair(&client, BlackholeLab::CLIENT, &host, BlackholeLab::HOST, 24)
         .context("linking client and peer")?;
     Ok((client, host))
+}
+
+/// A client namespace (192.0.2.1, with `sysctls`) and a peer (192.0.2.2) with the wire
+/// `spec` between them instead of a veth.
+fn linked_lab(
+    sysctls: &[(&str, &str)],
+    spec: netclaim_harness::wire::WireSpec,
+) -> Result<(NetNs, NetNs, netclaim_harness::wire::Wire)> {
+    let client = NetNs::with_sysctls(sysctls).context("creating the client namespace")?;
+    let peer = NetNs::new().context("creating the peer namespace")?;
+    let wire = netclaim_harness::wire::Wire::between_addrs(
+        &client,
+        BlackholeLab::CLIENT,
+        &peer,
+        BlackholeLab::HOST,
+        24,
+        spec,
+    )
+    .context("putting the wire between client and peer")?;
+    Ok((client, peer, wire))
+}
+
+/// `lab.link` and `lab.rules` in words, for the lab's description.
+pub fn describe_link(link: &crate::link::LinkSpec, rules: &[crate::link::RuleSpec]) -> String {
+    let mut text = toml::to_string(link)
+        .map(|t| t.lines().collect::<Vec<_>>().join(", "))
+        .unwrap_or_default();
+    if text.is_empty() {
+        text = "a perfect wire".into();
+    }
+    for r in rules {
+        text.push_str(&format!(
+            "; rule: toward the {:?}{}{}{}{}, {}",
+            r.toward,
+            r.flags
+                .as_ref()
+                .map(|f| format!(", flags {f}"))
+                .unwrap_or_default(),
+            r.not_flags
+                .as_ref()
+                .map(|f| format!(", not {f}"))
+                .unwrap_or_default(),
+            r.nth.map(|n| format!(", the #{n}")).unwrap_or_default(),
+            r.after_bytes
+                .map(|b| format!(", past byte {b}"))
+                .unwrap_or_default(),
+            r.action
+        ));
+    }
+    text
 }
 
 /// Reads the model's inputs and the claim's own sysctls in the lab.
@@ -1265,7 +1445,7 @@ fn lab_and_run(
     extra: Option<(&str, String)>,
     dir: Option<&Path>,
 ) -> Result<LabRecord> {
-    let built = match build(spec, extra)? {
+    let mut built = match build(spec, extra)? {
         Ok(b) => b,
         Err(reason) => {
             return Ok(LabRecord {
@@ -1281,6 +1461,20 @@ fn lab_and_run(
     };
     let mut notes = built.notes.clone();
     notes.insert(0, built.description.clone());
+    let link = built.wire.take().map(|w| {
+        let report = w.finish();
+        LinkRecord {
+            seed: report.seed,
+            to_peer: LinkCounts::from(&report.to_peer),
+            from_peer: LinkCounts::from(&report.from_peer),
+        }
+    });
+    if let Some(l) = &link {
+        notes.push(format!(
+            "the wire (seed {}): toward the peer {}; from the peer {}",
+            l.seed, l.to_peer, l.from_peer
+        ));
+    }
     Ok(LabRecord {
         name: built.ns.name().to_owned(),
         target: built.target.text(),
@@ -1288,6 +1482,7 @@ fn lab_and_run(
         notes,
         refused: None,
         run,
+        link,
     })
 }
 

@@ -13,6 +13,7 @@ pub mod executor;
 pub mod input;
 mod knobs;
 pub mod lab;
+pub mod link;
 pub mod recording;
 pub mod spec;
 pub mod toolmodel;

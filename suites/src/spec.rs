@@ -118,6 +118,14 @@ pub struct LabSpec {
     /// `icmp-admin-prohibited`, …).
     #[serde(default)]
     pub reject_with: Option<String>,
+    /// A wire of netclaim's own between the client and a peer namespace that holds the
+    /// server, instead of loopback or a veth: delay, jitter, loss, … ([`crate::link`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<crate::link::LinkSpec>,
+    /// Packet rules on that wire (a scripted peer): drop the first SYN-ACK, a zero
+    /// window, a reset after N bytes ([`crate::link::RuleSpec`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<crate::link::RuleSpec>,
 }
 
 /// What a lab puts at `{target}`.
@@ -150,6 +158,14 @@ pub enum Server {
     /// A peer namespace over veth (192.0.2.2) that accepts the connection and then drops
     /// every packet: a host that died after the handshake.
     DiesAfterHandshake,
+}
+
+/// A unit variant's name as the file writes it (`"dies-after-handshake"`).
+fn serde_kebab<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 impl Server {
@@ -784,6 +800,24 @@ pub fn validate(spec: &ClaimSpec) -> Vec<String> {
                 "{e}: a lab may only change its own namespace, and anything else would change the host"
             ));
         }
+    }
+    if let Some(link) = &spec.lab.link {
+        if let Err(errors) = link.wire_spec(&spec.lab.rules) {
+            problems.extend(errors);
+        }
+        if !crate::link::LINKED_SERVERS.contains(&spec.lab.server) {
+            problems.push(format!(
+                "lab.link: server {} cannot stand behind a link (a unix socket, or no address at all); these can: {}",
+                serde_kebab(&spec.lab.server),
+                crate::link::LINKED_SERVERS.iter().map(serde_kebab).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        if spec.lab.family == Family::Ipv6 {
+            problems
+                .push("lab.link carries IPv4 (192.0.2.0/24): family = \"ipv6\" has no link".into());
+        }
+    } else if !spec.lab.rules.is_empty() {
+        problems.push("lab.rules act on a wire: add lab.link (an empty one, lab.link = {}, is a perfect wire)".into());
     }
     // Written (not only read): none whose write would act beyond the lab.
     let written = spec
