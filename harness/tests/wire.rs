@@ -110,7 +110,8 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// With 50 ms each way, a TCP connect takes one round trip: at least 100 ms (the wire
-/// cannot be early) and at most 100 + 25 ms (scheduling on a shared machine). The
+/// cannot be early) and at most 100 + 25 ms (scheduling on a shared machine) plus the
+/// lateness the wire measured. The
 /// capture in the client's namespace sees the SYN leave and the SYN-ACK arrive 100 ms
 /// apart on the TUN device (no link header).
 fn delay_sets_the_round_trip() -> anyhow::Result<()> {
@@ -128,14 +129,25 @@ fn delay_sets_the_round_trip() -> anyhow::Result<()> {
     })??;
     drop(listener);
     let events = cap.finish()?;
+    let wire = pair.wire().report();
+    // The wire's own lateness, measured while it ran, widens the window (as a timing
+    // check's measured error does): a loaded machine makes it late, not wrong.
+    let late = |d: &netclaim_harness::wire::DirectionReport| {
+        Duration::from_micros(d.lateness.map_or(0, |l| l.max_us))
+    };
+    let most = Duration::from_millis(125) + late(&wire.to_peer) + late(&wire.from_peer);
     ensure(took >= Duration::from_millis(100), || {
         format!(
             "connect took {:.1} ms, less than the 100 ms round trip",
             ms(took)
         )
     })?;
-    ensure(took <= Duration::from_millis(125), || {
-        format!("connect took {:.1} ms, over 100 + 25 ms", ms(took))
+    ensure(took <= most, || {
+        format!(
+            "connect took {:.1} ms, over 100 + 25 ms + the wire's lateness ({:.1} ms)",
+            ms(took),
+            ms(most)
+        )
     })?;
     let syn = events.iter().find(|e| e.flags.is_syn());
     let syn_ack = events.iter().find(|e| e.flags.is_syn_ack());
@@ -143,11 +155,9 @@ fn delay_sets_the_round_trip() -> anyhow::Result<()> {
         anyhow::bail!("the capture on ncw0 missed the handshake: {events:?}");
     };
     let rtt = syn_ack.at - syn.at;
-    ensure(
-        (Duration::from_millis(100)..=Duration::from_millis(125)).contains(&rtt),
-        || format!("SYN to SYN-ACK on the wire: {:.1} ms", ms(rtt)),
-    )?;
-    let wire = pair.wire().report();
+    ensure((Duration::from_millis(100)..=most).contains(&rtt), || {
+        format!("SYN to SYN-ACK on the wire: {:.1} ms", ms(rtt))
+    })?;
     let late = wire.to_peer.lateness.expect("held packets were measured");
     eprintln!(
         "connect {:.1} ms, on the wire {:.1} ms; lateness to_peer p50 {} µs max {} µs (seed {})",
@@ -219,6 +229,13 @@ fn loss_every_nth_is_exact() -> anyhow::Result<()> {
     ensure(numbers == expected, || format!("received {numbers:?}"))?;
     ensure(report.to_peer.counts.lost == 10, || {
         format!("{:?}", report.to_peer.counts)
+    })?;
+    // The device's own drop counter is read, and 100 datagrams fit its queue.
+    ensure(report.to_peer.dropped_before_wire == Some(0), || {
+        format!(
+            "dropped before the wire: {:?}",
+            report.to_peer.dropped_before_wire
+        )
     })
 }
 
