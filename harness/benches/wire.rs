@@ -253,11 +253,12 @@ fn memory() {
         })
         .expect("run");
     let during = rss_kib();
-    let c = wire.counters().to_peer;
-    drop(wire);
+    let report = wire.finish();
+    let c = report.to_peer.counts;
     println!("memory under a 10 s delay at full rate, limit {limit}, 3 s of 1,400-byte datagrams:");
     println!(
-        "  sent {sent}, reached the wire {}, dropped at the limit {}, held at most {} packets / {} KiB (goal <= {limit} packets) -> {}",
+        "  sent {sent}, dropped by the kernel before the wire {:?}, reached the wire {}, dropped at the limit {}, held at most {} packets / {} KiB (goal <= {limit} packets) -> {}",
+        report.to_peer.dropped_before_wire,
         c.packets_in,
         c.dropped_limit,
         c.max_held_packets,

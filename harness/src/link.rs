@@ -172,6 +172,44 @@ pub fn address_up_current(name: &str, addr: Ipv4Addr, prefix: u8) -> Result<()> 
     with_handle(|handle| async move { address_up(&handle, name, addr, prefix).await })
 }
 
+/// Sets the transmit queue length of `name` in the calling thread's namespace (`ip link
+/// set name txqueuelen len`).
+pub fn set_txqueuelen_current(name: &str, len: u32) -> Result<()> {
+    with_handle(|handle| async move {
+        let index = index_of(&handle, name).await?;
+        handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).txqueuelen(len).build())
+            .execute()
+            .await
+            .map_err(netlink(format!("ip link set {name} txqueuelen {len}")))
+    })
+}
+
+/// The packets the kernel dropped on transmit on `name` in the calling thread's
+/// namespace (its `tx_dropped` counter: for a TUN device, its queue was full).
+pub fn tx_dropped_current(name: &str) -> Result<u64> {
+    use rtnetlink::packet_route::link::LinkAttribute;
+    with_handle(|handle| async move {
+        let mut links = handle.link().get().match_name(name.to_owned()).execute();
+        match links.try_next().await {
+            Ok(Some(link)) => Ok(link
+                .attributes
+                .iter()
+                .find_map(|a| match a {
+                    LinkAttribute::Stats64(s) => Some(s.tx_dropped),
+                    _ => None,
+                })
+                .unwrap_or(0)),
+            Ok(None) => Err(Error::Thread {
+                thread: "netlink".into(),
+                reason: format!("link {name} vanished"),
+            }),
+            Err(e) => Err(netlink(format!("ip -s link show {name}"))(e)),
+        }
+    })
+}
+
 /// Connects `a` and `b` with a veth pair (`nc0` in `a`, `nc1` in `b`) in the subnet
 /// `addr_a/prefix`, `addr_b/prefix`. Both addresses must be lab addresses.
 pub fn veth_pair(

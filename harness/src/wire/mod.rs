@@ -60,6 +60,11 @@ pub const ADDR_A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 /// The peer side's address by default.
 pub const ADDR_B: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 
+/// The devices' transmit queue (the kernel's ring between the sender and the relay), as
+/// `netdev_max_backlog`'s default: a burst beyond it is dropped before the wire sees it
+/// (reported as `dropped_before_wire`).
+pub const TXQUEUELEN: u32 = 1000;
+
 /// How long a new device may take to come up.
 const UP_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -72,6 +77,10 @@ pub struct DirectionReport {
     pub pass_through: bool,
     /// Whether its relay thread ran with SCHED_FIFO (root only).
     pub realtime: bool,
+    /// Packets the sending side's kernel dropped before the wire could read them (the
+    /// TUN device's queue of [`TXQUEUELEN`] was full: a burst faster than the relay);
+    /// `None` when it could not be read. Not the wire's doing, and not in `counts`.
+    pub dropped_before_wire: Option<u64>,
     /// The counts.
     pub counts: Counts,
     /// How late held packets left against when they were due (`None`: none were held).
@@ -121,6 +130,22 @@ pub struct Wire {
     stop: Arc<OwnedFd>,
     threads: Vec<JoinHandle<()>>,
     stats: [Arc<Mutex<Stats>>; 2],
+    /// The namespaces of the sending side of each direction (`a`, then `b`), for the
+    /// devices' drop counters.
+    ns: [OwnedFd; 2],
+}
+
+/// `tx_dropped` of `device` in the namespace `ns`, read on a thread that enters it.
+fn drops_in(ns: &OwnedFd, device: &str) -> Option<u64> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).ok()?;
+            crate::link::tx_dropped_current(device).ok()
+        })
+        .join()
+        .ok()
+        .flatten()
+    })
 }
 
 /// A seed for a spec that names none: the clock's nanoseconds mixed with the pid.
@@ -142,6 +167,7 @@ fn device(name: &str, addr: Ipv4Addr, prefix: u8, gso: bool) -> Result<OwnedFd> 
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(Error::io("write", sysctl, e)),
     }
+    crate::link::set_txqueuelen_current(name, TXQUEUELEN)?;
     crate::link::address_up_current(name, addr, prefix)?;
     crate::link::wait_running(name, UP_TIMEOUT)?;
     Ok(fd)
@@ -176,12 +202,18 @@ impl Wire {
             Arc::new(Mutex::new(Stats::default())),
             Arc::new(Mutex::new(Stats::default())),
         ];
+        let dup = |ns: &NetNs| {
+            ns.fd()
+                .try_clone()
+                .map_err(|e| Error::io("dup", "netns fd", e))
+        };
         let mut wire = Self {
             spec: spec.clone(),
             seed,
             stop: Arc::clone(&stop),
             threads: Vec::new(),
             stats: stats.clone(),
+            ns: [dup(a)?, dup(b)?],
         };
         let epoch = Instant::now();
         // One generator per direction, each seeded from the wire's: one direction's
@@ -246,11 +278,18 @@ impl Wire {
     /// Everything so far, while the wire keeps running.
     pub fn report(&self) -> WireReport {
         let direction = |i: usize, d: Direction| {
+            let device = [DEVICE_A, DEVICE_B][i];
+            let dropped_before_wire = if self.threads.is_empty() {
+                None
+            } else {
+                drops_in(&self.ns[i], device)
+            };
             let s = self.lock(i);
             DirectionReport {
                 faults: self.spec.faults(d).clone(),
                 pass_through: self.spec.passes_through(d),
                 realtime: s.realtime,
+                dropped_before_wire,
                 counts: s.counts,
                 lateness: s.lateness(),
                 log: s.log.clone(),
@@ -267,8 +306,16 @@ impl Wire {
     /// Stops the relays (packets still held are counted in `held`, never delivered),
     /// deletes the devices and returns the report.
     pub fn finish(mut self) -> WireReport {
+        // The devices' drop counters are read while they exist.
+        let before = [
+            drops_in(&self.ns[0], DEVICE_A),
+            drops_in(&self.ns[1], DEVICE_B),
+        ];
         self.stop_relays();
-        self.report()
+        let mut report = self.report();
+        report.to_peer.dropped_before_wire = before[0];
+        report.from_peer.dropped_before_wire = before[1];
+        report
     }
 
     fn stop_relays(&mut self) {
