@@ -17,6 +17,12 @@
 //! The probe starts on the first call to [`start`] (or to [`late_between`]) and lives as
 //! long as the process; it runs in whatever namespace the process started in and touches
 //! nothing but its own clock.
+//!
+//! The probe's lateness is the error of a timing; it says little about how long a process
+//! takes to start, which is what emulation slows most. [`spawn_cost`] measures that (a
+//! spawn of `/bin/true`), and [`stretch`] scales a deadline by it: the deadline of a wait
+//! on a state or of a tool that ends by its own timer, never a window a timing is judged
+//! against.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, OnceLock};
@@ -270,6 +276,75 @@ pub fn summary_between(from: Instant, to: Instant) -> Summary {
     }
 }
 
+/// What an idle native machine takes to spawn `/bin/true` and reap it (fork, exec, dynamic
+/// linking, exit): 1.0–1.9 ms measured on the 2-CPU development host, rounded up. The
+/// reference [`factor`] divides by.
+pub const SPAWN_REFERENCE: Duration = Duration::from_millis(2);
+/// The most [`stretch`] multiplies a deadline by: a machine slower than this is not one a
+/// deadline should wait for (under QEMU's TCG a spawn took 15–60 ms).
+pub const MAX_FACTOR: f64 = 30.0;
+/// How long a measured spawn cost is reused before it is measured again.
+const SPAWN_FRESH: Duration = Duration::from_secs(5);
+
+static SPAWN: Mutex<Option<(Instant, Duration)>> = Mutex::new(None);
+
+/// What spawning and reaping `/bin/true` costs right now: the median of three, reused for
+/// [`SPAWN_FRESH`]. `None` when it cannot be spawned (no such program, a pids limit).
+/// This is the slowness that the timer probe cannot see: emulation (TCG) runs a guest's
+/// timers nearly on time yet every process start-up tenfold slower, and a loaded machine
+/// makes the spawned process wait for a CPU.
+pub fn spawn_cost() -> Option<Duration> {
+    let mut cached = lock(&SPAWN);
+    if let Some((at, cost)) = *cached {
+        if at.elapsed() < SPAWN_FRESH {
+            return Some(cost);
+        }
+    }
+    let mut costs = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        let ok = std::process::Command::new("/bin/true")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            return None;
+        }
+        costs.push(t.elapsed());
+    }
+    costs.sort();
+    let cost = costs[1];
+    *cached = Some((Instant::now(), cost));
+    Some(cost)
+}
+
+/// How many times slower than [`SPAWN_REFERENCE`] this machine starts a process right now,
+/// between 1 and [`MAX_FACTOR`] (1 when it could not be measured).
+pub fn factor() -> f64 {
+    factor_of(spawn_cost())
+}
+
+fn factor_of(spawn: Option<Duration>) -> f64 {
+    spawn.map_or(1.0, |s| {
+        (s.as_secs_f64() / SPAWN_REFERENCE.as_secs_f64()).clamp(1.0, MAX_FACTOR)
+    })
+}
+
+/// `limit` stretched by the measured slowness ([`factor`]): the deadline of a wait on a
+/// state (a socket in TIME_WAIT, a queue filled) or of a tool that ends by its own timer.
+/// Such a deadline is only reached when the state never comes, so a long one costs
+/// nothing on a fast machine, and on a slow one it keeps the harness from giving up on
+/// what was merely late. Never for a timing that is judged.
+pub fn stretch(limit: Duration) -> Duration {
+    stretched(limit, spawn_cost())
+}
+
+fn stretched(limit: Duration, spawn: Option<Duration>) -> Duration {
+    limit.mul_f64(factor_of(spawn))
+}
+
 /// What the probe saw over a span.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Summary {
@@ -321,6 +396,30 @@ mod tests {
         assert_eq!(late(100, 200), Duration::from_millis(500));
         assert_eq!(late(601, 602), Duration::ZERO);
         assert_eq!(late(700, 800), Duration::ZERO);
+    }
+
+    #[test]
+    fn deadlines_stretch_with_the_spawn_cost_within_limits() {
+        let s = Duration::from_secs(2);
+        // Unmeasured, or as fast as the reference or faster: unchanged.
+        assert_eq!(stretched(s, None), s);
+        assert_eq!(stretched(s, Some(Duration::from_micros(900))), s);
+        assert_eq!(stretched(s, Some(SPAWN_REFERENCE)), s);
+        // Ten times the reference (a TCG guest): ten times the deadline.
+        assert_eq!(stretched(s, Some(SPAWN_REFERENCE * 10)), s * 10);
+        // A stall far beyond: capped.
+        assert_eq!(
+            stretched(s, Some(Duration::from_secs(5))),
+            s.mul_f64(MAX_FACTOR)
+        );
+    }
+
+    #[test]
+    fn the_spawn_cost_is_measured_and_reused() {
+        let a = spawn_cost().expect("/bin/true runs");
+        assert!(a > Duration::ZERO);
+        assert_eq!(spawn_cost(), Some(a), "reused within {SPAWN_FRESH:?}");
+        assert!((1.0..=MAX_FACTOR).contains(&factor()));
     }
 
     #[test]

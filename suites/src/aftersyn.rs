@@ -665,15 +665,16 @@ pub fn estimate(client: Client, spec: &ClaimSpec) -> Duration {
 const AT_ONCE: Duration = Duration::from_millis(100);
 
 /// Transmission `i` (at `t`) with its measured error: the probe's lateness over the
-/// kernel timers before it (a kernel timer is never early).
+/// kernel timers before it, on both sides (a kernel timer never fires before its jiffy,
+/// but jiffies lag the clock while the tick runs late: see `lab::Measurement::syn_error`).
 fn send_error(rec: &AfterRecord, i: usize, t: Duration) -> Measured {
     let late = Duration::from_micros(rec.sent_late_us.get(i).copied().unwrap_or(0));
     Measured {
         took: t,
         error: late,
-        early_error: Duration::ZERO,
+        early_error: late,
         error_from: format!(
-            "transmission {}: timers up to {} ms late before it (probe)",
+            "transmission {}: timers up to {} ms late before it (probe); as much early",
             i + 1,
             late.as_millis()
         ),

@@ -572,10 +572,56 @@ impl<T: Serialize + serde::de::DeserializeOwned + Sync> TwoSteps for Steps<T> {
 
     fn judge(&self, measured: &serde_json::Value, ctx: &Ctx) -> serde_json::Result<Outcome> {
         Ok(match Measured::<T>::deserialize(measured)? {
-            Measured::Observed(m) => (self.judge)(&m, ctx),
+            Measured::Observed(m) => {
+                let mut o = (self.judge)(&m, ctx);
+                if o.forced.is_none() {
+                    if let Some(why) = cut_short(measured) {
+                        o.forced = Some((Verdict::Error, why));
+                    }
+                }
+                o
+            }
             Measured::Forced(verdict, reason) => Outcome::forced(verdict, reason),
         })
     }
+}
+
+/// Why a measurement is no observation when the harness killed one of its commands at
+/// the command's deadline (a recorded command output with `timed_out`): whatever the
+/// checks make of what it shows (no exit code, no output yet), the tool did not end by
+/// itself, so its verdict is `error`, never `refuted` or `holds`. No built-in claim is
+/// about a tool being killed; their deadlines are their tools' own plus a margin
+/// stretched by this machine's measured slowness.
+pub fn cut_short(measured: &serde_json::Value) -> Option<String> {
+    fn walk(v: &serde_json::Value, found: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                if let (Some(serde_json::Value::String(cmd)), Some(serde_json::Value::Bool(true))) =
+                    (map.get("command_line"), map.get("timed_out"))
+                {
+                    let after = map
+                        .get("duration")
+                        .and_then(|d| Duration::deserialize(d).ok())
+                        .map(|d| format!(" after {:.3} s", d.as_secs_f64()))
+                        .unwrap_or_default();
+                    found.push(format!("`{cmd}`{after}"));
+                }
+                map.values().for_each(|v| walk(v, found));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, found)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    walk(measured, &mut found);
+    (!found.is_empty()).then(|| {
+        format!(
+            "the harness killed {} at its deadline, before it ended by itself: a run cut \
+             short by the harness is not an observation (on a machine this slow, rerun \
+             with fewer --jobs or less beside it)",
+            found.join(" and ")
+        )
+    })
 }
 
 /// A claim read from a claim file, with where it came from.

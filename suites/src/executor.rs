@@ -19,10 +19,15 @@ use crate::engine;
 /// the default one, for every value of a sweep in the turns it runs them:
 /// [`engine::limit`]) plus the same minute, so a claim whose tools are still within their
 /// deadlines is not abandoned. Tools have their own shorter deadlines; this only catches
-/// a harness that hangs.
+/// a harness that hangs. On a machine that starts processes slowly (emulation, load) the
+/// estimate's part is stretched by the measured slowness
+/// ([`netclaim_harness::slowness::stretch`]), as the built-in claims' tool deadlines are:
+/// under TCG two wget claims of 6 s each were abandoned at 72 s while still working.
 pub fn deadline(claim: &Claim) -> Duration {
     let headroom = Duration::from_secs(60);
-    let from_estimate = claim.estimate.saturating_mul(2).saturating_add(headroom);
+    let from_estimate = netclaim_harness::slowness::stretch(
+        claim.estimate.saturating_mul(2).saturating_add(headroom),
+    );
     match claim.run {
         Procedure::Data(d) => from_estimate.max(engine::limit(&d.spec).saturating_add(headroom)),
         Procedure::Rust(_) => from_estimate,

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use netclaim_fixtures::client::{self, ConnectOutcome, ConnectResult};
+use netclaim_fixtures::ports;
 use netclaim_fixtures::server::{NoAcceptListener, UnixNoAcceptListener};
 use netclaim_harness::capture::{self, TcpEvent};
 use netclaim_harness::command::{CommandOutput, ToolCommand};
@@ -61,6 +62,12 @@ const FILL_LIMIT: usize = 300;
 /// queue to fill, a segment to be processed): microseconds on an idle machine, so a
 /// deadline this long is only reached when the kernel does something else.
 const SETTLE: Duration = Duration::from_secs(5);
+
+/// [`SETTLE`] stretched by this machine's measured slowness: these are waits on a state,
+/// and under emulation beside a load the kernel (and the reader) ran seconds late.
+fn settle() -> Duration {
+    netclaim_harness::slowness::stretch(SETTLE)
+}
 
 /// The C library's message for `e` (what nginx prints), e.g. "Resource temporarily unavailable".
 fn strerror(e: Errno) -> String {
@@ -131,23 +138,26 @@ fn result_text(r: Option<ConnectResult>) -> String {
     }
 }
 
-/// ss's line for the TCP listener on `port`: its (Recv-Q, Send-Q) and the command with
-/// its output.
+/// The accept queue of the TCP listener on 127.0.0.1:`port`, as ss shows it: (Recv-Q,
+/// Send-Q), from one sock_diag lookup (no process to start: `ss` took over 5 s to start
+/// under emulation beside a load and was killed with nothing read), and the reading as
+/// text in ss's columns.
 fn listener_queue(ns: &NetNs, port: u16) -> Result<(Option<(u32, u32)>, String)> {
-    let port_text = format!(":{port}");
-    lab::ss_listener(
-        ns,
-        &["-ltnH"],
-        |l| {
-            l.split_whitespace()
-                .nth(3)
-                .is_some_and(|a| a.ends_with(&port_text))
-        },
-        1,
-    )
+    let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+    let q = ports::Diag::open(ns)
+        .and_then(|d| d.listener_queue(addr))
+        .with_context(|| format!("looking up the listener on {addr} (sock_diag)"))?;
+    let line = match q {
+        Some((recv, send)) => format!("LISTEN {recv} {send} {addr} 0.0.0.0:*"),
+        None => "(no listener)".into(),
+    };
+    Ok((
+        q,
+        format!("sock_diag lookup of {addr} (State Recv-Q Send-Q Local Peer):\n{line}"),
+    ))
 }
 
-/// ss's last reading of a listener's queue.
+/// The last reading of a listener's queue.
 struct QueueReading {
     /// Whether the queue held what was waited for.
     reached: bool,
@@ -160,13 +170,13 @@ struct QueueReading {
 /// Waits until the accept queue of the listener on `port` holds `n` connections (ss
 /// Recv-Q): a client's connect() returns when its SYN-ACK arrives, the server queues the
 /// connection when the client's ACK does. Returns the last reading of ss, whether or not
-/// the queue reached `n` within [`SETTLE`] (`Err` only when ss could not run).
+/// the queue reached `n` within [`settle`] (`Err` only when the lookup failed).
 fn until_queued(ns: &NetNs, port: u16, n: u32) -> Result<QueueReading> {
     let mut last = None;
     let mut failed = None;
     let reached = wait::until(
         &format!("the accept queue of :{port} holding {n}"),
-        SETTLE,
+        settle(),
         || match listener_queue(ns, port) {
             Ok((q, text)) => {
                 let done = q.is_some_and(|(recv, _)| recv >= n);
@@ -500,7 +510,7 @@ fn connect_to_full(
     if !reading.reached {
         bail!(
             "the accept queue of {addr} did not hold the {n} connections made within {} s:\n{}",
-            SETTLE.as_secs(),
+            settle().as_secs(),
             reading.text
         );
     }
@@ -820,7 +830,7 @@ fn ack_overflow(ns: &NetNs, port: u16, abort: u8, backlog: u32) -> Result<AckOve
         bail!(
             "pre-filling {addr}: the accept queue did not hold {} within {} s:\n{}",
             backlog - 1,
-            SETTLE.as_secs(),
+            settle().as_secs(),
             reading.text
         );
     }
@@ -850,7 +860,7 @@ fn ack_overflow(ns: &NetNs, port: u16, abort: u8, backlog: u32) -> Result<AckOve
         let mut failed = None;
         let waited = wait::until(
             &format!("the listener dealing with racer {written}'s first segment"),
-            SETTLE,
+            settle(),
             || match Dealt::read(ns) {
                 Ok(now) if now.settled_since(&base, written) => Poll::Ready(()),
                 Ok(now) => Poll::Pending(format!("{now:?} since {base:?}")),

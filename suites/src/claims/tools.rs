@@ -37,8 +37,16 @@ use crate::lab::{
 };
 
 const S: Duration = Duration::from_secs(1);
-/// Hard deadline added to every tool run beyond what it should take.
+/// Hard deadline added to every tool run beyond what it should take, on a machine that
+/// starts processes as fast as an idle native one.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
+
+/// [`DEADLINE_MARGIN`] stretched by this machine's measured slowness: under emulation a
+/// tool's start-up alone took 5.5 s, and a tool killed at the harness's deadline is no
+/// observation (`error`), so the margin grows with how slowly processes start now.
+fn margin() -> Duration {
+    netclaim_harness::slowness::stretch(DEADLINE_MARGIN)
+}
 /// A name under the reserved `example` TLD; with one dot and the default `ndots:1` the
 /// resolver tries it as is, and the lab host has no domain to append.
 const DNS_NAME: &str = "netclaim.example";
@@ -186,7 +194,7 @@ fn measure_max_time(_ctx: &Ctx) -> Result<Measured<MaxTime>> {
     let server = SlowBodyServer::start(&ns, SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0), trickle)
         .context("starting the slow HTTP server")?;
     let cmd = curl(
-        MAX_TIME + DEADLINE_MARGIN,
+        MAX_TIME + margin(),
         &["--max-time", "2", &url(server.addr())],
     );
     let started = Instant::now();
@@ -470,7 +478,7 @@ impl DnsRun {
 }
 
 fn wget_dns_run(lab: &BlackholeLab, resolver: Resolver, args: &[&str]) -> Result<DnsRun> {
-    let deadline = resolver.give_up() + DEADLINE_MARGIN;
+    let deadline = resolver.give_up() + margin();
     let target = format!("http://{DNS_NAME}/");
     let cmd = wget(deadline, args)
         .args(["--tries", "1", target.as_str()])
@@ -785,7 +793,7 @@ struct TimeoutSetsAll {
 /// silent nameserver.
 fn measure_timeout_sets_all(_ctx: &Ctx) -> Result<Measured<TimeoutSetsAll>> {
     let (option, value) = SETS_ALL_OPTION;
-    let deadline = option + DEADLINE_MARGIN;
+    let deadline = option + margin();
 
     // Connect: a port whose SYNs are dropped.
     let drop_lab = SynDropLab::new(&[])?;
@@ -1017,9 +1025,9 @@ fn measure_nc_w_idle(_ctx: &Ctx) -> Result<Measured<NcIdle>> {
         addr.port().to_string(),
     ];
     // stdin is /dev/null: at EOF at once, so only the connection can be idle.
-    let plain = ToolCommand::new("nc", option + DEADLINE_MARGIN).args(base.clone());
+    let plain = ToolCommand::new("nc", option + margin()).args(base.clone());
     // The same with "-q 1", which the man page says quits 1 s after EOF on stdin.
-    let with_q = ToolCommand::new("nc", option + DEADLINE_MARGIN)
+    let with_q = ToolCommand::new("nc", option + margin())
         .args(["-q", "1"])
         .args(base);
     let run = lab::run_tool(&ns, &plain, addr.port())?;
@@ -1275,6 +1283,27 @@ mod tests {
             "{}",
             o.reason()
         );
+    }
+
+    #[test]
+    fn curl_killed_at_the_harness_deadline_is_an_error_not_a_refutation() {
+        // Under emulation beside a load, curl had not exited when the harness's deadline
+        // for it passed: killed, no exit code, no message. That is no observation of
+        // curl's --max-time.
+        let mut run = curl_run(0, "", MAX_TIME + DEADLINE_MARGIN);
+        run.output.timed_out = true;
+        run.output.status = std::os::unix::process::ExitStatusExt::from_raw(9);
+        let measured = serde_json::to_value(crate::claim::Measured::Observed(max_time(run)))
+            .expect("a record");
+        let o =
+            crate::claim::TwoSteps::judge(&MAX_TIME_STEPS, &measured, &ctx()).expect("it reads");
+        assert_eq!(o.verdict(), Verdict::Error, "{}", o.reason());
+        assert!(
+            o.reason().starts_with("the harness killed `curl -q -sS"),
+            "{}",
+            o.reason()
+        );
+        assert!(o.reason().contains("after 12.005 s"), "{}", o.reason());
     }
 
     #[test]
