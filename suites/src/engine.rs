@@ -1469,11 +1469,23 @@ fn lab_and_run(
             from_peer: LinkCounts::from(&report.from_peer),
         }
     });
+    let mut run = run;
     if let Some(l) = &link {
         notes.push(format!(
             "the wire (seed {}): toward the peer {}; from the peer {}",
             l.seed, l.to_peer, l.from_peer
         ));
+        // A packet the relay released late is a late event to the kernels at both ends,
+        // as a late timer is: a round trip's worth of it joins every timing's error.
+        let late = l.to_peer.late_max_us.unwrap_or(0) + l.from_peer.late_max_us.unwrap_or(0);
+        if let Some(t) = run.as_mut().and_then(|r| r.timed.as_mut()) {
+            t.late_us += late;
+            t.syn_late_us.iter_mut().for_each(|s| *s += late);
+            notes.push(format!(
+                "each timing's error includes the wire's release lateness, {:.1} ms a round trip",
+                late as f64 / 1000.0
+            ));
+        }
     }
     Ok(LabRecord {
         name: built.ns.name().to_owned(),
