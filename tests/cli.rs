@@ -1454,11 +1454,12 @@ fn root_trials() -> Vec<Trial> {
             let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
             let claims = report["claims"].as_array().cloned().unwrap_or_default();
             let get = |id: &str| claims.iter().find(|c| c["id"] == id).cloned();
-            let (Some(curl), Some(app), Some(defaults), Some(icmp)) = (
+            let (Some(curl), Some(app), Some(defaults), Some(icmp), Some(refused)) = (
                 get("mine.curl-retries-3"),
                 get("mine.app-db-timeout"),
                 get("mine.syn-retries-default"),
                 get("mine.icmp-refusal-at-a-real-rtt"),
+                get("mine.refused-at-a-real-rtt"),
             ) else {
                 return Err(format!("example claims missing from the report: {claims:?}").into());
             };
@@ -1497,6 +1498,10 @@ fn root_trials() -> Vec<Trial> {
                     || !icmp.to_string().contains("the wire (seed 7)")
                     || !icmp.to_string().contains("the wire's release lateness"))
                 .then(|| "ICMP refusal after one round trip of the wire".into()),
+                (!decided(&refused, "holds")
+                    || refused["observed"]["exit_code"] != 7
+                    || !(600..1_000).contains(&ms(&refused["observed"]["duration_ms"])))
+                .then(|| "curl refused after one round trip of the wire (0.6 s)".into()),
                 claims
                     .iter()
                     .any(|c| {

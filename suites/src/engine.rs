@@ -1046,6 +1046,14 @@ fn linked_lab(
     Ok((client, peer, wire))
 }
 
+/// The round trip of the lab's wire from its fixed delays (zero without one).
+fn link_rtt(spec: &ClaimSpec) -> Duration {
+    spec.lab.link.as_ref().map_or(Duration::ZERO, |l| {
+        let (to, from) = l.delays();
+        to + from
+    })
+}
+
 /// `lab.link` and `lab.rules` in words, for the lab's description.
 pub fn describe_link(link: &crate::link::LinkSpec, rules: &[crate::link::RuleSpec]) -> String {
     let mut text = toml::to_string(link)
@@ -2412,15 +2420,21 @@ fn judge_lab(
         End::Refused => {
             let rst = run.rsts > 0;
             o.model_check(&what("RST on the wire"), "true", rst.to_string(), rst);
-            // From the SYN (answered by RST at once) to the end: process work only.
+            // From the SYN (answered by RST at once, or after the wire's round trip) to
+            // the end: that round trip and process work only.
+            let rtt = link_rtt(spec);
             check_timing(
                 o,
                 Against::Model,
-                &what("fails at once (no timer involved)"),
-                Duration::ZERO,
+                &what(if rtt.is_zero() {
+                    "fails at once (no timer involved)"
+                } else {
+                    "fails after one round trip of the wire (no timer involved)"
+                }),
+                rtt,
                 Window {
-                    min: Duration::ZERO,
-                    max: TOOL_STARTUP,
+                    min: rtt,
+                    max: rtt + TOOL_STARTUP,
                 },
                 &timed.tool_timer(),
             );
