@@ -682,9 +682,14 @@ fn verdict_color(v: Verdict) -> Color {
     }
 }
 
-/// Escapes text for a Markdown table cell.
+/// Escapes text for a Markdown table cell: pipes, line breaks, and what a Markdown
+/// renderer would take as HTML or a link (claim files and tool output are untrusted).
 pub fn md_cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('|', "\\|")
+        .replace('\n', " ")
 }
 
 /// Escapes text for XML content and attributes (and drops characters XML 1.0 forbids).
@@ -770,5 +775,9 @@ mod tests {
     #[test]
     fn md_cells_keep_pipes_literal() {
         assert_eq!(md_cell("a|b\nc"), "a\\|b c");
+        assert_eq!(
+            md_cell("<script>x</script> & y"),
+            "&lt;script&gt;x&lt;/script&gt; &amp; y"
+        );
     }
 }

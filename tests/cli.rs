@@ -1767,7 +1767,8 @@ fn root_trials() -> Vec<Trial> {
                 claim(
                     "cc",
                     "\"net.ipv4.tcp_congestion_control\" = \"netclaim_no_such_cc\"",
-                ) + &claim("ct", "\"net.netfilter.nf_conntrack_max\" = 100"),
+                ) + &claim("ct", "\"net.netfilter.nf_conntrack_max\" = 100")
+                    + &claim("jit", "\"net.core.bpf_jit_enable\" = 1"),
             )?;
             let out = netclaim_bounded(
                 &[
@@ -1783,7 +1784,14 @@ fn root_trials() -> Vec<Trial> {
             expect_exit(&out, 0, &[])?;
             let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
             let results = report["claims"].as_array().ok_or("no claims")?;
+            // Only the host's namespace has it (where the kernel has a BPF JIT at all).
+            let jit = if std::path::Path::new("/proc/sys/net/core/bpf_jit_enable").exists() {
+                "only in the host's network namespace"
+            } else {
+                "does not exist"
+            };
             for (id, why) in [
+                ("mine.jit", jit),
                 (
                     "mine.cc",
                     "would load a kernel module into the host's kernel",

@@ -70,10 +70,17 @@ impl Exhausted {
     pub fn describe(self) -> String {
         match self {
             Self::FileDescriptors => match getrlimit(Resource::RLIMIT_NOFILE) {
-                Ok((soft, hard)) => format!(
-                    "file descriptors (EMFILE): RLIMIT_NOFILE is {soft} (hard limit {hard}); \
-                     raise it, e.g. `ulimit -n 4096`"
-                ),
+                Ok((soft, hard)) => {
+                    let more = soft.saturating_mul(2).max(4096);
+                    let fix = if soft < hard {
+                        format!("raise it, e.g. `ulimit -n {}`", more.min(hard))
+                    } else {
+                        format!("raise the hard limit (as root: `ulimit -Hn {more}`), then the soft one")
+                    };
+                    format!(
+                        "file descriptors (EMFILE): RLIMIT_NOFILE is {soft} (hard limit {hard}); {fix}"
+                    )
+                }
                 Err(_) => "file descriptors (EMFILE): raise RLIMIT_NOFILE (`ulimit -n`)".into(),
             },
             Self::SystemFiles => format!(

@@ -118,6 +118,15 @@ pub fn refusal(e: &netclaim_harness::Error) -> Option<String> {
         SysctlAbsent { name, .. } | SysctlRejected { name, .. } => name,
         _ => return None,
     };
+    if let SysctlAbsent { path, .. } = e {
+        // Read from this thread, which is in the host's namespace: a knob the host has and
+        // a lab lacks is one the kernel keeps only for the host (global), not a missing one.
+        if path.exists() {
+            return Some(format!(
+                "not applicable in a lab: the kernel keeps {name} only in the host's network namespace (it is global: a lab has none of its own to write, and the host's is never changed)"
+            ));
+        }
+    }
     let mut why = format!("this kernel refuses the lab: {e}");
     if netclaim_harness::userns::mode().rootless() && name.as_str() == knob::SOMAXCONN {
         why.push_str(
