@@ -75,7 +75,7 @@ impl Exhausted {
                     let fix = if soft < hard {
                         format!("raise it, e.g. `ulimit -n {}`", more.min(hard))
                     } else {
-                        format!("raise the hard limit (as root: `ulimit -Hn {more}`), then the soft one")
+                        format!("raise the hard limit too (as root: `ulimit -Hn {more}; ulimit -n {more}`)")
                     };
                     format!(
                         "file descriptors (EMFILE): RLIMIT_NOFILE is {soft} (hard limit {hard}); {fix}"
@@ -220,6 +220,14 @@ mod tests {
         let text = Exhausted::FileDescriptors.describe();
         assert!(text.contains(&format!("RLIMIT_NOFILE is {soft}")), "{text}");
         assert!(text.contains("ulimit -n"), "{text}");
+        // The advice raises the limit: never a value at or below the one in force.
+        let advised: u64 = text
+            .rsplit("ulimit -n ")
+            .next()
+            .and_then(|t| t.trim_end_matches('`').split('`').next())
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0);
+        assert!(advised > soft || soft == u64::MAX, "{text}");
     }
 
     #[test]
