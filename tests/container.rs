@@ -635,11 +635,22 @@ fn cargo_test_passes_in_the_privileged_container() -> Result<(), Failed> {
         results.len(),
         took.as_secs_f64()
     );
-    let tail: Vec<&str> = all.lines().rev().take(80).collect();
     if !out.status.success() || failed > 0 || results.len() < 10 || passed < 100 {
+        // The failing tests and their output (libtest's "failures:" section, on stdout),
+        // then the end of stderr.
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let failures: Vec<&str> = stdout
+            .split("\nfailures:\n")
+            .skip(1)
+            .flat_map(|f| f.lines().take(60))
+            .chain(stdout.lines().filter(|l| l.ends_with("FAILED")))
+            .collect();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(30).collect();
         return Err(format!(
-            "cargo test inside: {:?}\n{}",
+            "cargo test inside: {:?}\n{}\n--- end of stderr ---\n{}",
             out.status,
+            failures.join("\n"),
             tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         )
         .into());

@@ -770,6 +770,11 @@ impl Claim {
                 Some(netclaim_harness::Error::Rootless { reason }) => {
                     Outcome::forced(Verdict::Skipped, reason.clone())
                 }
+                // What this machine (or container) cannot offer, such as /dev/net/tun
+                // for a lab's wire: the message names the setting that gives it.
+                Some(e @ netclaim_harness::Error::Unavailable { .. }) => {
+                    Outcome::forced(Verdict::Skipped, e.to_string())
+                }
                 _ => Outcome::forced(Verdict::Error, error_reason(&e)),
             },
         }

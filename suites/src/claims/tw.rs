@@ -117,18 +117,27 @@ fn measure_active_closer(_ctx: &Ctx) -> Result<Measured<Closings>> {
             Ok(p) => p,
             Err(e) => anyhow::bail!("connect failed: {e}"),
         };
-        // The last ACK crosses loopback at once; allow a moment for the passive closer's
-        // LAST_ACK to turn into CLOSED.
-        let table = ports::wait_for_table(&ns, Duration::from_secs(1), |t| {
+        // The last ACK crosses loopback at once; allow a moment (stretched on a slow
+        // machine) for every state on the way to settle: a FIN not yet ACKed (FIN_WAIT1,
+        // CLOSING), the passive closer's LAST_ACK turning into CLOSED. A table read while
+        // one side was still on its way was judged, under load, as a refutation.
+        let passing = |e: Option<u8>| {
+            matches!(
+                e,
+                Some(
+                    state::FIN_WAIT1
+                        | state::CLOSING
+                        | state::LAST_ACK
+                        | state::FIN_WAIT2
+                        | state::CLOSE_WAIT
+                )
+            )
+        };
+        let settle = netclaim_harness::slowness::stretch(Duration::from_secs(1));
+        let table = ports::wait_for_table(&ns, settle, |t| {
             let c = find(t, pair.client, pair.server).map(|e| e.state);
             let s = find(t, pair.server, pair.client).map(|e| e.state);
-            !matches!(
-                c,
-                Some(state::LAST_ACK | state::FIN_WAIT2 | state::CLOSE_WAIT)
-            ) && !matches!(
-                s,
-                Some(state::LAST_ACK | state::FIN_WAIT2 | state::CLOSE_WAIT)
-            )
+            !passing(c) && !passing(s)
         })
         .context("reading the socket table")?;
         closings.push(Closing {
