@@ -1046,6 +1046,57 @@ fn linked_lab(
     Ok((client, peer, wire))
 }
 
+/// The most packets of a wire's log the evidence shows.
+const WIRE_TIMELINE_MAX: usize = 40;
+
+/// The wire's first packets, both ways in the order they entered it: when each was sent
+/// into the wire and when it left it (delivered), or what became of it instead.
+fn wire_timeline(report: &netclaim_harness::wire::WireReport, max: usize) -> String {
+    use netclaim_harness::wire::Fate;
+    let mut entries: Vec<(&str, &netclaim_harness::wire::LogEntry)> = report
+        .to_peer
+        .log
+        .iter()
+        .map(|e| ("to peer  ", e))
+        .chain(report.from_peer.log.iter().map(|e| ("from peer", e)))
+        .collect();
+    entries.sort_by_key(|(_, e)| e.arrived_us);
+    let total = entries.len();
+    let secs = |us: u64| us as f64 / 1e6;
+    let mut text = String::from("--- the wire: sent into it → left it ---");
+    for (way, e) in entries.into_iter().take(max) {
+        let flags = e
+            .tcp_flags
+            .map(|f| format!(" [{}]", netclaim_harness::capture::TcpFlags(f)))
+            .unwrap_or_else(|| format!(" (not TCP, {} B)", e.len));
+        let payload = e
+            .tcp_payload
+            .filter(|p| *p > 0)
+            .map(|p| format!(" {p} B"))
+            .unwrap_or_default();
+        let fate = match (e.fate, e.sent_us) {
+            (Fate::Delivered, Some(t)) => format!("→ {:.3} s", secs(t)),
+            (Fate::Corrupted, Some(t)) => format!("→ {:.3} s, corrupted", secs(t)),
+            (Fate::Held, _) => "still held when the wire stopped".into(),
+            (Fate::Lost, _) => "lost".into(),
+            (Fate::Limit, _) => "dropped: the queue was full".into(),
+            (Fate::RuleDrop(n), _) => format!("dropped by rule {n}"),
+            (Fate::Reset(n), _) => format!("reset by rule {n}"),
+            (Fate::Icmp(n), _) => format!("answered with ICMP by rule {n}"),
+            (_, None) => "not sent".into(),
+        };
+        text.push_str(&format!(
+            "\n{:>9.3} s  {way}  #{}{flags}{payload}  {fate}",
+            secs(e.arrived_us),
+            e.n
+        ));
+    }
+    if total > max {
+        text.push_str(&format!("\n… {} more packets (counted above)", total - max));
+    }
+    text
+}
+
 /// The round trip of the lab's wire from its fixed delays (zero without one).
 fn link_rtt(spec: &ClaimSpec) -> Duration {
     spec.lab.link.as_ref().map_or(Duration::ZERO, |l| {
@@ -1469,8 +1520,10 @@ fn lab_and_run(
     };
     let mut notes = built.notes.clone();
     notes.insert(0, built.description.clone());
+    let mut timeline = None;
     let link = built.wire.take().map(|w| {
         let report = w.finish();
+        timeline = Some(wire_timeline(&report, WIRE_TIMELINE_MAX));
         LinkRecord {
             seed: report.seed,
             to_peer: LinkCounts::from(&report.to_peer),
@@ -1486,6 +1539,9 @@ fn lab_and_run(
         // A packet the relay released late is a late event to the kernels at both ends,
         // as a late timer is: a round trip's worth of it joins every timing's error.
         let late = l.to_peer.late_max_us.unwrap_or(0) + l.from_peer.late_max_us.unwrap_or(0);
+        if let Some(t) = timeline.take() {
+            notes.push(t);
+        }
         if let Some(t) = run.as_mut().and_then(|r| r.timed.as_mut()) {
             t.late_us += late;
             t.syn_late_us.iter_mut().for_each(|s| *s += late);
