@@ -135,11 +135,7 @@ pub struct Rate(pub u64);
 impl Rate {
     /// Parses `"10mbit"`.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let t = text.trim();
-        let split = t
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(t.len());
-        let (number, unit) = t.split_at(split);
+        let (number, unit) = crate::spec::number_and_unit(text);
         let scale = match unit {
             "bit" => 1.0,
             "kbit" => 1e3,

@@ -505,11 +505,7 @@ impl Span {
     /// Parses `"2.5s"`, `"1500ms"`, `"2m"`, `"100us"`; refuses what is not a finite,
     /// non-negative duration of at most [`Span::MAX`].
     pub fn parse(text: &str) -> Result<Self, String> {
-        let t = text.trim();
-        let split = t
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(t.len());
-        let (number, unit) = t.split_at(split);
+        let (number, unit) = number_and_unit(text);
         let n: f64 = number.parse().map_err(|_| {
             format!(
                 "{text:?} is not a duration: write it as \"15s\", \"2.5s\", \"1500ms\" or \"2m\""
@@ -538,6 +534,15 @@ impl Span {
             .map(Span)
             .map_err(|e| format!("{text:?}: {e}"))
     }
+}
+
+/// `"2.5ms"` as (`"2.5"`, `"ms"`): the leading digits and dots, then the rest (trimmed).
+pub(crate) fn number_and_unit(text: &str) -> (&str, &str) {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    t.split_at(split)
 }
 
 impl fmt::Display for Span {
