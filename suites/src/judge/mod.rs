@@ -1,0 +1,5 @@
+//! The second room: records ([`crate::record`]), statements ([`crate::spec`]) and
+//! predictions ([`crate::models`]) turned into checks, figures and evidence. Pure: no
+//! module here builds a lab, starts a process or reads a clock, so a recording made on
+//! another machine is judged here exactly as at the end of a run (a test checks the
+//! imports).

@@ -1,0 +1,4 @@
+//! The first room: building labs and acting in them. Everything here may create
+//! namespaces, start processes, read clocks and capture packets; what it produces is a
+//! record ([`crate::record`]) that the second room ([`crate::judge`]) turns into a
+//! verdict without any of that.
