@@ -81,6 +81,21 @@ impl Recording {
     }
 }
 
+impl Recording {
+    /// The claims of `catalog`'s default tier this recording holds no measurement of:
+    /// claims added since it was made. They are not recorded yet, which is not a fault of
+    /// the claim nor of the recording; `scripts/record ID...` adds just them. (Long-tier
+    /// claims are never recorded: they are not part of the run that records.)
+    pub fn not_recorded<'c>(&self, catalog: &'c [Claim]) -> Vec<&'c str> {
+        catalog
+            .iter()
+            .filter(|c| c.tier() == crate::spec::Tier::Default)
+            .map(|c| c.id)
+            .filter(|id| !self.claims.iter().any(|r| r.id == *id))
+            .collect()
+    }
+}
+
 /// Why a recorded claim could not be judged again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotJudged {

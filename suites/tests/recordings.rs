@@ -4,14 +4,13 @@
 //! A change to a model, a tolerance or a statement that would flip a verdict measured on
 //! one of these kernels fails here, in an ordinary `cargo test`, with the claim and the
 //! reason; so does a claim whose measurement no longer reads (its record changed shape:
-//! record the kernels again, `scripts/record`), and a built-in claim that no recording
-//! covers.
+//! record the kernels again, `scripts/record`). A built-in claim no recording holds yet
+//! is listed as "not recorded yet", not failed: `scripts/record ID...` adds it.
 
 use std::path::{Path, PathBuf};
 
 use netclaim_suites::catalog;
 use netclaim_suites::recording::{rejudge_all, NotJudged, Recording};
-use netclaim_suites::spec::Tier;
 
 fn recordings() -> Vec<(PathBuf, Recording)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("recordings");
@@ -69,24 +68,63 @@ fn every_recorded_verdict_is_judged_the_same_today() {
     );
 }
 
+/// A built-in claim no recording holds yet (added since the recordings were made) is
+/// "not recorded yet", reported and not a failure: adding a claim does not force
+/// recording every kernel again before `cargo test` passes. `scripts/record ID...` adds
+/// its measurements to the recordings. Shown here with a recording that lost one claim:
+/// the claim is listed, and every other claim is judged as before.
 #[test]
-fn every_built_in_claim_of_the_default_tier_is_recorded_on_each_kernel() {
+fn a_claim_not_recorded_yet_is_listed_and_the_rest_judged() {
     let claims = catalog::all();
     for (path, recording) in recordings() {
-        let missing: Vec<&str> = claims
-            .iter()
-            .filter(|c| c.tier() == Tier::Default)
-            .map(|c| c.id)
-            .filter(|id| !recording.claims.iter().any(|r| r.id == *id))
-            .collect();
-        assert!(
-            missing.is_empty(),
-            "{} (Linux {}) has no measurement of {}: record it again (scripts/record)",
-            path.display(),
-            recording.kernel,
-            missing.join(", ")
-        );
+        let missing = recording.not_recorded(&claims);
+        if !missing.is_empty() {
+            eprintln!(
+                "{} (Linux {}): not recorded yet: {} (add them: scripts/record {})",
+                path.display(),
+                recording.kernel,
+                missing.join(", "),
+                missing.join(" ")
+            );
+        }
     }
+    let (_, mut recording) = recordings()
+        .into_iter()
+        .find(|(p, _)| p.ends_with("6.18.json"))
+        .expect("the 6.18 recording");
+    let before = recording.not_recorded(&claims);
+    let dropped = recording.claims.remove(
+        recording
+            .claims
+            .iter()
+            .position(|r| r.id == "syn.retries-1")
+            .expect("syn.retries-1 is recorded"),
+    );
+    let mut after = recording.not_recorded(&claims);
+    after.retain(|id| !before.contains(id));
+    assert_eq!(after, [dropped.id.as_str()]);
+    let judged = rejudge_all(&recording, &claims);
+    assert_eq!(judged.len(), recording.claims.len());
+    for (r, now) in judged {
+        match now {
+            Ok(o) => assert_eq!(o.verdict(), r.verdict, "{}", r.id),
+            Err(e) => panic!("{}: {e}", r.id),
+        }
+    }
+}
+
+/// A recorded claim the catalog no longer has (renamed or removed) is not judged, and
+/// says why: the recordings are re-recorded (`scripts/record`) rather than kept stale.
+#[test]
+fn a_recorded_claim_the_catalog_lost_is_not_judged() {
+    let claims = catalog::all();
+    let (_, mut recording) = recordings().into_iter().next().expect("a recording");
+    recording.claims[0].id = "syn.no-such-claim".into();
+    let (_, now) = rejudge_all(&recording, &claims)
+        .into_iter()
+        .find(|(r, _)| r.id == "syn.no-such-claim")
+        .expect("judged");
+    assert!(matches!(now, Err(NotJudged::Unknown)), "{now:?}");
 }
 
 #[test]
