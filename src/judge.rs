@@ -48,7 +48,7 @@ fn load(path: &Path) -> Result<Recording> {
 /// contradicts itself: see [`recording::rejudge_all`]) or when there was nothing to judge
 /// (no agreement either).
 pub fn run(path: &Path, claim_files: &[PathBuf]) -> Result<u8> {
-    let claims = crate::catalog_with_paths(claim_files)?;
+    let claims = crate::select::catalog_with_paths(claim_files)?;
     let recording = load(path)?;
     if recording.claims.is_empty() {
         errln!(

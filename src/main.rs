@@ -5,10 +5,13 @@
 mod out;
 
 mod compare;
+mod exit;
+mod interrupt;
 mod judge;
 mod provenance;
 mod report;
 mod runner;
+mod select;
 mod svg;
 mod vm;
 
@@ -19,33 +22,14 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use netclaim_suites::{catalog, Ctx, Verdict};
-use nix::sys::signal::{SigSet, Signal};
+use netclaim_suites::{Ctx, Verdict};
+use nix::sys::signal::Signal;
 
 use crate::compare::Matrix;
+use crate::interrupt::on_interrupt;
 use crate::out::{errln, out, outln};
 use crate::report::{Machine, Report};
-
-/// Exit codes (also in `--help` and the README).
-mod exit {
-    /// Every claim reached a verdict (holds, refuted or not-applicable); no drift.
-    pub const OK: u8 = 0;
-    /// At least one claim ended in `error`: the harness failed.
-    pub const ERROR: u8 = 1;
-    /// Bad input: an unknown or empty filter, a selection of only long-tier claims
-    /// without --long, `--jobs 0`, a claim file `check` refuses, an input file that is
-    /// not a regular file or is over its size cap, an unreadable or malformed report, a
-    /// baseline that shares no claim with the run, an unwritable --out directory (clap's
-    /// own usage errors also exit 2).
-    pub const USAGE: u8 = 2;
-    /// Verdicts drifted from --baseline, or `compare` found differences.
-    pub const DRIFT: u8 = 3;
-    /// Some claims were skipped (missing tool or privilege); the rest reached a verdict.
-    pub const SKIPPED: u8 = 4;
-    /// Some claims were inconclusive: a timing check missed its window by less than the
-    /// measured slowness of the machine (emulation, load); nothing else went wrong.
-    pub const INCONCLUSIVE: u8 = 5;
-}
+use crate::select::{abbreviate, catalog_with, select, ClaimFiles};
 
 const AFTER_HELP: &str = "\
 Exit codes:
@@ -137,22 +121,6 @@ enum Command {
     /// in its own VM, merged into one claims × kernels table. Exit 0, 1, 4 or 5 as for
     /// `run` (the kernels differing is the expected outcome, not an exit code).
     Kernels(vm::KernelsArgs),
-}
-
-/// Claim files to add to the built-in catalog.
-#[derive(clap::Args, Default, Clone)]
-pub(crate) struct ClaimFiles {
-    /// A claim file, or a directory of *.toml claim files (repeatable). Without a FILTER
-    /// only these claims run; see --with-built-in.
-    #[arg(long = "claims", value_name = "PATH")]
-    pub(crate) claims: Vec<PathBuf>,
-    /// With --claims and no FILTER: run the built-in claims too.
-    #[arg(long)]
-    pub(crate) with_built_in: bool,
-    /// Include the long tier: claims that take minutes (tcp_retries2 at its default runs
-    /// about 15 minutes). A long claim also runs when a FILTER is its exact id.
-    #[arg(long)]
-    pub(crate) long: bool,
 }
 
 #[derive(clap::Args)]
@@ -250,79 +218,6 @@ fn main() -> ExitCode {
             ExitCode::from(exit::USAGE)
         }
     }
-}
-
-/// The catalog with the claim files in `files`; every problem of every file is an
-/// error (bad input), each with its file:line:column.
-fn catalog_with(files: &ClaimFiles) -> Result<Vec<netclaim_suites::Claim>> {
-    catalog_with_paths(&files.claims)
-}
-
-/// The built-in catalog with the claim files (or directories of them) at `paths`.
-pub(crate) fn catalog_with_paths(paths: &[PathBuf]) -> Result<Vec<netclaim_suites::Claim>> {
-    catalog::with_files(paths).map_err(|errors| {
-        anyhow::anyhow!(
-            "{} problem(s) in the claim files; nothing was run:\n{}",
-            errors.len(),
-            errors
-                .iter()
-                .map(|e| format!("  {e}"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    })
-}
-
-/// The claims matching `filters`; an error naming the filters that match nothing. With
-/// claim files and no filter, only the files' claims (unless --with-built-in).
-pub(crate) fn select(
-    filters: &[String],
-    files: &ClaimFiles,
-) -> Result<Vec<netclaim_suites::Claim>> {
-    if let Some(blank) = filters.iter().find(|f| f.trim().is_empty()) {
-        bail!(
-            "empty claim filter {blank:?}: give part of a claim id (`netclaim list` shows \
-             them), or no filter to run every claim"
-        );
-    }
-    let mut all = catalog_with(files)?;
-    let only_files = !files.claims.is_empty() && filters.is_empty() && !files.with_built_in;
-    if only_files {
-        all.retain(|c| matches!(c.run, netclaim_suites::claim::Procedure::Data(d) if matches!(d.origin, netclaim_suites::spec::Origin::File(_))));
-        // The files' claims act as the filter: when all of them are long-tier, selecting
-        // none is the same mistake as a filter that matches only long claims.
-        if !files.long
-            && all
-                .iter()
-                .all(|c| c.tier() == netclaim_suites::spec::Tier::Long)
-        {
-            let ids: Vec<&str> = all.iter().map(|c| c.id).collect();
-            bail!(
-                "every claim of the claim files is in the long tier ({}): add --long to run \
-                 them, or give a claim's exact id as a filter",
-                abbreviate(&ids)
-            );
-        }
-    }
-    catalog::select_from(all, filters, files.long).map_err(|unknown| {
-        let (long, none): (Vec<String>, Vec<String>) = unknown
-            .into_iter()
-            .partition(|u| u.contains("(only long-tier"));
-        let mut parts = Vec::new();
-        if !none.is_empty() {
-            parts.push(format!(
-                "no claim id contains {}: run `netclaim list` to see the ids",
-                none.iter()
-                    .map(|u| format!("{u:?}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        if !long.is_empty() {
-            parts.push(format!("no default-tier claim matches {}", long.join("; ")));
-        }
-        anyhow::anyhow!("{}", parts.join("; "))
-    })
 }
 
 fn list(filters: &[String], json: bool, files: &ClaimFiles) -> Result<u8> {
@@ -479,46 +374,6 @@ fn clean() -> Result<u8> {
     })
 }
 
-/// Blocks SIGINT, SIGTERM and SIGHUP (a closed terminal) in every thread (threads
-/// started later inherit the mask) and handles them on one thread: `cleanup`; then every
-/// tool and daemon still running is killed and reaped, this process's lab names and
-/// temporary files are removed, and the process exits 128 + signal.
-pub(crate) fn on_interrupt(cleanup: fn(Signal)) -> Result<()> {
-    let mut set = SigSet::empty();
-    set.add(Signal::SIGINT);
-    set.add(Signal::SIGTERM);
-    set.add(Signal::SIGHUP);
-    set.thread_block()
-        .context("blocking SIGINT/SIGTERM/SIGHUP")?;
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            let Ok(sig) = set.wait() else { return };
-            cleanup(sig);
-            // Held until exit: no claim thread can start another tool meanwhile.
-            let stopped = netclaim_harness::command::stop_all_children();
-            if stopped.reaped > 0 {
-                errln!(
-                    "netclaim: killed and reaped {} tool process(es)",
-                    stopped.reaped
-                );
-            }
-            let swept = netclaim_harness::sweep::own();
-            if netclaim_harness::netns::naming() || !swept.removed.is_empty() {
-                errln!(
-                    "netclaim: removed {} lab name(s) and temporary file(s)",
-                    swept.removed.len()
-                );
-            }
-            for f in swept.failed {
-                errln!("netclaim: warning: {f}");
-            }
-            std::process::exit(128 + sig as i32);
-        })
-        .context("starting the signal thread")?;
-    Ok(())
-}
-
 /// `run`'s interrupt. What follows it (see [`on_interrupt`]) kills and reaps the tools
 /// and removes lab names; exiting then ends every thread, and each namespace goes with
 /// its last reference.
@@ -552,22 +407,6 @@ fn check_baseline(path: &Path, baseline: &Report, claims: &[netclaim_suites::Cla
         );
     }
     Ok(())
-}
-
-/// "a, b, c and 12 more".
-fn abbreviate(ids: &[&str]) -> String {
-    const SHOWN: usize = 5;
-    let head = ids
-        .iter()
-        .take(SHOWN)
-        .copied()
-        .collect::<Vec<_>>()
-        .join(", ");
-    match ids.len().saturating_sub(SHOWN) {
-        0 if ids.is_empty() => "no claim".into(),
-        0 => head,
-        more => format!("{head} and {more} more"),
-    }
 }
 
 fn run(args: RunArgs) -> Result<u8> {

@@ -131,8 +131,8 @@ pub struct GuestArgs {
 }
 
 /// The claim selection of a run with or without the long tier.
-fn claim_files(long: bool) -> crate::ClaimFiles {
-    crate::ClaimFiles {
+fn claim_files(long: bool) -> crate::select::ClaimFiles {
+    crate::select::ClaimFiles {
         long,
         ..Default::default()
     }
@@ -282,7 +282,7 @@ enum Event {
 pub fn run(args: VmArgs) -> Result<u8> {
     // Bad input first, before booting anything or creating anything.
     let kernel = check_kernel(&args.kernel)?;
-    crate::select(&args.filters, &claim_files(args.guest.long))?;
+    crate::select::select(&args.filters, &claim_files(args.guest.long))?;
     let release = kernel_release(&kernel);
     let out = match &args.out {
         Some(o) => o.clone(),
@@ -293,7 +293,7 @@ pub fn run(args: VmArgs) -> Result<u8> {
     warn_without_modules(&kernel, release.as_deref());
     let exe = std::env::current_exe().context("locating the netclaim binary")?;
     let accel = AccelState::new(args.guest.accel)?;
-    crate::on_interrupt(stop_all)?;
+    crate::interrupt::on_interrupt(stop_all)?;
     let job = VmJob {
         kernel,
         release,
@@ -336,7 +336,7 @@ pub fn kernels(args: KernelsArgs) -> Result<u8> {
         .iter()
         .map(|k| check_kernel(k))
         .collect::<Result<Vec<_>>>()?;
-    crate::select(&args.filters, &claim_files(args.guest.long))?;
+    crate::select::select(&args.filters, &claim_files(args.guest.long))?;
     check_out(&args.out)?;
     let vng = if images.is_empty() {
         PathBuf::new()
@@ -371,7 +371,7 @@ pub fn kernels(args: KernelsArgs) -> Result<u8> {
     };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating --out directory {}", args.out.display()))?;
-    crate::on_interrupt(stop_all)?;
+    crate::interrupt::on_interrupt(stop_all)?;
     let started = Instant::now();
 
     // Runs in order: the host first (its CPU-heavy start is short), then each VM. Each
@@ -981,7 +981,7 @@ fn cpu_times() -> Option<(u64, u64)> {
 
 impl Progress {
     fn new(filters: &[String], long: bool) -> Self {
-        let short = crate::select(filters, &claim_files(long))
+        let short = crate::select::select(filters, &claim_files(long))
             .unwrap_or_default()
             .into_iter()
             .filter(|c| !c.mostly_waits())
