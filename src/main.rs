@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use netclaim_suites::{Ctx, Verdict};
+use netclaim_suites::Ctx;
 use nix::sys::signal::Signal;
 
 use crate::compare::Matrix;
@@ -529,18 +529,11 @@ fn run(args: RunArgs) -> Result<u8> {
     for d in &drift {
         errln!("netclaim: drift: {d}");
     }
-    let verdicts: Vec<Verdict> = report.claims.iter().map(|c| c.verdict).collect();
-    Ok(if verdicts.contains(&Verdict::Error) || !wrote {
-        exit::ERROR
-    } else if !drift.is_empty() {
-        exit::DRIFT
-    } else if verdicts.contains(&Verdict::Skipped) {
-        exit::SKIPPED
-    } else if verdicts.contains(&Verdict::Inconclusive) {
-        exit::INCONCLUSIVE
-    } else {
-        exit::OK
-    })
+    Ok(exit::of_run(
+        report.claims.iter().map(|c| c.verdict),
+        !wrote,
+        !drift.is_empty(),
+    ))
 }
 
 fn compare(paths: &[PathBuf], format: CompareFormat, all: bool) -> Result<u8> {
