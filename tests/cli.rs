@@ -1457,13 +1457,26 @@ fn root_trials() -> Vec<Trial> {
             let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
             let claims = report["claims"].as_array().cloned().unwrap_or_default();
             let get = |id: &str| claims.iter().find(|c| c["id"] == id).cloned();
-            let (Some(curl), Some(app), Some(defaults), Some(icmp), Some(refused)) = (
+            let (
+                Some(curl),
+                Some(app),
+                Some(defaults),
+                Some(icmp),
+                Some(refused),
+                Some(user_timeout),
+                Some(synack),
+                Some(zero_window),
+            ) = (
                 get("mine.curl-retries-3"),
                 get("mine.app-db-timeout"),
                 get("mine.syn-retries-default"),
                 get("mine.icmp-refusal-at-a-real-rtt"),
                 get("mine.refused-at-a-real-rtt"),
-            ) else {
+                get("mine.user-timeout-at-a-real-rtt"),
+                get("mine.first-synack-lost"),
+                get("mine.zero-window-outlives-retries2"),
+            )
+            else {
                 return Err(format!("example claims missing from the report: {claims:?}").into());
             };
             // The curl example: what the kernel model predicts for tcp_syn_retries=3 with
@@ -1510,6 +1523,24 @@ fn root_trials() -> Vec<Trial> {
                     || refused["observed"]["exit_code"] != 7
                     || !(600..1_000).contains(&ms(&refused["observed"]["duration_ms"]))))
                 .then(|| "curl refused after one round trip of the wire (0.6 s)".into()),
+                // 100 ms round trip: RTO = RTT + max(2·RTT, rto_min) ≈ 308 ms, the give-up
+                // at the first RTO past the 3 s user timeout (~3.6 s): the statement's
+                // "within 3 s" is refuted, every model check agrees.
+                (tun && (!decided(&user_timeout, "refuted")
+                    || user_timeout["observed"]["errno"] != 110
+                    || !(3_050..4_500).contains(&ms(&user_timeout["observed"]["duration_ms"]))
+                    || !user_timeout
+                        .to_string()
+                        .contains("RTO after the handshake (TCP_INFO tcpi_rto")))
+                .then(|| "TCP_USER_TIMEOUT at a 100 ms RTT ends past 3 s".into()),
+                (tun && (!decided(&synack, "holds")
+                    || synack["observed"]["syn_count"] != 2
+                    || !(1_000..1_300).contains(&ms(&synack["observed"]["duration_ms"]))
+                    || !synack.to_string().contains("dropped by rule 1")))
+                .then(|| "the first SYN-ACK dropped: SYN again at 1 s".into()),
+                (tun && (!decided(&zero_window, "holds")
+                    || !zero_window.to_string().contains("window 0")))
+                .then(|| "a zero window outlives tcp_retries2".into()),
                 claims
                     .iter()
                     .filter(|c| c["verdict"] != "skipped")

@@ -45,11 +45,21 @@ pub fn open_at(path: &Path, name: &str, gso: bool) -> Result<OwnedFd> {
                 Some(libc::ENOENT | libc::ENXIO | libc::ENODEV | libc::EACCES | libc::EPERM)
             ) =>
         {
+            let hint = if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM)) {
+                // A user namespace's root is no root for the host's device node: the
+                // node's own mode decides. udev makes it 0666 (its rule for misc/tun);
+                // without udev it stays the kernel's 0600.
+                "as an ordinary user the device must be open to you: udev makes it 0666, \
+                 without udev (a bare VM or container) `chmod 0666 /dev/net/tun` as root; \
+                 or run as root"
+            } else {
+                "a container needs the device: `docker run --device /dev/net/tun`, \
+                 or `modprobe tun` on the host"
+            };
             return Err(unavailable(format!(
-                "cannot open {}: {e} (a container needs the device: `docker run --device /dev/net/tun`, \
-                 or `modprobe tun` on the host)",
+                "cannot open {}: {e} ({hint})",
                 path.display()
-            )))
+            )));
         }
         Err(e) => return Err(Error::io("open", path, e)),
     };
