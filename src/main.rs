@@ -277,13 +277,11 @@ fn check(paths: &[PathBuf]) -> Result<u8> {
     let claims = catalog_with(&files)?;
     let mut by_file: std::collections::BTreeMap<String, Vec<&str>> = Default::default();
     for c in &claims {
-        if let netclaim_suites::claim::Procedure::Data(d) = c.run {
-            if let netclaim_suites::spec::Origin::File(p) = &d.origin {
-                by_file
-                    .entry(p.display().to_string())
-                    .or_default()
-                    .push(c.id);
-            }
+        if let Some(p) = c.user_file() {
+            by_file
+                .entry(p.display().to_string())
+                .or_default()
+                .push(c.id);
         }
     }
     for (file, ids) in &by_file {
@@ -503,8 +501,12 @@ fn run(args: RunArgs) -> Result<u8> {
     match args.format {
         Format::Table => {
             out::table(tty, |color| report.table(color));
+            // Claims from the user's files: the report's entries are the claims', in order.
             let details = report.details(|c| {
-                args.details || c.origin.ends_with(".toml") && !c.origin.starts_with("built-in")
+                args.details
+                    || claims
+                        .iter()
+                        .any(|claim| claim.id == c.id && claim.user_file().is_some())
             });
             if !details.is_empty() {
                 out!("\n{details}");

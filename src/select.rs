@@ -58,7 +58,7 @@ pub(crate) fn select(
     let mut all = catalog_with(files)?;
     let only_files = !files.claims.is_empty() && filters.is_empty() && !files.with_built_in;
     if only_files {
-        all.retain(|c| matches!(c.run, netclaim_suites::claim::Procedure::Data(d) if matches!(d.origin, netclaim_suites::spec::Origin::File(_))));
+        all.retain(|c| c.user_file().is_some());
         // The files' claims act as the filter: when all of them are long-tier, selecting
         // none is the same mistake as a filter that matches only long claims.
         if !files.long
@@ -108,5 +108,35 @@ pub(crate) fn abbreviate(ids: &[&str]) -> String {
         0 if ids.is_empty() => "no claim".into(),
         0 => head,
         more => format!("{head} and {more} more"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // "Is this claim from a user's file?" was four tests in four places; a built-in
+    // claim file (TOML) counted as a user's in one of them.
+    #[test]
+    fn only_the_claims_of_the_users_files_are_from_a_users_file() {
+        let file = PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/claims/app-db-timeout.toml"
+        ));
+        let claims = catalog_with_paths(std::slice::from_ref(&file)).expect("the example reads");
+        let (mine, built_in): (Vec<&netclaim_suites::Claim>, Vec<_>) =
+            claims.iter().partition(|c| c.user_file().is_some());
+        let ids: Vec<&str> = mine.iter().map(|c| c.id).collect();
+        assert_eq!(ids, ["mine.app-db-timeout"]);
+        assert_eq!(mine[0].user_file(), Some(file.as_path()));
+        assert!(built_in.iter().any(|c| c.origin() == "built-in"));
+        assert!(built_in.iter().any(|c| c.origin().ends_with(".toml)")));
+        let only_files = ClaimFiles {
+            claims: vec![file],
+            with_built_in: false,
+            long: false,
+        };
+        let selected = select(&[], &only_files).expect("selected");
+        assert_eq!(selected.iter().map(|c| c.id).collect::<Vec<_>>(), ids);
     }
 }

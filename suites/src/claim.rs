@@ -677,6 +677,18 @@ impl Claim {
         }
     }
 
+    /// The user's claim file this claim comes from (`--claims PATH`); `None` for a
+    /// built-in claim, Rust or TOML. The one test of "is this claim from a user's file?".
+    pub fn user_file(&self) -> Option<&'static std::path::Path> {
+        match self.run {
+            Procedure::Data(DataClaim {
+                origin: crate::spec::Origin::File(path),
+                ..
+            }) => Some(path),
+            _ => None,
+        }
+    }
+
     /// `default`, or `long` for a claim that runs only when asked for (`--long`).
     pub fn tier(&self) -> crate::spec::Tier {
         match self.run {
