@@ -3,3 +3,5 @@
 //! module here builds a lab, starts a process or reads a clock, so a recording made on
 //! another machine is judged here exactly as at the end of a run (a test checks the
 //! imports).
+
+pub mod connection;

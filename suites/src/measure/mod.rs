@@ -2,3 +2,5 @@
 //! namespaces, start processes, read clocks and capture packets; what it produces is a
 //! record ([`crate::record`]) that the second room ([`crate::judge`]) turns into a
 //! verdict without any of that.
+
+pub mod connection;

@@ -1,0 +1,354 @@
+//! What the kernel is predicted to do with a connection after its first SYN, from the
+//! sysctls in force and the socket options: the retransmission timer and its give-up
+//! (`tcp_retries2`, `TCP_USER_TIMEOUT`), keepalive, the FIN_WAIT_2 lifetime, SYN-ACK
+//! retransmissions, and a rejected or unroutable SYN. Predictions come from
+//! [`netclaim_harness::timers`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use netclaim_harness::timers::{self, KeepaliveModel, RetransModel, Schedule};
+use netclaim_harness::tolerance::{kernel_timer_window, Window};
+use nix::errno::Errno;
+
+use crate::lab::{self, secs, Shown};
+use crate::spec::{ClaimSpec, Client};
+
+/// What the models predict for a client after the SYN, from what was in force.
+#[derive(Debug, Clone)]
+pub struct Prediction {
+    /// Transmissions (data, probes, SYN-ACKs) and the give-up or lifetime.
+    pub schedule: Schedule,
+    /// The intervals the kernel arms, for their timer-wheel slack.
+    pub intervals: Vec<Duration>,
+    /// What the model used, in words.
+    pub inputs: String,
+    /// The errno the client sees.
+    pub errno: Option<Errno>,
+    /// The RTO after the handshake (`send`, `close`).
+    pub rto: Option<Duration>,
+}
+
+fn num(in_force: &BTreeMap<String, String>, k: &str) -> Option<u64> {
+    in_force
+        .get(k)
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+/// The model inputs of a client after the SYN (the sysctls read in its lab).
+pub const MODEL_INPUTS: &[&str] = &[
+    "net.ipv4.tcp_retries2",
+    "net.ipv4.tcp_early_retrans",
+    "net.ipv4.tcp_sack",
+    "net.ipv4.tcp_rto_min_us",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_synack_retries",
+];
+
+/// The prediction for `client` with `in_force`, the socket options of `spec`, the
+/// handshake's `rtt` (when measured) and `hz`.
+pub fn predict(
+    client: Client,
+    spec: &ClaimSpec,
+    in_force: &BTreeMap<String, String>,
+    rtt: Option<Duration>,
+    hz: u32,
+) -> Prediction {
+    let socket = spec
+        .run
+        .as_ref()
+        .map(|r| r.socket.clone())
+        .unwrap_or_default();
+    let rto_min = num(in_force, "net.ipv4.tcp_rto_min_us")
+        .map(Duration::from_micros)
+        .unwrap_or(timers::TCP_RTO_MIN);
+    let rto_max = num(in_force, netclaim_harness::sysctl::knob::TCP_RTO_MAX_MS)
+        .map(Duration::from_millis)
+        .unwrap_or(timers::TCP_RTO_MAX);
+    let retrans = RetransModel {
+        hz,
+        rtt: rtt.unwrap_or(Duration::from_micros(50)),
+        rto_min,
+        rto_max,
+        tlp: matches!(
+            num(in_force, "net.ipv4.tcp_early_retrans"),
+            Some(3 | 4) | None
+        ) && num(in_force, "net.ipv4.tcp_sack") != Some(0),
+        retries2: num(in_force, "net.ipv4.tcp_retries2").unwrap_or(15) as u32,
+        user_timeout: socket.user_timeout.map(|t| t.0),
+    };
+    match client {
+        Client::Send => {
+            let p = retrans.plan();
+            Prediction {
+                inputs: format!(
+                    "RTT {} µs (the kernel's first sample, TCP_INFO) → RTO {} ms (rto_min {} ms, HZ={hz}); {}; {}; rto_max {} s; give up at the first RTO ≥ {} after the first retransmission ({} ms after the original)",
+                    retrans.rtt.as_micros(),
+                    p.rto.as_millis(),
+                    rto_min.as_millis(),
+                    match p.pto {
+                        Some(pto) => format!("a tail loss probe after {} ms (tcp_early_retrans, SACK)", pto.as_millis()),
+                        None => "no tail loss probe".into(),
+                    },
+                    match retrans.user_timeout {
+                        Some(u) => format!("TCP_USER_TIMEOUT {} ms", u.as_millis()),
+                        None => format!("tcp_retries2={} (tcp_model_timeout {} ms)", retrans.retries2, p.boundary.as_millis()),
+                    },
+                    rto_max.as_secs(),
+                    secs(p.boundary),
+                    p.retrans_stamp.as_millis(),
+                ),
+                schedule: p.schedule,
+                intervals: p.intervals,
+                errno: Some(Errno::ETIMEDOUT),
+                rto: Some(p.rto),
+            }
+        }
+        Client::Idle => {
+            let sys = |k: &str, d: u64| num(in_force, k).unwrap_or(d);
+            let k = KeepaliveModel {
+                time: Duration::from_secs(
+                    socket
+                        .keepidle
+                        .map_or_else(|| sys("net.ipv4.tcp_keepalive_time", 7200), u64::from),
+                ),
+                intvl: Duration::from_secs(
+                    socket
+                        .keepintvl
+                        .map_or_else(|| sys("net.ipv4.tcp_keepalive_intvl", 75), u64::from),
+                ),
+                probes: socket
+                    .keepcnt
+                    .unwrap_or_else(|| sys("net.ipv4.tcp_keepalive_probes", 9) as u32),
+                user_timeout: socket.user_timeout.map(|t| t.0),
+            };
+            Prediction {
+                inputs: format!(
+                    "keepalive time {} s, intvl {} s, probes {}{}",
+                    k.time.as_secs(),
+                    k.intvl.as_secs(),
+                    k.probes,
+                    k.user_timeout
+                        .map(|u| format!(", TCP_USER_TIMEOUT {} ms", u.as_millis()))
+                        .unwrap_or_default()
+                ),
+                schedule: k.schedule(),
+                intervals: k.intervals(),
+                errno: Some(Errno::ETIMEDOUT),
+                rto: None,
+            }
+        }
+        Client::Close => {
+            let rto = retrans.rto();
+            if socket.linger.is_some_and(|l| l.0.is_zero()) {
+                return Prediction {
+                    schedule: Schedule {
+                        send_times: Vec::new(),
+                        give_up: Duration::ZERO,
+                    },
+                    intervals: Vec::new(),
+                    inputs: "SO_LINGER on with a 0 s timeout: tcp_close() aborts (tcp_disconnect): an RST, the socket freed at once".into(),
+                    errno: None,
+                    rto: Some(rto),
+                };
+            }
+            // do_tcp_setsockopt(TCP_LINGER2): 0 leaves the sysctl in force (tcp_fin_time
+            // takes `linger2 ?: tcp_fin_timeout`), a value above TCP_FIN_TIMEOUT_MAX is
+            // clamped to it (Linux ≥ 5.8), a negative one makes an orphan that reaches
+            // FIN_WAIT_2 be reset and freed at once.
+            let max = timers::TCP_FIN_TIMEOUT_MAX.as_secs();
+            let (fin, from) = match socket.linger2 {
+                Some(s) if s < 0 => (
+                    Duration::ZERO,
+                    format!("TCP_LINGER2 {s}: an orphan is reset and freed when its FIN is ACKed, instead of waiting in FIN_WAIT_2"),
+                ),
+                Some(s) if s as u64 > max => (
+                    timers::TCP_FIN_TIMEOUT_MAX,
+                    format!("TCP_LINGER2 {s} s, clamped to TCP_FIN_TIMEOUT_MAX {max} s"),
+                ),
+                Some(s) if s > 0 => (Duration::from_secs(s as u64), format!("TCP_LINGER2 {s} s")),
+                linger2 => {
+                    let s = sys_fin(in_force);
+                    let why = match linger2 {
+                        Some(_) => "TCP_LINGER2 0 leaves ",
+                        None => "",
+                    };
+                    (Duration::from_secs(s), format!("{why}tcp_fin_timeout {s} s"))
+                }
+            };
+            let reset = socket.linger2.is_some_and(|s| s < 0);
+            let life = match reset {
+                true => Duration::ZERO,
+                false => timers::fin_wait2_lifetime(fin, rto),
+            };
+            Prediction {
+                schedule: Schedule {
+                    send_times: Vec::new(),
+                    give_up: life,
+                },
+                intervals: vec![life],
+                inputs: match reset {
+                    true => from,
+                    false => format!(
+                        "{from}; floor 3.5 × RTO {} ms (tcp_fin_time): an orphaned FIN_WAIT_2 socket lives {}",
+                        rto.as_millis(),
+                        secs(life)
+                    ),
+                },
+                errno: None,
+                rto: Some(rto),
+            }
+        }
+        Client::SynOnly => {
+            let n = num(in_force, "net.ipv4.tcp_synack_retries").unwrap_or(5) as u32;
+            let s = timers::synack_schedule(n);
+            let mut intervals = s.intervals();
+            intervals.retain(|d| !d.is_zero());
+            Prediction {
+                inputs: format!(
+                    "tcp_synack_retries={n}: SYN-ACK retransmissions after 1, 2, 4 … s (reqsk_timeout), the request dropped at the next expiry"
+                ),
+                schedule: s,
+                intervals,
+                errno: None,
+                rto: None,
+            }
+        }
+        _ => Prediction {
+            schedule: Schedule {
+                send_times: Vec::new(),
+                give_up: Duration::ZERO,
+            },
+            intervals: Vec::new(),
+            inputs: String::new(),
+            errno: None,
+            rto: None,
+        },
+    }
+}
+
+fn sys_fin(in_force: &BTreeMap<String, String>) -> u64 {
+    num(in_force, netclaim_harness::sysctl::knob::TCP_FIN_TIMEOUT).unwrap_or(60)
+}
+
+/// How early a kernel timer may appear: a jiffy (the first one is armed mid-jiffy) and a
+/// millisecond of capture and wake-up jitter, at least [`lab::EARLY`].
+pub fn early(hz: u32) -> Duration {
+    (timers::jiffy(hz) + Duration::from_millis(1)).max(lab::EARLY)
+}
+
+/// The window of a time the kernel reaches through `intervals` (never early beyond
+/// [`early`], late by their accumulated timer-wheel slack).
+pub fn window(at: Duration, intervals: &[Duration], hz: u32) -> Window {
+    let late: Duration = intervals.iter().map(|i| lab::interval_slack(*i, hz)).sum();
+    kernel_timer_window(at, late, early(hz))
+}
+
+/// A rough run time for `client` with the sysctls the spec sets (kernel defaults
+/// otherwise).
+pub fn estimate(client: Client, spec: &ClaimSpec) -> Duration {
+    let in_force: BTreeMap<String, String> = spec
+        .lab
+        .sysctls
+        .iter()
+        .map(|(k, v)| (k.clone(), v.text()))
+        .collect();
+    let p = predict(client, spec, &in_force, None, 250);
+    p.schedule.give_up + Duration::from_secs(1)
+}
+
+/// A connect()'s outcome when the SYN is rejected or cannot be routed: the errno the
+/// kernel reports, and what the wire shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// The errno of connect().
+    pub errno: Errno,
+    /// SYNs on the wire before it (0: no route, nothing sent).
+    pub syns: usize,
+    /// An ICMP answer that arrives while connect() still holds the socket is only
+    /// recorded (`sk_err_soft`, `tcp_v4_err`'s `sock_owned_by_user` branch); the abort
+    /// comes with the ICMP answering the first retransmission, after the initial RTO. On a
+    /// direct link (veth) the answer usually comes back within the send itself.
+    pub may_wait_one_rto: bool,
+    /// An RST answers the SYN.
+    pub rst: bool,
+    /// The ICMP (type, code) that answers it.
+    pub icmp: Option<(u8, u8)>,
+    /// The round trip of the lab's wire (`lab.link`'s fixed delays; zero on a veth or
+    /// loopback): the answer comes this long after the SYN.
+    pub rtt: Duration,
+    /// Why, in words.
+    pub why: String,
+}
+
+/// What the kernel does with `lab.server` reject / unroutable.
+pub fn rejection(spec: &ClaimSpec) -> Option<Rejection> {
+    let mut r = rejection_on_a_direct_link(spec)?;
+    if let Some(link) = &spec.lab.link {
+        let (to, from) = link.delays();
+        r.rtt = to + from;
+        if r.may_wait_one_rto && r.rtt >= AFTER_THE_SEND {
+            // The answer comes after connect() has gone to sleep: it aborts at once.
+            r.may_wait_one_rto = false;
+            r.why.push_str(&format!(
+                "; over the lab's wire the answer comes {} ms after the SYN, when connect() sleeps and no longer holds the socket: the abort comes after one round trip, with one SYN",
+                r.rtt.as_millis()
+            ));
+        }
+    }
+    Some(r)
+}
+
+/// A round trip long enough that an answer cannot come back while connect() still holds
+/// the socket after sending its SYN (on a veth it comes back within the send itself).
+const AFTER_THE_SEND: Duration = Duration::from_millis(1);
+
+fn rejection_on_a_direct_link(spec: &ClaimSpec) -> Option<Rejection> {
+    use crate::spec::Server;
+    match spec.lab.server {
+        Server::Unroutable => Some(Rejection {
+            errno: Errno::ENETUNREACH,
+            syns: 0,
+            may_wait_one_rto: false,
+            rst: false,
+            icmp: None,
+            rtt: Duration::ZERO,
+            why: "no route to 203.0.113.1 in the lab: ip_route_connect() fails before a SYN is built (ENETUNREACH)".into(),
+        }),
+        Server::Reject => {
+            let with = spec.lab.reject_with.as_deref().unwrap_or("");
+            if with == "tcp-reset" {
+                return Some(Rejection {
+                    errno: Errno::ECONNREFUSED,
+                    syns: 1,
+                    // An RST that finds the socket owned waits in the backlog and is
+                    // processed when connect() releases it: at once.
+                    may_wait_one_rto: false,
+                    rst: true,
+                    icmp: None,
+                    rtt: Duration::ZERO,
+                    why: "REJECT --reject-with tcp-reset answers the SYN with an RST: tcp_reset() in SYN_SENT gives ECONNREFUSED".into(),
+                });
+            }
+            let code = timers::reject_code(with)?;
+            let v = timers::icmp_dest_unreach(code)?;
+            Some(Rejection {
+                errno: v.errno,
+                syns: 1,
+                may_wait_one_rto: true,
+                rst: false,
+                icmp: Some((3, code)),
+                rtt: Duration::ZERO,
+                why: format!(
+                    "REJECT --reject-with {with} sends ICMP destination unreachable code {code}: icmp_err_convert gives {} ({} error per RFC 1122); tcp_v4_err() in SYN_SENT aborts the connect at once whatever its class, unless connect() still holds the socket when the ICMP arrives (then it is kept in sk_err_soft and the abort comes with the ICMP answering the first retransmission, 1 s later)",
+                    v.errno.shown(),
+                    if v.hard { "a hard" } else { "a soft" }
+                ),
+            })
+        }
+        _ => None,
+    }
+}
