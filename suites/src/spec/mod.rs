@@ -1540,7 +1540,7 @@ syns = 4
             .split(", ")
             .map(|k| k.trim_matches(['`', ' ', '.']))
             .collect();
-        let example = include_str!("../../examples/claims/curl-retries-3.toml");
+        let example = include_str!("../../../examples/claims/curl-retries-3.toml");
         let (_, listed) = example
             .split_once("what is at {target}:")
             .expect("the comment");
