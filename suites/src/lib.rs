@@ -14,7 +14,6 @@ pub mod input;
 pub mod judge;
 mod knobs;
 pub mod lab;
-pub mod link;
 pub mod measure;
 pub mod models;
 pub mod record;
@@ -24,3 +23,6 @@ pub mod toolmodel;
 pub(crate) mod versions;
 
 pub use claim::{Check, CheckState, Claim, Ctx, Figures, Outcome, Timing, Verdict};
+/// The claim file's `lab.link` and `lab.rules`, now [`spec::link`]; kept here until its users name
+/// it there.
+pub use spec::link;

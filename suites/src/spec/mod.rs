@@ -86,6 +86,7 @@ mod check;
 mod duration;
 mod expect;
 mod lab;
+pub mod link;
 mod parse;
 mod run;
 #[cfg(test)]
