@@ -1,5 +1,6 @@
 //! Validation: everything wrong with a claim that parsing alone cannot see.
 
+use super::link::LINKED_SERVERS;
 use super::{
     errno_by_name, serde_kebab, ClaimSpec, Client, ErrnoSpec, ExpectSpec, Family, RunSpec, Server,
     SocketSpec, Texts, Value,
@@ -45,11 +46,11 @@ pub fn validate(spec: &ClaimSpec) -> Vec<String> {
         if let Err(errors) = link.wire_spec(&spec.lab.rules) {
             problems.extend(errors);
         }
-        if !crate::link::LINKED_SERVERS.contains(&spec.lab.server) {
+        if !LINKED_SERVERS.contains(&spec.lab.server) {
             problems.push(format!(
                 "lab.link: server {} cannot stand behind a link (a unix socket, or no address at all); these can: {}",
                 serde_kebab(&spec.lab.server),
-                crate::link::LINKED_SERVERS.iter().map(serde_kebab).collect::<Vec<_>>().join(", ")
+                LINKED_SERVERS.iter().map(serde_kebab).collect::<Vec<_>>().join(", ")
             ));
         }
         if spec.lab.family == Family::Ipv6 {

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::link::{LinkSpec, RuleSpec};
 use super::{Family, Value};
 
 /// The lab a claim builds.
@@ -38,13 +39,13 @@ pub struct LabSpec {
     #[serde(default)]
     pub reject_with: Option<String>,
     /// A wire of netclaim's own between the client and a peer namespace that holds the
-    /// server, instead of loopback or a veth: delay, jitter, loss, … ([`crate::link`]).
+    /// server, instead of loopback or a veth: delay, jitter, loss, … ([`super::link`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub link: Option<crate::link::LinkSpec>,
+    pub link: Option<LinkSpec>,
     /// Packet rules on that wire (a scripted peer): drop the first SYN-ACK, a zero
-    /// window, a reset after N bytes ([`crate::link::RuleSpec`]).
+    /// window, a reset after N bytes ([`RuleSpec`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub rules: Vec<crate::link::RuleSpec>,
+    pub rules: Vec<RuleSpec>,
 }
 
 /// What a lab puts at `{target}`.
