@@ -12,7 +12,6 @@ pub mod engine;
 pub mod executor;
 pub mod input;
 pub mod judge;
-mod knobs;
 pub mod lab;
 pub mod measure;
 pub mod models;
@@ -20,8 +19,10 @@ pub mod record;
 pub mod recording;
 pub mod spec;
 pub mod toolmodel;
-pub(crate) mod versions;
 
+/// Tool versions and the not-applicable sysctl helper, now in [`catalog`]; kept here until
+/// their users name them there.
+pub(crate) use catalog::{knobs, versions};
 pub use claim::{Check, CheckState, Claim, Ctx, Figures, Outcome, Timing, Verdict};
 /// The claim file's `lab.link` and `lab.rules`, now [`spec::link`]; kept here until its users name
 /// it there.

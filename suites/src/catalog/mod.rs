@@ -8,27 +8,30 @@ use crate::claim::{Claim, DataClaim, Needs, Procedure};
 use crate::claims;
 use crate::spec::{self, Client, Located, Origin, Server, SpecError};
 
+pub(crate) mod knobs;
+pub(crate) mod versions;
+
 /// The built-in claim files, compiled in: (name, text).
 pub const BUILT_IN_FILES: &[(&str, &str)] = &[
-    ("syn.toml", include_str!("../claims/syn.toml")),
-    ("tools.toml", include_str!("../claims/tools.toml")),
-    ("mysql.toml", include_str!("../claims/mysql.toml")),
-    ("rsync.toml", include_str!("../claims/rsync.toml")),
-    ("defaults.toml", include_str!("../claims/defaults.toml")),
-    ("backlog.toml", include_str!("../claims/backlog.toml")),
+    ("syn.toml", include_str!("../../claims/syn.toml")),
+    ("tools.toml", include_str!("../../claims/tools.toml")),
+    ("mysql.toml", include_str!("../../claims/mysql.toml")),
+    ("rsync.toml", include_str!("../../claims/rsync.toml")),
+    ("defaults.toml", include_str!("../../claims/defaults.toml")),
+    ("backlog.toml", include_str!("../../claims/backlog.toml")),
     // The second catalog: the kernel's own documentation.
-    ("docs-syn.toml", include_str!("../claims/docs-syn.toml")),
+    ("docs-syn.toml", include_str!("../../claims/docs-syn.toml")),
     (
         "docs-rejections.toml",
-        include_str!("../claims/docs-rejections.toml"),
+        include_str!("../../claims/docs-rejections.toml"),
     ),
     (
         "docs-established.toml",
-        include_str!("../claims/docs-established.toml"),
+        include_str!("../../claims/docs-established.toml"),
     ),
     (
         "docs-defaults.toml",
-        include_str!("../claims/docs-defaults.toml"),
+        include_str!("../../claims/docs-defaults.toml"),
     ),
 ];
 
