@@ -20,9 +20,8 @@ pub mod recording;
 pub mod spec;
 pub mod toolmodel;
 
-/// Tool versions and the not-applicable sysctl helper, now in [`catalog`]; kept here until
-/// their users name them there.
-pub(crate) use catalog::{knobs, versions};
+/// Tool versions, now [`catalog::versions`]; kept here until toolmodel.rs names it there.
+pub(crate) use catalog::versions;
 pub use claim::{Check, CheckState, Claim, Ctx, Figures, Outcome, Timing, Verdict};
 /// The claim file's `lab.link` and `lab.rules`, now [`spec::link`]; kept here until its users name
 /// it there.

@@ -20,8 +20,8 @@ use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
 
 use super::seeds;
+use crate::catalog::knobs::or_na;
 use crate::claim::{Claim, Ctx, Figures, Measured, Needs, Outcome, Procedure, Steps};
-use crate::knobs::or_na;
 use crate::lab::{self, check_eq, Against, Shown, ToolRun};
 
 /// Where the lab listener listens (outside every range the claims set).

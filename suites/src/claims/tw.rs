@@ -23,8 +23,8 @@ use super::port::{
     SMALL_RANGE,
 };
 use super::seeds;
+use crate::catalog::knobs::or_na;
 use crate::claim::{Claim, Ctx, Figures, Measured, Needs, Outcome, Procedure, Steps};
-use crate::knobs::or_na;
 use crate::lab::{self, check_eq, check_timing, Against, EARLY};
 
 /// `TCP_TIMEWAIT_LEN` (`include/net/tcp.h`): 60 s, a constant, not a sysctl.
