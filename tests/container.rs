@@ -61,8 +61,11 @@ const REPRESENTATIVE: &[&str] = &[
     "backlog.nginx-502",
 ];
 /// What a privileged container is made of where the engine cannot start one: every
-/// capability the engine can grant, no seccomp filter, a writable /proc/sys.
+/// capability the engine can grant, no seccomp filter, a writable /proc/sys, and the TUN
+/// device the claims over a wire need (`--privileged` gives every host device).
 const PRIVILEGED_STAND_IN: &[&str] = &[
+    "--device",
+    "/dev/net/tun",
     "--cap-add",
     "ALL",
     "--cap-drop",

@@ -729,6 +729,17 @@ impl Claim {
         netclaim_harness::privilege::check()
             .err()
             .or_else(|| self.missing_tools())
+            .or_else(|| self.missing_wire())
+    }
+
+    /// Why a claim over a wire (`lab.link`) cannot have one here, if it cannot: the TUN
+    /// device is missing or closed to this user.
+    fn missing_wire(&self) -> Option<String> {
+        let linked = matches!(self.run, Procedure::Data(d) if d.spec.lab.link.is_some());
+        linked
+            .then(netclaim_harness::wire::tun::available)
+            .and_then(Result::err)
+            .map(|e| e.to_string())
     }
 
     /// The tools the claim needs that are not installed, in words, if any.

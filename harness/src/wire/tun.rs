@@ -26,19 +26,16 @@ fn unavailable(reason: String) -> Error {
     }
 }
 
-/// Opens `path` (the TUN clone device) and creates the TUN device `name` in the calling
-/// thread's namespace: `IFF_TUN | IFF_NO_PI | IFF_VNET_HDR`, non-blocking. With `gso`,
-/// the device takes checksum and TSO offload (`TUNSETOFFLOAD`), so the kernel hands the
-/// reader unsegmented super-packets; without, every packet is MTU-sized and fully
-/// checksummed, ready to be looked at and rewritten.
-pub fn open_at(path: &Path, name: &str, gso: bool) -> Result<OwnedFd> {
-    let file = match std::fs::OpenOptions::new()
+/// Opens the TUN clone device at `path`, read-write and non-blocking; a device this
+/// process cannot have is [`Error::Unavailable`], naming why and what to do.
+fn open_clone(path: &Path) -> Result<std::fs::File> {
+    match std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)
     {
-        Ok(f) => f,
+        Ok(f) => Ok(f),
         Err(e)
             if matches!(
                 e.raw_os_error(),
@@ -56,13 +53,29 @@ pub fn open_at(path: &Path, name: &str, gso: bool) -> Result<OwnedFd> {
                 "a container needs the device: `docker run --device /dev/net/tun`, \
                  or `modprobe tun` on the host"
             };
-            return Err(unavailable(format!(
+            Err(unavailable(format!(
                 "cannot open {}: {e} ({hint})",
                 path.display()
-            )));
+            )))
         }
-        Err(e) => return Err(Error::io("open", path, e)),
-    };
+        Err(e) => Err(Error::io("open", path, e)),
+    }
+}
+
+/// Whether this process can have a wire's TUN devices: the clone device opens (nothing
+/// is created). `Err` is what building a wire would fail with, for callers that decide
+/// before they build (a test that skips a claim whose needs are not met).
+pub fn available() -> Result<()> {
+    open_clone(Path::new(TUN_PATH)).map(drop)
+}
+
+/// Opens `path` (the TUN clone device) and creates the TUN device `name` in the calling
+/// thread's namespace: `IFF_TUN | IFF_NO_PI | IFF_VNET_HDR`, non-blocking. With `gso`,
+/// the device takes checksum and TSO offload (`TUNSETOFFLOAD`), so the kernel hands the
+/// reader unsegmented super-packets; without, every packet is MTU-sized and fully
+/// checksummed, ready to be looked at and rewritten.
+pub fn open_at(path: &Path, name: &str, gso: bool) -> Result<OwnedFd> {
+    let file = open_clone(path)?;
     let fd = OwnedFd::from(file);
     // SAFETY: ifreq is plain old data; zeroed is a valid value.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
