@@ -18,6 +18,7 @@ pub mod models;
 pub mod record;
 pub mod recording;
 pub mod spec;
+pub mod text;
 pub mod toolmodel;
 
 /// Tool versions, now [`catalog::versions`]; kept here until toolmodel.rs names it there.

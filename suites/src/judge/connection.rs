@@ -5,16 +5,19 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use netclaim_harness::timers;
-use netclaim_harness::tolerance::Window;
+use netclaim_harness::tolerance::{Window, TOOL_STARTUP};
 use nix::errno::Errno;
 
 use crate::claim::{Check, Figures, Outcome};
-use crate::lab::{self, check_eq, secs, Against, Measured};
+use crate::judge::checks::{check_eq, Against};
+use crate::judge::timing::{check_timing, timeline, timing, worst_outside};
 #[cfg(test)]
 use crate::models::connection::rejection;
 use crate::models::connection::{predict, window, Prediction, Rejection};
+use crate::record::attempt::Measured;
 use crate::record::connection::{micros, AfterRecord};
 use crate::spec::{ClaimSpec, Client};
+use crate::text::secs;
 
 /// How soon a socket closed with SO_LINGER 0 leaves the table: "at once".
 const AT_ONCE: Duration = Duration::from_millis(100);
@@ -171,7 +174,7 @@ pub fn judge(
                 .map(|(i, t)| send_error(rec, i, *t))
                 .collect();
             let worst = same_count
-                .then(|| lab::worst_outside(&windows, &sent, &errors))
+                .then(|| worst_outside(&windows, &sent, &errors))
                 .flatten();
             o.model_checks.push(Check {
                 what: what(&format!(
@@ -194,7 +197,7 @@ pub fn judge(
                         .join(", ")
                 ),
                 ok,
-                timing: worst.map(|i| lab::timing(windows[i], sent[i], &errors[i])),
+                timing: worst.map(|i| timing(windows[i], sent[i], &errors[i])),
             });
             let n = p.schedule.send_times.len();
             expected.value = Some(match client {
@@ -227,7 +230,7 @@ pub fn judge(
                 rec.fin,
             );
             if rec.gone {
-                lab::check_timing(
+                check_timing(
                     o,
                     Against::Model,
                     &what("the socket leaves the table at once"),
@@ -290,7 +293,7 @@ pub fn judge(
                         min: Duration::ZERO,
                         max: AT_ONCE,
                     };
-                    lab::check_timing(
+                    check_timing(
                         o,
                         Against::Model,
                         &what(label),
@@ -321,7 +324,7 @@ pub fn judge(
             _ => "the server drops the request (from the SYN)",
         };
         if rec.gone {
-            lab::check_timing(o, Against::Model, &what(label), p.schedule.give_up, w, end);
+            check_timing(o, Against::Model, &what(label), p.schedule.give_up, w, end);
         } else {
             o.model_check(
                 &what(label),
@@ -336,7 +339,7 @@ pub fn judge(
         check_eq(o, Against::Model, &what("errno"), Some(e), errno);
         expected.errno = Some(e as i32);
     }
-    o.timelines.push(lab::timeline(
+    o.timelines.push(timeline(
         &what(&format!("{client:?}: {}", p.inputs)),
         &sent,
         &p.schedule,
@@ -476,7 +479,7 @@ pub fn judge_rejection(
             r.syns,
             Window {
                 min: r.rtt,
-                max: r.rtt + lab::TOOL_STARTUP,
+                max: r.rtt + TOOL_STARTUP,
             },
         )
     };
@@ -487,7 +490,7 @@ pub fn judge_rejection(
         want_syns,
         syns,
     );
-    lab::check_timing(
+    check_timing(
         o,
         Against::Model,
         &what(if waited {

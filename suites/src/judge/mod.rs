@@ -4,4 +4,7 @@
 //! another machine is judged here exactly as at the end of a run (a test checks the
 //! imports).
 
+pub mod checks;
 pub mod connection;
+pub mod timing;
+pub mod tool;

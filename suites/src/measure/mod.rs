@@ -3,4 +3,8 @@
 //! record ([`crate::record`]) that the second room ([`crate::judge`]) turns into a
 //! verdict without any of that.
 
+pub mod attempt;
 pub mod connection;
+pub mod labs;
+pub mod parallel;
+pub mod tool;

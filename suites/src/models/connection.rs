@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use netclaim_harness::timers::{self, KeepaliveModel, RetransModel, Schedule};
-use netclaim_harness::tolerance::{kernel_timer_window, Window};
+use netclaim_harness::tolerance::{self, kernel_timer_window, Window};
 use nix::errno::Errno;
 
-use crate::lab::{self, secs, Shown};
 use crate::spec::{ClaimSpec, Client};
+use crate::text::{secs, Shown};
 
 /// What the models predict for a client after the SYN, from what was in force.
 #[derive(Debug, Clone)]
@@ -235,15 +235,18 @@ fn sys_fin(in_force: &BTreeMap<String, String>) -> u64 {
 }
 
 /// How early a kernel timer may appear: a jiffy (the first one is armed mid-jiffy) and a
-/// millisecond of capture and wake-up jitter, at least [`lab::EARLY`].
+/// millisecond of capture and wake-up jitter, at least [`tolerance::EARLY`].
 pub fn early(hz: u32) -> Duration {
-    (timers::jiffy(hz) + Duration::from_millis(1)).max(lab::EARLY)
+    (timers::jiffy(hz) + Duration::from_millis(1)).max(tolerance::EARLY)
 }
 
 /// The window of a time the kernel reaches through `intervals` (never early beyond
 /// [`early`], late by their accumulated timer-wheel slack).
 pub fn window(at: Duration, intervals: &[Duration], hz: u32) -> Window {
-    let late: Duration = intervals.iter().map(|i| lab::interval_slack(*i, hz)).sum();
+    let late: Duration = intervals
+        .iter()
+        .map(|i| tolerance::interval_slack(*i, hz))
+        .sum();
     kernel_timer_window(at, late, early(hz))
 }
 
