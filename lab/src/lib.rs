@@ -75,7 +75,8 @@
 #![deny(missing_docs)]
 
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use netclaim_fixtures as fixtures;
@@ -85,7 +86,6 @@ pub use netclaim_harness::model::{SynModel, SynSchedule};
 pub use netclaim_harness::{Error, NetNs, Result};
 pub use netclaim_lab_macros::test;
 
-use netclaim_fixtures::server::{NoAcceptListener, SilentServer};
 use netclaim_harness::capture;
 use netclaim_harness::sysctl::knob;
 use netclaim_harness::tolerance::Window;
@@ -94,7 +94,10 @@ pub use netclaim_harness::wire::{
     Action, Counts, Faults, Jitter, Loss, Rule, WireCounters, WireReport, WireSpec,
 };
 
+pub mod kind;
 pub mod timing;
+
+pub use kind::{Kind, Site, Started, Target};
 
 mod runner;
 pub use runner::{run_tests, LabTest, TestError, TESTS};
@@ -104,30 +107,19 @@ pub const PEER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 /// The lab's own address on that veth.
 pub const LOCAL: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 
-/// What the peer does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Peer {
-    /// Drops every packet: an unreachable host.
-    Blackhole,
-    /// Nothing listens: SYNs are answered with RST.
-    Refusing,
-}
-
-/// A server inside the lab.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ServerKind {
-    NeverAccepting { backlog: i32 },
-    Silent,
-}
-
 /// How to build a [`Lab`]: `Lab::builder().sysctl(…).drop_syn_to(7).build()`.
 #[derive(Debug, Clone, Default)]
 #[must_use = "a builder does nothing until .build()"]
 pub struct LabBuilder {
     sysctls: Vec<(String, String)>,
-    drop_syn: Vec<u16>,
-    peer: Option<Peer>,
-    servers: Vec<(u16, ServerKind)>,
+    optional: Vec<(String, String)>,
+    /// Kinds on the lab's loopback, each at its port, besides the target.
+    servers: Vec<(Arc<dyn Kind>, u16)>,
+    /// The lab's target: one kind at a port.
+    target: Option<(Arc<dyn Kind>, u16)>,
+    /// A peer without a target of its own (blackholing or plain).
+    peer: Option<Arc<dyn Kind>>,
+    ipv6: bool,
     port_range: Option<(u16, u16)>,
     link: Option<WireSpec>,
 }
@@ -145,21 +137,55 @@ impl LabBuilder {
         self
     }
 
+    /// Sets a `net.*` sysctl where the kernel has it: where it is absent the lab is built
+    /// all the same, and [`Lab::notes`] says so (`NAME is absent on this kernel: its
+    /// classic behaviour applies`); where it is set, the notes say `NAME=VALUE`. Any other
+    /// refusal fails `build` as [`LabBuilder::sysctl`]'s would.
+    pub fn sysctl_if_present(mut self, name: &str, value: impl fmt::Display) -> Self {
+        self.optional
+            .push((netclaim_harness::sysctl::dotted(name), value.to_string()));
+        self
+    }
+
+    /// Puts `kind` at the lab's target, port `port`: on [`PEER`] when the kind lives on a
+    /// peer ([`Kind::on_peer`]) or the lab has a [`LabBuilder::link`], else at the kind's
+    /// own address (loopback; [`kind::UNROUTABLE`] for [`kind::Unroutable`]). What it built
+    /// is [`Lab::target`] and [`Lab::description`].
+    pub fn serve(mut self, kind: impl Kind + 'static, port: u16) -> Self {
+        self.target = Some((Arc::new(kind), port));
+        self
+    }
+
+    /// Puts the target ([`LabBuilder::serve`]) on `[::1]` instead of `127.0.0.1`, for the
+    /// kinds that have an IPv6 form ([`kind::DropSyn`], [`kind::Refuse`]); the others
+    /// refuse to build.
+    pub fn ipv6(mut self) -> Self {
+        self.ipv6 = true;
+        self
+    }
+
     /// Drops SYNs to `port` on the lab's loopback (`127.0.0.1:port` never answers).
     pub fn drop_syn_to(mut self, port: u16) -> Self {
-        self.drop_syn.push(port);
+        self.servers.push((Arc::new(kind::DropSyn), port));
         self
     }
 
     /// A peer namespace at [`PEER`] over veth that drops every packet.
     pub fn blackhole_peer(mut self) -> Self {
-        self.peer = Some(Peer::Blackhole);
+        self.peer = Some(Arc::new(kind::Blackhole));
         self
     }
 
-    /// A peer namespace at [`PEER`] over veth where nothing listens: RST.
-    pub fn refusing_peer(mut self) -> Self {
-        self.peer = Some(Peer::Refusing);
+    /// A peer namespace at [`PEER`] over veth where nothing listens: RST. Start your own
+    /// server in it with [`Lab::run_in_peer`].
+    pub fn refusing_peer(self) -> Self {
+        self.peer()
+    }
+
+    /// A plain peer namespace at [`PEER`] over veth ([`LOCAL`] is the lab's end): start
+    /// your own server in it with [`Lab::run_in_peer`]; until then nothing listens (RST).
+    pub fn peer(mut self) -> Self {
+        self.peer = Some(Arc::new(kind::Refuse));
         self
     }
 
@@ -168,20 +194,21 @@ impl LabBuilder {
     /// further SYNs.
     pub fn never_accepting_server(mut self, port: u16, backlog: i32) -> Self {
         self.servers
-            .push((port, ServerKind::NeverAccepting { backlog }));
+            .push((Arc::new(kind::NeverAccept { backlog }), port));
         self
     }
 
     /// A server on `127.0.0.1:port` that accepts and never sends a byte.
     pub fn silent_server(mut self, port: u16) -> Self {
-        self.servers.push((port, ServerKind::Silent));
+        self.servers.push((Arc::new(kind::Silent), port));
         self
     }
 
     /// Joins the lab to a peer namespace at [`PEER`] through netclaim's wire instead of a
     /// veth, with `spec`'s faults and rules each way ([`LOCAL`] is the lab's end). With
     /// no peer kind asked for, the peer is a plain namespace: start your own server in
-    /// it with [`Lab::run_in_peer`]. [`Lab::wire_report`] says what the wire did.
+    /// it with [`Lab::run_in_peer`]. [`Lab::wire_report`] says what the wire did. A
+    /// target ([`LabBuilder::serve`]) is then on the peer.
     pub fn link(mut self, spec: WireSpec) -> Self {
         self.link = Some(spec);
         self
@@ -195,11 +222,29 @@ impl LabBuilder {
         self
     }
 
+    /// Whether the lab needs a peer namespace.
+    fn wants_peer(&self) -> bool {
+        self.peer.is_some()
+            || self.link.is_some()
+            || self.target.as_ref().is_some_and(|(k, _)| k.on_peer())
+    }
+
     /// Builds the lab. A sysctl the kernel lacks or rejects is [`Error::SysctlAbsent`] /
     /// [`Error::SysctlRejected`], naming it.
     pub fn build(self) -> Result<Lab> {
         if let Some((low, high)) = self.port_range {
-            if let Some((port, _)) = self.servers.iter().find(|(p, _)| (low..=high).contains(p)) {
+            let local = self
+                .target
+                .iter()
+                .filter(|_| !self.wants_peer())
+                .map(|(_, p)| p);
+            if let Some(port) = self
+                .servers
+                .iter()
+                .map(|(_, p)| p)
+                .chain(local)
+                .find(|p| (low..=high).contains(*p))
+            {
                 return Err(Error::Invalid {
                     reason: format!(
                         "server port {port} lies in the port range {low}-{high} the lab shrinks: \
@@ -216,50 +261,87 @@ impl LabBuilder {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        let ns = NetNs::with_sysctls(&pairs)?;
-        for port in &self.drop_syn {
-            ns.drop_syn_to_port(*port)?;
-        }
         if let Some(spec) = &self.link {
             // A bad spec is refused before any namespace is made.
             spec.validate()?;
         }
-        let (peer, wire) = match (self.peer, &self.link) {
-            (None, None) => (None, None),
-            (kind, link) => {
-                let peer = NetNs::new()?;
-                let wire = match link {
-                    Some(spec) => Some(Wire::between_addrs(
-                        &ns,
-                        LOCAL,
-                        &peer,
-                        PEER,
-                        24,
-                        spec.clone(),
-                    )?),
-                    None => {
-                        netclaim_harness::link::veth_pair(&ns, LOCAL, &peer, PEER, 24)?;
-                        None
-                    }
-                };
-                if kind == Some(Peer::Blackhole) {
-                    peer.drop_all_input()?;
+        let ns = NetNs::with_sysctls(&pairs)?;
+        let (peer, wire) = if self.wants_peer() {
+            let peer = NetNs::new()?;
+            let wire = match &self.link {
+                Some(spec) => Some(Wire::between_addrs(
+                    &ns,
+                    LOCAL,
+                    &peer,
+                    PEER,
+                    24,
+                    spec.clone(),
+                )?),
+                None => {
+                    netclaim_harness::link::veth_pair(&ns, LOCAL, &peer, PEER, 24)?;
+                    None
                 }
-                (Some(peer), wire)
+            };
+            (Some(peer), wire)
+        } else {
+            (None, None)
+        };
+        let mut notes = Vec::new();
+        for (name, value) in &self.optional {
+            match ns.set_sysctl(name, value) {
+                Ok(()) => notes.push(format!("{name}={value}")),
+                Err(Error::SysctlAbsent { .. }) => notes.push(format!(
+                    "{name} is absent on this kernel: its classic behaviour applies"
+                )),
+                Err(e) => return Err(e),
+            }
+        }
+        fn site<'a>(
+            lab: &'a NetNs,
+            peer: Option<&'a NetNs>,
+            wire: bool,
+            addr: SocketAddr,
+            server: &'a NetNs,
+        ) -> Site<'a> {
+            Site {
+                lab,
+                peer,
+                server,
+                addr,
+                wire,
+            }
+        }
+        let site = |addr, server| site(&ns, peer.as_ref(), wire.is_some(), addr, server);
+        let mut guards = Vec::new();
+        if let (Some(kind), Some(p)) = (&self.peer, &peer) {
+            let started = kind.start(&site(SocketAddrV4::new(PEER, 0).into(), p))?;
+            guards.extend(started.guard);
+        }
+        for (kind, port) in &self.servers {
+            let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, *port);
+            guards.extend(kind.start(&site(addr.into(), &ns))?.guard);
+        }
+        let target = match &self.target {
+            None => None,
+            Some((kind, port)) => {
+                let addr = match &peer {
+                    Some(_) => SocketAddr::new(PEER.into(), *port),
+                    None => SocketAddr::new(kind.address(self.ipv6), *port),
+                };
+                // Behind a wire every server is on the peer's side of it.
+                let server = match (&wire, &peer) {
+                    (Some(_), Some(p)) => p,
+                    _ => &ns,
+                };
+                let started = kind.start(&site(addr, server))?;
+                guards.extend(started.guard);
+                Some((started.target, started.description))
             }
         };
-        let mut servers = Vec::new();
-        for (port, kind) in &self.servers {
-            let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, *port);
-            servers.push(match kind {
-                ServerKind::NeverAccepting { backlog } => {
-                    Server::NeverAccepting(NoAcceptListener::bind(&ns, addr, *backlog)?)
-                }
-                ServerKind::Silent => Server::Silent(SilentServer::start(&ns, addr)?),
-            });
-        }
         Ok(Lab {
-            _servers: servers,
+            _servers: guards,
+            target,
+            notes,
             wire,
             peer,
             ns,
@@ -267,19 +349,13 @@ impl LabBuilder {
     }
 }
 
-/// A server kept alive for the lab's life.
-#[derive(Debug)]
-#[expect(dead_code, reason = "held for its Drop")]
-enum Server {
-    NeverAccepting(NoAcceptListener),
-    Silent(SilentServer),
-}
-
 /// A network namespace with its faults, removed (with its servers and peer) on drop.
 #[derive(Debug)]
 pub struct Lab {
     // Dropped in this order: servers, the wire, the peer, the namespace.
-    _servers: Vec<Server>,
+    _servers: Vec<Box<dyn fmt::Debug + Send + Sync>>,
+    target: Option<(Target, String)>,
+    notes: Vec<String>,
     wire: Option<Wire>,
     peer: Option<NetNs>,
     ns: NetNs,
@@ -299,6 +375,23 @@ impl Lab {
     /// `127.0.0.1:port` inside the lab.
     pub fn addr(&self, port: u16) -> SocketAddrV4 {
         SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)
+    }
+
+    /// Where the target ([`LabBuilder::serve`]) is, if the lab has one.
+    pub fn target(&self) -> Option<&Target> {
+        self.target.as_ref().map(|(t, _)| t)
+    }
+
+    /// What the target is, in the words a report's evidence uses (`iptables -A INPUT -p
+    /// tcp --dport 7 --syn -j DROP, target 127.0.0.1:7`), if the lab has one.
+    pub fn description(&self) -> Option<&str> {
+        self.target.as_ref().map(|(_, d)| d.as_str())
+    }
+
+    /// What became of the sysctls asked for with [`LabBuilder::sysctl_if_present`], one
+    /// line each.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
     }
 
     /// The peer's `PEER:port`, if the lab has a peer.
@@ -332,6 +425,12 @@ impl Lab {
     /// The wire between the lab and its peer, if built with [`LabBuilder::link`].
     pub fn wire(&self) -> Option<&Wire> {
         self.wire.as_ref()
+    }
+
+    /// Takes the wire out of the lab (to stop it with `Wire::finish` and keep its
+    /// report); the lab has none afterwards.
+    pub fn take_wire(&mut self) -> Option<Wire> {
+        self.wire.take()
     }
 
     /// What the wire did so far, each way: counts (delivered, lost, duplicated,

@@ -1,11 +1,12 @@
 //! The library's own lab tests, run by its runner: the builder's faults, running inside
 //! the lab, the model assertions, and the quarantine of the test threads.
 
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use netclaim_lab::{Action, Faults, Lab, Observed, Rule, WireSpec, LOCAL, PEER};
+use netclaim_lab::{kind, Action, Faults, Lab, Observed, Rule, Target, WireSpec, LOCAL, PEER};
+use nix::errno::Errno;
 
 #[netclaim_lab::test(lab = Lab::builder().drop_syn_to(7).sysctl("net/ipv4/tcp_syn_retries", 1))]
 fn kernel_gives_up_as_the_model_says(lab: &Lab) -> netclaim_lab::Result<()> {
@@ -195,6 +196,299 @@ fn seeded_loss_is_reproducible() -> Result<(), Box<dyn std::error::Error>> {
     assert_eq!(lost(11)?, (first, delivered));
     assert_eq!(first + delivered, 2000);
     assert!((5..=40).contains(&first), "1 % of 2000 lost {first}");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Each kind of target the builder serves, as a client meets it.
+
+fn errno(e: &std::io::Error) -> Option<Errno> {
+    e.raw_os_error().map(Errno::from_raw)
+}
+
+#[netclaim_lab::test(lab = Lab::builder().serve(kind::DropSyn, 7).ipv6())]
+fn ipv6_drop_syn_is_never_answered(lab: &Lab) -> netclaim_lab::Result<()> {
+    let target = lab.target().and_then(Target::sock).expect("a TCP target");
+    assert_eq!(target.to_string(), "[::1]:7");
+    assert_eq!(
+        lab.description(),
+        Some("ip6tables -A INPUT -p tcp --dport 7 --syn -j DROP, target [::1]:7")
+    );
+    let err = lab
+        .run(|| TcpStream::connect_timeout(&target, Duration::from_millis(1200)))?
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
+    Ok(())
+}
+
+#[netclaim_lab::test(lab = Lab::builder().serve(kind::Refuse, 8080).ipv6())]
+fn ipv6_refuse_answers_rst(lab: &Lab) -> netclaim_lab::Result<()> {
+    let target = lab.target().and_then(Target::sock).expect("a TCP target");
+    let err = lab.run(|| TcpStream::connect(target))?.unwrap_err();
+    assert_eq!(errno(&err), Some(Errno::ECONNREFUSED), "{err}");
+    assert_eq!(
+        lab.description(),
+        Some("nothing listens on [::1]:8080: the kernel answers a SYN with RST")
+    );
+    Ok(())
+}
+
+#[netclaim_lab::test]
+fn a_kind_without_an_ipv6_form_is_refused() {
+    let err = Lab::builder()
+        .serve(kind::Silent, 8080)
+        .ipv6()
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(&err, netclaim_lab::Error::Invalid { reason } if reason == "server silent has no IPv6 target"),
+        "{err}"
+    );
+}
+
+#[netclaim_lab::test(lab = Lab::builder().serve(kind::Blackhole, 80))]
+fn a_blackhole_peer_never_answers(lab: &Lab) -> netclaim_lab::Result<()> {
+    let target = lab.target().and_then(Target::tcp).expect("a TCP target");
+    assert_eq!(target, std::net::SocketAddrV4::new(PEER, 80));
+    assert_eq!(
+        lab.description(),
+        Some("client 192.0.2.1 on a veth to 192.0.2.2, which drops all input; target 192.0.2.2:80")
+    );
+    let seen = lab.capture(80, || {
+        TcpStream::connect_timeout(&target.into(), Duration::from_millis(1500))
+    })?;
+    assert_eq!(seen.value.as_ref().unwrap_err().kind(), ErrorKind::TimedOut);
+    // The SYN at 0 s and its retransmission at 1 s, both unanswered.
+    assert_eq!(seen.syns.len(), 2, "{:?}", seen.events);
+    Ok(())
+}
+
+/// The connect() error each `--reject-with` gives, through one lab per type.
+#[netclaim_lab::test]
+fn reject_gives_the_error_of_its_type() -> Result<(), Box<dyn std::error::Error>> {
+    for (with, expected) in [
+        ("tcp-reset", Errno::ECONNREFUSED),
+        ("icmp-port-unreachable", Errno::ECONNREFUSED),
+        ("icmp-host-unreachable", Errno::EHOSTUNREACH),
+        ("icmp-net-unreachable", Errno::ENETUNREACH),
+    ] {
+        let lab = Lab::builder().serve(kind::Reject::with(with), 80).build()?;
+        let peer = lab.peer_ns().expect("a peer").name().to_owned();
+        assert_eq!(
+            lab.description(),
+            Some(
+                format!(
+                    "client 192.0.2.1 on a veth to 192.0.2.2 ({peer}), whose iptables -A INPUT \
+                     -p tcp --dport 80 -j REJECT --reject-with {with}; target 192.0.2.2:80"
+                )
+                .as_str()
+            )
+        );
+        let err = lab
+            .run(|| TcpStream::connect_timeout(&(PEER, 80).into(), Duration::from_secs(5)))?
+            .unwrap_err();
+        assert_eq!(errno(&err), Some(expected), "{with}: {err}");
+    }
+    Ok(())
+}
+
+#[netclaim_lab::test(lab = Lab::builder().serve(kind::Unroutable, 80))]
+fn unroutable_has_no_route(lab: &Lab) -> netclaim_lab::Result<()> {
+    assert_eq!(
+        lab.target(),
+        Some(&Target::Tcp(std::net::SocketAddrV4::new(
+            kind::UNROUTABLE,
+            80
+        )))
+    );
+    assert_eq!(
+        lab.description(),
+        Some("only lo in the lab: no route to 203.0.113.1:80")
+    );
+    let err = lab
+        .run(|| TcpStream::connect((kind::UNROUTABLE, 80)))?
+        .unwrap_err();
+    assert_eq!(errno(&err), Some(Errno::ENETUNREACH), "{err}");
+    Ok(())
+}
+
+/// Reads from a connection to `target` until `wait` passes: what a silent server sends.
+fn read_within(target: std::net::SocketAddr, wait: Duration) -> std::io::Result<usize> {
+    let mut s = TcpStream::connect(target)?;
+    s.set_read_timeout(Some(wait))?;
+    s.read(&mut [0; 64])
+}
+
+#[netclaim_lab::test(lab = Lab::builder().serve(kind::Silent, 8080))]
+fn a_silent_server_accepts_and_sends_nothing(lab: &Lab) -> netclaim_lab::Result<()> {
+    assert_eq!(
+        lab.description(),
+        Some("a server on 127.0.0.1:8080 that accepts and never sends a byte")
+    );
+    let err = lab
+        .run(|| read_within(lab.addr(8080).into(), Duration::from_millis(300)))?
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WouldBlock, "{err}");
+    Ok(())
+}
+
+#[netclaim_lab::test(lab = Lab::builder().serve(kind::DiesAfterHandshake, 80))]
+fn dies_after_handshake_serves_on_the_peer(lab: &Lab) -> netclaim_lab::Result<()> {
+    let peer = lab.peer_ns().expect("a peer").name().to_owned();
+    assert_eq!(
+        lab.description().map(str::to_owned),
+        Some(format!(
+            "client 192.0.2.1 on a veth to 192.0.2.2 ({peer}), which accepts on 192.0.2.2:80 \
+             and, once the client is connected, drops every packet (iptables -A INPUT -j DROP)"
+        ))
+    );
+    // The handshake completes (the server is on the peer), then nothing comes.
+    let err = lab
+        .run(|| read_within((PEER, 80).into(), Duration::from_millis(300)))?
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WouldBlock, "{err}");
+    Ok(())
+}
+
+/// listen(2) queues backlog + 1 connections; the next SYN is dropped.
+#[netclaim_lab::test(lab = Lab::builder().serve(kind::NeverAccept { backlog: 2 }, 8080))]
+fn never_accept_queues_one_more_than_its_backlog(lab: &Lab) -> netclaim_lab::Result<()> {
+    assert_eq!(
+        lab.description(),
+        Some("a listener on 127.0.0.1:8080 with listen(2) that never calls accept()")
+    );
+    let target: std::net::SocketAddr = lab.addr(8080).into();
+    let (held, stop) = lab.run(|| {
+        let mut held = Vec::new();
+        loop {
+            match TcpStream::connect_timeout(&target, Duration::from_millis(1200)) {
+                Ok(s) if held.len() < 10 => held.push(s),
+                Ok(_) => return (held, None),
+                Err(e) => return (held, Some(e)),
+            }
+        }
+    })?;
+    assert_eq!(held.len(), 3);
+    assert_eq!(stop.expect("a connect failed").kind(), ErrorKind::TimedOut);
+    Ok(())
+}
+
+/// A unix listener's queue, once full, fails a nonblocking connect() with EAGAIN; its
+/// directory goes with the lab.
+#[netclaim_lab::test]
+fn never_accept_unix_fails_with_eagain_when_full() -> Result<(), Box<dyn std::error::Error>> {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let lab = Lab::builder()
+        .serve(kind::NeverAcceptUnix { backlog: 2 }, 0)
+        .build()?;
+    let Some(Target::Unix(path)) = lab.target().cloned() else {
+        panic!("a unix target: {:?}", lab.target());
+    };
+    assert_eq!(
+        lab.description().map(str::to_owned),
+        Some(format!(
+            "a unix listener at {} with listen(2) that never calls accept()",
+            path.display()
+        ))
+    );
+    let addr = SockAddr::unix(&path)?;
+    let mut held = Vec::new();
+    let stop = loop {
+        let s = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+        s.set_nonblocking(true)?;
+        match s.connect(&addr) {
+            Ok(()) if held.len() < 10 => held.push(s),
+            Ok(()) => break None,
+            Err(e) => break Some(e),
+        }
+    };
+    assert_eq!(held.len(), 3);
+    let err = stop.expect("a connect failed");
+    assert_eq!(errno(&err), Some(Errno::EAGAIN), "{err}");
+    drop(held);
+    drop(lab);
+    assert!(!path.exists(), "{} outlived its lab", path.display());
+    Ok(())
+}
+
+#[netclaim_lab::test(lab = Lab::builder().serve(kind::Http, 8080))]
+fn http_answers_200(lab: &Lab) -> netclaim_lab::Result<()> {
+    assert_eq!(
+        lab.description(),
+        Some("an HTTP server on 127.0.0.1:8080 answering 200 OK with 13 bytes")
+    );
+    let answer = lab
+        .run(|| -> std::io::Result<String> {
+            let mut s = TcpStream::connect(lab.addr(8080))?;
+            s.write_all(b"GET / HTTP/1.0\r\nHost: lab\r\n\r\n")?;
+            let mut text = String::new();
+            s.read_to_string(&mut text)?;
+            Ok(text)
+        })?
+        .map_err(|e| netclaim_lab::Error::io("read", "http", e))?;
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    assert!(answer.ends_with("netclaim lab\n"), "{answer}");
+    Ok(())
+}
+
+/// Behind a wire the target is on the peer, and so is its server.
+#[netclaim_lab::test(lab = Lab::builder().serve(kind::Silent, 8080).link(WireSpec::default()))]
+fn behind_a_wire_the_server_is_on_the_peer(lab: &Lab) -> netclaim_lab::Result<()> {
+    assert_eq!(
+        lab.target(),
+        Some(&Target::Tcp(std::net::SocketAddrV4::new(PEER, 8080)))
+    );
+    let err = lab
+        .run(|| read_within((PEER, 8080).into(), Duration::from_millis(300)))?
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WouldBlock, "{err}");
+    Ok(())
+}
+
+/// An optional sysctl the kernel lacks is a note; one it has is set, and noted.
+#[netclaim_lab::test(lab = Lab::builder()
+    .sysctl_if_present("net.ipv4.tcp_syn_retries", 2)
+    .sysctl_if_present("net.ipv4.tcp_no_such_knob", 1))]
+fn optional_sysctls_are_set_where_present(lab: &Lab) -> netclaim_lab::Result<()> {
+    assert_eq!(lab.ns().tcp_syn_retries()?, 2);
+    assert_eq!(
+        lab.notes(),
+        [
+            "net.ipv4.tcp_syn_retries=2",
+            "net.ipv4.tcp_no_such_knob is absent on this kernel: its classic behaviour applies"
+        ]
+    );
+    Ok(())
+}
+
+/// A value the kernel rejects is the kernel's refusal, named, not a lab.
+#[netclaim_lab::test]
+fn a_rejected_sysctl_is_the_kernels_refusal() {
+    let err = Lab::builder()
+        .sysctl("net.ipv4.tcp_syn_retries", 1000)
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(&err, netclaim_lab::Error::SysctlRejected { name, .. } if name == "net.ipv4.tcp_syn_retries"),
+        "{err:?}"
+    );
+    let err = Lab::builder()
+        .sysctl_if_present("net.ipv4.tcp_syn_retries", 1000)
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(&err, netclaim_lab::Error::SysctlRejected { .. }),
+        "{err:?}"
+    );
+}
+
+/// A plain peer over veth: a server of the test's own, reached at PEER from LOCAL.
+#[netclaim_lab::test(lab = Lab::builder().peer())]
+fn a_plain_peer_serves_what_the_test_starts(lab: &Lab) -> Result<(), Box<dyn std::error::Error>> {
+    let server = lab.run_in_peer(|| std::net::TcpListener::bind((PEER, 3306)))??;
+    let _client = lab.run(|| TcpStream::connect((PEER, 3306)))??;
+    let (_conn, from) = server.accept()?;
+    assert_eq!(from.ip(), LOCAL);
     Ok(())
 }
 
