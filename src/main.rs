@@ -12,6 +12,7 @@ mod provenance;
 mod report;
 mod runner;
 mod select;
+mod settle;
 mod svg;
 mod vm;
 

@@ -84,7 +84,7 @@ fn run_with(
     // The next claim to start, taken from the queue while it waits for a slot or the gate.
     let mut held: Option<usize> = None;
     // Behind a gate: says when the claims that wait on kernel timers are under way.
-    let mut settle = gate.map(|_| crate::vm::Settle::new());
+    let mut settle = gate.map(|_| crate::settle::Settle::new());
     let waited_for = |results: &[Option<(Outcome, Duration)>]| {
         claims
             .iter()
