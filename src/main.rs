@@ -4,6 +4,7 @@
 
 mod out;
 
+mod channel;
 mod compare;
 mod exit;
 mod interrupt;
@@ -155,6 +156,9 @@ struct RunArgs {
     /// unnamed lab cannot outlive the run, even after SIGKILL.
     #[arg(long)]
     name_labs: bool,
+    /// When `vm` or `kernels` started this run: how it coordinates with them.
+    #[command(flatten)]
+    parent: channel::ParentArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -410,6 +414,7 @@ fn check_baseline(path: &Path, baseline: &Report, claims: &[netclaim_suites::Cla
 
 fn run(args: RunArgs) -> Result<u8> {
     let claims = select(&args.filters, &args.files)?;
+    let parent = args.parent.open()?;
     let baseline = match &args.baseline {
         Some(path) => {
             let b = Report::load(path).context("--baseline")?;
@@ -477,7 +482,7 @@ fn run(args: RunArgs) -> Result<u8> {
     // `--version` costs a process start, which would hold up the two-minute claims.
     let (machine, finished) = std::thread::scope(|s| {
         let machine = s.spawn(|| Machine::detect(&ctx));
-        let finished = runner::run(&claims, &ctx, jobs, args.quiet);
+        let finished = runner::run(&claims, &ctx, jobs, args.quiet, &parent);
         (machine.join(), finished)
     });
     let machine = machine.map_err(|_| anyhow::anyhow!("reading the machine's facts panicked"))?;

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use netclaim_suites::{executor, Claim, Ctx, Outcome, Verdict};
 
+use crate::channel::{Parent, RunEvent};
+
 /// One finished claim.
 #[derive(Debug, Clone)]
 pub struct Finished {
@@ -25,24 +27,19 @@ pub struct Finished {
 /// Runs `claims`, at most `jobs` at a time, reporting progress on stderr. Claims that
 /// mostly wait on kernel timers ([`Claim::mostly_waits`]) start at once and do not count
 /// against `jobs`: the limit is for claims whose work (lab set-up, tool start-up) needs
-/// the CPU. With [`BUSY_GATE`] in the environment, those other claims wait until the file
-/// it names exists (`netclaim kernels` lets several VMs start their long claims at once,
-/// then one VM at a time do its CPU-heavy part). Returns the outcomes in catalog order.
-pub fn run(claims: &[Claim], ctx: &Ctx, jobs: usize, quiet: bool) -> Vec<Finished> {
-    let gate = std::env::var_os(BUSY_GATE).map(std::path::PathBuf::from);
-    run_with(
-        claims,
-        ctx,
-        jobs,
-        quiet,
-        executor::deadline,
-        gate.as_deref(),
-    )
+/// the CPU. Behind the `parent`'s busy gate, those other claims wait until the gate's file
+/// exists (`netclaim kernels` lets several VMs start their long claims at once, then one
+/// VM at a time do its CPU-heavy part); the parent is told when the waiting claims are
+/// under way and when only they are left. Returns the outcomes in catalog order.
+pub fn run(
+    claims: &[Claim],
+    ctx: &Ctx,
+    jobs: usize,
+    quiet: bool,
+    parent: &Parent,
+) -> Vec<Finished> {
+    run_with(claims, ctx, jobs, quiet, executor::deadline, parent)
 }
-
-/// The environment variable naming the file whose existence lets the claims that need the
-/// CPU start (see [`run`]).
-pub const BUSY_GATE: &str = "NETCLAIM_BUSY_GATE";
 
 /// [`run`] with a chosen deadline per claim.
 fn run_with(
@@ -51,8 +48,9 @@ fn run_with(
     jobs: usize,
     quiet: bool,
     deadline: fn(&Claim) -> Duration,
-    gate: Option<&std::path::Path>,
+    parent: &Parent,
 ) -> Vec<Finished> {
+    let gate = parent.gate.as_deref();
     let total = claims.len();
     let bar = progress_bar(total, quiet);
     let (tx, rx) = mpsc::channel::<(usize, Outcome, Duration)>();
@@ -85,6 +83,8 @@ fn run_with(
     let mut held: Option<usize> = None;
     // Behind a gate: says when the claims that wait on kernel timers are under way.
     let mut settle = gate.map(|_| crate::settle::Settle::new());
+    // Whether the parent knows that only claims waiting on kernel timers are left.
+    let mut only_waiting_told = false;
     let waited_for = |results: &[Option<(Outcome, Duration)>]| {
         claims
             .iter()
@@ -117,8 +117,8 @@ fn run_with(
             launch(i, &mut started);
             running += usize::from(counts);
         }
-        if let Some(s) = settle.as_mut() {
-            s.poll();
+        if settle.as_mut().is_some_and(|s| s.poll()) {
+            parent.send(RunEvent::Settled);
         }
         bar.set_message(status_line(claims, &started, &results));
         bar.tick();
@@ -158,6 +158,16 @@ fn run_with(
                 }
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if !only_waiting_told
+            && claims
+                .iter()
+                .zip(&results)
+                .all(|(c, r)| c.mostly_waits() || r.is_some())
+            && results.iter().any(Option::is_some)
+        {
+            only_waiting_told = true;
+            parent.send(RunEvent::OnlyWaitingLeft);
         }
     }
     bar.finish_and_clear();
@@ -307,7 +317,7 @@ mod tests {
                 },
             ),
         ];
-        let done = run(&claims, &ctx(), 2, true);
+        let done = run(&claims, &ctx(), 2, true, &Parent::default());
         if !privileged() {
             assert!(done.iter().all(|f| f.outcome.verdict() == Verdict::Skipped));
             return;
@@ -350,7 +360,7 @@ mod tests {
                 judge: unjudged,
             },
         );
-        let done = run(&[waits, short], &ctx(), 1, true);
+        let done = run(&[waits, short], &ctx(), 1, true, &Parent::default());
         if !privileged() {
             assert!(done.iter().all(|f| f.outcome.verdict() == Verdict::Skipped));
             return;
@@ -404,7 +414,7 @@ mod tests {
             4,
             true,
             executor::deadline,
-            Some(&gate),
+            &Parent::gated(gate.clone()),
         );
         opener.join().unwrap();
         if !privileged() {
@@ -434,7 +444,7 @@ mod tests {
             1,
             true,
             |_| Duration::from_millis(300),
-            None,
+            &Parent::default(),
         );
         if !privileged() {
             assert_eq!(done[0].outcome.verdict(), Verdict::Skipped);

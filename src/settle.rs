@@ -4,9 +4,6 @@ use std::time::{Duration, Instant};
 
 use crate::out::errln;
 
-/// What a gated run prints once its waiting claims are under way.
-pub const SETTLED: &str = "netclaim: waiting claims under way";
-
 /// Tells, in a run whose CPU-heavy claims wait for the busy gate, when the claims that
 /// wait on kernel timers have finished setting up: the machine's CPUs (all of them, as
 /// `/proc/stat` counts) were less than [`Settle::QUIET`] busy over two half-second
@@ -35,20 +32,21 @@ impl Settle {
         }
     }
 
-    /// Samples the load (every half second at most); prints [`SETTLED`] once.
-    pub fn poll(&mut self) {
+    /// Samples the load (every half second at most); true (and a line on stderr for
+    /// the user) the one time the claims count as under way.
+    pub fn poll(&mut self) -> bool {
         if self.announced {
-            return;
+            return false;
         }
         let now = Instant::now();
         if self
             .last
             .is_some_and(|(at, ..)| now - at < Duration::from_millis(500))
         {
-            return;
+            return false;
         }
         let Some((busy, total)) = cpu_times() else {
-            return;
+            return false;
         };
         let fraction = self.last.and_then(|(_, b, t)| {
             (total > t).then(|| (busy.saturating_sub(b)) as f64 / (total - t) as f64)
@@ -63,7 +61,7 @@ impl Settle {
         if self.quiet_samples >= 2 || waited >= Self::AT_MOST {
             self.announced = true;
             errln!(
-                "{SETTLED} after {:.1} s ({})",
+                "netclaim: waiting claims under way after {:.1} s ({})",
                 waited.as_secs_f64(),
                 if self.quiet_samples >= 2 {
                     "the CPUs went quiet"
@@ -71,7 +69,9 @@ impl Settle {
                     "still busy: not waiting longer"
                 }
             );
+            return true;
         }
+        false
     }
 }
 

@@ -28,6 +28,7 @@
 //! `vm.json` and under `"vm"` in the copied `report.json`.
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -41,6 +42,7 @@ use netclaim_suites::Verdict;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
+use crate::channel::{ParentArgs, RunEvent, EVENTS_FD};
 use crate::compare::Matrix;
 use crate::out::errln;
 use crate::report::Report;
@@ -277,6 +279,16 @@ enum Event {
     Settled(usize),
     /// The run ended.
     Done(usize, Result<u8>),
+}
+
+impl Event {
+    /// What run `index`'s event means to the scheduler.
+    fn of_run(index: usize, e: RunEvent) -> Self {
+        match e {
+            RunEvent::OnlyWaitingLeft => Self::Waiting(index),
+            RunEvent::Settled => Self::Settled(index),
+        }
+    }
 }
 
 pub fn run(args: VmArgs) -> Result<u8> {
@@ -780,14 +792,15 @@ fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// The `netclaim run` command line for `out` (progress on stderr, never `--quiet`: the
-/// scheduler reads it).
+/// The `netclaim run` command line for `out`, its events on [`EVENTS_FD`] and, with a
+/// `gate`, its claims that need the CPU held until the gate's file exists.
 fn run_command(
     exe: &Path,
     out: &Path,
     jobs: Option<usize>,
     long: bool,
     filters: &[String],
+    gate: Option<&Path>,
 ) -> Vec<String> {
     let mut run = vec![
         exe.display().to_string(),
@@ -803,6 +816,7 @@ fn run_command(
     if long {
         run.push("--long".into());
     }
+    run.extend(ParentArgs::argv(gate));
     if !filters.is_empty() {
         run.push("--".into());
         run.extend(filters.iter().cloned());
@@ -819,7 +833,8 @@ fn guest_script(
     long: bool,
     filters: &[String],
 ) -> String {
-    let run: Vec<String> = run_command(exe, stage, jobs, long, filters)
+    let go = stage.join(GO);
+    let run: Vec<String> = run_command(exe, stage, jobs, long, filters, Some(&go))
         .iter()
         .map(|a| sh_quote(a))
         .collect();
@@ -827,17 +842,16 @@ fn guest_script(
     // overlay), where its sweep of stale netclaim entries would see the host's, this
     // shared directory among them, without the host's locks (9p does not carry them).
     // The claims that wait on kernel timers start at once; the others, which need the
-    // CPU, when the host creates `go` in the shared directory (see runner::BUSY_GATE):
-    // several VMs may start their long claims together, then take turns.
-    let go = sh_quote(&stage.join(GO).display().to_string());
+    // CPU, when the host creates `go` in the shared directory (`run --busy-gate`):
+    // several VMs may start their long claims together, then take turns. The console is
+    // the run's only way to the host: its events go there too.
     format!(
         "echo \"{MARK} up $(uname -r)\" >&2; \
-         mkdir -p {GUEST_TMP} && export TMPDIR={GUEST_TMP} {gate}={go}; \
+         mkdir -p {GUEST_TMP} && export TMPDIR={GUEST_TMP}; \
          ( t0=$(date +%s%N); echo \"{MARK} clock-start\" >&2; sleep {CLOCK_PROBE_S}; \
          t1=$(date +%s%N); echo \"{MARK} clock-end $(( (t1 - t0) / 1000 ))\" >&2 ) & \
-         {} >/dev/null; echo \"{MARK} exit $?\" >&2; wait",
+         {} {EVENTS_FD}>&2 >/dev/null; echo \"{MARK} exit $?\" >&2; wait",
         run.join(" "),
-        gate = crate::runner::BUSY_GATE,
     )
 }
 
@@ -878,49 +892,9 @@ fn stop_all(sig: Signal) {
     );
 }
 
-/// Tracks a `netclaim run`'s progress lines until only waiting claims are left.
-struct Progress {
-    short: Vec<String>,
-    announced: bool,
-}
-
 /// How long after the VMs began to boot the first one's CPU-heavy claims start even if
 /// not every VM has settled (a slow or failed boot).
 const SETTLE_AT_MOST: Duration = Duration::from_secs(90);
-
-impl Progress {
-    fn new(filters: &[String], long: bool) -> Self {
-        let short = crate::select::select(filters, &claim_files(long))
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|c| !c.mostly_waits())
-            .map(|c| c.id.to_owned())
-            .collect();
-        Self {
-            short,
-            announced: false,
-        }
-    }
-
-    /// Notes a progress line ("[ 7/52] holds          syn.retries-1 (3.28 s)"); true the
-    /// first time only waiting claims are left.
-    fn line(&mut self, line: &str) -> bool {
-        let Some(rest) = line.trim_start().strip_prefix('[') else {
-            return false;
-        };
-        let Some((_, rest)) = rest.split_once(']') else {
-            return false;
-        };
-        if let Some(id) = rest.split_whitespace().nth(1) {
-            self.short.retain(|s| s != id);
-        }
-        if self.short.is_empty() && !self.announced {
-            self.announced = true;
-            return true;
-        }
-        false
-    }
-}
 
 /// This machine's own run, natively, as a child `netclaim run`.
 fn run_host(
@@ -931,29 +905,52 @@ fn run_host(
     index: usize,
     events: &mpsc::Sender<Event>,
 ) -> Result<u8> {
-    let argv = run_command(exe, out, None, guest.long, filters);
+    let argv = run_command(exe, out, None, guest.long, filters, None);
     errln!(
         "netclaim kernels: running the catalog on this machine (Linux {}) natively",
         netclaim_harness::kernel::release()
     );
-    let mut child = Command::new(&argv[0])
-        .args(&argv[1..])
+    // The run's events come down a pipe of their own (close-on-exec here, so no other
+    // child holds it open), joined to EVENTS_FD in the child.
+    let (from_run, to_parent) =
+        crate::channel::pipe().context("creating the host run's event pipe")?;
+    let to_parent_fd = to_parent.as_raw_fd();
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .with_context(|| format!("starting {}", argv.join(" ")))?;
+        .process_group(0);
+    // SAFETY: between fork and exec the closure calls only dup2 and fcntl, which are
+    // async-signal-safe, and allocates nothing. fcntl clears close-on-exec also when the
+    // pipe's end already is EVENTS_FD (dup2 onto itself leaves the flag as it was).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(to_parent_fd, EVENTS_FD) < 0
+                || libc::fcntl(EVENTS_FD, libc::F_SETFD, 0) < 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let spawned = cmd.spawn();
+    // The child has its copy: the pipe ends when the run does.
+    drop(to_parent);
+    let mut child = spawned.with_context(|| format!("starting {}", argv.join(" ")))?;
     register(child.id());
-    let mut progress = Progress::new(filters, guest.long);
+    let listener = {
+        let events = events.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(from_run).lines().map_while(|l| l.ok()) {
+                if let Some(e) = RunEvent::parse(&line) {
+                    let _ = events.send(Event::of_run(index, e));
+                }
+            }
+        })
+    };
     if let Some(err) = child.stderr.take() {
         for line in BufReader::new(err).lines().map_while(|l| l.ok()) {
-            if progress.line(&line) {
-                let _ = events.send(Event::Waiting(index));
-            }
-            if line.contains(crate::settle::SETTLED) {
-                let _ = events.send(Event::Settled(index));
-            }
             if !guest.quiet {
                 errln!("[host] {line}");
             }
@@ -961,6 +958,7 @@ fn run_host(
     }
     let status = child.wait().context("waiting for the host run")?;
     unregister(child.id());
+    let _ = listener.join();
     let code = status.code().map_or(crate::exit::ERROR, |c| c as u8);
     if !out.join("report.json").is_file() {
         bail!("the run on this machine exited {status} without writing report.json");
@@ -1252,7 +1250,6 @@ fn boot(
     let mut up_at: Option<Instant> = None;
     let mut clock_start: Option<Instant> = None;
     let mut console: Vec<String> = Vec::new();
-    let mut progress = Progress::new(&job.filters, job.guest.long);
     loop {
         let wait = if up_at.is_some() {
             Duration::from_secs(3600)
@@ -1261,6 +1258,10 @@ fn boot(
         };
         match rx.recv_timeout(wait) {
             Ok((at, line)) => {
+                if let Some(e) = RunEvent::parse(&line) {
+                    let _ = events.send(Event::of_run(index, e));
+                    continue;
+                }
                 if let Some(m) = line.trim().strip_prefix(MARK) {
                     let m = m.trim();
                     if let Some(rel) = m.strip_prefix("up") {
@@ -1291,10 +1292,6 @@ fn boot(
                     if console.len() > 400 {
                         console.remove(0);
                     }
-                } else if progress.line(&line) {
-                    let _ = events.send(Event::Waiting(index));
-                } else if line.contains(crate::settle::SETTLED) {
-                    let _ = events.send(Event::Settled(index));
                 }
                 let show = if kernel_line {
                     job.guest.verbose
@@ -1511,16 +1508,46 @@ mod tests {
         assert!(check_out(&file.join("sub")).is_err());
     }
 
+    // The guest's run had its busy gate from an environment variable and told the host
+    // through a fixed stderr line; now both are `run` options.
     #[test]
-    fn progress_lines_tell_when_only_waiting_claims_are_left() {
-        let mut p = Progress {
-            short: vec!["syn.retries-1".into(), "curl.max-time".into()],
-            announced: false,
-        };
-        assert!(!p.line("[ 1/52] holds          syn.retries-1 (3.28 s)"));
-        assert!(!p.line("netclaim: running 52 claim(s)"));
-        assert!(p.line("[ 2/52] inconclusive   curl.max-time (2.96 s): …"));
-        assert!(!p.line("[ 3/52] refuted        syn.default-timeout (140.7 s)"));
+    fn the_guest_run_gets_its_gate_and_sends_its_events_to_the_console() {
+        let script = guest_script(
+            Path::new("/usr/bin/netclaim"),
+            Path::new("/tmp/stage"),
+            Some(6),
+            false,
+            &["syn".into()],
+        );
+        assert!(
+            script.contains(
+                "'/usr/bin/netclaim' 'run' '--format' 'json' '--out' '/tmp/stage' '--jobs=6' \
+                 '--events-fd=3' '--busy-gate=/tmp/stage/go' '--' 'syn' 3>&2 >/dev/null;"
+            ),
+            "{script}"
+        );
+        assert!(!script.contains("NETCLAIM_"), "{script}");
+        let host = run_command(
+            Path::new("netclaim"),
+            Path::new("out"),
+            None,
+            true,
+            &[],
+            None,
+        );
+        assert_eq!(
+            host,
+            [
+                "netclaim",
+                "run",
+                "--format",
+                "json",
+                "--out",
+                "out",
+                "--long",
+                "--events-fd=3"
+            ]
+        );
     }
 
     #[test]

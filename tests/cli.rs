@@ -1309,6 +1309,81 @@ fn root_trials() -> Vec<Trial> {
             }
             Ok(())
         }),
+        shared("run.tells-its-parent-on-the-event-descriptor", || {
+            // `vm` and `kernels` hand the run a busy gate and a descriptor (hidden options):
+            // a claim that needs the CPU waits for the gate's file, and the run says on the
+            // descriptor, one JSON line each, when only waiting claims are left.
+            use std::io::BufRead;
+            use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+            let dir = tempfile::tempdir()?;
+            let ran = dir.path().join("ran");
+            let gate = dir.path().join("go");
+            std::fs::write(
+                dir.path().join("gated.toml"),
+                "[[claim]]\nid = \"mine.gated\"\nsource = \"s\"\nstatement = \"s\"\n\
+                 lab = { server = \"none\" }\n\
+                 [claim.run]\ncommand = [\"sh\", \"-c\", \"touch {dir}/ran; echo ok\"]\n\
+                 [claim.expect]\nstdout = \"ok\"\n",
+            )?;
+            let mut fds = [0; 2];
+            // SAFETY: pipe2 fills both slots with new descriptors on success, which are
+            // owned here exactly once each.
+            let (reader, writer) = unsafe {
+                if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+                    return Err(std::io::Error::last_os_error().into());
+                }
+                (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
+            };
+            let to_parent = writer.as_raw_fd();
+            let mut cmd = Command::new(BIN);
+            cmd.current_dir(dir.path())
+                .args([
+                    "run",
+                    "--claims",
+                    "gated.toml",
+                    "--quiet",
+                    "--format",
+                    "json",
+                ])
+                .arg(format!("--busy-gate={}", gate.display()))
+                .arg("--events-fd=3")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            // SAFETY: dup2 and fcntl are async-signal-safe; they put the pipe's write end on
+            // descriptor 3 of the child, open across exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::dup2(to_parent, 3) < 0 || libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            let mut child = Run(cmd.spawn()?);
+            drop(writer);
+            std::thread::sleep(Duration::from_millis(1500));
+            if ran.exists() || child.try_wait()?.is_some() {
+                return Err("the claim ran before the gate's file existed".into());
+            }
+            std::fs::write(&gate, b"")?;
+            let status = wait_exit(&mut child, Duration::from_secs(60))?;
+            let lines: Vec<String> = std::io::BufReader::new(std::fs::File::from(reader))
+                .lines()
+                .collect::<Result<_, _>>()?;
+            let only_waiting = "netclaim-event: {\"event\":\"only-waiting-left\"}";
+            let settled = "netclaim-event: {\"event\":\"settled\"}";
+            if status.code() != Some(0)
+                || lines.iter().filter(|l| *l == only_waiting).count() != 1
+                || lines.iter().any(|l| l != only_waiting && l != settled)
+            {
+                return Err(format!("exit {status}, events {lines:?}").into());
+            }
+            if netclaim_harness::privilege::check().is_ok() && !ran.exists() {
+                return Err("the claim did not run once the gate opened".into());
+            }
+            Ok(())
+        }),
         shared("run.env-placeholders-and-tool-output-escaped", || {
             // {target} and {dir} in run.env are replaced as in the arguments; what the tool
             // prints (an OSC 52 clipboard write, clear screen, CR) reaches the terminal
