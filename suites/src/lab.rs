@@ -13,7 +13,7 @@ pub use crate::measure::labs::{
 };
 pub use crate::measure::parallel::parallel;
 pub use crate::measure::tool::{run_tool, ss_listener, version_evidence, version_of};
-pub use crate::record::attempt::{Measured, Measurement};
+pub use crate::record::attempt::{Attempt as Measurement, Measured};
 pub use crate::record::tool::ToolRun;
 pub use crate::text::{describe_model, secs, Shown};
 // The one tolerance policy, under the names the claims use.

@@ -8,7 +8,7 @@ use netclaim_harness::tolerance::{schedule_windows, Window};
 
 use crate::claim::{Check, Ctx, Outcome, Timeline, Timing};
 use crate::judge::checks::Against;
-use crate::record::attempt::{Measured, Measurement};
+use crate::record::attempt::{Attempt, Measured};
 use crate::text::secs;
 
 fn ms_list(times: &[Duration]) -> String {
@@ -61,7 +61,7 @@ pub fn check_schedule(
     outcome: &mut Outcome,
     against: Against,
     schedule: &SynSchedule,
-    m: &Measurement,
+    m: &Attempt,
     ctx: &Ctx,
     startup: Duration,
 ) {
@@ -73,7 +73,7 @@ pub fn check_syns(
     outcome: &mut Outcome,
     against: Against,
     schedule: &SynSchedule,
-    m: &Measurement,
+    m: &Attempt,
     ctx: &Ctx,
     startup: Duration,
     with_give_up: bool,
@@ -177,7 +177,7 @@ mod tests {
     // early SYN is still a mismatch.
     #[test]
     fn an_early_syn_within_the_tick_lateness_is_inconclusive() {
-        let m = |late_us: u64| Measurement {
+        let m = |late_us: u64| Attempt {
             syn_times_us: vec![0, 987_000, 3_013_000],
             first_packet_us: Some(0),
             duration_us: 3_100_000,

@@ -1,18 +1,18 @@
 //! Timing one connection attempt: its SYNs from the capture and the slowness probe's
-//! lateness over their timers, recorded as an [`Attempt`](crate::record::attempt).
+//! lateness over their timers, recorded as an [`Attempt`].
 
 use std::time::{Duration, Instant};
 
 use netclaim_harness::capture::{self, TcpEvent};
 use netclaim_harness::slowness;
 
-use crate::record::attempt::Measurement;
+use crate::record::attempt::Attempt;
 
 fn us(d: Duration) -> u64 {
     d.as_micros() as u64
 }
 
-impl Measurement {
+impl Attempt {
     /// Records an attempt that began at `started` and ended at `ended`, whose SYNs left at
     /// `syn_times` from its first packet at `first_packet`; `tool`: the start is a tool's
     /// spawn. Reads the slowness probe for each of the SYNs' timers and for the whole.

@@ -11,14 +11,14 @@ use netclaim_harness::NetNs;
 
 use crate::claim::Outcome;
 use crate::measure::attempt::{chain_lateness, first_syn_at};
-use crate::record::attempt::{Measured, Measurement};
+use crate::record::attempt::{Attempt, Measured};
 use crate::record::tool::ToolRun;
 
 impl ToolRun {
     /// The run as one timer of the tool's that ends when it closes the connection to
     /// `port`: from its first SYN to its FIN, seen on the wire, so that its exit does not
     /// count; the tool may have armed the timer before the SYN (its start-up is the early
-    /// error). Without a FIN, as [`Measurement::tool_timer`].
+    /// error). Without a FIN, as [`Attempt::tool_timer`].
     pub fn until_close(&self, port: u16) -> Measured {
         let syn = self.first_to(port, TcpFlags::is_syn);
         match (syn, self.first_to(port, TcpFlags::is_fin)) {
@@ -78,7 +78,7 @@ pub fn run_tool(ns: &NetNs, cmd: &ToolCommand, port: u16) -> Result<ToolRun> {
     let events = cap.finish().context("finishing the capture")?;
     let syn_times = capture::syn_times(&events, port);
     let first_packet = first_syn_at(&events, port, capture_started);
-    let measurement = Measurement::record(
+    let measurement = Attempt::record(
         &syn_times,
         first_packet,
         output.started,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 /// It holds no clock readings, only durations: a recorded measurement is judged later
 /// (claim files) as well as at once, with the same errors.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Measurement {
+pub struct Attempt {
     /// SYN send times, µs from the first.
     pub syn_times_us: Vec<u64>,
     /// From the start (a tool's spawn, or the connect() call) to the first packet (the
@@ -47,7 +47,7 @@ fn from_us(us: u64) -> Duration {
     Duration::from_micros(us)
 }
 
-impl Measurement {
+impl Attempt {
     /// SYN send times, from the first.
     pub fn syn_times(&self) -> Vec<Duration> {
         self.syn_times_us.iter().map(|&t| from_us(t)).collect()

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use netclaim_harness::capture::{TcpEvent, TcpFlags};
 use netclaim_harness::command::CommandOutput;
 
-use crate::record::attempt::Measurement;
+use crate::record::attempt::Attempt;
 
 /// A tool run with the packets it caused.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -17,7 +17,7 @@ pub struct ToolRun {
     /// SYN send times relative to the first.
     pub syn_times: Vec<Duration>,
     /// The run as a connection attempt: spawn, first SYN, exit.
-    pub measurement: Measurement,
+    pub measurement: Attempt,
     /// When the capture began: the instant every event's `at` counts from. Like
     /// [`CommandOutput::started`] it is not recorded: [`ToolRun::between`] and
     /// [`ToolRun::until_close`] read this machine's timer probe over it, so they belong
@@ -27,7 +27,7 @@ pub struct ToolRun {
 }
 
 impl ToolRun {
-    /// From the tool's first SYN to its exit (see [`Measurement::took`]).
+    /// From the tool's first SYN to its exit (see [`Attempt::took`]).
     pub fn took(&self) -> Duration {
         self.measurement.took()
     }
