@@ -11,8 +11,6 @@ use nix::errno::Errno;
 use crate::claim::{Check, Figures, Outcome};
 use crate::judge::checks::{check_eq, Against};
 use crate::judge::timing::{check_timing, timeline, timing, worst_outside};
-#[cfg(test)]
-use crate::models::connection::rejection;
 use crate::models::connection::{predict, window, Prediction, Rejection};
 use crate::record::attempt::Measured;
 use crate::record::connection::{micros, AfterRecord};
@@ -24,7 +22,8 @@ const AT_ONCE: Duration = Duration::from_millis(100);
 
 /// Transmission `i` (at `t`) with its measured error: the probe's lateness over the
 /// kernel timers before it, on both sides (a kernel timer never fires before its jiffy,
-/// but jiffies lag the clock while the tick runs late: see `lab::Measurement::syn_error`).
+/// but jiffies lag the clock while the tick runs late: see
+/// [`Attempt::syn_error`](crate::record::attempt::Attempt::syn_error)).
 fn send_error(rec: &AfterRecord, i: usize, t: Duration) -> Measured {
     let late = Duration::from_micros(rec.sent_late_us.get(i).copied().unwrap_or(0));
     Measured {
@@ -542,49 +541,8 @@ pub fn judge_rejection(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn spec(text: &str) -> ClaimSpec {
-        let full = format!("[[claim]]\nid = \"t.t\"\nsource = \"s\"\nstatement = \"s\"\n{text}");
-        // Model tests: a lab and an action, no statement to check (which `parse` requires).
-        crate::spec::parse_unvalidated(&full).remove(0)
-    }
-
-    #[test]
-    fn tcp_linger2_as_do_tcp_setsockopt_takes_it() {
-        let in_force = BTreeMap::from([("net.ipv4.tcp_fin_timeout".to_owned(), "4".to_owned())]);
-        for (socket, secs) in [
-            ("", 4),
-            (", socket = { linger2 = 0 }", 4),
-            (", socket = { linger2 = 2 }", 2),
-            (", socket = { linger2 = 120 }", 120),
-            (", socket = { linger2 = 200 }", 120),
-        ] {
-            let s = spec(&format!(
-                "lab = {{ server = \"silent\" }}\nrun = {{ client = \"close\"{socket} }}\n"
-            ));
-            let p = predict(
-                Client::Close,
-                &s,
-                &in_force,
-                Some(Duration::from_micros(50)),
-                250,
-            );
-            assert_eq!(
-                p.schedule.give_up,
-                Duration::from_secs(secs),
-                "{socket}: {}",
-                p.inputs
-            );
-        }
-    }
-
-    #[test]
-    fn a_negative_tcp_linger2_resets_the_orphan() {
-        let s = spec("lab = { server = \"silent\" }\nrun = { client = \"close\", socket = { linger2 = -1 } }\n");
-        let p = predict(Client::Close, &s, &BTreeMap::new(), None, 250);
-        assert_eq!(p.schedule.give_up, Duration::ZERO);
-        assert!(p.inputs.contains("reset and freed"), "{}", p.inputs);
-    }
+    use crate::models::connection::rejection;
+    use crate::models::connection::tests::spec;
 
     #[test]
     fn an_icmp_rejection_is_immediate_or_one_rto_late() {
@@ -661,36 +619,5 @@ mod tests {
         assert_eq!(judge_at(201, 200), (true, 1));
         // Seen gone after 201 ms with reads of 10 ms: it was there at 190 ms.
         assert_eq!(judge_at(201, 10), (false, 0));
-    }
-
-    #[test]
-    fn predictions_follow_the_sysctls_and_socket_options() {
-        let s = spec("lab = { server = \"dies-after-handshake\" }\nrun = { client = \"idle\", socket = { keepalive = true, keepidle = 1, keepintvl = 1, keepcnt = 4 } }\n");
-        let p = predict(Client::Idle, &s, &BTreeMap::new(), None, 250);
-        assert_eq!(p.schedule.give_up, Duration::from_secs(5));
-        assert_eq!(p.schedule.send_times.len(), 4);
-        let s = spec("lab = { server = \"silent\" }\nrun = { client = \"close\" }\n");
-        let in_force: BTreeMap<String, String> =
-            [("net.ipv4.tcp_fin_timeout".to_owned(), "3".to_owned())].into();
-        let p = predict(
-            Client::Close,
-            &s,
-            &in_force,
-            Some(Duration::from_micros(20)),
-            250,
-        );
-        assert_eq!(p.schedule.give_up, Duration::from_secs(3));
-        let s = spec("lab = { server = \"dies-after-handshake\", sysctls = { \"net.ipv4.tcp_retries2\" = 8 } }\nrun = { client = \"send\" }\n");
-        let in_force: BTreeMap<String, String> =
-            [("net.ipv4.tcp_retries2".to_owned(), "8".to_owned())].into();
-        let p = predict(
-            Client::Send,
-            &s,
-            &in_force,
-            Some(Duration::from_micros(60)),
-            250,
-        );
-        assert_eq!(p.schedule.give_up, Duration::from_millis(104_448));
-        assert_eq!(p.rto, Some(Duration::from_millis(204)));
     }
 }

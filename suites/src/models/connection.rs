@@ -355,3 +355,83 @@ fn rejection_on_a_direct_link(spec: &ClaimSpec) -> Option<Rejection> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A claim from `text` (a lab and a run), unvalidated: the model tests' spec.
+    pub(crate) fn spec(text: &str) -> ClaimSpec {
+        let full = format!("[[claim]]\nid = \"t.t\"\nsource = \"s\"\nstatement = \"s\"\n{text}");
+        // Model tests: a lab and an action, no statement to check (which `parse` requires).
+        crate::spec::parse_unvalidated(&full).remove(0)
+    }
+
+    #[test]
+    fn tcp_linger2_as_do_tcp_setsockopt_takes_it() {
+        let in_force = BTreeMap::from([("net.ipv4.tcp_fin_timeout".to_owned(), "4".to_owned())]);
+        for (socket, secs) in [
+            ("", 4),
+            (", socket = { linger2 = 0 }", 4),
+            (", socket = { linger2 = 2 }", 2),
+            (", socket = { linger2 = 120 }", 120),
+            (", socket = { linger2 = 200 }", 120),
+        ] {
+            let s = spec(&format!(
+                "lab = {{ server = \"silent\" }}\nrun = {{ client = \"close\"{socket} }}\n"
+            ));
+            let p = predict(
+                Client::Close,
+                &s,
+                &in_force,
+                Some(Duration::from_micros(50)),
+                250,
+            );
+            assert_eq!(
+                p.schedule.give_up,
+                Duration::from_secs(secs),
+                "{socket}: {}",
+                p.inputs
+            );
+        }
+    }
+
+    #[test]
+    fn a_negative_tcp_linger2_resets_the_orphan() {
+        let s = spec("lab = { server = \"silent\" }\nrun = { client = \"close\", socket = { linger2 = -1 } }\n");
+        let p = predict(Client::Close, &s, &BTreeMap::new(), None, 250);
+        assert_eq!(p.schedule.give_up, Duration::ZERO);
+        assert!(p.inputs.contains("reset and freed"), "{}", p.inputs);
+    }
+
+    #[test]
+    fn predictions_follow_the_sysctls_and_socket_options() {
+        let s = spec("lab = { server = \"dies-after-handshake\" }\nrun = { client = \"idle\", socket = { keepalive = true, keepidle = 1, keepintvl = 1, keepcnt = 4 } }\n");
+        let p = predict(Client::Idle, &s, &BTreeMap::new(), None, 250);
+        assert_eq!(p.schedule.give_up, Duration::from_secs(5));
+        assert_eq!(p.schedule.send_times.len(), 4);
+        let s = spec("lab = { server = \"silent\" }\nrun = { client = \"close\" }\n");
+        let in_force: BTreeMap<String, String> =
+            [("net.ipv4.tcp_fin_timeout".to_owned(), "3".to_owned())].into();
+        let p = predict(
+            Client::Close,
+            &s,
+            &in_force,
+            Some(Duration::from_micros(20)),
+            250,
+        );
+        assert_eq!(p.schedule.give_up, Duration::from_secs(3));
+        let s = spec("lab = { server = \"dies-after-handshake\", sysctls = { \"net.ipv4.tcp_retries2\" = 8 } }\nrun = { client = \"send\" }\n");
+        let in_force: BTreeMap<String, String> =
+            [("net.ipv4.tcp_retries2".to_owned(), "8".to_owned())].into();
+        let p = predict(
+            Client::Send,
+            &s,
+            &in_force,
+            Some(Duration::from_micros(60)),
+            250,
+        );
+        assert_eq!(p.schedule.give_up, Duration::from_millis(104_448));
+        assert_eq!(p.rto, Some(Duration::from_millis(204)));
+    }
+}
