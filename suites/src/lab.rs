@@ -12,7 +12,7 @@ pub use crate::measure::labs::{
     model_in, not_applicable, refusal, BlackholeLab, SynDropLab, DROPPED_PORT,
 };
 pub use crate::measure::parallel::parallel;
-pub use crate::measure::tool::{run_tool, ss_listener, version_evidence, version_of};
+pub use crate::measure::tool::{run_tool, ss_listener, version_of};
 pub use crate::record::attempt::{Attempt as Measurement, Measured};
 pub use crate::record::tool::ToolRun;
 pub use crate::text::{describe_model, secs, Shown};

@@ -9,7 +9,6 @@ use netclaim_harness::command::ToolCommand;
 use netclaim_harness::tolerance::TOOL_STARTUP;
 use netclaim_harness::NetNs;
 
-use crate::claim::Outcome;
 use crate::measure::attempt::{chain_lateness, first_syn_at};
 use crate::record::attempt::{Attempt, Measured};
 use crate::record::tool::ToolRun;
@@ -124,11 +123,4 @@ pub fn ss_listener(
 /// as a measurement records it.
 pub fn version_of(program: &str) -> Option<String> {
     netclaim_harness::command::tool_version(program)
-}
-
-/// Records the installed version of `program` as evidence (nothing when it has none).
-pub fn version_evidence(o: &mut Outcome, program: &str) {
-    if let Some(v) = netclaim_harness::command::tool_version(program) {
-        o.evidence(format!("{program} version: {v}"));
-    }
 }
