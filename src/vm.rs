@@ -844,9 +844,12 @@ fn guest_script(
     // The claims that wait on kernel timers start at once; the others, which need the
     // CPU, when the host creates `go` in the shared directory (`run --busy-gate`):
     // several VMs may start their long claims together, then take turns. The console is
-    // the run's only way to the host: its events go there too.
+    // the run's only way to the host: its events go there too. The guest's kernel is the
+    // VM's own and thrown away with it, so it may load the TUN module the claims over a
+    // wire need (its /dev/net/tun appears with it); on the host netclaim loads none.
     format!(
         "echo \"{MARK} up $(uname -r)\" >&2; \
+         modprobe -q tun 2>/dev/null; \
          mkdir -p {GUEST_TMP} && export TMPDIR={GUEST_TMP}; \
          ( t0=$(date +%s%N); echo \"{MARK} clock-start\" >&2; sleep {CLOCK_PROBE_S}; \
          t1=$(date +%s%N); echo \"{MARK} clock-end $(( (t1 - t0) / 1000 ))\" >&2 ) & \
