@@ -30,7 +30,7 @@ use nix::sys::signal::Signal;
 use crate::compare::Matrix;
 use crate::interrupt::on_interrupt;
 use crate::out::{errln, out, outln};
-use crate::report::{Machine, Report};
+use crate::report::{prepare_out, write_out, Format, Machine, Report};
 use crate::select::{abbreviate, catalog_with, select, ClaimFiles};
 
 const AFTER_HELP: &str = "\
@@ -162,14 +162,6 @@ struct RunArgs {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum Format {
-    Table,
-    Json,
-    Junit,
-    Markdown,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
 enum CompareFormat {
     Table,
     Markdown,
@@ -293,46 +285,6 @@ fn check(paths: &[PathBuf]) -> Result<u8> {
         outln!("{file}: {} claim(s) OK: {}", ids.len(), ids.join(", "));
     }
     Ok(exit::OK)
-}
-
-/// Checks that `dir` can take the report files before any claim runs.
-fn prepare_out(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir.join("timelines")).with_context(|| {
-        format!(
-            "cannot create --out directory {}: choose a writable directory",
-            dir.display()
-        )
-    })?;
-    let probe = dir.join(".netclaim-write-test");
-    std::fs::write(&probe, b"").with_context(|| {
-        format!(
-            "--out directory {} is not writable: choose a writable directory",
-            dir.display()
-        )
-    })?;
-    let _ = std::fs::remove_file(probe);
-    Ok(())
-}
-
-fn write_out(dir: &Path, report: &Report) -> Result<()> {
-    let write = |name: &str, text: &str| {
-        let path = dir.join(name);
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
-    };
-    write("report.json", &report.json())?;
-    write(
-        "recording.json",
-        &serde_json::to_string_pretty(&report.recording())?,
-    )?;
-    write("junit.xml", &report.junit())?;
-    write("report.md", &report.markdown())?;
-    for c in report.claims.iter().filter(|c| !c.timelines.is_empty()) {
-        write(
-            &format!("timelines/{}.svg", c.id),
-            &svg::document(&c.id, &c.timelines),
-        )?;
-    }
-    Ok(())
 }
 
 /// Sweeps what killed runs left (lab names, temporary files), saying what it removed.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use comfy_table::{presets, Cell, Color, ContentArrangement, Table};
 use serde::{Deserialize, Serialize};
 
@@ -709,6 +709,54 @@ pub fn xml(s: &str) -> String {
         }
     }
     out
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Junit,
+    Markdown,
+}
+
+/// Checks that `dir` can take the report files before any claim runs.
+pub fn prepare_out(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir.join("timelines")).with_context(|| {
+        format!(
+            "cannot create --out directory {}: choose a writable directory",
+            dir.display()
+        )
+    })?;
+    let probe = dir.join(".netclaim-write-test");
+    std::fs::write(&probe, b"").with_context(|| {
+        format!(
+            "--out directory {} is not writable: choose a writable directory",
+            dir.display()
+        )
+    })?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+pub fn write_out(dir: &Path, report: &Report) -> Result<()> {
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+    };
+    write("report.json", &report.json())?;
+    write(
+        "recording.json",
+        &serde_json::to_string_pretty(&report.recording())?,
+    )?;
+    write("junit.xml", &report.junit())?;
+    write("report.md", &report.markdown())?;
+    for c in report.claims.iter().filter(|c| !c.timelines.is_empty()) {
+        write(
+            &format!("timelines/{}.svg", c.id),
+            &crate::svg::document(&c.id, &c.timelines),
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
