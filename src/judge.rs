@@ -11,15 +11,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use netclaim_suites::recording::{self, Recording};
 
-use crate::out::{errln, outln};
-use crate::report::Report;
+use crate::out::{errln, out, outln};
+use crate::report::{ClaimReport, Format, Report};
 
-/// Reads a recording, or a report (converted): a regular file of at most
-/// [`REPORT_CAP`](netclaim_suites::input::REPORT_CAP).
-fn load(path: &Path) -> Result<Recording> {
+/// Reads a recording, or a report (converted, and kept for its machine's facts): a regular
+/// file of at most [`REPORT_CAP`](netclaim_suites::input::REPORT_CAP).
+fn load(path: &Path) -> Result<(Recording, Option<Report>)> {
     let text = netclaim_suites::input::read_text(path, netclaim_suites::input::REPORT_CAP)?;
     let as_recording = match serde_json::from_str::<Recording>(&text) {
-        Ok(r) => return Ok(r),
+        Ok(r) => return Ok((r, None)),
         Err(e) => e,
     };
     let value: Option<serde_json::Value> = serde_json::from_str(&text).ok();
@@ -33,7 +33,7 @@ fn load(path: &Path) -> Result<Recording> {
         )));
     }
     Report::parse(path, &text)
-        .map(|r| r.recording())
+        .map(|r| (r.recording(), Some(r)))
         .with_context(|| {
             format!(
                 "{} is neither a report.json nor a recording.json of `netclaim run --out DIR`",
@@ -43,13 +43,19 @@ fn load(path: &Path) -> Result<Recording> {
 }
 
 /// Judges every recorded measurement again, with the built-in catalog and the claim
-/// files at `claim_files`; exit 0 when every verdict is the recorded one, 3 when some
-/// changed, 4 when some could not be judged (their record no longer reads, or
-/// contradicts itself: see [`recording::rejudge_all`]) or when there was nothing to judge
-/// (no agreement either).
-pub fn run(path: &Path, claim_files: &[PathBuf]) -> Result<u8> {
+/// files at `claim_files`, and prints the verdicts then and now (`format` table) or the
+/// report of the claims as judged now (the other formats, as `run` prints them); with
+/// `out`, writes that report's files there as `run --out` does (a claim that could not be
+/// judged is `skipped` in them, saying why). Exit 0 when every verdict is the recorded
+/// one, 3 when some changed, 4 when some could not be judged (their record no longer
+/// reads, or contradicts itself: see [`recording::rejudge_all`]) or when there was nothing
+/// to judge (no agreement either), 1 when the files or stdout could not be written.
+pub fn run(path: &Path, claim_files: &[PathBuf], format: Format, out: Option<&Path>) -> Result<u8> {
     let claims = crate::select::catalog_with_paths(claim_files)?;
-    let recording = load(path)?;
+    let (recording, before) = load(path)?;
+    if let Some(dir) = out {
+        crate::report::prepare_out(dir)?;
+    }
     if recording.claims.is_empty() {
         errln!(
             "{}: no recorded measurement to judge (the recording lists no claim, or the \
@@ -67,8 +73,9 @@ pub fn run(path: &Path, claim_files: &[PathBuf]) -> Result<u8> {
         .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
         .set_header(vec!["claim", "recorded", "judged now", "why it changed"]);
     let (mut same, mut changed, mut skipped) = (0, 0, 0);
-    for (r, now) in &judged {
-        let (verdict, why) = match now {
+    let mut entries = Vec::new();
+    for (r, now) in judged {
+        let (verdict, why) = match &now {
             Ok(o) if o.verdict() == r.verdict => {
                 same += 1;
                 (o.verdict().to_string(), String::new())
@@ -82,20 +89,84 @@ pub fn run(path: &Path, claim_files: &[PathBuf]) -> Result<u8> {
                 ("not judged".into(), e.to_string())
             }
         };
+        // Beside a report on stdout, what changed goes to stderr.
+        if !matches!(format, Format::Table) && verdict != r.verdict.to_string() {
+            let why = if why.is_empty() {
+                String::new()
+            } else {
+                format!(": {why}")
+            };
+            errln!(
+                "netclaim judge: {}: recorded {}, now {verdict}{why}",
+                r.id,
+                r.verdict
+            );
+        }
         t.add_row(vec![r.id.clone(), r.verdict.to_string(), verdict, why]);
+        // The measurement stays in the report, so that it can be judged again in turn.
+        let mut outcome = now.unwrap_or_else(|e| {
+            netclaim_suites::Outcome::forced(
+                netclaim_suites::Verdict::Skipped,
+                format!("not judged again: {e}"),
+            )
+        });
+        outcome
+            .measurement
+            .get_or_insert_with(|| r.measurement.clone());
+        entries.push(ClaimReport::judged(
+            &r.id,
+            claims.iter().find(|c| c.id == r.id),
+            before
+                .as_ref()
+                .and_then(|b| b.claims.iter().find(|c| c.id == r.id)),
+            outcome,
+        ));
     }
-    outln!("{t}");
-    outln!(
+    let report = Report::judged(before.as_ref(), &recording, entries);
+    let summary = format!(
         "{} recorded measurement(s) of Linux {} (netclaim {}, labs as {}): {same} judged to the \
          same verdict, {changed} changed, {skipped} not judged (unknown, unreadable or \
          inconsistent)",
-        judged.len(),
+        report.claims.len(),
         recording.kernel,
         recording.netclaim,
         recording.mode
     );
+    // Files first: they are the record, whatever becomes of stdout.
+    let mut wrote = true;
+    if let Some(dir) = out {
+        match crate::report::write_out(dir, &report) {
+            Ok(()) => errln!(
+                "netclaim judge: wrote report.json, recording.json, junit.xml, report.md and \
+                 timelines/ to {}",
+                dir.display()
+            ),
+            Err(e) => {
+                errln!("netclaim: error: {e:#}");
+                wrote = false;
+            }
+        }
+    }
+    match format {
+        Format::Table => {
+            outln!("{t}");
+            outln!("{summary}");
+        }
+        Format::Json => outln!("{}", report.json()),
+        Format::Junit => out!("{}", report.junit()),
+        Format::Markdown => out!("{}", report.markdown()),
+    }
+    if !matches!(format, Format::Table) {
+        errln!("{summary}");
+    }
+    if let Some(e) = crate::out::stdout_failure() {
+        errln!("netclaim: error: writing to stdout failed: {e}");
+        wrote = false;
+    }
     // A measurement that no longer reads is no agreement: say so in the exit code.
-    Ok(if changed > 0 {
+    Ok(if !wrote {
+        crate::exit::ERROR
+    } else if changed > 0 {
         crate::exit::DRIFT
     } else if skipped > 0 {
         crate::exit::SKIPPED
@@ -118,7 +189,10 @@ mod tests {
             r#"{"netclaim": "0.1.0", "kernel": "6.18.44", "hz": 250, "claims": []}"#,
         )
         .expect("written");
-        assert_eq!(run(&path, &[]).expect("it reads"), crate::exit::SKIPPED);
+        assert_eq!(
+            run(&path, &[], Format::Table, None).expect("it reads"),
+            crate::exit::SKIPPED
+        );
     }
 
     #[test]
@@ -126,11 +200,17 @@ mod tests {
         let rec = concat!(env!("CARGO_MANIFEST_DIR"), "/suites/recordings/6.1.json");
         let mut r: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(rec).expect("read")).expect("json");
-        assert_eq!(run(Path::new(rec), &[]).expect("it reads"), crate::exit::OK);
+        assert_eq!(
+            run(Path::new(rec), &[], Format::Table, None).expect("it reads"),
+            crate::exit::OK
+        );
         r["hz"] = 0.into();
         let dir = tempfile::tempdir().expect("a temporary directory");
         let path = dir.path().join("recording.json");
         std::fs::write(&path, r.to_string()).expect("written");
-        assert_eq!(run(&path, &[]).expect("it reads"), crate::exit::SKIPPED);
+        assert_eq!(
+            run(&path, &[], Format::Table, None).expect("it reads"),
+            crate::exit::SKIPPED
+        );
     }
 }

@@ -105,7 +105,7 @@ enum Command {
     /// Judge a recorded run again with this catalog and its models, without root: a
     /// report.json or recording.json written by `netclaim run --out DIR`. Exit 0 when
     /// every verdict is the recorded one, 3 when some changed, 4 when some record no
-    /// longer reads
+    /// longer reads, 1 when --out or stdout could not be written
     Judge {
         /// The report or recording.
         #[arg(value_name = "FILE")]
@@ -114,6 +114,15 @@ enum Command {
         /// of *.toml (repeatable), so that their claims are judged again too.
         #[arg(long = "claims", value_name = "PATH")]
         claims: Vec<PathBuf>,
+        /// What to print on stdout: `table` compares the verdicts then and now; the others
+        /// are the report of the claims as judged now, as `run` prints it.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Also write the report of the claims as judged now here: report.json,
+        /// recording.json, junit.xml, report.md and timelines/<claim>.svg (a claim that
+        /// could not be judged again is `skipped` in them, saying why).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
     /// Remove lab namespaces left behind by runs that were killed (SIGKILL).
     Clean,
@@ -203,7 +212,12 @@ fn main() -> ExitCode {
             format,
             all,
         } => compare(&reports, format, all),
-        Command::Judge { path, claims } => judge::run(&path, &claims),
+        Command::Judge {
+            path,
+            claims,
+            format,
+            out,
+        } => judge::run(&path, &claims, format, out.as_deref()),
         Command::Clean => clean(),
         Command::Vm(args) => vm::run(args),
         Command::Kernels(args) => vm::kernels(args),

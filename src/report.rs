@@ -223,6 +223,44 @@ impl ClaimReport {
         }
     }
 
+    /// A recorded claim judged again (`netclaim judge`): `outcome` for the claim `id`, with
+    /// its description from the catalog's `claim`, else from the recorded report's entry
+    /// `before` (a claim the catalog no longer has), and the recorded duration.
+    pub fn judged(
+        id: &str,
+        claim: Option<&netclaim_suites::Claim>,
+        before: Option<&ClaimReport>,
+        outcome: Outcome,
+    ) -> Self {
+        let took = std::time::Duration::from_millis(before.map_or(0, |b| b.duration_ms));
+        if let Some(claim) = claim {
+            return Self::new(&Finished {
+                claim: *claim,
+                outcome,
+                took,
+            });
+        }
+        let text = |f: fn(&ClaimReport) -> &String| before.map(f).cloned().unwrap_or_default();
+        let verdict = outcome.verdict();
+        Self {
+            id: id.to_owned(),
+            source: text(|b| &b.source),
+            origin: text(|b| &b.origin),
+            statement: text(|b| &b.statement),
+            lab: text(|b| &b.lab),
+            action: text(|b| &b.action),
+            verdict,
+            reason: if verdict == Verdict::Holds {
+                String::new()
+            } else {
+                outcome.reason()
+            },
+            duration_ms: took.as_millis() as u64,
+            model_agrees: outcome.model_agrees(),
+            outcome,
+        }
+    }
+
     /// The evidence as one text, items apart by a blank line.
     pub fn evidence_text(&self) -> String {
         self.outcome.evidence.join("\n\n")
@@ -311,6 +349,42 @@ impl Report {
             longest_claim_ms: longest_ms,
             longest_claim: longest.map(|f| f.claim.id.to_owned()),
             wall_over_longest: (longest_ms > 0).then(|| wall_ms as f64 / longest_ms as f64),
+            claims,
+        }
+    }
+
+    /// The report of a recorded run judged again (`netclaim judge`): the claims as judged
+    /// now, the recording's kernel, and the machine's facts and timings from the report
+    /// it was recorded in (`before`; none from a recording.json).
+    pub fn judged(
+        before: Option<&Report>,
+        recording: &netclaim_suites::recording::Recording,
+        claims: Vec<ClaimReport>,
+    ) -> Self {
+        let inconclusive_checks = claims
+            .iter()
+            .flat_map(|c| c.claim_checks.iter().chain(&c.model_checks))
+            .filter(|k| k.state() == CheckState::Inconclusive)
+            .count();
+        Self {
+            netclaim: env!("CARGO_PKG_VERSION").into(),
+            kernel: recording.kernel.clone(),
+            hz: recording.hz,
+            mode: recording.mode.clone(),
+            sysctl_defaults: before
+                .map(|b| b.sysctl_defaults.clone())
+                .unwrap_or_default(),
+            tools: before.map(|b| b.tools.clone()).unwrap_or_default(),
+            wall_ms: before.map_or(0, |b| b.wall_ms),
+            longest_claim_ms: before.map_or(0, |b| b.longest_claim_ms),
+            longest_claim: before.and_then(|b| b.longest_claim.clone()),
+            wall_over_longest: before.and_then(|b| b.wall_over_longest),
+            timing: TimingFidelity::of(&claims, recording.hz),
+            slowness: before.and_then(|b| b.slowness.clone()).map(|s| Slowness {
+                inconclusive_checks,
+                ..s
+            }),
+            provenance: before.map(|b| b.provenance.clone()).unwrap_or_default(),
             claims,
         }
     }

@@ -567,6 +567,24 @@ const BAD_ARGUMENTS: &[(&str, &[&str], &[&str])] = &[
     ),
 ];
 
+/// The committed recording of 6.1 (path, parsed).
+const RECORDING_61: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/suites/recordings/6.1.json");
+
+/// The committed recording of 6.1 with the recorded verdict of `flipped` (which holds)
+/// set to `refuted`, and that claim's index.
+fn recording_61_with_a_flipped_verdict(
+    flipped: &str,
+) -> Result<(serde_json::Value, usize), Failed> {
+    let mut r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(RECORDING_61)?)?;
+    let claims = r["claims"].as_array_mut().ok_or("no claims")?;
+    let i = claims
+        .iter()
+        .position(|c| c["id"] == flipped)
+        .ok_or(format!("no {flipped}"))?;
+    claims[i]["verdict"] = "refuted".into();
+    Ok((r, i))
+}
+
 fn bad_input_trials() -> Vec<Trial> {
     let table = BAD_ARGUMENTS.iter().map(|&(name, args, needles)| {
         Trial::test(name, move || expect_exit(&netclaim(args), 2, needles))
@@ -643,22 +661,15 @@ fn bad_input_trials() -> Vec<Trial> {
         }),
         Trial::test("judge.recordings-agree-changes-and-broken-records-say-so", || {
             // The committed recording of 6.1 judges to its own verdicts, without root.
-            let rec = concat!(env!("CARGO_MANIFEST_DIR"), "/suites/recordings/6.1.json");
-            let out = netclaim(&["judge", rec]);
+            let out = netclaim(&["judge", RECORDING_61]);
             expect_exit(&out, 0, &[])?;
             let stdout = String::from_utf8_lossy(&out.stdout);
             if !stdout.contains("0 changed, 0 not judged") {
-                return Err(format!("judge of {rec}: {stdout}").into());
+                return Err(format!("judge of {RECORDING_61}: {stdout}").into());
             }
             // A recorded verdict the measurement does not support is a change (exit 3,
             // named); a measurement that no longer reads is not judged (exit 4).
-            let mut r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(rec)?)?;
-            let claims = r["claims"].as_array_mut().ok_or("no claims")?;
-            let i = claims
-                .iter()
-                .position(|c| c["id"] == "port.exhaustion-errno")
-                .ok_or("no port.exhaustion-errno")?;
-            claims[i]["verdict"] = "refuted".into();
+            let (mut r, i) = recording_61_with_a_flipped_verdict("port.exhaustion-errno")?;
             let dir = tempfile::tempdir()?;
             let changed = dir.path().join("changed.json");
             std::fs::write(&changed, serde_json::to_string(&r)?)?;
@@ -677,6 +688,86 @@ fn bad_input_trials() -> Vec<Trial> {
             expect_exit(&out, 4, &[])?;
             if !String::from_utf8_lossy(&out.stdout).contains("1 not judged") {
                 return Err("a record that no longer reads was not reported".into());
+            }
+            Ok(())
+        }),
+        Trial::test("judge.format-and-out-keep-the-report-of-the-claims-judged-now", || {
+            // A CI job re-judges a recording and keeps a report: `--out` writes the files
+            // `run --out` writes, `--format json` prints the same report.json; its verdicts
+            // are those judged now (a changed one included), a claim that could not be
+            // judged is skipped saying why, and the written recording judges again.
+            let (mut r, i) = recording_61_with_a_flipped_verdict("port.exhaustion-errno")?;
+            let verdicts = |r: &serde_json::Value| -> Result<Vec<(String, String)>, Failed> {
+                Ok(r["claims"]
+                    .as_array()
+                    .ok_or("no claims")?
+                    .iter()
+                    .map(|c| (c["id"].to_string(), c["verdict"].to_string()))
+                    .collect())
+            };
+            let mut expected = verdicts(&r)?;
+            // Judged now, it holds again.
+            expected[i].1 = "\"holds\"".into();
+            let claims = r["claims"].as_array_mut().ok_or("no claims")?;
+            let gone = claims
+                .iter()
+                .position(|c| c["id"] == "syn.retries-1")
+                .ok_or("no syn.retries-1")?;
+            claims[gone]["id"] = "syn.no-longer-in-the-catalog".into();
+            let dir = tempfile::tempdir()?;
+            let input = dir.path().join("recording.json");
+            std::fs::write(&input, serde_json::to_string(&r)?)?;
+            let out_dir = dir.path().join("judged");
+            let out = netclaim(&[
+                "judge",
+                input.to_str().ok_or("path")?,
+                "--format",
+                "json",
+                "--out",
+                out_dir.to_str().ok_or("path")?,
+            ]);
+            expect_exit(&out, 3, &["port.exhaustion-errno: recorded refuted, now holds"])?;
+            for f in ["report.json", "recording.json", "junit.xml", "report.md"] {
+                if !out_dir.join(f).is_file() {
+                    return Err(format!("judge --out wrote no {f}").into());
+                }
+            }
+            if std::fs::read_dir(out_dir.join("timelines"))?.count() == 0 {
+                return Err("judge --out wrote no timeline".into());
+            }
+            let printed: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+            let written: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json"))?)?;
+            if printed != written {
+                return Err("--format json and --out's report.json differ".into());
+            }
+            let judged = verdicts(&written)?;
+            expected[gone] = (
+                "\"syn.no-longer-in-the-catalog\"".into(),
+                "\"skipped\"".into(),
+            );
+            if judged != expected {
+                return Err(format!("verdicts judged {judged:?}, expected {expected:?}").into());
+            }
+            let reason = written["claims"][gone]["reason"].as_str().unwrap_or_default();
+            if !reason.starts_with("not judged again: no claim with this id") {
+                return Err(format!("the unknown claim's reason: {reason}").into());
+            }
+            let junit = std::fs::read_to_string(out_dir.join("junit.xml"))?;
+            if junit.matches("<testcase").count() != expected.len() {
+                return Err(format!("junit.xml has not every claim: {junit}").into());
+            }
+            // The recording it wrote holds the verdicts judged now: judged again, only the
+            // claim the catalog lacks is not judged.
+            let again = out_dir.join("recording.json");
+            let out = netclaim(&["judge", again.to_str().ok_or("path")?]);
+            expect_exit(&out, 4, &[])?;
+            if !String::from_utf8_lossy(&out.stdout).contains("0 changed, 1 not judged") {
+                return Err(format!(
+                    "judge of the written recording: {}",
+                    String::from_utf8_lossy(&out.stdout)
+                )
+                .into());
             }
             Ok(())
         }),
