@@ -443,7 +443,7 @@ impl Ctx {
 pub enum Procedure {
     /// Written in Rust: a measuring step and a judging step ([`Steps`]).
     Rust(&'static dyn TwoSteps),
-    /// A claim file's claim, measured and judged by [`crate::engine`].
+    /// A claim file's claim, measured and judged by [`crate::measure`] and [`crate::judge`].
     Data(&'static DataClaim),
 }
 
@@ -772,7 +772,7 @@ impl Claim {
         }
         let measured = match self.run {
             Procedure::Rust(steps) => steps.measure(ctx),
-            Procedure::Data(d) => crate::engine::measure(&d.spec, ctx, d.dir.as_deref())
+            Procedure::Data(d) => crate::measure::measure(&d.spec, ctx, d.dir.as_deref())
                 .and_then(|m| Ok(serde_json::to_value(m)?)),
         };
         let result = measured.and_then(|m| {
@@ -807,7 +807,7 @@ impl Claim {
     /// `ctx` (the run it is recorded in): physical quantities out of range
     /// ([`crate::recording::check_quantities`]), and for a claim file the sysctls it sets
     /// against those in force, the SYNs the model allows, the run's own figures
-    /// ([`crate::engine::inconsistencies`]); for a Rust claim, its own check
+    /// ([`crate::judge::inconsistencies`]); for a Rust claim, its own check
     /// ([`Checked`]). Empty when it is consistent.
     pub fn inconsistencies(
         &self,
@@ -818,8 +818,8 @@ impl Claim {
         match self.run {
             Procedure::Rust(steps) => problems.extend(steps.inconsistencies(measurement, ctx)?),
             Procedure::Data(d) => {
-                let m: crate::engine::Measurement = serde_json::from_value(measurement.clone())?;
-                problems.extend(crate::engine::inconsistencies(&d.spec, &m, ctx));
+                let m: crate::record::Measurement = serde_json::from_value(measurement.clone())?;
+                problems.extend(crate::judge::inconsistencies(&d.spec, &m, ctx));
             }
         }
         Ok(problems)
@@ -839,8 +839,8 @@ impl Claim {
         let mut o = match self.run {
             Procedure::Rust(steps) => steps.judge(measurement, ctx)?,
             Procedure::Data(d) => {
-                let m: crate::engine::Measurement = serde_json::from_value(measurement.clone())?;
-                crate::engine::judge(&d.spec, &m)
+                let m: crate::record::Measurement = serde_json::from_value(measurement.clone())?;
+                crate::judge::judge(&d.spec, &m)
             }
         };
         if let Some(why) = exhaustion_in(&o) {

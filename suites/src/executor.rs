@@ -12,12 +12,11 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::claim::{error_reason, Claim, Ctx, Outcome, Procedure, Verdict};
-use crate::engine;
 
 /// The hard deadline of a claim: its estimate with generous headroom, and never shorter
 /// than the harness's own deadlines for what it runs (a claim file's `run.timeout`, or
 /// the default one, for every value of a sweep in the turns it runs them:
-/// [`engine::limit`]) plus the same minute, so a claim whose tools are still within their
+/// [`crate::models::limit`]) plus the same minute, so a claim whose tools are still within their
 /// deadlines is not abandoned. Tools have their own shorter deadlines; this only catches
 /// a harness that hangs. On a machine that starts processes slowly (emulation, load) the
 /// estimate's part is stretched by the measured slowness
@@ -29,7 +28,9 @@ pub fn deadline(claim: &Claim) -> Duration {
         claim.estimate.saturating_mul(2).saturating_add(headroom),
     );
     match claim.run {
-        Procedure::Data(d) => from_estimate.max(engine::limit(&d.spec).saturating_add(headroom)),
+        Procedure::Data(d) => {
+            from_estimate.max(crate::models::limit(&d.spec).saturating_add(headroom))
+        }
         Procedure::Rust(_) => from_estimate,
     }
 }
@@ -198,7 +199,7 @@ mod tests {
             dir: None,
         }));
         let c = Claim {
-            estimate: engine::estimate(&data.spec),
+            estimate: crate::models::estimate(&data.spec),
             run: Procedure::Data(data),
             ..claim(&NOT_HERE)
         };

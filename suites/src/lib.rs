@@ -1,14 +1,14 @@
 //! The claims netclaim verifies: the claim file format ([`spec`]) and the engine that
-//! measures and judges claim files ([`engine`], with the tools' behaviour in
-//! [`toolmodel`]), the built-in claim files (`suites/claims/*.toml`) and the claims that
-//! need a procedure of their own ([`claims`]), gathered by [`catalog`]. The runner and
-//! the reports are the `netclaim` binary's (`src/`).
+//! measures claim files ([`measure`]) into records ([`record`]) and judges them
+//! ([`judge`], with what the kernel and the tools are predicted to do in [`models`]), the
+//! built-in claim files (`suites/claims/*.toml`) and the claims that need a procedure of
+//! their own ([`claims`]), gathered by [`catalog`]. The runner and the reports are the
+//! `netclaim` binary's (`src/`).
 
 pub mod aftersyn;
 pub mod catalog;
 pub mod claim;
 pub mod claims;
-pub mod engine;
 pub mod executor;
 pub mod input;
 pub mod judge;
@@ -19,10 +19,7 @@ pub mod record;
 pub mod recording;
 pub mod spec;
 pub mod text;
-pub mod toolmodel;
 
-/// Tool versions, now [`catalog::versions`]; kept here until toolmodel.rs names it there.
-pub(crate) use catalog::versions;
 pub use claim::{Check, CheckState, Claim, Ctx, Figures, Outcome, Timing, Verdict};
 /// The claim file's `lab.link` and `lab.rules`, now [`spec::link`]; kept here until its users name
 /// it there.

@@ -270,7 +270,7 @@ fn to_claim(l: Located, dir: Option<std::path::PathBuf>) -> Claim {
         needs: Needs {
             tools: Box::leak(tools.into_boxed_slice()),
         },
-        estimate: crate::engine::estimate(spec),
+        estimate: crate::models::estimate(spec),
         run: Procedure::Data(data),
     }
 }

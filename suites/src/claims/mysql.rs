@@ -27,7 +27,7 @@ use super::seeds;
 use crate::catalog::versions::is_mariadb;
 use crate::claim::{Claim, Ctx, Figures, Measured, Needs, Outcome, Procedure, Steps};
 use crate::lab::{self, check_eq, check_timing, tool_timer_window, Against, ToolRun, TOOL_STARTUP};
-use crate::toolmodel::{mysql_error_of, MysqlCase, MysqlError};
+use crate::models::tools::{mysql_error_of, MysqlCase, MysqlError};
 
 /// The MySQL port the seed used.
 const MYSQL_PORT: u16 = 3306;

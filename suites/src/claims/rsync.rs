@@ -28,7 +28,7 @@ use crate::claim::{
 use crate::lab::{
     self, check_eq, check_timing, secs, tool_timer_window, Against, ToolRun, TOOL_STARTUP,
 };
-use crate::toolmodel::rsync::RERR_TIMEOUT;
+use crate::models::tools::rsync::RERR_TIMEOUT;
 
 /// The rsync daemon port.
 const RSYNC_PORT: u16 = 873;

@@ -5,6 +5,14 @@
 //! imports).
 
 pub mod checks;
+mod claim_file;
 pub mod connection;
+mod consistency;
+mod prediction;
+mod statement;
 pub mod timing;
 pub mod tool;
+
+pub use claim_file::judge;
+pub use consistency::inconsistencies;
+pub use statement::last_line;

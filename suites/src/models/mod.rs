@@ -2,4 +2,10 @@
 //! socket options, tool options): the figures a claim's expectation is computed from.
 //! Pure, like [`crate::judge`], which reads them.
 
+pub mod budget;
 pub mod connection;
+pub mod plan;
+pub mod tools;
+
+pub use budget::{estimate, fill_cap, limit, sweep_rounds, DEFAULT_BACKLOG, SWEEP_JOBS};
+pub use plan::{model_of, End, Plan};

@@ -3,4 +3,11 @@
 
 pub mod attempt;
 pub mod connection;
+mod measurement;
+pub(crate) mod target;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod tool;
+
+pub use measurement::{LabRecord, LinkCounts, LinkRecord, Measurement, RunRecord};
+pub(crate) use target::{substitute, Target};

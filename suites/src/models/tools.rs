@@ -84,12 +84,12 @@ impl Failure {
 
 /// Whether the installed curl is at least `major.minor`.
 pub fn curl_at_least(major: u32, minor: u32) -> bool {
-    crate::versions::curl_at_least(tool_version("curl").as_deref(), major, minor)
+    crate::catalog::versions::curl_at_least(tool_version("curl").as_deref(), major, minor)
 }
 
 /// Whether the installed `mysql` is MariaDB's client.
 pub fn is_mariadb() -> bool {
-    crate::versions::is_mariadb(tool_version("mysql").as_deref())
+    crate::catalog::versions::is_mariadb(tool_version("mysql").as_deref())
 }
 
 /// The C library's message for `errno`, as tools print it ("Connection timed out").

@@ -1,0 +1,581 @@
+//! Judging a claim file's record: the defaults read in a fresh namespace, each lab's run
+//! against the statement and the prediction, a sweep's values side by side.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
+
+use netclaim_harness::model::SynSchedule;
+use netclaim_harness::sysctl::knob;
+use netclaim_harness::tolerance::Window;
+use nix::errno::Errno;
+
+use crate::aftersyn;
+use crate::claim::{Ctx, Figures, Outcome, Verdict};
+use crate::judge::consistency::{capped, cut_short};
+use crate::judge::prediction::{
+    check_handshake, check_syn_range, check_tool_deadline, judge_exhaustion, judge_tries,
+    syns_before_tool_deadline, tool_failure_checks,
+};
+use crate::judge::statement::{last_line, statement_checks};
+use crate::lab::{self, check_eq, check_schedule, check_timing, secs, Against, TOOL_STARTUP};
+use crate::models::plan::{plan, End};
+use crate::models::tools::{self as toolmodel, Program};
+use crate::record::{LabRecord, Measurement};
+use crate::spec::{ClaimSpec, ExpectSpec, Value};
+
+/// The round trip of the lab's wire from its fixed delays (zero without one).
+fn link_rtt(spec: &ClaimSpec) -> Duration {
+    spec.lab.link.as_ref().map_or(Duration::ZERO, |l| {
+        let (to, from) = l.delays();
+        to + from
+    })
+}
+
+/// Judges a recorded measurement of `spec`: the statement's checks decide the verdict,
+/// the model's checks what `cargo test` asserts.
+pub fn judge(spec: &ClaimSpec, m: &Measurement) -> Outcome {
+    let mut o = Outcome::default();
+    judge_defaults(spec, m, &mut o);
+    if let Some(lab) = &m.lab {
+        judge_lab(spec, &spec.expect, lab, m, "", &mut o);
+    }
+    let mut claimed = Vec::new();
+    let mut expected = Vec::new();
+    let mut observed = Vec::new();
+    for (value, lab) in &m.sweep {
+        let expect = spec
+            .expect
+            .each
+            .get(value)
+            .cloned()
+            .unwrap_or_else(|| spec.expect.clone());
+        let name = spec
+            .sweep
+            .as_ref()
+            .map_or("", |s| s.sysctl.rsplit('.').next().unwrap_or(""));
+        let mut part = Outcome::default();
+        judge_lab(
+            spec,
+            &expect,
+            lab,
+            m,
+            &format!("{name}={value}: "),
+            &mut part,
+        );
+        if let Some((v, reason)) = part.forced.take() {
+            o.forced
+                .get_or_insert((v, format!("{name}={value}: {reason}")));
+        }
+        let d = |f: &Figures| {
+            f.duration_ms
+                .map_or("?".into(), |ms| format!("{:.2}s", ms as f64 / 1000.0))
+        };
+        claimed.push(format!("{value}:{}", d(&part.claimed)));
+        expected.push(format!("{value}:{}", d(&part.expected)));
+        observed.push(format!("{value}:{}", d(&part.observed)));
+        o.claim_checks.extend(part.claim_checks);
+        o.model_checks.extend(part.model_checks);
+        o.evidence.extend(part.evidence);
+        o.timelines.extend(part.timelines);
+    }
+    if !m.sweep.is_empty() {
+        o.claimed.value = Some(claimed.join(" "));
+        o.expected.value = Some(expected.join(" "));
+        o.observed.value = Some(observed.join(" "));
+    }
+    if let Some(v) = &m.tool_version {
+        let program = spec
+            .run
+            .as_ref()
+            .and_then(|r| r.command.as_ref())
+            .and_then(|c| c.first())
+            .cloned()
+            .unwrap_or_default();
+        o.evidence(format!("{program} version: {v}"));
+    }
+    o
+}
+
+/// The documented default of `by_release` for `release`: the entry of the highest
+/// release not above it.
+fn documented(by_release: &BTreeMap<String, Value>, release: &str) -> Option<String> {
+    let now = crate::spec::parse_release(release)?;
+    by_release
+        .iter()
+        .filter_map(|(r, v)| Some((crate::spec::parse_release(r)?, v)))
+        .filter(|(r, _)| *r <= now)
+        .max_by_key(|(r, _)| *r)
+        .map(|(_, v)| v.text())
+}
+
+fn judge_defaults(spec: &ClaimSpec, m: &Measurement, o: &mut Outcome) {
+    if m.fresh.is_empty() {
+        return;
+    }
+    // A knob the kernel hides from namespaces of a user namespace is absent there for
+    // that reason, not because this kernel lacks it.
+    if m.rootless && m.fresh.get(knob::SOMAXCONN) == Some(&None) {
+        o.forced = Some((
+            Verdict::NotApplicable,
+            format!(
+                "{} is absent in a network namespace owned by a user namespace on Linux {} \
+                 (before 6.3, sysctl_core_net_init does not offer it there): run as root to read \
+                 its default",
+                knob::SOMAXCONN,
+                m.kernel
+            ),
+        ));
+        return;
+    }
+    let shown = |v: &Option<String>| v.clone().unwrap_or_else(|| "absent".into());
+    let mut claimed = Vec::new();
+    let mut expected = Vec::new();
+    let mut observed = Vec::new();
+    for (name, value) in &spec.expect.sysctls {
+        let seen = shown(m.fresh.get(name).unwrap_or(&None));
+        claimed.push(format!("{name}={value}"));
+        check_eq(
+            o,
+            Against::Statement,
+            &format!("{name} default"),
+            value.text(),
+            seen,
+        );
+    }
+    for (name, by_release) in &spec.model.defaults {
+        let seen = shown(m.fresh.get(name).unwrap_or(&None));
+        match documented(by_release, &m.kernel) {
+            Some(doc) => {
+                expected.push(format!("{name}={doc}"));
+                let reference = spec
+                    .model
+                    .reference
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default();
+                check_eq(
+                    o,
+                    Against::Model,
+                    &format!(
+                        "{name} default documented for Linux {}{reference}",
+                        m.kernel
+                    ),
+                    doc,
+                    seen.clone(),
+                );
+            }
+            None => o.model_check(
+                &format!("{name} default documented for Linux {}", m.kernel),
+                "a release listed in model.defaults",
+                format!("none at or below {}", m.kernel),
+                false,
+            ),
+        }
+    }
+    for name in m.fresh.keys() {
+        observed.push(format!("{name}={}", shown(&m.fresh[name])));
+    }
+    o.evidence(format!(
+        "a fresh namespace on Linux {} (it starts from the kernel's built-in defaults, not the host's values): {}",
+        m.kernel,
+        observed.join(", ")
+    ));
+    let join = |v: Vec<String>| (!v.is_empty()).then(|| v.join(", "));
+    o.claimed.value = join(claimed);
+    o.expected.value = join(expected);
+    o.observed.value = join(observed);
+}
+
+fn judge_lab(
+    spec: &ClaimSpec,
+    expect: &ExpectSpec,
+    lab: &LabRecord,
+    m: &Measurement,
+    label: &str,
+    o: &mut Outcome,
+) {
+    if let Some(reason) = &lab.refused {
+        o.forced = Some((Verdict::NotApplicable, reason.clone()));
+        return;
+    }
+    o.evidence(format!(
+        "{}; in force: {}",
+        lab.notes.join("; "),
+        lab.in_force
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    let Some(run) = &lab.run else {
+        return;
+    };
+    o.evidence(run.evidence.clone());
+    let target = lab.target.parse::<SocketAddrV4>().ok();
+    let mut plan = plan(spec, &lab.in_force, &run.argv, target);
+    if let End::AfterSyn(c) = &plan.end {
+        let rtt = run
+            .after
+            .as_ref()
+            .and_then(|a| a.kernel_rtt_us.or(a.rtt_us))
+            .map(Duration::from_micros);
+        let p = aftersyn::predict(*c, spec, &lab.in_force, rtt, m.hz);
+        plan.intervals = p.intervals;
+        plan.schedule = Some(p.schedule);
+    }
+    let target = target.unwrap_or_else(|| SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0));
+    let is_command = spec.run.as_ref().is_some_and(|r| r.command.is_some());
+    let startup = if is_command {
+        TOOL_STARTUP
+    } else {
+        Duration::ZERO
+    };
+    let what = |w: &str| format!("{label}{w}");
+    let syns = run.syn_times();
+    let duration = run.duration();
+    let timed = run.timed();
+    let took = timed.took();
+    let output = run.output();
+    let model = plan.model.map(|m| lab::describe_model(&m));
+
+    // Figures.
+    o.claimed = Figures::default();
+    if let Some(d) = expect.duration {
+        o.claimed = o.claimed.clone().duration(d.0);
+    }
+    if let Some(times) = &expect.syn_times {
+        o.claimed = o
+            .claimed
+            .clone()
+            .syn_times(&times.iter().map(|s| s.0).collect::<Vec<_>>());
+    } else if let Some(n) = expect.syns {
+        o.claimed.syn_count = Some(n);
+    }
+    o.claimed.errno = expect
+        .errno
+        .as_ref()
+        .and_then(|e| e.errno())
+        .map(|e| e as i32);
+    o.claimed.exit_code = expect.exit;
+    o.claimed.value = expect
+        .output_line
+        .clone()
+        .or_else(|| {
+            [&expect.stderr, &expect.stdout, &expect.output]
+                .into_iter()
+                .flatten()
+                .next()
+                .map(|t| t.items().join(", "))
+        })
+        .or_else(|| {
+            expect.killed.map(|k| {
+                if k {
+                    "still blocked when killed".into()
+                } else {
+                    "ends by itself".into()
+                }
+            })
+        });
+    o.observed = Figures::default().duration(took);
+    if run.command_line.is_empty() || target.port() != 0 || !syns.is_empty() {
+        o.observed = o.observed.clone().syn_times(&syns);
+    }
+    o.observed.errno = run.errno;
+    o.observed.exit_code = run.exit_code;
+    o.observed.value = if let Some(n) = run.connections {
+        Some(format!("{n} connections"))
+    } else if is_command {
+        Some(last_line(&output))
+    } else {
+        None
+    };
+
+    // The statement.
+    statement_checks(expect, run, &plan, m.hz, startup, &what, o);
+
+    // The prediction.
+    let mut expected = Figures::default();
+    match &plan.end {
+        End::Kernel | End::NoLaterThanKernel => {
+            let schedule = plan.schedule.clone().unwrap_or_else(no_schedule);
+            if plan.end == End::Kernel && plan.tries <= 1 {
+                let first = o.model_checks.len();
+                check_schedule(o, Against::Model, &schedule, &timed, &ctx_of(m), startup);
+                for c in &mut o.model_checks[first..] {
+                    c.what = what(&c.what);
+                }
+                expected = expected
+                    .duration(schedule.give_up)
+                    .syn_times(&schedule.send_times);
+            } else if plan.end == End::NoLaterThanKernel {
+                let window = lab::give_up_window(schedule.give_up, &schedule, m.hz, startup);
+                check_timing(
+                    o,
+                    Against::Model,
+                    &what("ends no later than the kernel gives up"),
+                    schedule.give_up,
+                    Window {
+                        min: Duration::ZERO,
+                        max: window.max,
+                    },
+                    &timed.kernel_give_up(),
+                );
+                expected.value = Some(format!(
+                    "at most {} (the kernel's give-up)",
+                    secs(schedule.give_up)
+                ));
+            }
+            if plan.tries > 1 {
+                judge_tries(
+                    expect,
+                    run,
+                    &plan,
+                    schedule.give_up,
+                    &what,
+                    o,
+                    &mut expected,
+                );
+            }
+            if is_command {
+                if let Some(p) = plan.program {
+                    let f = toolmodel::connect_failed(p, &plan.argv, Errno::ETIMEDOUT, target);
+                    tool_failure_checks(&f, run, &what, o, &mut expected);
+                }
+                if run.errno.is_some() || run.connect_calls.is_some() {
+                    check_eq(
+                        o,
+                        Against::Model,
+                        &what("connect() errno"),
+                        Some(Errno::ETIMEDOUT),
+                        run.errno.map(Errno::from_raw),
+                    );
+                    expected.errno = Some(Errno::ETIMEDOUT as i32);
+                }
+            } else {
+                check_eq(
+                    o,
+                    Against::Model,
+                    &what("errno"),
+                    Some(Errno::ETIMEDOUT),
+                    run.errno.map(Errno::from_raw),
+                );
+                expected.errno = Some(Errno::ETIMEDOUT as i32);
+            }
+            o.timelines.push(lab::timeline(
+                &format!(
+                    "{}{}: {}",
+                    label,
+                    plan.program.map_or(
+                        if is_command { "command" } else { "connect()" },
+                        Program::name
+                    ),
+                    model.clone().unwrap_or_default()
+                ),
+                &syns,
+                &schedule,
+                Some(took),
+            ));
+        }
+        End::ToolConnect { deadline, failure } => {
+            let schedule = plan.schedule.clone().unwrap_or_else(no_schedule);
+            let who = plan.program.map_or("the program", Program::name);
+            if plan.tries > 1 {
+                judge_tries(expect, run, &plan, *deadline, &what, o, &mut expected);
+            } else {
+                check_tool_deadline(o, &what, *deadline, &timed.tool_timer(), &mut expected);
+                check_syn_range(
+                    o,
+                    &what(&format!("SYNs sent before {who} gives up")),
+                    syns_before_tool_deadline(&schedule, *deadline, timed.startup()),
+                    syns.len(),
+                );
+            }
+            if let Some(f) = failure {
+                tool_failure_checks(f, run, &what, o, &mut expected);
+            }
+            o.timelines.push(lab::timeline(
+                &format!("{label}{who}: {}", model.clone().unwrap_or_default()),
+                &syns,
+                &schedule,
+                Some(took),
+            ));
+        }
+        End::Refused => {
+            let rst = run.rsts > 0;
+            o.model_check(&what("RST on the wire"), "true", rst.to_string(), rst);
+            // From the SYN (answered by RST at once, or after the wire's round trip) to
+            // the end: that round trip and process work only.
+            let rtt = link_rtt(spec);
+            check_timing(
+                o,
+                Against::Model,
+                &what(if rtt.is_zero() {
+                    "fails at once (no timer involved)"
+                } else {
+                    "fails after one round trip of the wire (no timer involved)"
+                }),
+                rtt,
+                Window {
+                    min: rtt,
+                    max: rtt + TOOL_STARTUP,
+                },
+                &timed.tool_timer(),
+            );
+            if is_command {
+                if let Some(p) = plan.program {
+                    tool_failure_checks(
+                        &toolmodel::connect_failed(p, &plan.argv, Errno::ECONNREFUSED, target),
+                        run,
+                        &what,
+                        o,
+                        &mut expected,
+                    );
+                }
+            } else {
+                check_eq(
+                    o,
+                    Against::Model,
+                    &what("errno"),
+                    Some(Errno::ECONNREFUSED),
+                    run.errno.map(Errno::from_raw),
+                );
+                expected.errno = Some(Errno::ECONNREFUSED as i32);
+            }
+        }
+        End::ToolRead { deadline, failure } => {
+            if plan.tries > 1 {
+                judge_tries(expect, run, &plan, *deadline, &what, o, &mut expected);
+            } else {
+                check_tool_deadline(o, &what, *deadline, &run.until_close(), &mut expected);
+            }
+            check_handshake(o, &what, run, target);
+            if plan.program.is_some() {
+                tool_failure_checks(failure, run, &what, o, &mut expected);
+            }
+        }
+        End::Blocks => {
+            check_handshake(o, &what, run, target);
+            o.model_check(
+                &what("no timer fires: killed at the harness deadline"),
+                "timed_out=true",
+                format!("timed_out={} after {}", run.timed_out, secs(duration)),
+                run.timed_out,
+            );
+            expected.value = Some("still blocked when killed".into());
+        }
+        End::Completes => {
+            if is_command {
+                check_eq(
+                    o,
+                    Against::Model,
+                    &what("exit code"),
+                    Some(0),
+                    run.exit_code,
+                );
+                expected.exit_code = Some(0);
+            } else {
+                check_eq(
+                    o,
+                    Against::Model,
+                    &what("errno"),
+                    None,
+                    run.errno.map(Errno::from_raw),
+                );
+            }
+        }
+        End::Exhausts => judge_exhaustion(spec, lab, run, &what, o, &mut expected),
+        End::Rejected(r) => {
+            let after = run.after.clone().unwrap_or_default();
+            aftersyn::judge_rejection(
+                r,
+                m.hz,
+                run.errno.map(Errno::from_raw),
+                &run.timed().kernel_give_up(),
+                syns.len(),
+                &after,
+                run.rsts,
+                &what,
+                o,
+            );
+            expected = o.expected.clone();
+        }
+        End::AfterSyn(c) => {
+            let after = run.after.clone().unwrap_or_default();
+            aftersyn::judge(
+                *c,
+                spec,
+                &lab.in_force,
+                &after,
+                run.errno.map(Errno::from_raw),
+                &aftersyn::end_measured(&after, duration),
+                m.hz,
+                &what,
+                o,
+            );
+            expected = o.expected.clone();
+        }
+    }
+    o.expected = expected;
+    if let Some(why) = cut_short(spec, expect, run, &plan).or_else(|| capped(spec, lab, run)) {
+        o.forced = Some((Verdict::Error, why));
+    }
+}
+
+/// The schedule of a plan without unanswered SYNs (never used for judging timing).
+fn no_schedule() -> SynSchedule {
+    SynSchedule {
+        send_times: Vec::new(),
+        give_up: Duration::ZERO,
+    }
+}
+
+/// A [`Ctx`] for the checks that take one, from what the measurement recorded.
+fn ctx_of(m: &Measurement) -> Ctx {
+    Ctx {
+        hz: m.hz,
+        kernel: m.kernel.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_defaults_follow_the_release() {
+        let by: BTreeMap<String, Value> = [("0", Value::Int(128)), ("5.4", Value::Int(4096))]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        assert_eq!(documented(&by, "6.18.44-fc-v782").as_deref(), Some("4096"));
+        assert_eq!(documented(&by, "5.4.0").as_deref(), Some("4096"));
+        assert_eq!(documented(&by, "4.19.0-17-amd64").as_deref(), Some("128"));
+        assert_eq!(documented(&by, "junk"), None);
+    }
+
+    #[test]
+    fn a_knob_hidden_from_user_namespaces_is_not_applicable_there() {
+        let spec = crate::spec::parse(
+            "[[claim]]\nid = \"t.somaxconn\"\nsource = \"s\"\nstatement = \"s\"\n\
+             expect = { sysctls = { \"net.core.somaxconn\" = 128 } }\n",
+            &crate::spec::Origin::BuiltIn("t.toml"),
+        )
+        .unwrap()
+        .remove(0)
+        .spec;
+        let mut m = Measurement {
+            kernel: "6.1.0-56-amd64".into(),
+            hz: 250,
+            rootless: true,
+            ..Measurement::default()
+        };
+        m.fresh.insert(knob::SOMAXCONN.into(), None);
+        let o = judge(&spec, &m);
+        assert_eq!(o.verdict(), Verdict::NotApplicable);
+        assert!(o.reason().contains("user namespace"), "{}", o.reason());
+        // As root the same absence is a finding about the kernel.
+        m.rootless = false;
+        assert_eq!(judge(&spec, &m).verdict(), Verdict::Refuted);
+    }
+}

@@ -1,0 +1,353 @@
+//! The statement's checks: what a claim file's `expect` says, against the record.
+
+use std::time::Duration;
+
+use netclaim_harness::model::SynSchedule;
+use netclaim_harness::tolerance::{tool_deadline_window, Window};
+use nix::errno::Errno;
+
+use crate::aftersyn;
+use crate::claim::{Check, Ctx, Outcome, Verdict};
+use crate::lab::{self, check_eq, check_timing, secs, Against, Measured};
+use crate::models::plan::{End, Plan};
+use crate::record::RunRecord;
+use crate::spec::{Client, ExpectSpec};
+
+/// The last non-empty line of `text`.
+pub fn last_line(text: &str) -> String {
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Checks that `text` contains one of `needles`.
+pub(crate) fn check_contains_any(
+    o: &mut Outcome,
+    against: Against,
+    what: &str,
+    text: &str,
+    needles: &[String],
+    ignore_case: bool,
+) {
+    let fold = |s: &str| {
+        if ignore_case {
+            s.to_lowercase()
+        } else {
+            s.to_owned()
+        }
+    };
+    let hay = fold(text);
+    let found = needles.iter().find(|n| hay.contains(&fold(n)));
+    let expected = match needles {
+        [one] => format!(
+            "contains {one:?}{}",
+            if ignore_case { " (any case)" } else { "" }
+        ),
+        _ => format!("contains one of {needles:?}"),
+    };
+    let observed = found
+        .and_then(|n| {
+            text.lines()
+                .find(|l| fold(l).contains(&fold(n)))
+                .map(|l| l.trim().to_owned())
+        })
+        .unwrap_or_else(|| last_line(text));
+    against.record(o, what, expected, format!("{observed:?}"), found.is_some());
+}
+
+/// The duration window the statement's give-up time is judged with.
+fn stated_window(
+    expect: &ExpectSpec,
+    stated: Duration,
+    plan: &Plan,
+    hz: u32,
+    startup: Duration,
+) -> Window {
+    if let Some(t) = &expect.tolerance {
+        let tol = t.around(stated).unwrap_or_default();
+        return Window {
+            min: stated.saturating_sub(tol),
+            max: stated + tol,
+        };
+    }
+    match (&plan.end, &plan.schedule) {
+        // Judged with the slack of the timers this kernel really arms.
+        (End::Kernel | End::NoLaterThanKernel, Some(schedule)) => {
+            lab::give_up_window(stated, schedule, hz, startup)
+        }
+        (End::AfterSyn(_), _) => aftersyn::window(stated, &plan.intervals, hz),
+        _ => tool_deadline_window(stated),
+    }
+}
+
+/// What a check of the run's end measures, by how the plan says it ends: the kernel's
+/// SYN timers from the first SYN, a read timeout to the tool's FIN, or the tool's own
+/// timer from its first packet.
+fn measured_end(plan: &Plan, run: &RunRecord) -> Measured {
+    match (&plan.end, &run.after) {
+        (End::AfterSyn(_), Some(after)) => return aftersyn::end_measured(after, run.duration()),
+        (End::Rejected(_), _) => return run.timed().kernel_give_up(),
+        _ => {}
+    }
+    match plan.end {
+        End::Kernel | End::NoLaterThanKernel => run.timed().kernel_give_up(),
+        End::ToolRead { .. } => run.until_close(),
+        _ => run.timed().tool_timer(),
+    }
+}
+
+pub(crate) fn statement_checks(
+    expect: &ExpectSpec,
+    run: &RunRecord,
+    plan: &Plan,
+    hz: u32,
+    startup: Duration,
+    what: &dyn Fn(&str) -> String,
+    o: &mut Outcome,
+) {
+    let duration = run.duration();
+    let syns = run.syn_times();
+    if let Some(times) = &expect.syn_times {
+        let stated = SynSchedule {
+            send_times: times.iter().map(|s| s.0).collect(),
+            give_up: expect
+                .duration
+                .map_or_else(|| times.last().map(|s| s.0).unwrap_or_default(), |d| d.0),
+        };
+        let first = o.claim_checks.len();
+        lab::check_syns(
+            o,
+            Against::Statement,
+            &stated,
+            &run.timed(),
+            &Ctx {
+                hz,
+                kernel: String::new(),
+            },
+            startup,
+            expect.duration.is_some(),
+        );
+        for c in &mut o.claim_checks[first..] {
+            c.what = what(&c.what);
+        }
+    } else {
+        if let Some(d) = expect.duration {
+            let window = stated_window(expect, d.0, plan, hz, startup);
+            check_timing(
+                o,
+                Against::Statement,
+                &what("give-up time"),
+                d.0,
+                window,
+                &measured_end(plan, run),
+            );
+        }
+        if let Some(n) = expect.syns {
+            check_eq(o, Against::Statement, &what("SYN count"), n, syns.len());
+        }
+    }
+    // Bounds are timing checks too: a miss within the measured error is inconclusive.
+    if expect.duration_at_least.is_some() || expect.duration_at_most.is_some() {
+        let m = Measured {
+            took: duration,
+            ..measured_end(plan, run)
+        };
+        if let Some(d) = expect.duration_at_least {
+            let min = d.0.saturating_sub(lab::EARLY);
+            let window = Window {
+                min,
+                max: duration.max(min),
+            };
+            o.claim_checks.push(Check {
+                what: what("duration, at least"),
+                expected: format!(
+                    "≥ {} (less {} of clock jitter)",
+                    secs(d.0),
+                    secs(lab::EARLY)
+                ),
+                observed: secs(duration),
+                ok: duration >= min,
+                timing: Some(lab::timing(window, duration, &m)),
+            });
+        }
+        if let Some(d) = expect.duration_at_most {
+            let window = Window {
+                min: Duration::ZERO,
+                max: d.0 + lab::EARLY,
+            };
+            o.claim_checks.push(Check {
+                what: what("duration, at most"),
+                expected: format!("≤ {}", secs(d.0)),
+                observed: secs(duration),
+                ok: window.contains(duration),
+                timing: Some(lab::timing(window, duration, &m)),
+            });
+        }
+    }
+    if let Some(after) = &run.after {
+        aftersyn::statement_checks(expect, client_of(plan), after, what, o);
+    }
+    if let Some(e) = &expect.errno {
+        let name = if run.connect_calls.is_some() {
+            "connect() errno"
+        } else {
+            "errno"
+        };
+        check_eq(
+            o,
+            Against::Statement,
+            &what(name),
+            e.errno(),
+            run.errno.map(Errno::from_raw),
+        );
+    }
+    if let Some(code) = expect.exit {
+        check_eq(
+            o,
+            Against::Statement,
+            &what("exit code"),
+            Some(code),
+            run.exit_code,
+        );
+    }
+    let before = o.claim_checks.len();
+    for (key, texts, text) in [
+        ("stdout", &expect.stdout, &run.stdout),
+        ("stderr", &expect.stderr, &run.stderr),
+        ("output", &expect.output, &run.output()),
+    ] {
+        if let Some(t) = texts {
+            for item in t.items() {
+                check_contains_any(
+                    o,
+                    Against::Statement,
+                    &what(key),
+                    text,
+                    &[item.to_owned()],
+                    expect.ignore_case,
+                );
+            }
+        }
+    }
+    if let Some(line) = &expect.output_line {
+        let output = run.output();
+        o.claim_check(
+            &what("message"),
+            format!("a line {line:?}"),
+            format!("{output:?}"),
+            output.lines().any(|l| l.trim() == line),
+        );
+    }
+    for c in &expect.output_count {
+        let n = run.output().matches(c.text.as_str()).count();
+        check_eq(
+            o,
+            Against::Statement,
+            &what(&format!("times {:?} is printed", c.text)),
+            c.count,
+            n,
+        );
+    }
+    if run.output_cut > 0 && o.claim_checks[before..].iter().any(|c| !c.ok) {
+        // Not found in what was kept is not "not printed".
+        o.forced = Some((
+            Verdict::Error,
+            format!(
+                "the tool printed {} bytes more than netclaim keeps (the first and last {} KiB \
+                 of each stream), and a text the claim expects is not in the part kept: it may \
+                 be in the part cut out, so its output was not observed",
+                run.output_cut,
+                netclaim_harness::command::OUTPUT_KEEP / 1024
+            ),
+        ));
+    }
+    if let Some(k) = expect.killed {
+        o.claim_check(
+            &what("still running when the harness kills it"),
+            k.to_string(),
+            format!("{} after {}", run.timed_out, secs(duration)),
+            run.timed_out == k,
+        );
+    }
+    if let Some(n) = expect.connections {
+        check_eq(
+            o,
+            Against::Statement,
+            &what("connections before the first failure"),
+            n,
+            run.connections.unwrap_or(0),
+        );
+    }
+    if let Some(n) = expect.connect_calls {
+        check_eq(
+            o,
+            Against::Statement,
+            &what("connect() calls seen by strace"),
+            n,
+            run.connect_calls.unwrap_or(0),
+        );
+    }
+}
+
+/// The client after the SYN a plan is for.
+fn client_of(plan: &Plan) -> Option<Client> {
+    match plan.end {
+        End::AfterSyn(c) => Some(c),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::claim::Verdict;
+    use crate::judge::judge;
+    use crate::record::testing::spec_of;
+    use crate::record::{LabRecord, Measurement, RunRecord};
+
+    #[test]
+    fn a_text_missing_from_cut_output_is_not_observed() {
+        let spec = spec_of(
+            "lab = { server = \"none\" }\nrun = { command = [\"sh\", \"-c\", \"x\"] }\n\
+             expect = { exit = 0, stderr = \"needle\" }\n",
+        );
+        let measured = |stderr: &str, output_cut: u64| Measurement {
+            kernel: "6.18".into(),
+            hz: 250,
+            lab: Some(LabRecord {
+                name: "netclaim-1-1".into(),
+                target: "127.0.0.1:8080".into(),
+                run: Some(RunRecord {
+                    command_line: "sh -c x".into(),
+                    exit_code: Some(0),
+                    stderr: stderr.into(),
+                    output_cut,
+                    ..RunRecord::default()
+                }),
+                ..LabRecord::default()
+            }),
+            ..Measurement::default()
+        };
+        let cut = judge(
+            &spec,
+            &measured("head\n[netclaim: 9000 bytes cut here]\ntail", 9000),
+        );
+        assert_eq!(cut.verdict(), Verdict::Error, "{}", cut.reason());
+        assert!(
+            cut.reason().contains("printed 9000 bytes more"),
+            "{}",
+            cut.reason()
+        );
+        // Whole output without it: a finding. Cut output with it: it was printed.
+        assert_eq!(
+            judge(&spec, &measured("head tail", 0)).verdict(),
+            Verdict::Refuted
+        );
+        let found = judge(
+            &spec,
+            &measured("needle\n[netclaim: 9000 bytes cut here]\n", 9000),
+        );
+        assert_eq!(found.verdict(), Verdict::Holds, "{}", found.reason());
+    }
+}

@@ -1,0 +1,242 @@
+//! How a claim file's run is predicted to end: the kernel's SYN schedule for the sysctls
+//! in force, the tool's own deadlines, or what the peer does. Measuring reads it for its
+//! default deadline, judging for the checks.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
+
+use netclaim_harness::model::{SynModel, SynSchedule};
+use netclaim_harness::sysctl::knob;
+
+use crate::aftersyn::{self, Rejection};
+use crate::models::tools::{self as toolmodel, Failure, Program};
+use crate::spec::{ClaimSpec, Client, Server};
+
+/// How the model predicts the action ends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum End {
+    /// SYNs go unanswered until the kernel gives up (ETIMEDOUT).
+    Kernel,
+    /// SYNs go unanswered until the tool's own deadline.
+    ToolConnect {
+        /// The deadline.
+        deadline: Duration,
+        /// What the tool reports then; `None` for a program the model does not know.
+        failure: Option<Failure>,
+    },
+    /// A program the model does not know, against a peer that never answers: it ends at
+    /// the latest when the kernel gives up.
+    NoLaterThanKernel,
+    /// The peer answers the SYN with RST.
+    Refused,
+    /// The handshake completes, nothing comes; the tool's own read deadline ends it.
+    ToolRead {
+        /// The deadline.
+        deadline: Duration,
+        /// What the tool reports then.
+        failure: Failure,
+    },
+    /// The handshake completes, nothing comes, no timer: blocked until the harness kills it.
+    Blocks,
+    /// The connection succeeds (a client), or the command is served (HTTP).
+    Completes,
+    /// A fill or exhaust client runs until connect() fails.
+    Exhausts,
+    /// The SYN is rejected (RST, ICMP) or cannot be routed.
+    Rejected(Rejection),
+    /// A client after the SYN (send, idle, close, syn-only): judged by
+    /// [`aftersyn::judge`].
+    AfterSyn(Client),
+}
+
+/// What the plan knows: the kernel's schedule (unanswered SYNs), the tool, and the end.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The kernel's SYN schedule for the sysctls in force, when SYNs go unanswered.
+    pub schedule: Option<SynSchedule>,
+    /// The model behind it.
+    pub model: Option<SynModel>,
+    /// The tool, if the command is one the model knows.
+    pub program: Option<Program>,
+    /// Its command line (inside a `strace … --` wrapper): what it prints depends on it.
+    pub argv: Vec<String>,
+    /// How many connections it makes (wget retries).
+    pub tries: usize,
+    /// How the run ends.
+    pub end: End,
+    /// When it ends, from the start (the end's deadline, the kernel's give-up, or the
+    /// tries' total).
+    pub ends_after: Option<Duration>,
+    /// The kernel timers armed on the way to the end, for their slack (clients after the
+    /// SYN).
+    pub intervals: Vec<Duration>,
+}
+
+/// The SYN model for sysctls in force (read from the lab), its inputs within what the
+/// kernel accepts (a claim file asking for more is refused when its lab is built; its
+/// estimate must not count SYNs for ever meanwhile).
+pub fn model_of(in_force: &BTreeMap<String, String>) -> SynModel {
+    let num = |k: &str| in_force.get(k).and_then(|v| v.trim().parse::<u64>().ok());
+    let count = |n: u64| u32::try_from(n.min(MAX_TCP_SYNCNT)).unwrap_or(0);
+    let mut m = SynModel::new(
+        count(num(knob::TCP_SYN_RETRIES).unwrap_or(6)),
+        num(knob::TCP_SYN_LINEAR_TIMEOUTS).map(count),
+    );
+    if let Some(ms) = num(knob::TCP_RTO_MAX_MS) {
+        m.rto_max = Duration::from_millis(ms.min(120_000));
+    }
+    m
+}
+
+/// `MAX_TCP_SYNCNT`: the most SYN retransmissions tcp_syn_retries, TCP_SYNCNT and
+/// tcp_syn_linear_timeouts may ask for.
+const MAX_TCP_SYNCNT: u64 = 127;
+
+/// The most tries of a tool that retries (wget `--tries`) the model follows: more would
+/// outlast any run (a day at one try a second).
+const MAX_TRIES: usize = 100_000;
+
+/// The program a command line runs and its own arguments, looking through a `strace …
+/// --` wrapper.
+fn traced_argv(argv: &[String]) -> &[String] {
+    if argv.first().map(String::as_str) == Some("strace") {
+        if let Some(i) = argv.iter().position(|a| a == "--") {
+            return &argv[i + 1..];
+        }
+    }
+    argv
+}
+
+/// Predicts how the run of `spec` ends, given the sysctls in force and the command line
+/// after placeholders.
+pub fn plan(
+    spec: &ClaimSpec,
+    in_force: &BTreeMap<String, String>,
+    argv: &[String],
+    target: Option<SocketAddrV4>,
+) -> Plan {
+    let run = spec.run.as_ref();
+    let server = spec.lab.server;
+    let argv = traced_argv(argv);
+    let program = argv.first().and_then(|a| Program::of(a));
+    let tries = program.map_or(1, |p| toolmodel::tries(p, argv).min(MAX_TRIES));
+    let target = target.unwrap_or_else(|| SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0));
+    let declared = run.and_then(|r| r.deadline).map(|d| d.0);
+    let mut plan = Plan {
+        schedule: None,
+        model: None,
+        program,
+        argv: argv.to_vec(),
+        tries,
+        end: End::Completes,
+        ends_after: None,
+        intervals: Vec::new(),
+    };
+    let client = run.and_then(|r| r.client);
+    if matches!(client, Some(Client::Fill | Client::Exhaust)) {
+        plan.end = End::Exhausts;
+        return plan;
+    }
+    if let Some(c @ (Client::Send | Client::Idle | Client::Close | Client::SynOnly)) = client {
+        plan.end = End::AfterSyn(c);
+        return plan;
+    }
+    if let Some(r) = aftersyn::rejection(spec) {
+        plan.end = End::Rejected(r);
+        return plan;
+    }
+    if server.drops_syns() {
+        let mut model = model_of(in_force);
+        // TCP_SYNCNT replaces tcp_syn_retries for this socket (tcp_write_timeout).
+        if let Some(n) = run.and_then(|r| r.socket.syncnt) {
+            model.syn_retries = n.min(MAX_TCP_SYNCNT as u32);
+        }
+        let schedule = model.schedule();
+        let own = match program {
+            Some(p) => toolmodel::connect_deadline(p, argv, target).map(|(d, f)| (d, Some(f))),
+            None => declared.map(|d| (d, None)),
+        };
+        let (end, per_try) = match own {
+            Some((d, failure)) if d < schedule.give_up => (
+                End::ToolConnect {
+                    deadline: d,
+                    failure,
+                },
+                d,
+            ),
+            _ if client.is_none() && program.is_none() && declared.is_none() => {
+                (End::NoLaterThanKernel, schedule.give_up)
+            }
+            _ => (End::Kernel, schedule.give_up),
+        };
+        plan.ends_after = Some(if tries > 1 {
+            toolmodel::wget_total(tries, per_try, toolmodel::WGET_WAITRETRY)
+        } else {
+            per_try
+        });
+        plan.end = end;
+        plan.schedule = Some(schedule);
+        plan.model = Some(model);
+        return plan;
+    }
+    match server {
+        Server::None | Server::Refuse => plan.end = End::Refused,
+        Server::Silent | Server::NeverAccept | Server::NeverAcceptUnix if client.is_none() => {
+            let own = match program {
+                Some(p) => toolmodel::read_deadline(p, argv, target),
+                None => declared.map(|d| {
+                    (
+                        d,
+                        Failure {
+                            exit: 0,
+                            messages: Vec::new(),
+                        },
+                    )
+                }),
+            };
+            match own {
+                Some((deadline, failure)) => {
+                    plan.ends_after = Some(if tries > 1 {
+                        toolmodel::wget_total(tries, deadline, toolmodel::WGET_WAITRETRY)
+                    } else {
+                        deadline
+                    });
+                    plan.end = End::ToolRead { deadline, failure };
+                }
+                None => plan.end = End::Blocks,
+            }
+        }
+        _ => plan.end = End::Completes,
+    }
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::budget::estimate;
+    use crate::record::testing::{in_force, spec_of};
+
+    // `check` hung on these: the estimate counted SYNs of 4e9 retries, and wget tries by
+    // the billions.
+    #[test]
+    fn the_model_asks_no_more_than_the_kernel_accepts() {
+        let m = model_of(&in_force(&[
+            (knob::TCP_SYN_RETRIES, "4000000000"),
+            (knob::TCP_SYN_LINEAR_TIMEOUTS, "18446744073709551615"),
+        ]));
+        assert_eq!((m.syn_retries, m.syn_linear_timeouts), (127, Some(127)));
+        // check refuses such a syncnt; a spec that did not go through it (a record's, a
+        // hand-built one) must still not make the model run for ever.
+        let syncnt = crate::spec::parse_unvalidated(
+            "[[claim]]\nid = \"t.x\"\nsource = \"s\"\nstatement = \"s\"\nlab = { server = \"drop-syn\" }\nrun = { client = \"connect\", socket = { syncnt = 4000000000 } }\nexpect = { errno = \"ETIMEDOUT\" }\n",
+        )
+        .remove(0);
+        assert!(estimate(&syncnt) > Duration::from_secs(3600));
+        let wget = spec_of(
+            "lab = { server = \"drop-syn\" }\nrun = { command = [\"wget\", \"--tries\", \"18446744073709551615\", \"http://{target}/\"] }\nexpect = { exit = 4 }\n",
+        );
+        assert!(estimate(&wget) > Duration::from_secs(24 * 3600));
+    }
+}
