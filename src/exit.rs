@@ -18,10 +18,11 @@ pub const SKIPPED: u8 = 4;
 /// measured slowness of the machine (emulation, load); nothing else went wrong.
 pub const INCONCLUSIVE: u8 = 5;
 
-/// The exit code of a run (`run`, `kernels`) from its claims' verdicts: [`ERROR`] when a
-/// claim ended in `error` or the harness failed otherwise (`harness_failed`: an output not
-/// written, a VM that brought no report), else [`DRIFT`] when verdicts drifted from a
-/// baseline, else [`SKIPPED`], else [`INCONCLUSIVE`], else [`OK`].
+/// The exit code from the claims' verdicts (`run`, `kernels`; `judge` passes a `skipped`
+/// for each claim it could not judge again): [`ERROR`] when a claim ended in `error` or
+/// the harness failed otherwise (`harness_failed`: an output not written, a VM that
+/// brought no report), else [`DRIFT`] when verdicts drifted (from a baseline, or from the
+/// recording), else [`SKIPPED`], else [`INCONCLUSIVE`], else [`OK`].
 pub fn of_run(
     verdicts: impl IntoIterator<Item = netclaim_suites::Verdict>,
     harness_failed: bool,
