@@ -7,22 +7,25 @@ use std::time::Duration;
 
 use netclaim_harness::model::SynSchedule;
 use netclaim_harness::sysctl::knob;
-use netclaim_harness::tolerance::Window;
+use netclaim_harness::tolerance::{give_up_window, Window, TOOL_STARTUP};
 use nix::errno::Errno;
 
-use crate::aftersyn;
 use crate::claim::{Ctx, Figures, Outcome, Verdict};
+use crate::judge::checks::{check_eq, Against};
+use crate::judge::connection;
 use crate::judge::consistency::{capped, cut_short};
 use crate::judge::prediction::{
     check_handshake, check_syn_range, check_tool_deadline, judge_exhaustion, judge_tries,
     syns_before_tool_deadline, tool_failure_checks,
 };
 use crate::judge::statement::{last_line, statement_checks};
-use crate::lab::{self, check_eq, check_schedule, check_timing, secs, Against, TOOL_STARTUP};
+use crate::judge::timing::{check_schedule, check_timing, timeline};
+use crate::models::connection::predict;
 use crate::models::plan::{plan, End};
 use crate::models::tools::{self as toolmodel, Program};
 use crate::record::{LabRecord, Measurement};
 use crate::spec::{ClaimSpec, ExpectSpec, Value};
+use crate::text::{describe_model, secs};
 
 /// The round trip of the lab's wire from its fixed delays (zero without one).
 fn link_rtt(spec: &ClaimSpec) -> Duration {
@@ -220,7 +223,7 @@ fn judge_lab(
             .as_ref()
             .and_then(|a| a.kernel_rtt_us.or(a.rtt_us))
             .map(Duration::from_micros);
-        let p = aftersyn::predict(*c, spec, &lab.in_force, rtt, m.hz);
+        let p = predict(*c, spec, &lab.in_force, rtt, m.hz);
         plan.intervals = p.intervals;
         plan.schedule = Some(p.schedule);
     }
@@ -237,7 +240,7 @@ fn judge_lab(
     let timed = run.timed();
     let took = timed.took();
     let output = run.output();
-    let model = plan.model.map(|m| lab::describe_model(&m));
+    let model = plan.model.map(|m| describe_model(&m));
 
     // Figures.
     o.claimed = Figures::default();
@@ -309,7 +312,7 @@ fn judge_lab(
                     .duration(schedule.give_up)
                     .syn_times(&schedule.send_times);
             } else if plan.end == End::NoLaterThanKernel {
-                let window = lab::give_up_window(schedule.give_up, &schedule, m.hz, startup);
+                let window = give_up_window(schedule.give_up, &schedule, m.hz, startup);
                 check_timing(
                     o,
                     Against::Model,
@@ -362,7 +365,7 @@ fn judge_lab(
                 );
                 expected.errno = Some(Errno::ETIMEDOUT as i32);
             }
-            o.timelines.push(lab::timeline(
+            o.timelines.push(timeline(
                 &format!(
                     "{}{}: {}",
                     label,
@@ -394,7 +397,7 @@ fn judge_lab(
             if let Some(f) = failure {
                 tool_failure_checks(f, run, &what, o, &mut expected);
             }
-            o.timelines.push(lab::timeline(
+            o.timelines.push(timeline(
                 &format!("{label}{who}: {}", model.clone().unwrap_or_default()),
                 &syns,
                 &schedule,
@@ -487,7 +490,7 @@ fn judge_lab(
         End::Exhausts => judge_exhaustion(spec, lab, run, &what, o, &mut expected),
         End::Rejected(r) => {
             let after = run.after.clone().unwrap_or_default();
-            aftersyn::judge_rejection(
+            connection::judge_rejection(
                 r,
                 m.hz,
                 run.errno.map(Errno::from_raw),
@@ -502,13 +505,13 @@ fn judge_lab(
         }
         End::AfterSyn(c) => {
             let after = run.after.clone().unwrap_or_default();
-            aftersyn::judge(
+            connection::judge(
                 *c,
                 spec,
                 &lab.in_force,
                 &after,
                 run.errno.map(Errno::from_raw),
-                &aftersyn::end_measured(&after, duration),
+                &connection::end_measured(&after, duration),
                 m.hz,
                 &what,
                 o,

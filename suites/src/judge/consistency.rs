@@ -9,12 +9,12 @@ use std::time::Duration;
 use netclaim_harness::sysctl::knob;
 
 use crate::claim::Ctx;
-use crate::lab::secs;
 use crate::models::budget::fill_expected;
 use crate::models::plan::{End, Plan};
 use crate::models::tools::Program;
 use crate::record::{substitute, LabRecord, Measurement, RunRecord, Target};
 use crate::spec::{ClaimSpec, ExpectSpec, Value};
+use crate::text::secs;
 
 /// What in a measurement of `spec` contradicts the claim, the run it was recorded in
 /// (`ctx`) or itself: each problem in words. Checked before judging (see
@@ -431,11 +431,11 @@ pub(crate) fn capped(spec: &ClaimSpec, lab: &LabRecord, run: &RunRecord) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aftersyn::AfterRecord;
     use crate::claim::Verdict;
     use crate::judge::judge;
-    use crate::lab;
     use crate::models::budget::fill_cap;
+    use crate::record::attempt::Attempt;
+    use crate::record::connection::AfterRecord;
     use crate::record::testing::{in_force, spec_of};
 
     // backlog = 1000 with expect.connections = 1001 was refuted with "observed 300": the
@@ -515,12 +515,12 @@ mod tests {
             syn_times_us: vec![0, 1_000_000],
             conn_starts_us: vec![0],
             conn_syns: vec![2],
-            timed: Some(lab::Measurement {
+            timed: Some(Attempt {
                 syn_times_us: vec![0, 1_000_000],
                 first_packet_us: Some(4_000),
                 duration_us: 1_004_000,
                 tool: true,
-                ..lab::Measurement::default()
+                ..Attempt::default()
             }),
             ..RunRecord::default()
         };

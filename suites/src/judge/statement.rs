@@ -3,15 +3,18 @@
 use std::time::Duration;
 
 use netclaim_harness::model::SynSchedule;
-use netclaim_harness::tolerance::{tool_deadline_window, Window};
+use netclaim_harness::tolerance::{give_up_window, tool_deadline_window, Window, EARLY};
 use nix::errno::Errno;
 
-use crate::aftersyn;
 use crate::claim::{Check, Ctx, Outcome, Verdict};
-use crate::lab::{self, check_eq, check_timing, secs, Against, Measured};
+use crate::judge::checks::{check_eq, Against};
+use crate::judge::connection;
+use crate::judge::timing::{check_syns, check_timing, timing};
 use crate::models::plan::{End, Plan};
+use crate::record::attempt::Measured;
 use crate::record::RunRecord;
 use crate::spec::{Client, ExpectSpec};
+use crate::text::secs;
 
 /// The last non-empty line of `text`.
 pub fn last_line(text: &str) -> String {
@@ -75,9 +78,9 @@ fn stated_window(
     match (&plan.end, &plan.schedule) {
         // Judged with the slack of the timers this kernel really arms.
         (End::Kernel | End::NoLaterThanKernel, Some(schedule)) => {
-            lab::give_up_window(stated, schedule, hz, startup)
+            give_up_window(stated, schedule, hz, startup)
         }
-        (End::AfterSyn(_), _) => aftersyn::window(stated, &plan.intervals, hz),
+        (End::AfterSyn(_), _) => crate::models::connection::window(stated, &plan.intervals, hz),
         _ => tool_deadline_window(stated),
     }
 }
@@ -87,7 +90,7 @@ fn stated_window(
 /// timer from its first packet.
 fn measured_end(plan: &Plan, run: &RunRecord) -> Measured {
     match (&plan.end, &run.after) {
-        (End::AfterSyn(_), Some(after)) => return aftersyn::end_measured(after, run.duration()),
+        (End::AfterSyn(_), Some(after)) => return connection::end_measured(after, run.duration()),
         (End::Rejected(_), _) => return run.timed().kernel_give_up(),
         _ => {}
     }
@@ -117,7 +120,7 @@ pub(crate) fn statement_checks(
                 .map_or_else(|| times.last().map(|s| s.0).unwrap_or_default(), |d| d.0),
         };
         let first = o.claim_checks.len();
-        lab::check_syns(
+        check_syns(
             o,
             Against::Statement,
             &stated,
@@ -155,39 +158,35 @@ pub(crate) fn statement_checks(
             ..measured_end(plan, run)
         };
         if let Some(d) = expect.duration_at_least {
-            let min = d.0.saturating_sub(lab::EARLY);
+            let min = d.0.saturating_sub(EARLY);
             let window = Window {
                 min,
                 max: duration.max(min),
             };
             o.claim_checks.push(Check {
                 what: what("duration, at least"),
-                expected: format!(
-                    "≥ {} (less {} of clock jitter)",
-                    secs(d.0),
-                    secs(lab::EARLY)
-                ),
+                expected: format!("≥ {} (less {} of clock jitter)", secs(d.0), secs(EARLY)),
                 observed: secs(duration),
                 ok: duration >= min,
-                timing: Some(lab::timing(window, duration, &m)),
+                timing: Some(timing(window, duration, &m)),
             });
         }
         if let Some(d) = expect.duration_at_most {
             let window = Window {
                 min: Duration::ZERO,
-                max: d.0 + lab::EARLY,
+                max: d.0 + EARLY,
             };
             o.claim_checks.push(Check {
                 what: what("duration, at most"),
                 expected: format!("≤ {}", secs(d.0)),
                 observed: secs(duration),
                 ok: window.contains(duration),
-                timing: Some(lab::timing(window, duration, &m)),
+                timing: Some(timing(window, duration, &m)),
             });
         }
     }
     if let Some(after) = &run.after {
-        aftersyn::statement_checks(expect, client_of(plan), after, what, o);
+        connection::statement_checks(expect, client_of(plan), after, what, o);
     }
     if let Some(e) = &expect.errno {
         let name = if run.connect_calls.is_some() {

@@ -11,13 +11,17 @@ use netclaim_harness::capture::{self, TcpEvent};
 use netclaim_harness::command::ToolCommand;
 use netclaim_harness::tmp::TempDir;
 
-use crate::aftersyn::{self, AfterRecord};
-use crate::lab::{self, Shown};
+use crate::measure::attempt::first_syn_at;
 use crate::measure::build::Built;
+use crate::measure::connection;
+use crate::measure::tool::ss_listener;
 use crate::models::budget::{after_limit, command_timeout, fill_cap, fill_wait};
 use crate::models::plan::plan;
+use crate::record::attempt::Attempt;
+use crate::record::connection::AfterRecord;
 use crate::record::{substitute, RunRecord, Target};
 use crate::spec::{ClaimSpec, Client, Server};
+use crate::text::Shown;
 
 /// One connection of a run, by source port.
 struct Conn {
@@ -177,7 +181,7 @@ pub(crate) fn act(
                 .context("the client needs a TCP target")?;
             let limit = after_limit(run, c, spec);
             let (errno, duration, what, after) =
-                aftersyn::act(c, spec, &built.ns, built.peer.as_ref(), addr, limit)?;
+                connection::act(c, spec, &built.ns, built.peer.as_ref(), addr, limit)?;
             record.command_line = what;
             record.errno = errno.map(|e| e as i32);
             record.timeout_us = Some(micros(limit));
@@ -196,7 +200,7 @@ pub(crate) fn act(
         }
         (None, Some(Client::Connect)) => {
             let addr = built.target.sock().context("connect needs a TCP target")?;
-            let opts = aftersyn::sock_opts(&run.socket);
+            let opts = connection::sock_opts(&run.socket);
             let started = std::time::Instant::now();
             let o = netclaim_fixtures::conn::connect_with(&built.ns, addr, &opts)?;
             span = Some((started, std::time::Instant::now(), false));
@@ -253,8 +257,7 @@ pub(crate) fn act(
                 Target::Tcp(_) | Target::Tcp6(_) => (&["-ltnH"], 1),
             };
             let listener = built.target.text();
-            let (queue, ss_text) =
-                lab::ss_listener(&built.ns, args, |l| l.contains(&listener), col)?;
+            let (queue, ss_text) = ss_listener(&built.ns, args, |l| l.contains(&listener), col)?;
             record.listener_queue = queue;
             let held = filled.held.len();
             drop(filled.held);
@@ -289,7 +292,7 @@ pub(crate) fn act(
     if let (Some(cap), Some(addr)) = (capture, built.target.sock()) {
         let events = cap.finish().context("finishing the capture")?;
         if let Some(after) = &mut record.after {
-            aftersyn::from_wire(run.client, after, &events, addr.port(), capture_started);
+            connection::from_wire(run.client, after, &events, addr.port(), capture_started);
             // The kernel's timer starts later than the client's clock (the ACK of a FIN,
             // the last packet received): the duration is counted from there.
             // close(): the FIN_WAIT_2 timer as the kernel armed it, not when a polling
@@ -315,8 +318,8 @@ pub(crate) fn act(
         record.conn_syns = conns.iter().map(|c| c.syns).collect();
         record.conn_fins_us = conns.iter().map(|c| c.fin.map(micros)).collect();
         if let (Some((started, ended, tool)), Some(cap_started)) = (span, capture_started) {
-            let first = lab::first_syn_at(&events, addr.port(), cap_started);
-            record.timed = Some(lab::Measurement::record(
+            let first = first_syn_at(&events, addr.port(), cap_started);
+            record.timed = Some(Attempt::record(
                 &capture::syn_times(&events, addr.port()),
                 first,
                 started,

@@ -12,9 +12,9 @@ use netclaim_harness::sysctl::knob;
 use netclaim_harness::tmp::TempDir;
 use netclaim_harness::{Error as HarnessError, NetNs};
 
-use crate::aftersyn;
-use crate::lab::{self, BlackholeLab};
+use crate::measure::labs::{self, BlackholeLab};
 use crate::models::budget::DEFAULT_BACKLOG;
+use crate::models::connection;
 use crate::record::Target;
 use crate::spec::{ClaimSpec, Family, Server};
 
@@ -69,7 +69,7 @@ pub(crate) fn build(
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     let port = lab.port.unwrap_or_else(|| lab.server.default_port());
-    let refused = lab::refusal;
+    let refused = labs::refusal;
     let mut wire = None;
     let two_ns = match (&lab.link, lab.server) {
         (Some(link), _) => {
@@ -352,7 +352,10 @@ fn linked_lab(
 }
 
 /// `lab.link` and `lab.rules` in words, for the lab's description.
-pub fn describe_link(link: &crate::link::LinkSpec, rules: &[crate::link::RuleSpec]) -> String {
+pub fn describe_link(
+    link: &crate::spec::link::LinkSpec,
+    rules: &[crate::spec::link::RuleSpec],
+) -> String {
     let mut text = toml::to_string(link)
         .map(|t| t.lines().collect::<Vec<_>>().join(", "))
         .unwrap_or_default();
@@ -386,7 +389,7 @@ pub(crate) fn in_force(spec: &ClaimSpec, ns: &NetNs) -> Result<BTreeMap<String, 
     let mut out = BTreeMap::new();
     let names = MODEL_INPUTS
         .iter()
-        .chain(aftersyn::MODEL_INPUTS)
+        .chain(connection::MODEL_INPUTS)
         .map(|s| (*s).to_owned())
         .chain(spec.lab.sysctls.keys().cloned())
         .chain(spec.lab.sysctls_if_present.keys().cloned())

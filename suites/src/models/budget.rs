@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use netclaim_harness::sysctl::knob;
 
-use crate::aftersyn;
+use crate::models::connection;
 use crate::models::plan::{plan, End, Plan};
 use crate::spec::{ClaimSpec, Client, Server};
 
@@ -80,7 +80,7 @@ pub fn estimate(spec: &ClaimSpec) -> Duration {
     };
     if let Some(c @ (Client::Send | Client::Idle | Client::Close | Client::SynOnly)) = run.client {
         // Its own estimate includes the set-up.
-        return aftersyn::estimate(c, spec).saturating_mul(sweep_rounds(spec));
+        return connection::estimate(c, spec).saturating_mul(sweep_rounds(spec));
     }
     let argv = run.command.clone().unwrap_or_default();
     let longest = longest_value(spec, |in_force| {
@@ -182,7 +182,7 @@ pub(crate) fn command_timeout(run: &crate::spec::RunSpec, p: &Plan) -> Duration 
 /// estimate plus 30 s.
 pub(crate) fn after_limit(run: &crate::spec::RunSpec, c: Client, spec: &ClaimSpec) -> Duration {
     run.timeout.map(|t| t.0).unwrap_or_else(|| {
-        aftersyn::estimate(c, spec)
+        connection::estimate(c, spec)
             .saturating_mul(2)
             .saturating_add(Duration::from_secs(30))
     })

@@ -9,7 +9,7 @@ use std::time::Duration;
 use netclaim_harness::model::{SynModel, SynSchedule};
 use netclaim_harness::sysctl::knob;
 
-use crate::aftersyn::{self, Rejection};
+use crate::models::connection::{self, Rejection};
 use crate::models::tools::{self as toolmodel, Failure, Program};
 use crate::spec::{ClaimSpec, Client, Server};
 
@@ -46,7 +46,7 @@ pub enum End {
     /// The SYN is rejected (RST, ICMP) or cannot be routed.
     Rejected(Rejection),
     /// A client after the SYN (send, idle, close, syn-only): judged by
-    /// [`aftersyn::judge`].
+    /// [`crate::judge::connection::judge`].
     AfterSyn(Client),
 }
 
@@ -142,7 +142,7 @@ pub fn plan(
         plan.end = End::AfterSyn(c);
         return plan;
     }
-    if let Some(r) = aftersyn::rejection(spec) {
+    if let Some(r) = connection::rejection(spec) {
         plan.end = End::Rejected(r);
         return plan;
     }

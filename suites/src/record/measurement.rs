@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::aftersyn::AfterRecord;
-use crate::lab::{self, Measured, TOOL_STARTUP};
+use netclaim_harness::tolerance::TOOL_STARTUP;
+
+use crate::record::attempt::{Attempt, Measured};
+use crate::record::connection::AfterRecord;
 
 /// What one run of a claim file measured: everything [`judge`] needs, nothing it
 /// computes.
@@ -199,7 +201,7 @@ pub struct RunRecord {
     /// The attempt timed from its first SYN, with the slowness probe's errors (absent in
     /// measurements recorded before it existed: then timed from the start, no error).
     #[serde(default)]
-    pub timed: Option<lab::Measurement>,
+    pub timed: Option<Attempt>,
     /// The client's first FIN on each connection, in the order of `conn_starts_us`, µs
     /// from the first SYN: when the tool closed it (its read timeout, seen on the wire).
     #[serde(default)]
@@ -219,11 +221,11 @@ impl RunRecord {
     }
 
     /// The attempt's timing: as measured, or (an older record) from the start, no error.
-    pub(crate) fn timed(&self) -> lab::Measurement {
-        self.timed.clone().unwrap_or_else(|| lab::Measurement {
+    pub(crate) fn timed(&self) -> Attempt {
+        self.timed.clone().unwrap_or_else(|| Attempt {
             syn_times_us: self.syn_times_us.clone(),
             duration_us: self.duration_us,
-            ..lab::Measurement::default()
+            ..Attempt::default()
         })
     }
 
