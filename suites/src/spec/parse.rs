@@ -165,6 +165,26 @@ fn explain(message: &str) -> String {
             .replacen(", expected one of", "; valid keys here:", 1)
             .replacen(", expected", "; valid keys here:", 1);
     }
+    // A number out of its type's range or of the wrong sign: name the range in words, not
+    // the Rust type (`expected u32`).
+    const RANGES: &[(&str, &str)] = &[
+        ("u8", "a whole number from 0 to 255"),
+        ("u16", "a whole number from 0 to 65535"),
+        ("u32", "a whole number from 0 to 4294967295"),
+        ("u64", "a whole number from 0 to 18446744073709551615"),
+        ("usize", "a whole number from 0 to 18446744073709551615"),
+        ("i32", "a whole number from -2147483648 to 2147483647"),
+        (
+            "i64",
+            "a whole number from -9223372036854775808 to 9223372036854775807",
+        ),
+        ("f64", "a number"),
+    ];
+    for (rust, words) in RANGES {
+        if let Some(head) = message.strip_suffix(&format!("expected {rust}")) {
+            return format!("{head}expected {words}");
+        }
+    }
     message.to_owned()
 }
 
@@ -224,5 +244,31 @@ mod tests {
         assert_eq!(lines.place(6), (3, 1));
         assert_eq!(lines.place(8), (4, 2));
         assert_eq!(lines.place(100), (4, 3));
+    }
+
+    #[test]
+    fn a_number_out_of_range_names_the_range_not_the_rust_type() {
+        let claim = |backlog: &str| {
+            format!(
+                "[[claim]]\nid = \"mine.b\"\nsource = \"x\"\nstatement = \"x\"\n\
+                 lab = {{ server = \"never-accept\", backlog = {backlog} }}\n\
+                 run = {{ client = \"fill\" }}\nexpect = {{ connections = 2 }}\n"
+            )
+        };
+        for (backlog, said) in [
+            (
+                "-1",
+                "invalid value: integer `-1`, expected a whole number from 0 to 4294967295",
+            ),
+            (
+                "\"x\"",
+                "invalid type: string \"x\", expected a whole number from 0 to 4294967295",
+            ),
+        ] {
+            let errors = parse(&claim(backlog), &Origin::BuiltIn("t.toml"))
+                .expect_err("a backlog out of range");
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert_eq!(errors[0].message, said);
+        }
     }
 }
