@@ -15,15 +15,23 @@ use netclaim_harness::command::ToolCommand;
 use netclaim_harness::model::SynModel;
 use netclaim_harness::sysctl::knob;
 use netclaim_harness::NetNs;
+use netclaim_lab::{kind, Lab};
 use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
 
 use super::seeds;
 use crate::claim::{Checked, Claim, Ctx, Figures, Measured, Needs, Outcome, Procedure, Steps};
-use crate::lab::{self, check_eq, check_schedule, Against, Measurement, SynDropLab, ToolRun};
+use crate::lab::{self, check_eq, check_schedule, Against, Measurement, ToolRun};
 use crate::recording::too_many_syns;
 
-const RETRIES_1: &[(&str, &str)] = &[(knob::TCP_SYN_RETRIES, "1")];
+/// A lab where SYNs to 127.0.0.1:[`lab::DROPPED_PORT`] are dropped, with
+/// tcp_syn_retries=1 (a give-up after 3 s).
+fn syn_drop_lab() -> netclaim_lab::Result<Lab> {
+    Lab::builder()
+        .sysctl(knob::TCP_SYN_RETRIES, 1)
+        .serve(kind::DropSyn, lab::DROPPED_PORT)
+        .build()
+}
 
 /// The errno of a failed connect, `None` when it connected or timed out in poll().
 fn errno_of(r: ConnectResult) -> Option<Errno> {
@@ -70,13 +78,13 @@ fn measure_drop_rule(_ctx: &Ctx) -> Result<Measured<DropRule>> {
     let refused = client::connect_blocking(&control, target)?;
     let control_events = cap.finish()?;
 
-    let lab = SynDropLab::new(RETRIES_1)?;
-    let rules = lab.ns.iptables_rules("filter")?;
-    let model = lab::model_in(&lab.ns)?;
-    let cap = lab.ns.capture_tcp(target.port())?;
+    let lab = syn_drop_lab()?;
+    let rules = lab.ns().iptables_rules("filter")?;
+    let model = lab::model_in(lab.ns())?;
+    let cap = lab.ns().capture_tcp(target.port())?;
     let capture_started = cap.started();
     let started = Instant::now();
-    let dropped = client::connect_blocking(&lab.ns, target)?;
+    let dropped = client::connect_blocking(lab.ns(), target)?;
     let ended = Instant::now();
     let events = cap.finish()?;
     // Reads the timer probe over the attempt: here, while the instants mean something.
@@ -86,7 +94,7 @@ fn measure_drop_rule(_ctx: &Ctx) -> Result<Measured<DropRule>> {
         refused: refused.result,
         refused_took: refused.duration,
         control_events,
-        lab: lab.ns.name().to_owned(),
+        lab: lab.ns().name().to_owned(),
         rules,
         model,
         dropped: dropped.result,
@@ -205,8 +213,9 @@ struct StraceRun {
 
 /// `syn.invisible-to-strace`, measured: strace of telnet's connect() beside a capture.
 fn measure_invisible_to_strace(_ctx: &Ctx) -> Result<Measured<StraceRun>> {
-    let lab = SynDropLab::new(RETRIES_1)?;
-    let model = lab::model_in(&lab.ns)?;
+    let lab = syn_drop_lab()?;
+    let target = lab.addr(lab::DROPPED_PORT);
+    let model = lab::model_in(lab.ns())?;
     let schedule = model.schedule();
     let deadline = schedule.give_up * 2 + Duration::from_secs(30);
     // Removed on drop, also when reading the trace fails.
@@ -219,14 +228,14 @@ fn measure_invisible_to_strace(_ctx: &Ctx) -> Result<Measured<StraceRun>> {
         "-o".into(),
         trace.display().to_string(),
         "telnet".into(),
-        lab.target.ip().to_string(),
-        lab.target.port().to_string(),
+        target.ip().to_string(),
+        target.port().to_string(),
     ]);
-    let run = lab::run_tool(&lab.ns, &cmd, lab.target.port())?;
+    let run = lab::run_tool(lab.ns(), &cmd, target.port())?;
     let text =
         std::fs::read_to_string(&trace).with_context(|| format!("reading {}", trace.display()))?;
     Ok(Measured::Observed(StraceRun {
-        lab: lab.ns.name().to_owned(),
+        lab: lab.ns().name().to_owned(),
         model,
         trace: text,
         run,
