@@ -15,12 +15,14 @@ pub mod judge;
 pub mod lab;
 pub mod measure;
 pub mod models;
+pub mod outcome;
 pub mod record;
 pub mod recording;
 pub mod spec;
 pub mod text;
 
-pub use claim::{Check, CheckState, Claim, Ctx, Figures, Outcome, Timing, Verdict};
+pub use claim::Claim;
+pub use outcome::{Check, CheckState, Ctx, Figures, Outcome, Timing, Verdict};
 /// The claim file's `lab.link` and `lab.rules`, now [`spec::link`]; kept here until its users name
 /// it there.
 pub use spec::link;
