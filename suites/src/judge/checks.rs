@@ -1,6 +1,6 @@
 //! Recording a check in the statement's list or the model's, and exact comparisons.
 
-use crate::claim::{Check, Outcome};
+use crate::outcome::{Check, Outcome};
 use crate::text::Shown;
 
 /// Which comparison list a schedule check goes to.

@@ -10,7 +10,6 @@ use netclaim_harness::sysctl::knob;
 use netclaim_harness::tolerance::{give_up_window, Window, TOOL_STARTUP};
 use nix::errno::Errno;
 
-use crate::claim::{Ctx, Figures, Outcome, Verdict};
 use crate::judge::checks::{check_eq, Against};
 use crate::judge::connection;
 use crate::judge::consistency::{capped, cut_short};
@@ -23,6 +22,7 @@ use crate::judge::timing::{check_schedule, check_timing, timeline};
 use crate::models::connection::predict;
 use crate::models::plan::{plan, End};
 use crate::models::tools::{self as toolmodel, Program};
+use crate::outcome::{Ctx, Figures, Outcome, Verdict};
 use crate::record::{LabRecord, Measurement};
 use crate::spec::{ClaimSpec, ExpectSpec, Value};
 use crate::text::{describe_model, secs};

@@ -8,10 +8,10 @@ use netclaim_harness::timers;
 use netclaim_harness::tolerance::{Window, TOOL_STARTUP};
 use nix::errno::Errno;
 
-use crate::claim::{Check, Figures, Outcome};
 use crate::judge::checks::{check_eq, Against};
 use crate::judge::timing::{check_timing, timeline, timing, worst_outside};
 use crate::models::connection::{predict, window, Prediction, Rejection};
+use crate::outcome::{Check, Figures, Outcome};
 use crate::record::attempt::Measured;
 use crate::record::connection::{micros, AfterRecord};
 use crate::spec::{ClaimSpec, Client};

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use netclaim_harness::sysctl::knob;
 
-use crate::claim::Ctx;
 use crate::models::budget::fill_expected;
 use crate::models::plan::{End, Plan};
 use crate::models::tools::Program;
+use crate::outcome::Ctx;
 use crate::record::{substitute, LabRecord, Measurement, RunRecord, Target};
 use crate::spec::{ClaimSpec, ExpectSpec, Value};
 use crate::text::secs;
@@ -431,9 +431,9 @@ pub(crate) fn capped(spec: &ClaimSpec, lab: &LabRecord, run: &RunRecord) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::claim::Verdict;
     use crate::judge::judge;
     use crate::models::budget::fill_cap;
+    use crate::outcome::Verdict;
     use crate::record::attempt::Attempt;
     use crate::record::connection::AfterRecord;
     use crate::record::testing::{in_force, spec_of};

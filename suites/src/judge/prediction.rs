@@ -9,13 +9,13 @@ use netclaim_harness::sysctl::knob;
 use netclaim_harness::tolerance::{tool_deadline_window, tool_timer_window};
 use nix::errno::Errno;
 
-use crate::claim::{Figures, Outcome};
 use crate::judge::checks::{check_eq, Against};
 use crate::judge::statement::check_contains_any;
 use crate::judge::timing::check_timing;
 use crate::models::budget::{fill_expected, DEFAULT_BACKLOG};
 use crate::models::plan::{End, Plan};
 use crate::models::tools::{self as toolmodel, Failure, Program};
+use crate::outcome::{Figures, Outcome};
 use crate::record::attempt::Measured;
 use crate::record::{LabRecord, RunRecord};
 use crate::spec::{ClaimSpec, Client, ExpectSpec, Server};

@@ -6,11 +6,11 @@ use netclaim_harness::model::SynSchedule;
 use netclaim_harness::tolerance::{give_up_window, tool_deadline_window, Window, EARLY};
 use nix::errno::Errno;
 
-use crate::claim::{Check, Ctx, Outcome, Verdict};
 use crate::judge::checks::{check_eq, Against};
 use crate::judge::connection;
 use crate::judge::timing::{check_syns, check_timing, timing};
 use crate::models::plan::{End, Plan};
+use crate::outcome::{Check, Ctx, Outcome, Verdict};
 use crate::record::attempt::Measured;
 use crate::record::RunRecord;
 use crate::spec::{Client, ExpectSpec};
@@ -300,8 +300,8 @@ fn client_of(plan: &Plan) -> Option<Client> {
 
 #[cfg(test)]
 mod tests {
-    use crate::claim::Verdict;
     use crate::judge::judge;
+    use crate::outcome::Verdict;
     use crate::record::testing::spec_of;
     use crate::record::{LabRecord, Measurement, RunRecord};
 

@@ -6,8 +6,8 @@ use std::time::Duration;
 use netclaim_harness::model::SynSchedule;
 use netclaim_harness::tolerance::{schedule_windows, Window};
 
-use crate::claim::{Check, Ctx, Outcome, Timeline, Timing};
 use crate::judge::checks::Against;
+use crate::outcome::{Check, Ctx, Outcome, Timeline, Timing};
 use crate::record::attempt::{Attempt, Measured};
 use crate::text::secs;
 
@@ -205,7 +205,7 @@ mod tests {
             let m = m(late_us);
             let errors: Vec<Measured> = (0..3).map(|i| m.syn_error(i)).collect();
             let i = worst_outside(&windows, &times, &errors).expect("the 2nd SYN is early");
-            crate::claim::Check {
+            crate::outcome::Check {
                 what: "SYN send times".into(),
                 expected: String::new(),
                 observed: String::new(),
@@ -214,8 +214,8 @@ mod tests {
             }
             .state()
         };
-        assert_eq!(state(187_597), crate::claim::CheckState::Inconclusive);
-        assert_eq!(state(0), crate::claim::CheckState::Fail);
+        assert_eq!(state(187_597), crate::outcome::CheckState::Inconclusive);
+        assert_eq!(state(0), crate::outcome::CheckState::Fail);
     }
 
     #[test]

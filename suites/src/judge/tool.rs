@@ -2,7 +2,7 @@
 
 use netclaim_harness::capture;
 
-use crate::claim::{Figures, Outcome};
+use crate::outcome::{Figures, Outcome};
 use crate::record::tool::ToolRun;
 use crate::text::secs;
 

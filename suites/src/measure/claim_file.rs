@@ -6,10 +6,10 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use netclaim_harness::{Error as HarnessError, NetNs};
 
-use crate::claim::Ctx;
 use crate::measure::act::act;
 use crate::measure::build::{build, in_force};
 use crate::models::budget::SWEEP_JOBS;
+use crate::outcome::Ctx;
 use crate::record::{LabRecord, LinkCounts, LinkRecord, Measurement};
 use crate::spec::{ClaimSpec, Value};
 

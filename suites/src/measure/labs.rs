@@ -10,7 +10,7 @@ use netclaim_harness::model::SynModel;
 use netclaim_harness::sysctl::knob;
 use netclaim_harness::NetNs;
 
-use crate::claim::Outcome;
+use crate::outcome::Outcome;
 
 /// The port every SYN-drop lab listens on (nothing listens; the SYNs are dropped).
 pub const DROPPED_PORT: u16 = 7;
@@ -81,7 +81,7 @@ pub fn model_in(ns: &NetNs) -> Result<SynModel> {
 /// The not-applicable outcome for a sysctl this kernel lacks or rejects (the lab cannot
 /// be built as the claim needs it); `None` for any other error.
 pub fn not_applicable(e: &netclaim_harness::Error) -> Option<Outcome> {
-    refusal(e).map(|why| Outcome::forced(crate::claim::Verdict::NotApplicable, why))
+    refusal(e).map(|why| Outcome::forced(crate::outcome::Verdict::NotApplicable, why))
 }
 
 /// Why the kernel refuses a lab, for a sysctl it lacks or rejects; `None` for any other
