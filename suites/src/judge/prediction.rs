@@ -244,7 +244,7 @@ pub(crate) fn judge_exhaustion(
                 .get("net.ipv4.ip_local_reserved_ports")
                 .cloned()
                 .unwrap_or_default();
-            let (fewest, most) = crate::claims::port::usable_ports(lo, hi, &reserved);
+            let (fewest, most) = crate::models::ports::usable_ports(lo, hi, &reserved);
             (
                 (fewest, most),
                 Some(Errno::EADDRNOTAVAIL),

@@ -5,6 +5,7 @@
 pub mod budget;
 pub mod connection;
 pub mod plan;
+pub mod ports;
 pub mod tools;
 
 pub use budget::{estimate, fill_cap, limit, sweep_rounds, DEFAULT_BACKLOG, SWEEP_JOBS};
