@@ -268,7 +268,7 @@ fn report_line(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use netclaim_suites::claim::{Measured, Needs, Steps, TwoSteps};
+    use netclaim_suites::claim::{Needs, Observation, Steps, TwoSteps};
 
     fn unjudged(_: &(), _: &Ctx) -> Outcome {
         Outcome::default()
@@ -312,7 +312,7 @@ mod tests {
             claim(
                 "t.fine",
                 &Steps::<()> {
-                    measure: |_| Ok(Measured::Forced(Verdict::NotApplicable, "ok".into())),
+                    measure: |_| Ok(Observation::Forced(Verdict::NotApplicable, "ok".into())),
                     judge: unjudged,
                 },
             ),
@@ -344,7 +344,7 @@ mod tests {
                     note("start waits");
                     std::thread::sleep(Duration::from_millis(800));
                     note("end waits");
-                    Ok(Measured::Forced(Verdict::NotApplicable, "ok".into()))
+                    Ok(Observation::Forced(Verdict::NotApplicable, "ok".into()))
                 },
                 judge: unjudged,
             },
@@ -355,7 +355,7 @@ mod tests {
             &Steps::<()> {
                 measure: |_| {
                     note("short");
-                    Ok(Measured::Forced(Verdict::NotApplicable, "ok".into()))
+                    Ok(Observation::Forced(Verdict::NotApplicable, "ok".into()))
                 },
                 judge: unjudged,
             },
@@ -384,7 +384,7 @@ mod tests {
                 measure: |_| {
                     GATED.lock().unwrap().push("waits");
                     std::thread::sleep(Duration::from_millis(600));
-                    Ok(Measured::Forced(Verdict::NotApplicable, "ok".into()))
+                    Ok(Observation::Forced(Verdict::NotApplicable, "ok".into()))
                 },
                 judge: unjudged,
             },
@@ -395,7 +395,7 @@ mod tests {
             &Steps::<()> {
                 measure: |_| {
                     GATED.lock().unwrap().push("short");
-                    Ok(Measured::Forced(Verdict::NotApplicable, "ok".into()))
+                    Ok(Observation::Forced(Verdict::NotApplicable, "ok".into()))
                 },
                 judge: unjudged,
             },
@@ -432,7 +432,7 @@ mod tests {
             &Steps::<()> {
                 measure: |_| {
                     std::thread::sleep(Duration::from_secs(30));
-                    Ok(Measured::Observed(()))
+                    Ok(Observation::Observed(()))
                 },
                 judge: unjudged,
             },

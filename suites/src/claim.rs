@@ -59,12 +59,17 @@ impl fmt::Debug for Procedure {
 /// judging (the kernel rejects or lacks a setting the claim needs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Measured<T> {
+pub enum Observation<T> {
     /// What was observed.
     Observed(T),
     /// No observation to judge, with the verdict and why (not-applicable, skipped).
     Forced(Verdict, String),
 }
+
+/// [`Observation`]'s old name, kept while the claims (being split into folders) still use
+/// it; `Measured` is otherwise the measured duration with its error
+/// ([`crate::record::attempt::Measured`]).
+pub type Measured<T> = Observation<T>;
 
 /// A built-in claim's two steps. `measure` builds the lab, acts and records what it saw
 /// (durations, errnos, exit codes, output, packets, the sysctls in force, tool versions)
@@ -74,7 +79,7 @@ pub enum Measured<T> {
 #[derive(Debug)]
 pub struct Steps<T> {
     /// Builds the lab and measures.
-    pub measure: fn(&Ctx) -> anyhow::Result<Measured<T>>,
+    pub measure: fn(&Ctx) -> anyhow::Result<Observation<T>>,
     /// Turns a measurement into checks, figures and evidence. No I/O.
     pub judge: fn(&T, &Ctx) -> Outcome,
 }
@@ -82,11 +87,11 @@ pub struct Steps<T> {
 /// [`Steps`] with its measurement type erased to JSON, so claims of different types sit
 /// in one catalog and a recorded measurement reaches the judge that reads it.
 pub trait TwoSteps: Sync {
-    /// Measures; the value is a serialised [`Measured`].
+    /// Measures; the value is a serialised [`Observation`].
     fn measure(&self, ctx: &Ctx) -> anyhow::Result<serde_json::Value>;
-    /// Judges a serialised [`Measured`].
+    /// Judges a serialised [`Observation`].
     fn judge(&self, measured: &serde_json::Value, ctx: &Ctx) -> serde_json::Result<Outcome>;
-    /// What in a serialised [`Measured`] contradicts the claim's own settings or itself,
+    /// What in a serialised [`Observation`] contradicts the claim's own settings or itself,
     /// beyond what [`crate::recording::check_quantities`] finds in every record: nothing,
     /// unless the claim says ([`Checked`]).
     fn inconsistencies(
@@ -122,9 +127,9 @@ impl<T: Serialize + serde::de::DeserializeOwned + Sync> TwoSteps for Checked<T> 
         measured: &serde_json::Value,
         ctx: &Ctx,
     ) -> serde_json::Result<Vec<String>> {
-        Ok(match Measured::<T>::deserialize(measured)? {
-            Measured::Observed(m) => (self.check)(&m, ctx),
-            Measured::Forced(..) => Vec::new(),
+        Ok(match Observation::<T>::deserialize(measured)? {
+            Observation::Observed(m) => (self.check)(&m, ctx),
+            Observation::Forced(..) => Vec::new(),
         })
     }
 }
@@ -170,8 +175,8 @@ impl<T: Serialize + serde::de::DeserializeOwned + Sync> TwoSteps for Steps<T> {
     }
 
     fn judge(&self, measured: &serde_json::Value, ctx: &Ctx) -> serde_json::Result<Outcome> {
-        Ok(match Measured::<T>::deserialize(measured)? {
-            Measured::Observed(m) => {
+        Ok(match Observation::<T>::deserialize(measured)? {
+            Observation::Observed(m) => {
                 let mut o = (self.judge)(&m, ctx);
                 if o.forced.is_none() {
                     if let Some(why) = cut_short(measured) {
@@ -180,7 +185,7 @@ impl<T: Serialize + serde::de::DeserializeOwned + Sync> TwoSteps for Steps<T> {
                 }
                 o
             }
-            Measured::Forced(verdict, reason) => Outcome::forced(verdict, reason),
+            Observation::Forced(verdict, reason) => Outcome::forced(verdict, reason),
         })
     }
 }
@@ -547,7 +552,7 @@ fn named_errno(text: &str) -> Option<Exhausted> {
 mod tests {
     use super::*;
 
-    fn never_runs(_: &Ctx) -> anyhow::Result<Measured<()>> {
+    fn never_runs(_: &Ctx) -> anyhow::Result<Observation<()>> {
         panic!("a claim with unmet needs must not run")
     }
 

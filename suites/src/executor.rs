@@ -108,7 +108,7 @@ fn panic_text(payload: &Box<dyn std::any::Any + Send>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::claim::{Measured, Needs, Steps};
+    use crate::claim::{Needs, Observation, Steps};
 
     fn unjudged(_: &(), _: &Ctx) -> Outcome {
         Outcome::default()
@@ -120,7 +120,12 @@ mod tests {
     };
 
     const NOT_HERE: Steps<()> = Steps {
-        measure: |_| Ok(Measured::Forced(Verdict::NotApplicable, "not here".into())),
+        measure: |_| {
+            Ok(Observation::Forced(
+                Verdict::NotApplicable,
+                "not here".into(),
+            ))
+        },
         judge: unjudged,
     };
 

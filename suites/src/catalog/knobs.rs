@@ -2,7 +2,7 @@
 //! makes the claim not applicable, whatever topic it belongs to.
 
 /// Turns a sysctl the kernel lacks or rejects into a not-applicable measurement
-/// (`Ok(Measured::Forced(NotApplicable, why))`, returned from the enclosing measuring
+/// (`Ok(Observation::Forced(NotApplicable, why))`, returned from the enclosing measuring
 /// function); any other error propagates.
 macro_rules! or_na {
     ($e:expr) => {
@@ -10,7 +10,7 @@ macro_rules! or_na {
             Ok(v) => v,
             Err(e) => match $crate::lab::refusal(&e) {
                 Some(why) => {
-                    return Ok($crate::claim::Measured::Forced(
+                    return Ok($crate::claim::Observation::Forced(
                         $crate::claim::Verdict::NotApplicable,
                         why,
                     ))
