@@ -23,6 +23,3 @@ pub mod text;
 
 pub use claim::Claim;
 pub use outcome::{Check, CheckState, Ctx, Figures, Outcome, Timing, Verdict};
-/// The claim file's `lab.link` and `lab.rules`, now [`spec::link`]; kept here until its users name
-/// it there.
-pub use spec::link;

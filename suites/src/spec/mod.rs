@@ -4,8 +4,9 @@
 //! The format is small and strict: unknown keys are errors that list the valid ones,
 //! missing keys are named, and every error carries `file:line:column`. Nothing here
 //! touches the machine, so `netclaim check` validates files without root. What a file
-//! means — the lab to build, the action, the statement's figures — is executed by
-//! [`crate::engine`]; the README's "Write your own claims" documents every key.
+//! means — the lab to build, the action, the statement's figures — is measured by
+//! [`crate::measure`] and judged by [`crate::judge`]; the README's "Write your own claims"
+//! documents every key.
 
 use serde::{Deserialize, Serialize};
 
