@@ -8,7 +8,7 @@ macro_rules! or_na {
     ($e:expr) => {
         match $e {
             Ok(v) => v,
-            Err(e) => match $crate::lab::refusal(&e) {
+            Err(e) => match $crate::measure::labs::refusal(&e) {
                 Some(why) => {
                     return Ok($crate::claim::Observation::Forced(
                         $crate::claim::Verdict::NotApplicable,

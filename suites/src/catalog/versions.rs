@@ -1,7 +1,7 @@
 //! Tool versions as the claims compare them: decided from a version line (what
-//! `lab::version_of` returned, as a measurement records it), so that judging a recorded
-//! measurement reads the version of the tool that was measured, not of whatever is
-//! installed where the record is judged. Shared by the claim topics, so that no topic
+//! `measure::tool::version_of` returned, as a measurement records it), so that judging a
+//! recorded measurement reads the version of the tool that was measured, not of whatever
+//! is installed where the record is judged. Shared by the claim topics, so that no topic
 //! imports another's helpers.
 
 /// Whether a `mysql --version` line is MariaDB's client (Connector/C 3), whose messages

@@ -19,6 +19,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use netclaim_harness::command::{CommandOutput, ToolCommand};
 use netclaim_harness::tmp::TempDir;
+use netclaim_harness::tolerance::{tool_timer_window, TOOL_STARTUP};
 use netclaim_harness::NetNs;
 use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
@@ -26,8 +27,12 @@ use serde::{Deserialize, Serialize};
 use super::seeds;
 use crate::catalog::versions::is_mariadb;
 use crate::claim::{Claim, Ctx, Figures, Measured, Needs, Outcome, Procedure, Steps};
-use crate::lab::{self, check_eq, check_timing, tool_timer_window, Against, ToolRun, TOOL_STARTUP};
+use crate::judge::checks::{check_eq, Against};
+use crate::judge::timing::check_timing;
+use crate::judge::tool::{tool_evidence, version_line};
+use crate::measure::tool::{run_tool, version_of};
 use crate::models::tools::{mysql_error_of, MysqlCase, MysqlError};
+use crate::record::tool::ToolRun;
 
 /// The MySQL port the seed used.
 const MYSQL_PORT: u16 = 3306;
@@ -155,12 +160,12 @@ fn measure_refused(_ctx: &Ctx) -> Result<Measured<Refused>> {
     let ns = NetNs::new().context("creating the lab namespace")?;
     let target = SocketAddrV4::new(LOOPBACK.into(), MYSQL_PORT);
     let deadline = Duration::from_secs(20);
-    let plain = lab::run_tool(&ns, &tcp_command(target, None, deadline), MYSQL_PORT)?;
-    let timed = lab::run_tool(&ns, &tcp_command(target, Some(1), deadline), MYSQL_PORT)?;
+    let plain = run_tool(&ns, &tcp_command(target, None, deadline), MYSQL_PORT)?;
+    let timed = run_tool(&ns, &tcp_command(target, Some(1), deadline), MYSQL_PORT)?;
     Ok(Measured::Observed(Refused {
         lab: ns.name().to_owned(),
         target,
-        version: lab::version_of("mysql"),
+        version: version_of("mysql"),
         plain,
         timed,
     }))
@@ -177,14 +182,14 @@ fn judge_refused(m: &Refused, _ctx: &Ctx) -> Outcome {
         "lab {}: nothing listens on {target}; the kernel answers the SYN with RST",
         m.lab
     ));
-    lab::version_line(&mut o, "mysql", m.version.as_deref());
+    version_line(&mut o, "mysql", m.version.as_deref());
     o.evidence(format!(
         "without --connect_timeout:\n{}",
-        lab::tool_evidence(plain)
+        tool_evidence(plain)
     ));
     o.evidence(format!(
         "with --connect_timeout=1:\n{}",
-        lab::tool_evidence(timed)
+        tool_evidence(timed)
     ));
 
     let refused = Errno::ECONNREFUSED as i32;
@@ -325,7 +330,7 @@ struct NoSocket {
 fn measure_no_socket(_ctx: &Ctx) -> Result<Measured<NoSocket>> {
     let ns = NetNs::new().context("creating the lab namespace")?;
     let tmp = TempDir::new("mysql")?;
-    let version = lab::version_of("mysql");
+    let version = version_of("mysql");
     let (socket, overridden) = socket_path(tmp.path(), is_mariadb(version.as_deref()));
     let mut args = vec!["--no-defaults".to_owned()];
     if overridden {
@@ -361,7 +366,7 @@ fn judge_no_socket(m: &NoSocket, _ctx: &Ctx) -> Outcome {
             " (the client's compiled-in default)"
         }
     ));
-    lab::version_line(&mut o, "mysql", m.version.as_deref());
+    version_line(&mut o, "mysql", m.version.as_deref());
     o.evidence(output.to_string());
 
     let enoent = Errno::ENOENT as i32;
@@ -534,7 +539,7 @@ mod tests {
                 "output": output(code, line),
                 "events": [],
                 "syn_times": [],
-                "measurement": lab::Measurement::default()
+                "measurement": crate::record::attempt::Attempt::default()
             }))
             .expect("a recorded tool run")
         };

@@ -17,6 +17,7 @@ use anyhow::{Context, Result};
 use netclaim_fixtures::server::NoAcceptListener;
 use netclaim_harness::capture::TcpFlags;
 use netclaim_harness::command::ToolCommand;
+use netclaim_harness::tolerance::{tool_timer_window, TOOL_STARTUP};
 use netclaim_harness::NetNs;
 
 use serde::{Deserialize, Serialize};
@@ -25,10 +26,14 @@ use super::seeds;
 use crate::claim::{
     Check, Checked, Claim, Ctx, Figures, Measured, Needs, Outcome, Procedure, Steps,
 };
-use crate::lab::{
-    self, check_eq, check_timing, secs, tool_timer_window, Against, ToolRun, TOOL_STARTUP,
-};
+use crate::judge::checks::{check_eq, Against};
+use crate::judge::timing::{check_timing, timing};
+use crate::judge::tool::{tool_evidence, tool_figures, version_line};
+use crate::measure::tool::{run_tool, version_of};
 use crate::models::tools::rsync::RERR_TIMEOUT;
+use crate::record::attempt;
+use crate::record::tool::ToolRun;
+use crate::text::secs;
 
 /// The rsync daemon port.
 const RSYNC_PORT: u16 = 873;
@@ -108,7 +113,7 @@ struct IdleRun {
     /// The run.
     run: ToolRun,
     /// From rsync's greeting to its FIN (its whole run without them), with its error.
-    idle: lab::Measured,
+    idle: attempt::Measured,
 }
 
 /// `rsync.timeout`, measured: rsync against the silent peer, once per `--timeout`.
@@ -124,7 +129,7 @@ fn measure_io_timeout(_ctx: &Ctx) -> Result<Measured<IdlePeer>> {
             format!("--timeout={n}"),
             format!("rsync://127.0.0.1:{RSYNC_PORT}/{MODULE}/"),
         ]);
-        let run = lab::run_tool(&ns, &cmd, RSYNC_PORT)?;
+        let run = run_tool(&ns, &cmd, RSYNC_PORT)?;
         // rsync's idle clock starts after it sent its greeting (the client's first data)
         // and ends when it closes the connection (its FIN): timed there on the wire, so
         // that neither its start-up nor its exit counts. The timer error comes from this
@@ -143,7 +148,7 @@ fn measure_io_timeout(_ctx: &Ctx) -> Result<Measured<IdlePeer>> {
     }
     Ok(Measured::Observed(IdlePeer {
         lab: ns.name().to_owned(),
-        version: lab::version_of("rsync"),
+        version: version_of("rsync"),
         runs,
     }))
 }
@@ -158,7 +163,7 @@ fn judge_io_timeout(m: &IdlePeer, _ctx: &Ctx) -> Outcome {
         m.lab,
         SocketAddrV4::new(LOOPBACK.into(), RSYNC_PORT)
     ));
-    lab::version_line(&mut o, "rsync", m.version.as_deref());
+    version_line(&mut o, "rsync", m.version.as_deref());
     let mut claimed = Vec::new();
     let mut expected = Vec::new();
     let mut observed = Vec::new();
@@ -171,7 +176,7 @@ fn judge_io_timeout(m: &IdlePeer, _ctx: &Ctx) -> Outcome {
         let n = *n;
         let stated = Duration::from_secs(n);
         let (predicted, counted) = predicted_idle_exit(n);
-        o.evidence(lab::tool_evidence(run));
+        o.evidence(tool_evidence(run));
         let took = measured.took;
         let line = error_line(run).unwrap_or_default();
         claimed.push(format!("--timeout={n}: {}", secs(stated)));
@@ -189,7 +194,7 @@ fn judge_io_timeout(m: &IdlePeer, _ctx: &Ctx) -> Outcome {
         ));
         if n == IO_TIMEOUTS_S[0] {
             // The duration is what was judged: from the greeting to the FIN.
-            o.observed = lab::tool_figures(run).duration(took);
+            o.observed = tool_figures(run).duration(took);
             o.claimed = Figures::default().duration(stated);
             o.expected = Figures {
                 exit_code: Some(RERR_TIMEOUT),
@@ -220,7 +225,7 @@ fn judge_io_timeout(m: &IdlePeer, _ctx: &Ctx) -> Outcome {
         let nearest = [Some(window), early]
             .into_iter()
             .flatten()
-            .map(|w| lab::timing(w, took, measured))
+            .map(|w| timing(w, took, measured))
             .min_by(|a, b| a.outside_ms().total_cmp(&b.outside_ms()));
         Against::Model.record_check(
             &mut o,

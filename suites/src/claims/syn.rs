@@ -21,15 +21,22 @@ use serde::{Deserialize, Serialize};
 
 use super::seeds;
 use crate::claim::{Checked, Claim, Ctx, Figures, Measured, Needs, Outcome, Procedure, Steps};
-use crate::lab::{self, check_eq, check_schedule, Against, Measurement, ToolRun};
+use crate::judge::checks::{check_eq, Against};
+use crate::judge::timing::check_schedule;
+use crate::judge::tool::{tool_evidence, tool_figures};
+use crate::measure::labs::{model_in, DROPPED_PORT};
+use crate::measure::tool::run_tool;
+use crate::record::attempt::Attempt;
+use crate::record::tool::ToolRun;
 use crate::recording::too_many_syns;
+use crate::text::describe_model;
 
 /// A lab where SYNs to 127.0.0.1:[`lab::DROPPED_PORT`] are dropped, with
 /// tcp_syn_retries=1 (a give-up after 3 s).
 fn syn_drop_lab() -> netclaim_lab::Result<Lab> {
     Lab::builder()
         .sysctl(knob::TCP_SYN_RETRIES, 1)
-        .serve(kind::DropSyn, lab::DROPPED_PORT)
+        .serve(kind::DropSyn, DROPPED_PORT)
         .build()
 }
 
@@ -66,21 +73,21 @@ struct DropRule {
     /// The handshake packets of the lab with the rule.
     events: Vec<TcpEvent>,
     /// The attempt with the rule, with this machine's timer lateness while it ran.
-    m: Measurement,
+    m: Attempt,
 }
 
 /// `syn.drop-rule`, measured: connect() without the rule, then with it.
 fn measure_drop_rule(_ctx: &Ctx) -> Result<Measured<DropRule>> {
     let control = NetNs::new()?;
     control.set_tcp_syn_retries(1)?;
-    let target = SocketAddrV4::new([127, 0, 0, 1].into(), lab::DROPPED_PORT);
+    let target = SocketAddrV4::new([127, 0, 0, 1].into(), DROPPED_PORT);
     let cap = control.capture_tcp(target.port())?;
     let refused = client::connect_blocking(&control, target)?;
     let control_events = cap.finish()?;
 
     let lab = syn_drop_lab()?;
     let rules = lab.ns().iptables_rules("filter")?;
-    let model = lab::model_in(lab.ns())?;
+    let model = model_in(lab.ns())?;
     let cap = lab.ns().capture_tcp(target.port())?;
     let capture_started = cap.started();
     let started = Instant::now();
@@ -88,7 +95,7 @@ fn measure_drop_rule(_ctx: &Ctx) -> Result<Measured<DropRule>> {
     let ended = Instant::now();
     let events = cap.finish()?;
     // Reads the timer probe over the attempt: here, while the instants mean something.
-    let m = Measurement::client(&events, target.port(), capture_started, started, ended);
+    let m = Attempt::client(&events, target.port(), capture_started, started, ended);
     Ok(Measured::Observed(DropRule {
         control: control.name().to_owned(),
         refused: refused.result,
@@ -149,7 +156,7 @@ fn judge_drop_rule(d: &DropRule, ctx: &Ctx) -> Outcome {
     o.evidence(format!(
         "in force in {}: {}",
         d.lab,
-        lab::describe_model(&d.model)
+        describe_model(&d.model)
     ));
     o.evidence(format!("rules in {}:\n{}", d.lab, d.rules.join("\n")));
     o.evidence(format!(
@@ -186,7 +193,7 @@ fn drop_rule_inconsistencies(d: &DropRule, _ctx: &Ctx) -> Vec<String> {
             d.model.syn_retries
         ));
     }
-    let on_wire = crate::recording::syns_to(&d.events, lab::DROPPED_PORT);
+    let on_wire = crate::recording::syns_to(&d.events, DROPPED_PORT);
     out.extend(too_many_syns("with the rule", &d.model, on_wire));
     if d.m.syn_times_us.len() != on_wire {
         out.push(format!(
@@ -214,8 +221,8 @@ struct StraceRun {
 /// `syn.invisible-to-strace`, measured: strace of telnet's connect() beside a capture.
 fn measure_invisible_to_strace(_ctx: &Ctx) -> Result<Measured<StraceRun>> {
     let lab = syn_drop_lab()?;
-    let target = lab.addr(lab::DROPPED_PORT);
-    let model = lab::model_in(lab.ns())?;
+    let target = lab.addr(DROPPED_PORT);
+    let model = model_in(lab.ns())?;
     let schedule = model.schedule();
     let deadline = schedule.give_up * 2 + Duration::from_secs(30);
     // Removed on drop, also when reading the trace fails.
@@ -231,7 +238,7 @@ fn measure_invisible_to_strace(_ctx: &Ctx) -> Result<Measured<StraceRun>> {
         target.ip().to_string(),
         target.port().to_string(),
     ]);
-    let run = lab::run_tool(lab.ns(), &cmd, target.port())?;
+    let run = run_tool(lab.ns(), &cmd, target.port())?;
     let text =
         std::fs::read_to_string(&trace).with_context(|| format!("reading {}", trace.display()))?;
     Ok(Measured::Observed(StraceRun {
@@ -252,7 +259,7 @@ fn judge_invisible_to_strace(m: &StraceRun, _ctx: &Ctx) -> Outcome {
         .filter(|l| l.contains("connect(") && l.contains("AF_INET"))
         .collect();
     let mut o = Outcome {
-        observed: lab::tool_figures(run),
+        observed: tool_figures(run),
         ..Outcome::default()
     };
     o.claimed.value = Some("1 connect() call, several SYNs".into());
@@ -303,10 +310,10 @@ fn judge_invisible_to_strace(m: &StraceRun, _ctx: &Ctx) -> Outcome {
     o.evidence(format!(
         "in force in {}: {}",
         m.lab,
-        lab::describe_model(&m.model)
+        describe_model(&m.model)
     ));
     o.evidence(format!("strace -e trace=connect:\n{text}"));
-    o.evidence(lab::tool_evidence(run));
+    o.evidence(tool_evidence(run));
     o
 }
 
@@ -372,7 +379,7 @@ mod tests {
             dropped,
             dropped_took: s.give_up,
             events: Vec::new(),
-            m: Measurement {
+            m: Attempt {
                 syn_times_us: s.send_times.iter().map(|t| t.as_micros() as u64).collect(),
                 first_packet_us: Some(50),
                 duration_us: s.give_up.as_micros() as u64 + 50,
@@ -421,7 +428,7 @@ mod tests {
             },
             "events": [],
             "syn_times": syn_times,
-            "measurement": Measurement::default()
+            "measurement": Attempt::default()
         }))
         .expect("a recorded tool run");
         let m = StraceRun {
