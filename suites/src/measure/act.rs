@@ -85,9 +85,9 @@ pub(crate) fn act(
     let capture = match built.target.sock() {
         Some(addr) => Some(
             if every_segment {
-                built.ns.capture_tcp_all(addr.port())
+                built.ns().capture_tcp_all(addr.port())
             } else {
-                built.ns.capture_tcp(addr.port())
+                built.ns().capture_tcp(addr.port())
             }
             .context("starting the capture")?,
         ),
@@ -141,7 +141,7 @@ pub(crate) fn act(
                 cmd = cmd.etc_file("hosts", hosts);
             }
             let out = built
-                .ns
+                .ns()
                 .run_command(&cmd)
                 .with_context(|| format!("running {}", cmd.command_line()))?;
             if let Some(f) = &trace_file {
@@ -181,7 +181,7 @@ pub(crate) fn act(
                 .context("the client needs a TCP target")?;
             let limit = after_limit(run, c, spec);
             let (errno, duration, what, after) =
-                connection::act(c, spec, &built.ns, built.peer.as_ref(), addr, limit)?;
+                connection::act(c, spec, built.ns(), built.peer(), addr, limit)?;
             record.command_line = what;
             record.errno = errno.map(|e| e as i32);
             record.timeout_us = Some(micros(limit));
@@ -202,11 +202,11 @@ pub(crate) fn act(
             let addr = built.target.sock().context("connect needs a TCP target")?;
             let opts = connection::sock_opts(&run.socket);
             let started = std::time::Instant::now();
-            let o = netclaim_fixtures::conn::connect_with(&built.ns, addr, &opts)?;
+            let o = netclaim_fixtures::conn::connect_with(built.ns(), addr, &opts)?;
             span = Some((started, std::time::Instant::now(), false));
             record.command_line = format!(
                 "blocking connect({addr}) from {}{}",
-                built.ns.name(),
+                built.ns().name(),
                 if run.socket.is_empty() {
                     String::new()
                 } else {
@@ -232,10 +232,10 @@ pub(crate) fn act(
             let wait = fill_wait(spec);
             let filled = match &built.target {
                 Target::Unix(path) => client::fill(cap, || {
-                    client::unix_connect_nonblocking(&built.ns, path, wait)
+                    client::unix_connect_nonblocking(built.ns(), path, wait)
                 }),
                 Target::Tcp(addr) => {
-                    client::fill(cap, || client::connect_nonblocking(&built.ns, *addr, wait))
+                    client::fill(cap, || client::connect_nonblocking(built.ns(), *addr, wait))
                 }
                 Target::Tcp6(_) => anyhow::bail!("fill works on IPv4 and unix targets"),
             }
@@ -257,7 +257,7 @@ pub(crate) fn act(
                 Target::Tcp(_) | Target::Tcp6(_) => (&["-ltnH"], 1),
             };
             let listener = built.target.text();
-            let (queue, ss_text) = ss_listener(&built.ns, args, |l| l.contains(&listener), col)?;
+            let (queue, ss_text) = ss_listener(built.ns(), args, |l| l.contains(&listener), col)?;
             record.listener_queue = queue;
             let held = filled.held.len();
             drop(filled.held);
@@ -273,7 +273,7 @@ pub(crate) fn act(
         (None, Some(Client::Exhaust)) => {
             let addr = built.target.tcp().context("exhaust needs a TCP target")?;
             let started = std::time::Instant::now();
-            let ex = netclaim_fixtures::ports::hold_connections(&built.ns, addr, 70_000)?;
+            let ex = netclaim_fixtures::ports::hold_connections(built.ns(), addr, 70_000)?;
             record.command_line =
                 format!("blocking connect()s to {addr}, each held open, until one fails");
             record.connections = Some(ex.held.len());

@@ -2,41 +2,37 @@
 //! server, and reading back the sysctls in force.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
-use std::time::Duration;
 
 use anyhow::{Context, Result};
-use netclaim_fixtures::http::{SlowBodyServer, Trickle};
-use netclaim_fixtures::server::{NoAcceptListener, SilentServer, UnixNoAcceptListener};
 use netclaim_harness::sysctl::knob;
-use netclaim_harness::tmp::TempDir;
-use netclaim_harness::{Error as HarnessError, NetNs};
+use netclaim_harness::NetNs;
+use netclaim_lab::{kind, Lab};
 
-use crate::measure::labs::{self, BlackholeLab};
+use crate::measure::labs;
 use crate::models::budget::DEFAULT_BACKLOG;
 use crate::models::connection;
 use crate::record::Target;
 use crate::spec::{ClaimSpec, Family, Server};
 
-/// What a lab's server is, kept alive while the action runs.
-#[expect(dead_code, reason = "the guards are held for their Drop, never read")]
-enum ServerGuard {
-    NoAccept(NoAcceptListener),
-    Unix(UnixNoAcceptListener, TempDir),
-    Silent(SilentServer),
-    Http(SlowBodyServer),
-}
-
 /// A built lab: the namespace the action runs in, and everything that must outlive it.
 pub(crate) struct Built {
-    // Declared first, dropped first: the wire's relays stop before its namespaces go.
-    pub(crate) wire: Option<netclaim_harness::wire::Wire>,
-    pub(crate) ns: NetNs,
-    pub(crate) peer: Option<NetNs>,
-    _server: Option<ServerGuard>,
+    /// The lab: its namespaces, wire and server, removed on drop.
+    pub(crate) lab: Lab,
     pub(crate) target: Target,
     pub(crate) notes: Vec<String>,
     pub(crate) description: String,
+}
+
+impl Built {
+    /// The client's namespace, where the action runs.
+    pub(crate) fn ns(&self) -> &NetNs {
+        self.lab.ns()
+    }
+
+    /// The peer's namespace, if the lab has one.
+    pub(crate) fn peer(&self) -> Option<&NetNs> {
+        self.lab.peer_ns()
+    }
 }
 
 /// The sysctls the model reads, beside the ones a claim sets.
@@ -49,7 +45,8 @@ const MODEL_INPUTS: &[&str] = &[
     "net.ipv4.ip_local_reserved_ports",
 ];
 
-/// Builds the lab; `Ok(Err(reason))` when the kernel refuses a sysctl the claim sets.
+/// Builds the lab with netclaim-lab's builder; `Ok(Err(reason))` when the kernel refuses
+/// a sysctl the claim sets.
 pub(crate) fn build(
     spec: &ClaimSpec,
     extra: Option<(&str, String)>,
@@ -64,291 +61,72 @@ pub(crate) fn build(
         sysctls.retain(|(name, _)| name != k);
         sysctls.push((k.to_owned(), v));
     }
-    let pairs: Vec<(&str, &str)> = sysctls
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let port = lab.port.unwrap_or_else(|| lab.server.default_port());
-    let refused = labs::refusal;
-    let mut wire = None;
-    let two_ns = match (&lab.link, lab.server) {
-        (Some(link), _) => {
-            let spec = link
-                .wire_spec(&lab.rules)
-                .map_err(|problems| anyhow::anyhow!("lab.link: {}", problems.join("; ")))?;
-            Some(linked_lab(&pairs, spec).map(|(client, peer, w)| {
-                wire = Some(w);
-                (client, peer)
-            }))
-        }
-        (None, Server::Reject | Server::DiesAfterHandshake) => Some(peer_lab(&pairs)),
-        (None, Server::Blackhole) => Some(BlackholeLab::new(&pairs).map(|bh| (bh.client, bh.host))),
-        _ => None,
-    };
-    let (ns, peer, target) = if let Some(made) = two_ns {
-        match made {
-            Ok((client, host)) => (
-                client,
-                Some(host),
-                Target::Tcp(SocketAddrV4::new(BlackholeLab::HOST, port)),
-            ),
-            Err(e) => {
-                let reason = e
-                    .chain()
-                    .find_map(|c| c.downcast_ref::<HarnessError>().and_then(refused));
-                return match reason {
-                    Some(r) => Ok(Err(r)),
-                    None => Err(e),
-                };
-            }
-        }
-    } else {
-        match NetNs::with_sysctls(&pairs) {
-            Ok(ns) => (
-                ns,
-                None,
-                match (lab.family, lab.server) {
-                    (_, Server::Unroutable) => Target::Tcp(SocketAddrV4::new(UNROUTABLE, port)),
-                    (Family::Ipv6, _) => {
-                        Target::Tcp6(SocketAddrV6::new(Ipv6Addr::LOCALHOST, port, 0, 0))
-                    }
-                    (Family::Ipv4, _) => Target::Tcp(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)),
-                },
-            ),
-            Err(e) => {
-                return match refused(&e) {
-                    Some(r) => Ok(Err(r)),
-                    None => Err(e).context("creating the lab namespace"),
-                }
-            }
-        }
-    };
-    let mut notes = Vec::new();
+    let mut builder = Lab::builder();
+    for (name, value) in &sysctls {
+        builder = builder.sysctl(name, value);
+    }
     for (name, value) in &lab.sysctls_if_present {
-        match ns.set_sysctl(name, &value.text()) {
-            Ok(()) => notes.push(format!("{name}={value}")),
-            Err(HarnessError::SysctlAbsent { .. }) => notes.push(format!(
-                "{name} is absent on this kernel: its classic behaviour applies"
-            )),
-            Err(e) => match refused(&e) {
-                Some(r) => return Ok(Err(r)),
-                None => return Err(e).context("setting an optional sysctl"),
-            },
-        }
+        builder = builder.sysctl_if_present(name, value.text());
+    }
+    if let Some(link) = &lab.link {
+        let spec = link
+            .wire_spec(&lab.rules)
+            .map_err(|problems| anyhow::anyhow!("lab.link: {}", problems.join("; ")))?;
+        builder = builder.link(spec);
+    }
+    if lab.family == Family::Ipv6 {
+        builder = builder.ipv6();
     }
     // listen() takes an int; `check` refuses larger values, so this never wraps negative.
     let asked = lab.backlog.unwrap_or(DEFAULT_BACKLOG);
     let backlog = i32::try_from(asked)
         .with_context(|| format!("lab.backlog {asked} is above listen()'s int range"))?;
-    // With a link every server is on the peer's side of it.
-    let server_ns = match (&wire, &peer) {
-        (Some(_), Some(p)) => p,
-        _ => &ns,
+    let port = lab.port.unwrap_or_else(|| lab.server.default_port());
+    builder = match lab.server {
+        Server::None | Server::Refuse => builder.serve(kind::Refuse, port),
+        Server::DropSyn => builder.serve(kind::DropSyn, port),
+        Server::Blackhole => builder.serve(kind::Blackhole, port),
+        Server::Silent => builder.serve(kind::Silent, port),
+        Server::NeverAccept => builder.serve(kind::NeverAccept { backlog }, port),
+        Server::NeverAcceptUnix => builder.serve(kind::NeverAcceptUnix { backlog }, port),
+        Server::Http => builder.serve(kind::Http, port),
+        Server::Reject => builder.serve(
+            kind::Reject::with(lab.reject_with.clone().unwrap_or_default()),
+            port,
+        ),
+        Server::Unroutable => builder.serve(kind::Unroutable, port),
+        Server::DiesAfterHandshake => builder.serve(kind::DiesAfterHandshake, port),
     };
-    let (server, target, description) = match (lab.server, &target) {
-        (Server::Blackhole, Target::Tcp(addr)) if wire.is_some() => {
-            server_ns
-                .drop_all_input()
-                .with_context(|| format!("dropping all input in {}", server_ns.name()))?;
-            (
-                None,
-                target.clone(),
-                format!(
-                    "client {} on the wire to {} ({}), which drops all input; target {addr}",
-                    BlackholeLab::CLIENT,
-                    BlackholeLab::HOST,
-                    server_ns.name()
-                ),
-            )
+    let built = match builder.build() {
+        Ok(built) => built,
+        Err(e) => {
+            return match labs::refusal(&e) {
+                Some(r) => Ok(Err(r)),
+                None => Err(e).context("building the lab"),
+            }
         }
-        (Server::DropSyn, Target::Tcp(addr)) => {
-            server_ns
-                .drop_syn_to_port(addr.port())
-                .with_context(|| format!("installing the SYN DROP rule in {}", ns.name()))?;
-            (
-                None,
-                target.clone(),
-                format!(
-                    "iptables -A INPUT -p tcp --dport {} --syn -j DROP, target {addr}",
-                    addr.port()
-                ),
-            )
-        }
-        (Server::DropSyn, Target::Tcp6(addr)) => {
-            ns.ip6tables_append(
-                "filter",
-                "INPUT",
-                &netclaim_harness::firewall::drop_syn_rule(addr.port()),
-            )
-            .with_context(|| format!("installing the IPv6 SYN DROP rule in {}", ns.name()))?;
-            (
-                None,
-                target.clone(),
-                format!(
-                    "ip6tables -A INPUT -p tcp --dport {} --syn -j DROP, target {addr}",
-                    addr.port()
-                ),
-            )
-        }
-        (Server::None | Server::Refuse, Target::Tcp6(addr)) => (
-            None,
-            target.clone(),
-            format!("nothing listens on {addr}: the kernel answers a SYN with RST"),
-        ),
-        (Server::Reject, Target::Tcp(addr)) => {
-            let with = lab.reject_with.clone().unwrap_or_default();
-            let host = peer.as_ref().context("reject needs its peer")?;
-            let rule = format!(
-                "-p tcp --dport {} -j REJECT --reject-with {with}",
-                addr.port()
-            );
-            host.iptables_append("filter", "INPUT", &rule)
-                .with_context(|| format!("installing the REJECT rule in {}", host.name()))?;
-            (
-                None,
-                target.clone(),
-                format!(
-                    "client {} on a {} to {} ({}), whose iptables -A INPUT {rule}; target {addr}",
-                    BlackholeLab::CLIENT,
-                    if wire.is_some() { "wire" } else { "veth" },
-                    BlackholeLab::HOST,
-                    host.name()
-                ),
-            )
-        }
-        (Server::Unroutable, Target::Tcp(addr)) => (
-            None,
-            target.clone(),
-            format!("only lo in the lab: no route to {addr}"),
-        ),
-        (Server::DiesAfterHandshake, Target::Tcp(addr)) => {
-            let host = peer.as_ref().context("the server needs its peer")?;
-            let s = SilentServer::start(host, *addr)
-                .with_context(|| format!("serving on {addr} in {}", host.name()))?;
-            (
-                Some(ServerGuard::Silent(s)),
-                target.clone(),
-                format!(
-                    "client {} on a {} to {} ({}), which accepts on {addr} and, once the client is connected, drops every packet (iptables -A INPUT -j DROP)",
-                    BlackholeLab::CLIENT,
-                    if wire.is_some() { "wire" } else { "veth" },
-                    BlackholeLab::HOST,
-                    host.name()
-                ),
-            )
-        }
-        (Server::Blackhole, Target::Tcp(addr)) => (
-            None,
-            target.clone(),
-            format!(
-                "client {} on a veth to {}, which drops all input; target {addr}",
-                BlackholeLab::CLIENT,
-                BlackholeLab::HOST
-            ),
-        ),
-        (Server::None | Server::Refuse, Target::Tcp(addr)) => (
-            None,
-            target.clone(),
-            format!("nothing listens on {addr}: the kernel answers a SYN with RST"),
-        ),
-        (Server::NeverAccept, Target::Tcp(addr)) => {
-            let l = NoAcceptListener::bind(server_ns, *addr, backlog)
-                .with_context(|| format!("listening on {addr}"))?;
-            (
-                Some(ServerGuard::NoAccept(l)),
-                target.clone(),
-                format!("a listener on {addr} with listen({backlog}) that never calls accept()"),
-            )
-        }
-        (Server::NeverAcceptUnix, _) => {
-            let dir = TempDir::new("eagain")?;
-            let path = dir.path().join("listener.sock");
-            let l = UnixNoAcceptListener::bind(&ns, &path, backlog)
-                .with_context(|| format!("listening on {}", path.display()))?;
-            let desc = format!(
-                "a unix listener at {} with listen({backlog}) that never calls accept()",
-                path.display()
-            );
-            (Some(ServerGuard::Unix(l, dir)), Target::Unix(path), desc)
-        }
-        (Server::Silent, Target::Tcp(addr)) => {
-            let s = SilentServer::start(server_ns, *addr)
-                .with_context(|| format!("serving on {addr}"))?;
-            (
-                Some(ServerGuard::Silent(s)),
-                target.clone(),
-                format!("a server on {addr} that accepts and never sends a byte"),
-            )
-        }
-        (Server::Http, Target::Tcp(addr)) => {
-            let body = b"netclaim lab\n".len() as u64;
-            let trickle = Trickle {
-                content_length: body,
-                initial: body,
-                chunk: body,
-                interval: Duration::ZERO,
-            };
-            let s = SlowBodyServer::start(server_ns, *addr, trickle)
-                .with_context(|| format!("serving HTTP on {addr}"))?;
-            (
-                Some(ServerGuard::Http(s)),
-                target.clone(),
-                format!("an HTTP server on {addr} answering 200 OK with {body} bytes"),
-            )
-        }
-        (kind, Target::Unix(_)) => anyhow::bail!("server {kind:?} has no unix target"),
-        (kind, Target::Tcp6(_)) => anyhow::bail!("server {kind:?} has no IPv6 target"),
     };
-    let description = match (&wire, &lab.link) {
+    let target = match built.target() {
+        Some(netclaim_lab::Target::Tcp(a)) => Target::Tcp(*a),
+        Some(netclaim_lab::Target::Tcp6(a)) => Target::Tcp6(*a),
+        Some(netclaim_lab::Target::Unix(p)) => Target::Unix(p.clone()),
+        None => anyhow::bail!("the lab was built without its target"),
+    };
+    let description = built.description().unwrap_or_default();
+    let description = match (built.wire(), &lab.link) {
         (Some(w), Some(link)) => format!(
             "{description}; between client and peer a wire of netclaim's own: {} (seed {})",
             describe_link(link, &lab.rules),
             w.seed()
         ),
-        _ => description,
+        _ => description.to_owned(),
     };
     Ok(Ok(Built {
-        description: format!("lab {}: {description}", ns.name()),
-        wire,
-        ns,
-        peer,
-        _server: server,
+        description: format!("lab {}: {description}", built.ns().name()),
+        notes: built.notes().to_vec(),
         target,
-        notes,
+        lab: built,
     }))
-}
-
-/// An address no lab has a route to (RFC 5737 TEST-NET-3).
-const UNROUTABLE: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
-
-/// A client namespace (192.0.2.1, with `sysctls`) on a veth to a peer (192.0.2.2) that
-/// accepts everything until the claim says otherwise.
-fn peer_lab(sysctls: &[(&str, &str)]) -> Result<(NetNs, NetNs)> {
-    let client = NetNs::with_sysctls(sysctls).context("creating the client namespace")?;
-    let host = NetNs::new().context("creating the peer namespace")?;
-    netclaim_harness::link::veth_pair(&client, BlackholeLab::CLIENT, &host, BlackholeLab::HOST, 24)
-        .context("linking client and peer")?;
-    Ok((client, host))
-}
-
-/// A client namespace (192.0.2.1, with `sysctls`) and a peer (192.0.2.2) with the wire
-/// `spec` between them instead of a veth.
-fn linked_lab(
-    sysctls: &[(&str, &str)],
-    spec: netclaim_harness::wire::WireSpec,
-) -> Result<(NetNs, NetNs, netclaim_harness::wire::Wire)> {
-    let client = NetNs::with_sysctls(sysctls).context("creating the client namespace")?;
-    let peer = NetNs::new().context("creating the peer namespace")?;
-    let wire = netclaim_harness::wire::Wire::between_addrs(
-        &client,
-        BlackholeLab::CLIENT,
-        &peer,
-        BlackholeLab::HOST,
-        24,
-        spec,
-    )
-    .context("putting the wire between client and peer")?;
-    Ok((client, peer, wire))
 }
 
 /// `lab.link` and `lab.rules` in words, for the lab's description.

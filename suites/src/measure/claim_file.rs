@@ -79,7 +79,7 @@ fn lab_and_run(
             })
         }
     };
-    let in_force = in_force(spec, &built.ns)?;
+    let in_force = in_force(spec, built.ns())?;
     let run = match &spec.run {
         Some(_) => Some(act(spec, &built, &in_force, dir)?),
         None => None,
@@ -87,7 +87,7 @@ fn lab_and_run(
     let mut notes = built.notes.clone();
     notes.insert(0, built.description.clone());
     let mut timeline = None;
-    let link = built.wire.take().map(|w| {
+    let link = built.lab.take_wire().map(|w| {
         let report = w.finish();
         timeline = Some(wire_timeline(&report, WIRE_TIMELINE_MAX));
         LinkRecord {
@@ -118,7 +118,7 @@ fn lab_and_run(
         }
     }
     Ok(LabRecord {
-        name: built.ns.name().to_owned(),
+        name: built.ns().name().to_owned(),
         target: built.target.text(),
         in_force,
         notes,
