@@ -216,7 +216,8 @@ fn judge_lab(
     };
     o.evidence(run.evidence.clone());
     let target = lab.target.parse::<SocketAddrV4>().ok();
-    let mut plan = plan(spec, &lab.in_force, &run.argv, target);
+    let version = m.tool_version.as_deref();
+    let mut plan = plan(spec, &lab.in_force, &run.argv, target, version);
     if let End::AfterSyn(c) = &plan.end {
         let rtt = run
             .after
@@ -342,7 +343,8 @@ fn judge_lab(
             }
             if is_command {
                 if let Some(p) = plan.program {
-                    let f = toolmodel::connect_failed(p, &plan.argv, Errno::ETIMEDOUT, target);
+                    let f =
+                        toolmodel::connect_failed(p, &plan.argv, Errno::ETIMEDOUT, target, version);
                     tool_failure_checks(&f, run, &what, o, &mut expected);
                 }
                 if run.errno.is_some() || run.connect_calls.is_some() {
@@ -428,7 +430,13 @@ fn judge_lab(
             if is_command {
                 if let Some(p) = plan.program {
                     tool_failure_checks(
-                        &toolmodel::connect_failed(p, &plan.argv, Errno::ECONNREFUSED, target),
+                        &toolmodel::connect_failed(
+                            p,
+                            &plan.argv,
+                            Errno::ECONNREFUSED,
+                            target,
+                            version,
+                        ),
                         run,
                         &what,
                         o,

@@ -258,7 +258,7 @@ pub(crate) fn statement_checks(
                  of each stream), and a text the claim expects is not in the part kept: it may \
                  be in the part cut out, so its output was not observed",
                 run.output_cut,
-                netclaim_harness::command::OUTPUT_KEEP / 1024
+                crate::record::OUTPUT_KEEP / 1024
             ),
         ));
     }

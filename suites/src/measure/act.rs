@@ -103,7 +103,8 @@ pub(crate) fn act(
                 .iter()
                 .map(|a| substitute(a, &built.target, dir))
                 .collect();
-            let p = plan(spec, in_force, &argv, built.target.tcp());
+            // Only when it ends is read (for the deadline), which the version does not change.
+            let p = plan(spec, in_force, &argv, built.target.tcp(), None);
             let timeout = command_timeout(run, &p);
             record.timeout_us = Some(micros(timeout));
             let trace = run

@@ -84,7 +84,8 @@ pub fn estimate(spec: &ClaimSpec) -> Duration {
     }
     let argv = run.command.clone().unwrap_or_default();
     let longest = longest_value(spec, |in_force| {
-        let p = plan(spec, in_force, &argv, None);
+        // Only when it ends is read: the tool's version changes what it prints, not that.
+        let p = plan(spec, in_force, &argv, None, None);
         p.ends_after.unwrap_or_default()
             + match p.end {
                 End::Blocks => run.timeout.map_or(Duration::from_secs(30), |t| t.0),
@@ -115,7 +116,7 @@ pub fn limit(spec: &ClaimSpec) -> Duration {
             .saturating_mul(u32::try_from(fill_cap(spec, in_force)).unwrap_or(u32::MAX)),
         // connect() and the exhaust client end when the kernel gives up: the estimate.
         Some(Client::Connect | Client::Exhaust) => Duration::ZERO,
-        None => command_timeout(run, &plan(spec, in_force, &argv, None)),
+        None => command_timeout(run, &plan(spec, in_force, &argv, None, None)),
     });
     per_value
         .saturating_add(LAB_SETUP)

@@ -108,13 +108,15 @@ fn traced_argv(argv: &[String]) -> &[String] {
     argv
 }
 
-/// Predicts how the run of `spec` ends, given the sysctls in force and the command line
-/// after placeholders.
+/// Predicts how the run of `spec` ends, given the sysctls in force, the command line
+/// after placeholders and the tool's `--version` line as recorded (what it prints may
+/// depend on it; when it ends does not).
 pub fn plan(
     spec: &ClaimSpec,
     in_force: &BTreeMap<String, String>,
     argv: &[String],
     target: Option<SocketAddrV4>,
+    version: Option<&str>,
 ) -> Plan {
     let run = spec.run.as_ref();
     let server = spec.lab.server;
@@ -154,7 +156,9 @@ pub fn plan(
         }
         let schedule = model.schedule();
         let own = match program {
-            Some(p) => toolmodel::connect_deadline(p, argv, target).map(|(d, f)| (d, Some(f))),
+            Some(p) => {
+                toolmodel::connect_deadline(p, argv, target, version).map(|(d, f)| (d, Some(f)))
+            }
             None => declared.map(|d| (d, None)),
         };
         let (end, per_try) = match own {
@@ -184,7 +188,7 @@ pub fn plan(
         Server::None | Server::Refuse => plan.end = End::Refused,
         Server::Silent | Server::NeverAccept | Server::NeverAcceptUnix if client.is_none() => {
             let own = match program {
-                Some(p) => toolmodel::read_deadline(p, argv, target),
+                Some(p) => toolmodel::read_deadline(p, argv, target, version),
                 None => declared.map(|d| {
                     (
                         d,

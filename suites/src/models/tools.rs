@@ -10,8 +10,9 @@
 use std::net::SocketAddrV4;
 use std::time::Duration;
 
-use netclaim_harness::command::tool_version;
 use nix::errno::Errno;
+
+use crate::catalog::versions::{curl_at_least, is_mariadb};
 
 /// The tools the model knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,16 +83,6 @@ impl Failure {
     }
 }
 
-/// Whether the installed curl is at least `major.minor`.
-pub fn curl_at_least(major: u32, minor: u32) -> bool {
-    crate::catalog::versions::curl_at_least(tool_version("curl").as_deref(), major, minor)
-}
-
-/// Whether the installed `mysql` is MariaDB's client.
-pub fn is_mariadb() -> bool {
-    crate::catalog::versions::is_mariadb(tool_version("mysql").as_deref())
-}
-
 /// The C library's message for `errno`, as tools print it ("Connection timed out").
 pub fn strerror(errno: Errno) -> &'static str {
     errno.desc()
@@ -119,15 +110,16 @@ pub struct MysqlError {
     pub line: String,
 }
 
-/// The installed mysql client's error for `case` against `target`, from its connect code.
+/// The error for `case` against `target` of the mysql client whose `--version` line is
+/// `version` (as the measurement recorded it), from its connect code.
 ///
 /// MariaDB's Connector/C 3 (ma_pvio_socket.c) connects nonblocking; whatever then fails
 /// in poll() or SO_ERROR is CR_CONN_HOST_ERROR (2002) with the errno saved from
 /// connect(), EINPROGRESS, unless its own poll() timed out (ETIMEDOUT); a timed-out
 /// greeting read is CR_SERVER_LOST (2013). Oracle's libmysqlclient reports
 /// CR_CONN_HOST_ERROR (2003) with the connect errno.
-pub fn mysql_error(case: MysqlCase, target: SocketAddrV4) -> MysqlError {
-    mysql_error_of(is_mariadb(), case, target)
+pub fn mysql_error(version: Option<&str>, case: MysqlCase, target: SocketAddrV4) -> MysqlError {
+    mysql_error_of(is_mariadb(version), case, target)
 }
 
 /// [`mysql_error`] for a client known to be MariaDB's (`mariadb`) or Oracle's: what a
@@ -197,12 +189,14 @@ pub mod rsync {
 }
 
 /// What `program` run as `argv` does when its connect() fails with `errno` (the kernel
-/// gave up, or the peer answered RST), from each tool's documented error handling.
+/// gave up, or the peer answered RST), from each tool's documented error handling;
+/// `version` is the tool's `--version` line as the measurement recorded it.
 pub fn connect_failed(
     program: Program,
     argv: &[String],
     errno: Errno,
     target: SocketAddrV4,
+    version: Option<&str>,
 ) -> Failure {
     let text = strerror(errno);
     let f = match program {
@@ -211,7 +205,7 @@ pub fn connect_failed(
         // curl ≥ 7.67.0 maps a connect ETIMEDOUT to CURLE_OPERATION_TIMEDOUT (28) (curl PR
         // #4462); older versions and other errnos give CURLE_COULDNT_CONNECT (7).
         Program::Curl => {
-            let code = if errno == Errno::ETIMEDOUT && curl_at_least(7, 67) {
+            let code = if errno == Errno::ETIMEDOUT && curl_at_least(version, 7, 67) {
                 28
             } else {
                 7
@@ -222,9 +216,10 @@ pub fn connect_failed(
         Program::Wget => Failure::new(4, format!("failed: {text}.")),
         // OpenBSD nc -v: "connect to HOST port P (tcp) failed: <strerror>", exit 1.
         Program::Nc => Failure::new(1, format!("failed: {text}")),
-        Program::Mysql => {
-            Failure::new(1, mysql_error(MysqlCase::ConnectFailed(errno), target).line)
-        }
+        Program::Mysql => Failure::new(
+            1,
+            mysql_error(version, MysqlCase::ConnectFailed(errno), target).line,
+        ),
         // rsync: connect() failing is a socket error (RERR_SOCKETIO).
         Program::Rsync => Failure::new(
             rsync::RERR_SOCKETIO,
@@ -282,11 +277,13 @@ fn seconds(argv: &[String], names: &[&str]) -> Option<Duration> {
 }
 
 /// The tool's own deadline for a connect that gets no answer, with what it reports when
-/// it passes; `None` when the tool waits for the kernel.
+/// it passes (as the tool whose `--version` line is `version` words it); `None` when the
+/// tool waits for the kernel.
 pub fn connect_deadline(
     program: Program,
     argv: &[String],
     target: SocketAddrV4,
+    version: Option<&str>,
 ) -> Option<(Duration, Failure)> {
     let found = match program {
         // --connect-timeout, and --max-time which bounds the whole transfer. curl 7.88
@@ -331,7 +328,10 @@ pub fn connect_deadline(
         Program::Mysql => seconds(argv, &["--connect_timeout", "--connect-timeout"]).map(|d| {
             (
                 d,
-                Failure::new(1, mysql_error(MysqlCase::ConnectTimedOut, target).line),
+                Failure::new(
+                    1,
+                    mysql_error(version, MysqlCase::ConnectTimedOut, target).line,
+                ),
             )
         }),
         // rsync --contimeout=N: an alarm(N) around the connect to the daemon.
@@ -353,11 +353,13 @@ pub fn connect_deadline(
 }
 
 /// The tool's own deadline for data after the handshake completed and the peer sends
-/// nothing, with what it reports when it passes; `None`: it blocks until killed.
+/// nothing, with what it reports when it passes (as the tool whose `--version` line is
+/// `version` words it); `None`: it blocks until killed.
 pub fn read_deadline(
     program: Program,
     argv: &[String],
     target: SocketAddrV4,
+    version: Option<&str>,
 ) -> Option<(Duration, Failure)> {
     let found = match program {
         Program::Curl => seconds(argv, &["--max-time", "-m"])
@@ -386,7 +388,10 @@ pub fn read_deadline(
         Program::Mysql => seconds(argv, &["--connect_timeout", "--connect-timeout"]).map(|d| {
             (
                 d,
-                Failure::new(1, mysql_error(MysqlCase::GreetingTimedOut, target).line),
+                Failure::new(
+                    1,
+                    mysql_error(version, MysqlCase::GreetingTimedOut, target).line,
+                ),
             )
         }),
         Program::Rsync | Program::Telnet => None,
@@ -457,7 +462,8 @@ mod tests {
                 Program::Telnet,
                 &argv("telnet 127.0.0.1 7"),
                 Errno::ETIMEDOUT,
-                T
+                T,
+                None
             )
             .messages[0],
             "Unable to connect to remote host: Connection timed out"
@@ -467,7 +473,8 @@ mod tests {
                 Program::Wget,
                 &argv("wget http://127.0.0.1:7/"),
                 Errno::ETIMEDOUT,
-                T
+                T,
+                None
             ),
             Failure::new(4, "failed: Connection timed out.")
         );
@@ -480,17 +487,18 @@ mod tests {
             &argv("nc -z 192.0.2.2 5432"),
             Errno::ETIMEDOUT,
             T,
+            None,
         );
         assert_eq!((quiet.exit, quiet.messages.len()), (1, 0));
         for verbose in ["nc -v 192.0.2.2 5432", "nc -zv 192.0.2.2 5432"] {
-            let f = connect_failed(Program::Nc, &argv(verbose), Errno::ETIMEDOUT, T);
+            let f = connect_failed(Program::Nc, &argv(verbose), Errno::ETIMEDOUT, T, None);
             assert_eq!(
                 f,
                 Failure::new(1, "failed: Connection timed out"),
                 "{verbose}"
             );
         }
-        let (_, f) = connect_deadline(Program::Nc, &argv("nc -w 2 127.0.0.1 7"), T).unwrap();
+        let (_, f) = connect_deadline(Program::Nc, &argv("nc -w 2 127.0.0.1 7"), T, None).unwrap();
         assert!(f.messages.is_empty());
         // Other tools print their failure whatever their options.
         let f = connect_failed(
@@ -498,8 +506,56 @@ mod tests {
             &argv("telnet 127.0.0.1 7"),
             Errno::ETIMEDOUT,
             T,
+            None,
         );
         assert_eq!(f.messages.len(), 1);
+    }
+
+    // The model read the installed curl and mysql when it judged, so a recording judged
+    // on another machine (or here without mysql) got other expectations.
+    #[test]
+    fn what_a_tool_prints_follows_its_recorded_version_not_the_installed_one() {
+        let curl = |version| {
+            connect_failed(
+                Program::Curl,
+                &argv("curl http://127.0.0.1:7/"),
+                Errno::ETIMEDOUT,
+                T,
+                version,
+            )
+            .exit
+        };
+        assert_eq!(
+            curl(Some("curl 7.88.1 (x86_64-pc-linux-gnu) libcurl/7.88.1")),
+            28
+        );
+        assert_eq!(
+            curl(Some("curl 7.66.0 (x86_64-pc-linux-gnu) libcurl/7.66.0")),
+            7
+        );
+        assert_eq!(curl(None), 7);
+        let mysql = |version| {
+            connect_failed(
+                Program::Mysql,
+                &argv("mysql -h 127.0.0.1 -P 7"),
+                Errno::ETIMEDOUT,
+                T,
+                version,
+            )
+            .messages[0]
+                .clone()
+        };
+        let mariadb = "mysql  Ver 15.1 Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)";
+        assert!(
+            mysql(Some(mariadb)).starts_with("ERROR 2002 (HY000)"),
+            "{}",
+            mysql(Some(mariadb))
+        );
+        assert!(
+            mysql(None).starts_with("ERROR 2003 (HY000)"),
+            "{}",
+            mysql(None)
+        );
     }
 
     #[test]
@@ -508,21 +564,21 @@ mod tests {
         assert_eq!(option(&a, &["--connect-timeout"]), Some("2.5"));
         let a = argv("mysql --no-defaults --connect_timeout=2 -e x");
         assert_eq!(
-            connect_deadline(Program::Mysql, &a, T).map(|d| d.0),
+            connect_deadline(Program::Mysql, &a, T, None).map(|d| d.0),
             Some(Duration::from_secs(2))
         );
         let a = argv("nc -v -w 2 127.0.0.1 7");
-        let (d, f) = connect_deadline(Program::Nc, &a, T).unwrap();
+        let (d, f) = connect_deadline(Program::Nc, &a, T, None).unwrap();
         assert_eq!(d, Duration::from_secs(2));
         assert!(f.messages[0].ends_with("timed out: Operation now in progress"));
         assert_eq!(
-            connect_deadline(Program::Telnet, &argv("telnet 127.0.0.1 7"), T),
+            connect_deadline(Program::Telnet, &argv("telnet 127.0.0.1 7"), T, None),
             None
         );
         // The later of two spellings wins, as in getopt.
         let a = argv("curl -m 5 --max-time 3 http://x/");
         assert_eq!(
-            connect_deadline(Program::Curl, &a, T).unwrap().0,
+            connect_deadline(Program::Curl, &a, T, None).unwrap().0,
             Duration::from_secs(3)
         );
     }

@@ -140,6 +140,11 @@ impl std::fmt::Display for LinkCounts {
     }
 }
 
+/// Bytes of the start and of the end of each output stream a run keeps
+/// ([`RunRecord::output_cut`] counts the rest): the harness's limit, named here so that
+/// judging reads it from the record's room, not from the command runner.
+pub const OUTPUT_KEEP: usize = netclaim_harness::command::OUTPUT_KEEP;
+
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }

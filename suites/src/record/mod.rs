@@ -9,5 +9,5 @@ pub(crate) mod target;
 pub(crate) mod testing;
 pub mod tool;
 
-pub use measurement::{LabRecord, LinkCounts, LinkRecord, Measurement, RunRecord};
+pub use measurement::{LabRecord, LinkCounts, LinkRecord, Measurement, RunRecord, OUTPUT_KEEP};
 pub(crate) use target::{substitute, Target};
