@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::seeds;
 use crate::catalog::versions::is_mariadb;
-use crate::claim::{Claim, Ctx, Figures, Measured, Needs, Outcome, Procedure, Steps};
+use crate::claim::{Claim, Ctx, Figures, Needs, Observation, Outcome, Procedure, Steps};
 use crate::judge::checks::{check_eq, Against};
 use crate::judge::timing::check_timing;
 use crate::judge::tool::{tool_evidence, version_line};
@@ -156,13 +156,13 @@ struct Refused {
 }
 
 /// `mysql.refused`, measured: no listener; with and without --connect_timeout.
-fn measure_refused(_ctx: &Ctx) -> Result<Measured<Refused>> {
+fn measure_refused(_ctx: &Ctx) -> Result<Observation<Refused>> {
     let ns = NetNs::new().context("creating the lab namespace")?;
     let target = SocketAddrV4::new(LOOPBACK.into(), MYSQL_PORT);
     let deadline = Duration::from_secs(20);
     let plain = run_tool(&ns, &tcp_command(target, None, deadline), MYSQL_PORT)?;
     let timed = run_tool(&ns, &tcp_command(target, Some(1), deadline), MYSQL_PORT)?;
-    Ok(Measured::Observed(Refused {
+    Ok(Observation::Observed(Refused {
         lab: ns.name().to_owned(),
         target,
         version: version_of("mysql"),
@@ -327,7 +327,7 @@ struct NoSocket {
 }
 
 /// `mysql.no-socket`, measured: the client run with no host, its socket missing.
-fn measure_no_socket(_ctx: &Ctx) -> Result<Measured<NoSocket>> {
+fn measure_no_socket(_ctx: &Ctx) -> Result<Observation<NoSocket>> {
     let ns = NetNs::new().context("creating the lab namespace")?;
     let tmp = TempDir::new("mysql")?;
     let version = version_of("mysql");
@@ -341,7 +341,7 @@ fn measure_no_socket(_ctx: &Ctx) -> Result<Measured<NoSocket>> {
     let output = ns
         .run_command(&cmd)
         .with_context(|| format!("running {}", cmd.command_line()))?;
-    Ok(Measured::Observed(NoSocket {
+    Ok(Observation::Observed(NoSocket {
         lab: ns.name().to_owned(),
         version,
         socket,

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::seeds;
 use crate::claim::{
-    Check, Checked, Claim, Ctx, Figures, Measured, Needs, Outcome, Procedure, Steps,
+    Check, Checked, Claim, Ctx, Figures, Needs, Observation, Outcome, Procedure, Steps,
 };
 use crate::judge::checks::{check_eq, Against};
 use crate::judge::timing::{check_timing, timing};
@@ -117,7 +117,7 @@ struct IdleRun {
 }
 
 /// `rsync.timeout`, measured: rsync against the silent peer, once per `--timeout`.
-fn measure_io_timeout(_ctx: &Ctx) -> Result<Measured<IdlePeer>> {
+fn measure_io_timeout(_ctx: &Ctx) -> Result<Observation<IdlePeer>> {
     let ns = NetNs::new().context("creating the lab namespace")?;
     let target = SocketAddrV4::new(LOOPBACK.into(), RSYNC_PORT);
     let _listener = NoAcceptListener::bind(&ns, target, 16)
@@ -146,7 +146,7 @@ fn measure_io_timeout(_ctx: &Ctx) -> Result<Measured<IdlePeer>> {
             idle,
         });
     }
-    Ok(Measured::Observed(IdlePeer {
+    Ok(Observation::Observed(IdlePeer {
         lab: ns.name().to_owned(),
         version: version_of("rsync"),
         runs,

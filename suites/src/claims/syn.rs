@@ -20,7 +20,7 @@ use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
 
 use super::seeds;
-use crate::claim::{Checked, Claim, Ctx, Figures, Measured, Needs, Outcome, Procedure, Steps};
+use crate::claim::{Checked, Claim, Ctx, Figures, Needs, Observation, Outcome, Procedure, Steps};
 use crate::judge::checks::{check_eq, Against};
 use crate::judge::timing::check_schedule;
 use crate::judge::tool::{tool_evidence, tool_figures};
@@ -77,7 +77,7 @@ struct DropRule {
 }
 
 /// `syn.drop-rule`, measured: connect() without the rule, then with it.
-fn measure_drop_rule(_ctx: &Ctx) -> Result<Measured<DropRule>> {
+fn measure_drop_rule(_ctx: &Ctx) -> Result<Observation<DropRule>> {
     let control = NetNs::new()?;
     control.set_tcp_syn_retries(1)?;
     let target = SocketAddrV4::new([127, 0, 0, 1].into(), DROPPED_PORT);
@@ -96,7 +96,7 @@ fn measure_drop_rule(_ctx: &Ctx) -> Result<Measured<DropRule>> {
     let events = cap.finish()?;
     // Reads the timer probe over the attempt: here, while the instants mean something.
     let m = Attempt::client(&events, target.port(), capture_started, started, ended);
-    Ok(Measured::Observed(DropRule {
+    Ok(Observation::Observed(DropRule {
         control: control.name().to_owned(),
         refused: refused.result,
         refused_took: refused.duration,
@@ -219,7 +219,7 @@ struct StraceRun {
 }
 
 /// `syn.invisible-to-strace`, measured: strace of telnet's connect() beside a capture.
-fn measure_invisible_to_strace(_ctx: &Ctx) -> Result<Measured<StraceRun>> {
+fn measure_invisible_to_strace(_ctx: &Ctx) -> Result<Observation<StraceRun>> {
     let lab = syn_drop_lab()?;
     let target = lab.addr(DROPPED_PORT);
     let model = model_in(lab.ns())?;
@@ -241,7 +241,7 @@ fn measure_invisible_to_strace(_ctx: &Ctx) -> Result<Measured<StraceRun>> {
     let run = run_tool(lab.ns(), &cmd, target.port())?;
     let text =
         std::fs::read_to_string(&trace).with_context(|| format!("reading {}", trace.display()))?;
-    Ok(Measured::Observed(StraceRun {
+    Ok(Observation::Observed(StraceRun {
         lab: lab.ns().name().to_owned(),
         model,
         trace: text,

@@ -19,7 +19,7 @@ use super::{
     counter, counters, errno_of, listener_queue, not_applicable, result_text, set_or_na, settle,
     until_queued, LISTEN_ARG, SMALL_SOMAXCONN, TCP_POLL, TCP_PORT,
 };
-use crate::claim::{Checked, Ctx, Figures, Measured, Outcome, Steps};
+use crate::claim::{Checked, Ctx, Figures, Observation, Outcome, Steps};
 use crate::lab::{self, check_eq, check_schedule, Against, Measurement};
 use crate::recording::too_many_syns;
 
@@ -139,7 +139,7 @@ fn connect_to_full(
 }
 
 /// `backlog.tcp-full-refused`, measured.
-fn measure_full(_ctx: &Ctx) -> Result<Measured<FullQueue>> {
+fn measure_full(_ctx: &Ctx) -> Result<Observation<FullQueue>> {
     let ns = NetNs::new().context("creating the lab namespace")?;
     if let Some(why) = set_or_na(
         &ns,
@@ -185,7 +185,7 @@ fn measure_full(_ctx: &Ctx) -> Result<Measured<FullQueue>> {
     } else {
         None
     };
-    Ok(Measured::Observed(FullQueue {
+    Ok(Observation::Observed(FullQueue {
         lab: ns.name().to_owned(),
         somaxconn,
         model: ModelInForce::of(&model),

@@ -32,7 +32,7 @@ use netclaim_harness::NetNs;
 use nix::errno::Errno;
 
 use super::seeds;
-use crate::claim::{Claim, Measured, Needs, Procedure, Verdict};
+use crate::claim::{Claim, Needs, Observation, Procedure, Verdict};
 use crate::lab;
 
 mod full;
@@ -91,8 +91,8 @@ fn set_or_na(ns: &NetNs, pairs: &[(&str, &str)]) -> Result<Option<String>> {
 }
 
 /// A measurement that does not apply on this kernel, for `why`.
-fn not_applicable<T>(why: String) -> Result<Measured<T>> {
-    Ok(Measured::Forced(Verdict::NotApplicable, why))
+fn not_applicable<T>(why: String) -> Result<Observation<T>> {
+    Ok(Observation::Forced(Verdict::NotApplicable, why))
 }
 
 /// The errno of a connect result, if it failed with one.

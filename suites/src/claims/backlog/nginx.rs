@@ -16,7 +16,7 @@ use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
 
 use super::{errno_of, fill, not_applicable, result_text, set_or_na, strerror, LISTEN_ARG};
-use crate::claim::{Ctx, Measured, Outcome, Steps};
+use crate::claim::{Ctx, Observation, Outcome, Steps};
 use crate::lab::{self, check_eq, Against};
 
 /// nginx's port in the lab.
@@ -115,7 +115,7 @@ pub(super) struct Nginx502 {
 }
 
 /// `backlog.nginx-502`, measured.
-fn measure_nginx(_ctx: &Ctx) -> Result<Measured<Nginx502>> {
+fn measure_nginx(_ctx: &Ctx) -> Result<Observation<Nginx502>> {
     let ns = NetNs::new().context("creating the lab namespace")?;
     if let Some(why) = set_or_na(&ns, &[(knob::SOMAXCONN, &NGINX_SOMAXCONN.to_string())])? {
         return not_applicable(why);
@@ -201,7 +201,7 @@ fn measure_nginx(_ctx: &Ctx) -> Result<Measured<Nginx502>> {
     drop(daemon);
     drop(filled);
     drop(upstream);
-    Ok(Measured::Observed(measured))
+    Ok(Observation::Observed(measured))
 }
 
 /// `backlog.nginx-502`, judged: HTTP 502 and the EAGAIN line in the error log.

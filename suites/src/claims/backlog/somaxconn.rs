@@ -13,7 +13,7 @@ use super::{
     fill, not_applicable, result_text, set_or_na, until_queued, FILL_LIMIT, LISTEN_ARG,
     SMALL_SOMAXCONN, TCP_POLL, TCP_PORT,
 };
-use crate::claim::{Ctx, Measured, Outcome, Steps};
+use crate::claim::{Ctx, Observation, Outcome, Steps};
 use crate::lab::{check_eq, Against};
 
 /// What `backlog.capped-by-somaxconn` measured: TCP listeners filled until a connect no
@@ -67,7 +67,7 @@ fn tcp_fill(ns: &NetNs, port: u16, listen_arg: i32) -> Result<TcpFill> {
 
 /// `backlog.capped-by-somaxconn`, measured: somaxconn set small, listen(128) and
 /// listen(2) filled.
-fn measure_capped(_ctx: &Ctx) -> Result<Measured<SomaxconnCap>> {
+fn measure_capped(_ctx: &Ctx) -> Result<Observation<SomaxconnCap>> {
     let ns = NetNs::new().context("creating the lab namespace")?;
     if let Some(why) = set_or_na(&ns, &[(knob::SOMAXCONN, &SMALL_SOMAXCONN.to_string())])? {
         return not_applicable(why);
@@ -77,7 +77,7 @@ fn measure_capped(_ctx: &Ctx) -> Result<Measured<SomaxconnCap>> {
         tcp_fill(&ns, TCP_PORT, LISTEN_ARG)?,
         tcp_fill(&ns, TCP_PORT + 1, 2)?,
     ];
-    Ok(Measured::Observed(SomaxconnCap {
+    Ok(Observation::Observed(SomaxconnCap {
         lab: ns.name().to_owned(),
         somaxconn,
         runs,

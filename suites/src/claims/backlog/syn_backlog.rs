@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::{counter, counters, not_applicable, set_or_na, SETTLE};
-use crate::claim::{Ctx, Measured, Outcome, Steps};
+use crate::claim::{Ctx, Observation, Outcome, Steps};
 use crate::lab::{check_eq, Against};
 
 /// The port of the SYN-queue lab's listener.
@@ -161,7 +161,7 @@ fn syn_recv_count(ns: &NetNs, syncookies: u8) -> Result<SynRecv> {
 }
 
 /// `backlog.syn-backlog-default`, measured.
-fn measure_syn_backlog(_ctx: &Ctx) -> Result<Measured<SynBacklog>> {
+fn measure_syn_backlog(_ctx: &Ctx) -> Result<Observation<SynBacklog>> {
     let ns = NetNs::new().context("creating the lab namespace")?;
     let max_syn_backlog: usize = ns
         .sysctl(knob::TCP_MAX_SYN_BACKLOG)?
@@ -198,7 +198,7 @@ fn measure_syn_backlog(_ctx: &Ctx) -> Result<Measured<SynBacklog>> {
         .context("dropping SYN-ACKs")?;
     }
     let counts = vec![syn_recv_count(&lab, 0)?, syn_recv_count(&lab, 1)?];
-    Ok(Measured::Observed(SynBacklog {
+    Ok(Observation::Observed(SynBacklog {
         lab: ns.name().to_owned(),
         max_syn_backlog,
         syncookies,

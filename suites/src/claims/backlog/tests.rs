@@ -23,7 +23,7 @@ fn judged<T: Serialize>(id: &str, m: T) -> Outcome {
         .into_iter()
         .find(|c| c.id == id)
         .expect("the claim exists");
-    let value = serde_json::to_value(Measured::Observed(m)).expect("serialisable");
+    let value = serde_json::to_value(Observation::Observed(m)).expect("serialisable");
     claim
         .judge(&value, &ctx())
         .expect("a measurement of this claim")

@@ -11,7 +11,7 @@ use netclaim_harness::NetNs;
 use serde::{Deserialize, Serialize};
 
 use super::{check_duration, curl, last_line, margin, url};
-use crate::claim::{Check, Ctx, Figures, Measured, Outcome, Steps};
+use crate::claim::{Check, Ctx, Figures, Observation, Outcome, Steps};
 use crate::lab::{self, check_eq, secs, Against, ToolRun, TOOL_STARTUP};
 
 /// `curl: (28) Operation timed out after N milliseconds with X out of Y bytes received`.
@@ -62,7 +62,7 @@ pub(super) struct MaxTime {
 }
 
 /// `curl.max-time`, measured: curl against the trickling server.
-fn measure_max_time(_ctx: &Ctx) -> Result<Measured<MaxTime>> {
+fn measure_max_time(_ctx: &Ctx) -> Result<Observation<MaxTime>> {
     let ns = NetNs::new().context("creating the lab namespace")?;
     let trickle = MAX_TIME_TRICKLE;
     let server = SlowBodyServer::start(&ns, SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0), trickle)
@@ -79,7 +79,7 @@ fn measure_max_time(_ctx: &Ctx) -> Result<Measured<MaxTime>> {
         .first()
         .and_then(|s| s.headers_at)
         .map(|t| t.saturating_duration_since(started));
-    Ok(Measured::Observed(MaxTime {
+    Ok(Observation::Observed(MaxTime {
         lab: ns.name().to_owned(),
         url: cmd
             .command_line()

@@ -11,7 +11,7 @@ use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
 
 use super::{check_contains, check_duration, line_with, margin, wget, DNS_NAME};
-use crate::claim::{Ctx, Figures, Measured, Outcome, Steps};
+use crate::claim::{Ctx, Figures, Observation, Outcome, Steps};
 use crate::lab::{self, check_eq, secs, Against, BlackholeLab, Measurement};
 
 /// The resolver settings handed to the tool.
@@ -303,11 +303,11 @@ pub(super) struct DnsTimeout {
 }
 
 /// `wget.dns-timeout`, measured: both cases against the blackhole lab.
-fn measure_dns_timeout(_ctx: &Ctx) -> Result<Measured<DnsTimeout>> {
+fn measure_dns_timeout(_ctx: &Ctx) -> Result<Observation<DnsTimeout>> {
     let lab = BlackholeLab::new(&[])?;
     let short = DNS_SHORT.run(&lab)?;
     let long = DNS_LONG.run(&lab)?;
-    Ok(Measured::Observed(DnsTimeout {
+    Ok(Observation::Observed(DnsTimeout {
         client: lab.client.name().to_owned(),
         host: lab.host.name().to_owned(),
         version: lab::version_of("wget"),

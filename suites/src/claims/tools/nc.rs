@@ -11,7 +11,7 @@ use netclaim_harness::NetNs;
 use serde::{Deserialize, Serialize};
 
 use super::{check_contains, check_duration, last_line, line_with, margin};
-use crate::claim::{Ctx, Figures, Measured, Outcome, Steps};
+use crate::claim::{Ctx, Figures, Observation, Outcome, Steps};
 use crate::lab::{self, check_eq, check_timing, secs, Against, ToolRun};
 
 /// The `-w` of `nc.w-idle`.
@@ -37,7 +37,7 @@ pub(super) struct NcIdle {
 }
 
 /// `nc.w-idle`, measured: nc against the silent server, without and with `-q 1`.
-fn measure_nc_w_idle(_ctx: &Ctx) -> Result<Measured<NcIdle>> {
+fn measure_nc_w_idle(_ctx: &Ctx) -> Result<Observation<NcIdle>> {
     let ns = NetNs::new().context("creating the lab namespace")?;
     let listener = NoAcceptListener::bind(&ns, SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0), 16)
         .context("binding the silent server")?;
@@ -61,7 +61,7 @@ fn measure_nc_w_idle(_ctx: &Ctx) -> Result<Measured<NcIdle>> {
     // nc closes the idle connection when -w expires: timed to its FIN, here, where the
     // timer probe covers the run.
     let until_close = run.until_close(addr.port());
-    Ok(Measured::Observed(NcIdle {
+    Ok(Observation::Observed(NcIdle {
         lab: ns.name().to_owned(),
         addr,
         version: lab::version_of("nc"),

@@ -88,7 +88,7 @@ fn curl_killed_at_the_harness_deadline_is_an_error_not_a_refutation() {
     run.output.timed_out = true;
     run.output.status = std::os::unix::process::ExitStatusExt::from_raw(9);
     let measured =
-        serde_json::to_value(crate::claim::Measured::Observed(max_time(run))).expect("a record");
+        serde_json::to_value(crate::claim::Observation::Observed(max_time(run))).expect("a record");
     let o = crate::claim::TwoSteps::judge(&MAX_TIME_STEPS, &measured, &ctx()).expect("it reads");
     assert_eq!(o.verdict(), Verdict::Error, "{}", o.reason());
     assert!(

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::dns::{DnsCase, DnsRun, Resolver};
 use super::{check_contains, check_duration, drop_lab_evidence, margin, url, wget, DNS_NAME};
-use crate::claim::{Ctx, Figures, Measured, Outcome, Steps};
+use crate::claim::{Ctx, Figures, Observation, Outcome, Steps};
 use crate::lab::{self, check_eq, secs, Against, BlackholeLab, SynDropLab, ToolRun, DROPPED_PORT};
 
 /// The `--timeout` of `wget.timeout-sets-all`, as a duration and as passed.
@@ -58,7 +58,7 @@ pub(super) struct TimeoutSetsAll {
 
 /// `wget.timeout-sets-all`, measured: wget against a dropped port, a silent server and a
 /// silent nameserver.
-fn measure_timeout_sets_all(_ctx: &Ctx) -> Result<Measured<TimeoutSetsAll>> {
+fn measure_timeout_sets_all(_ctx: &Ctx) -> Result<Observation<TimeoutSetsAll>> {
     let (option, value) = SETS_ALL_OPTION;
     let deadline = option + margin();
 
@@ -89,7 +89,7 @@ fn measure_timeout_sets_all(_ctx: &Ctx) -> Result<Measured<TimeoutSetsAll>> {
     // DNS: a nameserver that never answers, with a resolver slower than the option.
     let blackhole = BlackholeLab::new(&[])?;
     let dns = SETS_ALL_DNS.run(&blackhole)?;
-    Ok(Measured::Observed(TimeoutSetsAll {
+    Ok(Observation::Observed(TimeoutSetsAll {
         version: lab::version_of("wget"),
         connect_lab,
         connect_target,
