@@ -27,14 +27,6 @@ use crate::record::{LabRecord, Measurement};
 use crate::spec::{ClaimSpec, ExpectSpec, Value};
 use crate::text::{describe_model, secs};
 
-/// The round trip of the lab's wire from its fixed delays (zero without one).
-fn link_rtt(spec: &ClaimSpec) -> Duration {
-    spec.lab.link.as_ref().map_or(Duration::ZERO, |l| {
-        let (to, from) = l.delays();
-        to + from
-    })
-}
-
 /// Judges a recorded measurement of `spec`: the statement's checks decide the verdict,
 /// the model's checks what `cargo test` asserts.
 pub fn judge(spec: &ClaimSpec, m: &Measurement) -> Outcome {
@@ -411,7 +403,7 @@ fn judge_lab(
             o.model_check(&what("RST on the wire"), "true", rst.to_string(), rst);
             // From the SYN (answered by RST at once, or after the wire's round trip) to
             // the end: that round trip and process work only.
-            let rtt = link_rtt(spec);
+            let rtt = crate::models::plan::link_rtt(spec);
             check_timing(
                 o,
                 Against::Model,

@@ -108,6 +108,14 @@ fn traced_argv(argv: &[String]) -> &[String] {
     argv
 }
 
+/// The round trip of the lab's wire from its fixed delays (zero without one).
+pub fn link_rtt(spec: &ClaimSpec) -> Duration {
+    spec.lab.link.as_ref().map_or(Duration::ZERO, |l| {
+        let (to, from) = l.delays();
+        to + from
+    })
+}
+
 /// Predicts how the run of `spec` ends, given the sysctls in force, the command line
 /// after placeholders and the tool's `--version` line as recorded (what it prints may
 /// depend on it; when it ends does not).
@@ -147,6 +155,29 @@ pub fn plan(
     if let Some(r) = connection::rejection(spec) {
         plan.end = End::Rejected(r);
         return plan;
+    }
+    // Over a wire the handshake takes the wire's round trip: a tool whose own connect
+    // deadline comes first gives up connecting while the SYN-ACK is on its way, the
+    // kernel keeping to its SYN schedule meanwhile (curl --connect-timeout 1 to a peer
+    // 1.2 s away).
+    let rtt = link_rtt(spec);
+    let own_connect = program.and_then(|p| toolmodel::connect_deadline(p, argv, target, version));
+    if let Some((deadline, failure)) = own_connect.filter(|(d, _)| !rtt.is_zero() && *d < rtt) {
+        if !server.drops_syns() {
+            let model = model_of(in_force);
+            plan.ends_after = Some(if tries > 1 {
+                toolmodel::wget_total(tries, deadline, toolmodel::WGET_WAITRETRY)
+            } else {
+                deadline
+            });
+            plan.end = End::ToolConnect {
+                deadline,
+                failure: Some(failure),
+            };
+            plan.schedule = Some(model.schedule());
+            plan.model = Some(model);
+            return plan;
+        }
     }
     if server.drops_syns() {
         let mut model = model_of(in_force);
@@ -221,6 +252,31 @@ mod tests {
     use super::*;
     use crate::models::budget::estimate;
     use crate::record::testing::{in_force, spec_of};
+
+    /// curl --connect-timeout 1 over a wire: it connects when the round trip is shorter
+    /// (0.8 s), gives up at 1 s with exit 28 when it is longer (1.2 s).
+    #[test]
+    fn a_tool_connect_deadline_shorter_than_the_wire_round_trip_ends_the_connect() {
+        let plan_at = |delay: &str| {
+            let spec = spec_of(&format!(
+                "lab = {{ server = \"http\", link = {{ delay = \"{delay}\" }} }}\n\
+                 run = {{ command = [\"curl\", \"--connect-timeout\", \"1\", \"http://{{target}}/\"] }}\n\
+                 expect = {{ exit = 28 }}\n"
+            ));
+            let argv: Vec<String> = ["curl", "--connect-timeout", "1", "http://192.0.2.2:8080/"]
+                .map(String::from)
+                .to_vec();
+            plan(&spec, &in_force(&[]), &argv, None, Some("curl 7.88.1"))
+        };
+        assert!(matches!(plan_at("400ms").end, End::Completes));
+        match plan_at("600ms").end {
+            End::ToolConnect {
+                deadline,
+                failure: Some(f),
+            } => assert_eq!((deadline, f.exit), (Duration::from_secs(1), 28)),
+            other => panic!("{other:?}"),
+        }
+    }
 
     // `check` hung on these: the estimate counted SYNs of 4e9 retries, and wget tries by
     // the billions.
