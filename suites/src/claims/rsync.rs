@@ -31,7 +31,7 @@ use crate::judge::timing::{check_timing, timing};
 use crate::judge::tool::{tool_evidence, tool_figures, version_line};
 use crate::measure::tool::{run_tool, version_of};
 use crate::models::tools::rsync::RERR_TIMEOUT;
-use crate::record::attempt;
+use crate::record::attempt::Measured;
 use crate::record::tool::ToolRun;
 use crate::text::secs;
 
@@ -113,7 +113,7 @@ struct IdleRun {
     /// The run.
     run: ToolRun,
     /// From rsync's greeting to its FIN (its whole run without them), with its error.
-    idle: attempt::Measured,
+    idle: Measured,
 }
 
 /// `rsync.timeout`, measured: rsync against the silent peer, once per `--timeout`.

@@ -31,7 +31,7 @@ use crate::record::tool::ToolRun;
 use crate::recording::too_many_syns;
 use crate::text::describe_model;
 
-/// A lab where SYNs to 127.0.0.1:[`lab::DROPPED_PORT`] are dropped, with
+/// A lab where SYNs to 127.0.0.1:[`DROPPED_PORT`] are dropped, with
 /// tcp_syn_retries=1 (a give-up after 3 s).
 fn syn_drop_lab() -> netclaim_lab::Result<Lab> {
     Lab::builder()

@@ -20,8 +20,12 @@ use super::{
     until_queued, LISTEN_ARG, SMALL_SOMAXCONN, TCP_POLL, TCP_PORT,
 };
 use crate::claim::{Checked, Ctx, Figures, Observation, Outcome, Steps};
-use crate::lab::{self, check_eq, check_schedule, Against, Measurement};
+use crate::judge::checks::{check_eq, Against};
+use crate::judge::timing::{self, check_schedule};
+use crate::measure::labs::model_in;
+use crate::record::attempt::Attempt;
 use crate::recording::too_many_syns;
+use crate::text::describe_model;
 
 /// What `backlog.tcp-full-refused` measured: a client's connect() to a full accept queue
 /// under each tcp_abort_on_overflow, then (with iptables) overflows at the final ACK.
@@ -91,7 +95,7 @@ pub(super) struct FullConnect {
     /// How long it took.
     pub(super) duration: Duration,
     /// The connect() as measured, for its timing checks.
-    pub(super) m: Measurement,
+    pub(super) m: Attempt,
     /// Handshake packets on the listener's port.
     pub(super) events: Vec<TcpEvent>,
 }
@@ -103,7 +107,7 @@ fn connect_to_full(
     port: u16,
     listen_arg: i32,
     queued_expected: usize,
-) -> Result<(usize, ConnectOutcome, Measurement, Vec<TcpEvent>)> {
+) -> Result<(usize, ConnectOutcome, Attempt, Vec<TcpEvent>)> {
     let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
     let listener = NoAcceptListener::bind(ns, addr, listen_arg)
         .with_context(|| format!("listening on {addr}"))?;
@@ -134,7 +138,7 @@ fn connect_to_full(
     let ended = Instant::now();
     let events = cap.finish().context("finishing the capture")?;
     // The timer probe is read here, while the instants mean something.
-    let m = Measurement::client(&events, port, capture_started, started, ended);
+    let m = Attempt::client(&events, port, capture_started, started, ended);
     Ok((kept.len(), c, m, events))
 }
 
@@ -154,7 +158,7 @@ fn measure_full(_ctx: &Ctx) -> Result<Observation<FullQueue>> {
     let somaxconn = ns.somaxconn()?;
     let backlog = (LISTEN_ARG as u32).min(somaxconn);
     let queued = backlog as usize + 1;
-    let model = lab::model_in(&ns)?;
+    let model = model_in(&ns)?;
 
     let mut connects = Vec::new();
     for (abort, port) in [(0u8, TCP_PORT), (1, TCP_PORT + 1)] {
@@ -209,7 +213,7 @@ fn judge_full(m: &FullQueue, ctx: &Ctx) -> Outcome {
         "lab {}: net.core.somaxconn={somaxconn}, listen({LISTEN_ARG}) → backlog {backlog}, {queued} \
          connections fill the accept queue; in force: {}",
         m.lab,
-        lab::describe_model(&model)
+        describe_model(&model)
     ));
     o.claimed.errno = Some(Errno::ECONNREFUSED as i32);
     o.expected = Figures::default()
@@ -282,7 +286,7 @@ fn judge_full(m: &FullQueue, ctx: &Ctx) -> Outcome {
             c.what = format!("{tag}: {}", c.what);
             o.model_checks.push(c);
         }
-        o.timelines.push(lab::timeline(
+        o.timelines.push(timing::timeline(
             &format!("connect() to a full accept queue, {tag}"),
             &syn_times,
             &schedule,

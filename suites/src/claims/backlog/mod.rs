@@ -33,7 +33,7 @@ use nix::errno::Errno;
 
 use super::seeds;
 use crate::claim::{Claim, Needs, Observation, Procedure, Verdict};
-use crate::lab;
+use crate::measure::labs::refusal;
 
 mod full;
 mod nginx;
@@ -83,7 +83,7 @@ fn strerror(e: Errno) -> String {
 fn set_or_na(ns: &NetNs, pairs: &[(&str, &str)]) -> Result<Option<String>> {
     match ns.set_sysctls(pairs) {
         Ok(()) => Ok(None),
-        Err(e) => match lab::refusal(&e) {
+        Err(e) => match refusal(&e) {
             Some(why) => Ok(Some(why)),
             None => Err(e).with_context(|| format!("setting {pairs:?} in {}", ns.name())),
         },

@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{errno_of, fill, not_applicable, result_text, set_or_na, strerror, LISTEN_ARG};
 use crate::claim::{Ctx, Observation, Outcome, Steps};
-use crate::lab::{self, check_eq, Against};
+use crate::judge::checks::{check_eq, Against};
+use crate::judge::tool::version_line;
+use crate::measure::tool::version_of;
 
 /// nginx's port in the lab.
 const NGINX_PORT: u16 = 8080;
@@ -196,7 +198,7 @@ fn measure_nginx(_ctx: &Ctx) -> Result<Observation<Nginx502>> {
         conf: conf_text,
         curl: out,
         error_log,
-        version: lab::version_of("nginx"),
+        version: version_of("nginx"),
     };
     drop(daemon);
     drop(filled);
@@ -237,7 +239,7 @@ fn judge_nginx(m: &Nginx502, _ctx: &Ctx) -> Outcome {
     o.evidence(format!("{}\nnginx.conf:\n{}", m.command_line, m.conf));
     o.evidence(format!("{out}"));
     o.evidence(format!("error.log:\n{}", error_log.trim_end()));
-    lab::version_line(&mut o, "nginx", m.version.as_deref());
+    version_line(&mut o, "nginx", m.version.as_deref());
     o.claimed.value = Some(format!("HTTP 502; log: {stated_fragment}"));
     o.expected.value = Some(format!("HTTP 502; log: {expected_line}"));
     o.expected.errno = Some(Errno::EAGAIN as i32);

@@ -14,7 +14,7 @@ use super::{
     SMALL_SOMAXCONN, TCP_POLL, TCP_PORT,
 };
 use crate::claim::{Ctx, Observation, Outcome, Steps};
-use crate::lab::{check_eq, Against};
+use crate::judge::checks::{check_eq, Against};
 
 /// What `backlog.capped-by-somaxconn` measured: TCP listeners filled until a connect no
 /// longer completes.

@@ -14,7 +14,7 @@ use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::{counter, counters, not_applicable, set_or_na, SETTLE};
 use crate::claim::{Ctx, Observation, Outcome, Steps};
-use crate::lab::{check_eq, Against};
+use crate::judge::checks::{check_eq, Against};
 
 /// The port of the SYN-queue lab's listener.
 pub(super) const SYN_QUEUE_PORT: u16 = 9100;

@@ -14,7 +14,7 @@ use super::syn_backlog::{syn_queue_without_cookies, SynBacklog, SynRecv, SYN_QUE
 use super::*;
 use crate::claim::{CheckState, Outcome};
 use crate::claims::testing::ctx;
-use crate::lab::Measurement;
+use crate::record::attempt::Attempt;
 
 /// Judges `m` as a recording of claim `id` is judged: serialised, read back, and the
 /// claim's own judge (with its exhaustion rule).
@@ -97,7 +97,7 @@ fn full_queue(result: ConnectResult) -> FullQueue {
         queued: 5,
         result,
         duration: Duration::from_secs(3),
-        m: Measurement::default(),
+        m: Attempt::default(),
         events: Vec::new(),
     };
     FullQueue {

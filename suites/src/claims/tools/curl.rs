@@ -6,13 +6,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use netclaim_fixtures::http::{SlowBodyServer, Trickle};
-use netclaim_harness::tolerance::Window;
+use netclaim_harness::tolerance::{Window, TOOL_STARTUP};
 use netclaim_harness::NetNs;
 use serde::{Deserialize, Serialize};
 
 use super::{check_duration, curl, last_line, margin, url};
 use crate::claim::{Check, Ctx, Figures, Observation, Outcome, Steps};
-use crate::lab::{self, check_eq, secs, Against, ToolRun, TOOL_STARTUP};
+use crate::judge::checks::{check_eq, Against};
+use crate::judge::timing::timing;
+use crate::judge::tool::{tool_evidence, tool_figures, version_line};
+use crate::measure::tool::{run_tool, version_of};
+use crate::record::tool::ToolRun;
+use crate::text::secs;
 
 /// `curl: (28) Operation timed out after N milliseconds with X out of Y bytes received`.
 pub(super) fn parse_max_time_message(text: &str) -> Option<(u64, u64, u64)> {
@@ -72,7 +77,7 @@ fn measure_max_time(_ctx: &Ctx) -> Result<Observation<MaxTime>> {
         &["--max-time", "2", &url(server.addr())],
     );
     let started = Instant::now();
-    let run = lab::run_tool(&ns, &cmd, server.addr().port())?;
+    let run = run_tool(&ns, &cmd, server.addr().port())?;
     let served = server.served();
     drop(server);
     let headers_after = served
@@ -87,7 +92,7 @@ fn measure_max_time(_ctx: &Ctx) -> Result<Observation<MaxTime>> {
             .last()
             .unwrap_or_default()
             .to_owned(),
-        version: lab::version_of("curl"),
+        version: version_of("curl"),
         run,
         served: format!("{served:?}"),
         headers_after,
@@ -117,8 +122,8 @@ pub(super) fn judge_max_time(m: &MaxTime, _ctx: &Ctx) -> Outcome {
         secs(trickle.full_duration())
     ));
     o.evidence(format!("server side: {}", m.served));
-    o.evidence(lab::tool_evidence(run));
-    lab::version_line(&mut o, "curl", m.version.as_deref());
+    o.evidence(tool_evidence(run));
+    version_line(&mut o, "curl", m.version.as_deref());
     o.claimed = Figures {
         exit_code: Some(28),
         value: Some(
@@ -127,7 +132,7 @@ pub(super) fn judge_max_time(m: &MaxTime, _ctx: &Ctx) -> Outcome {
         ..Figures::default()
     }
     .duration(max_time);
-    o.observed = lab::tool_figures(run);
+    o.observed = tool_figures(run);
 
     // From the SYN to the exit: curl arms --max-time before it connects, so its FIN comes
     // a little less than 2 s after the SYN; its exit does not.
@@ -160,7 +165,7 @@ pub(super) fn judge_max_time(m: &MaxTime, _ctx: &Ctx) -> Outcome {
             expected: format!("{} ms within {reported_window}", max_time.as_millis()),
             observed: reported.map_or("(no message)".into(), |d| format!("{} ms", d.as_millis())),
             ok: reported.is_some_and(|d| reported_window.contains(d)),
-            timing: reported.map(|d| lab::timing(reported_window, d, &took)),
+            timing: reported.map(|d| timing(reported_window, d, &took)),
         },
     );
 

@@ -12,7 +12,12 @@ use serde::{Deserialize, Serialize};
 
 use super::{check_contains, check_duration, line_with, margin, wget, DNS_NAME};
 use crate::claim::{Ctx, Figures, Observation, Outcome, Steps};
-use crate::lab::{self, check_eq, secs, Against, BlackholeLab, Measurement};
+use crate::judge::checks::{check_eq, Against};
+use crate::judge::tool::version_line;
+use crate::measure::labs::BlackholeLab;
+use crate::measure::tool::version_of;
+use crate::record::attempt::Attempt;
+use crate::text::secs;
 
 /// The resolver settings handed to the tool.
 #[derive(Debug, Clone, Copy)]
@@ -82,7 +87,7 @@ pub(super) struct DnsRun {
     pub(super) queries: Vec<QueryAt>,
     /// The run timed from its first query (the resolver starts right after wget arms its
     /// --dns-timeout alarm) to its exit, with this machine's timer lateness meanwhile.
-    pub(super) measurement: Measurement,
+    pub(super) measurement: Attempt,
 }
 
 impl DnsRun {
@@ -153,7 +158,7 @@ fn wget_dns_run(lab: &BlackholeLab, resolver: Resolver, args: &[&str]) -> Result
         .with_context(|| format!("running {}", cmd.command_line()))?;
     let queries = cap.finish().context("finishing the DNS capture")?;
     // Read the timer probe over the run now, while its instants mean something.
-    let measurement = Measurement::record(
+    let measurement = Attempt::record(
         &[],
         queries.first().map(|q| q.at),
         output.started,
@@ -310,7 +315,7 @@ fn measure_dns_timeout(_ctx: &Ctx) -> Result<Observation<DnsTimeout>> {
     Ok(Observation::Observed(DnsTimeout {
         client: lab.client.name().to_owned(),
         host: lab.host.name().to_owned(),
-        version: lab::version_of("wget"),
+        version: version_of("wget"),
         short,
         long,
     }))
@@ -341,7 +346,7 @@ fn judge_dns_timeout(m: &DnsTimeout, _ctx: &Ctx) -> Outcome {
             run.evidence()
         ));
     }
-    lab::version_line(&mut o, "wget", m.version.as_deref());
+    version_line(&mut o, "wget", m.version.as_deref());
     o.claimed = Figures {
         value: Some(format!(
             "{}: {} (the option); {}: {} (the resolver's, earlier)",

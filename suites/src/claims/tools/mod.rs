@@ -24,7 +24,10 @@ use netclaim_harness::tolerance::tool_deadline_window;
 
 use super::seeds;
 use crate::claim::{Claim, Needs, Outcome, Procedure};
-use crate::lab::{self, check_timing, secs, Against};
+use crate::judge::checks::Against;
+use crate::judge::timing::check_timing;
+use crate::record::attempt::Measured;
+use crate::text::{describe_model, secs};
 
 mod curl;
 mod dns;
@@ -54,13 +57,7 @@ fn margin() -> Duration {
 const DNS_NAME: &str = "netclaim.example";
 
 /// Records a duration check against `expected` in a tool window.
-fn check_duration(
-    o: &mut Outcome,
-    against: Against,
-    what: &str,
-    expected: Duration,
-    m: &lab::Measured,
-) {
+fn check_duration(o: &mut Outcome, against: Against, what: &str, expected: Duration, m: &Measured) {
     check_timing(
         o,
         against,
@@ -134,7 +131,7 @@ fn drop_lab_evidence(lab: &str, target: SocketAddrV4, model: &SynModel) -> Strin
         "lab {}: iptables SYN DROP on {}; in force: {}; the kernel would give up after {}",
         lab,
         target,
-        lab::describe_model(model),
+        describe_model(model),
         secs(model.schedule().give_up)
     )
 }

@@ -12,7 +12,13 @@ use serde::{Deserialize, Serialize};
 
 use super::{check_contains, check_duration, last_line, line_with, margin};
 use crate::claim::{Ctx, Figures, Observation, Outcome, Steps};
-use crate::lab::{self, check_eq, check_timing, secs, Against, ToolRun};
+use crate::judge::checks::{check_eq, Against};
+use crate::judge::timing::check_timing;
+use crate::judge::tool::{tool_evidence, tool_figures, version_line};
+use crate::measure::tool::{run_tool, version_of};
+use crate::record::attempt::Measured;
+use crate::record::tool::ToolRun;
+use crate::text::secs;
 
 /// The `-w` of `nc.w-idle`.
 const NC_IDLE: Duration = Duration::from_secs(2);
@@ -33,7 +39,7 @@ pub(super) struct NcIdle {
     run_q: ToolRun,
     /// `run` as nc's idle timer: from its SYN to its FIN, with this machine's timer
     /// lateness meanwhile.
-    until_close: lab::Measured,
+    until_close: Measured,
 }
 
 /// `nc.w-idle`, measured: nc against the silent server, without and with `-q 1`.
@@ -56,15 +62,15 @@ fn measure_nc_w_idle(_ctx: &Ctx) -> Result<Observation<NcIdle>> {
     let with_q = ToolCommand::new("nc", option + margin())
         .args(["-q", "1"])
         .args(base);
-    let run = lab::run_tool(&ns, &plain, addr.port())?;
-    let run_q = lab::run_tool(&ns, &with_q, addr.port())?;
+    let run = run_tool(&ns, &plain, addr.port())?;
+    let run_q = run_tool(&ns, &with_q, addr.port())?;
     // nc closes the idle connection when -w expires: timed to its FIN, here, where the
     // timer probe covers the run.
     let until_close = run.until_close(addr.port());
     Ok(Observation::Observed(NcIdle {
         lab: ns.name().to_owned(),
         addr,
-        version: lab::version_of("nc"),
+        version: version_of("nc"),
         run,
         run_q,
         until_close,
@@ -98,18 +104,18 @@ fn judge_nc_w_idle(m: &NcIdle, _ctx: &Ctx) -> Outcome {
          handshake, nothing is ever sent back",
         m.lab
     ));
-    o.evidence(lab::tool_evidence(run));
+    o.evidence(tool_evidence(run));
     o.evidence(format!(
         "with -q 1 (evidence only, not checked: the man page says -q quits N s after EOF on \
          stdin; compare the client FIN and the exit time below):\n{}",
-        lab::tool_evidence(run_q)
+        tool_evidence(run_q)
     ));
     o.evidence(format!(
         "client FIN after its SYN: without -q {:?}, with -q 1 {:?}",
         fin.map(secs),
         fin_q.map(secs)
     ));
-    lab::version_line(&mut o, "nc", m.version.as_deref());
+    version_line(&mut o, "nc", m.version.as_deref());
     o.claimed = Figures::default().duration(option);
     o.expected = Figures {
         exit_code: Some(0),
@@ -121,7 +127,7 @@ fn judge_nc_w_idle(m: &NcIdle, _ctx: &Ctx) -> Outcome {
         ..Figures::default()
     }
     .duration(option);
-    o.observed = lab::tool_figures(run);
+    o.observed = tool_figures(run);
     o.observed.value = Some(format!(
         "{}; FIN after {}; with -q 1: {}, exit {:?}",
         line_with(&out, "succeeded").unwrap_or_else(|| last_line(&out)),
@@ -163,7 +169,7 @@ fn judge_nc_w_idle(m: &NcIdle, _ctx: &Ctx) -> Outcome {
             "client FIN on the wire, after its SYN",
             option,
             fin_window,
-            &lab::Measured { took: d, ..took },
+            &Measured { took: d, ..took },
         ),
         None => o.model_check(
             "client FIN on the wire, after its SYN",

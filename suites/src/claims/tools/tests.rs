@@ -4,7 +4,8 @@ use super::curl::{judge_max_time, parse_max_time_message, MaxTime, MAX_TIME, MAX
 use super::dns::Resolver;
 use super::*;
 use crate::claims::testing::ctx;
-use crate::lab::{Measurement, ToolRun};
+use crate::record::attempt::Attempt;
+use crate::record::tool::ToolRun;
 use crate::Verdict;
 
 /// A recorded curl run: its first SYN 5 ms after the spawn, its exit `took` later.
@@ -21,7 +22,7 @@ fn curl_run(code: i32, stderr: &str, took: Duration) -> ToolRun {
             },
             "events": [],
             "syn_times": [{"secs": 0, "nanos": 0}],
-            "measurement": Measurement {
+            "measurement": Attempt {
                 syn_times_us: vec![0],
                 first_packet_us: Some(5_000),
                 duration_us: (took + Duration::from_millis(5)).as_micros() as u64,

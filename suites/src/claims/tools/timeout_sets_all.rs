@@ -14,7 +14,12 @@ use serde::{Deserialize, Serialize};
 use super::dns::{DnsCase, DnsRun, Resolver};
 use super::{check_contains, check_duration, drop_lab_evidence, margin, url, wget, DNS_NAME};
 use crate::claim::{Ctx, Figures, Observation, Outcome, Steps};
-use crate::lab::{self, check_eq, secs, Against, BlackholeLab, SynDropLab, ToolRun, DROPPED_PORT};
+use crate::judge::checks::{check_eq, Against};
+use crate::judge::tool::{tool_evidence, version_line};
+use crate::measure::labs::{model_in, BlackholeLab, SynDropLab, DROPPED_PORT};
+use crate::measure::tool::{run_tool, version_of};
+use crate::record::tool::ToolRun;
+use crate::text::secs;
 
 /// The `--timeout` of `wget.timeout-sets-all`, as a duration and as passed.
 const SETS_ALL_OPTION: (Duration, &str) = (Duration::from_millis(1500), "1.5");
@@ -64,12 +69,12 @@ fn measure_timeout_sets_all(_ctx: &Ctx) -> Result<Observation<TimeoutSetsAll>> {
 
     // Connect: a port whose SYNs are dropped.
     let drop_lab = SynDropLab::new(&[])?;
-    let connect_model = lab::model_in(&drop_lab.ns)?;
+    let connect_model = model_in(&drop_lab.ns)?;
     let cmd = wget(
         deadline,
         &["--timeout", value, "--tries", "1", &url(drop_lab.target)],
     );
-    let connect = lab::run_tool(&drop_lab.ns, &cmd, DROPPED_PORT)?;
+    let connect = run_tool(&drop_lab.ns, &cmd, DROPPED_PORT)?;
     let (connect_lab, connect_target) = (drop_lab.ns.name().to_owned(), drop_lab.target);
     drop(drop_lab);
 
@@ -81,7 +86,7 @@ fn measure_timeout_sets_all(_ctx: &Ctx) -> Result<Observation<TimeoutSetsAll>> {
         deadline,
         &["--timeout", value, "--tries", "1", &url(listener.addr())],
     );
-    let read = lab::run_tool(&ns, &cmd, listener.addr().port())?;
+    let read = run_tool(&ns, &cmd, listener.addr().port())?;
     let (read_lab, read_addr) = (ns.name().to_owned(), listener.addr());
     drop(listener);
     drop(ns);
@@ -90,7 +95,7 @@ fn measure_timeout_sets_all(_ctx: &Ctx) -> Result<Observation<TimeoutSetsAll>> {
     let blackhole = BlackholeLab::new(&[])?;
     let dns = SETS_ALL_DNS.run(&blackhole)?;
     Ok(Observation::Observed(TimeoutSetsAll {
-        version: lab::version_of("wget"),
+        version: version_of("wget"),
         connect_lab,
         connect_target,
         connect_model,
@@ -108,7 +113,7 @@ fn measure_timeout_sets_all(_ctx: &Ctx) -> Result<Observation<TimeoutSetsAll>> {
 fn judge_timeout_sets_all(m: &TimeoutSetsAll, _ctx: &Ctx) -> Outcome {
     let (option, _) = SETS_ALL_OPTION;
     let mut o = Outcome::default();
-    lab::version_line(&mut o, "wget", m.version.as_deref());
+    version_line(&mut o, "wget", m.version.as_deref());
     let mut observed = Vec::new();
 
     // Connect: a port whose SYNs are dropped.
@@ -118,7 +123,7 @@ fn judge_timeout_sets_all(m: &TimeoutSetsAll, _ctx: &Ctx) -> Outcome {
         m.connect_target,
         &m.connect_model,
     ));
-    o.evidence(lab::tool_evidence(run));
+    o.evidence(tool_evidence(run));
     let connect_expected = option.min(m.connect_model.schedule().give_up);
     phase_checks(
         &mut o,
@@ -140,7 +145,7 @@ fn judge_timeout_sets_all(m: &TimeoutSetsAll, _ctx: &Ctx) -> Outcome {
         "lab {}: listener on {} that never accepts",
         m.read_lab, m.read_addr
     ));
-    o.evidence(lab::tool_evidence(run));
+    o.evidence(tool_evidence(run));
     phase_checks(
         &mut o,
         "read",
