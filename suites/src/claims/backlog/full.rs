@@ -378,7 +378,7 @@ pub(super) struct AckOverflow {
     pub(super) reads: Vec<Option<i32>>,
     /// Packets on the listener's port from the racers' connects on.
     pub(super) events: Vec<TcpEvent>,
-    /// ss Recv-Q of the listener afterwards (connections queued).
+    /// The listener's Recv-Q afterwards (connections queued; sock_diag).
     pub(super) queued: Option<u32>,
     /// Why the lab stopped waiting for a racer's segment to be dealt with, if it did
     /// (the kernel neither queued it nor counted an overflow).

@@ -161,15 +161,15 @@ fn listener_queue(ns: &NetNs, port: u16) -> Result<(Option<(u32, u32)>, String)>
 struct QueueReading {
     /// Whether the queue held what was waited for.
     reached: bool,
-    /// (Recv-Q, Send-Q), if ss listed the listener.
+    /// (Recv-Q, Send-Q), if the lookup found the listener.
     queue: Option<(u32, u32)>,
-    /// The ss command and its output.
+    /// The lookup and what it found, in ss's columns.
     text: String,
 }
 
-/// Waits until the accept queue of the listener on `port` holds `n` connections (ss
-/// Recv-Q): a client's connect() returns when its SYN-ACK arrives, the server queues the
-/// connection when the client's ACK does. Returns the last reading of ss, whether or not
+/// Waits until the accept queue of the listener on `port` holds `n` connections
+/// (Recv-Q): a client's connect() returns when its SYN-ACK arrives, the server queues the
+/// connection when the client's ACK does. Returns the last reading, whether or not
 /// the queue reached `n` within [`settle`] (`Err` only when the lookup failed).
 fn until_queued(ns: &NetNs, port: u16, n: u32) -> Result<QueueReading> {
     let mut last = None;
@@ -261,8 +261,8 @@ pub fn claims() -> Vec<Claim> {
             source: seeds::SOMAXCONN,
             statement: "The effective backlog of a listener is min(listen() backlog, net.core.somaxconn).",
             lab: "one namespace with net.core.somaxconn=4; TCP listeners on 127.0.0.1 with listen(128) and listen(2) that never accept",
-            action: "nonblocking connects until one does not complete within 300 ms; ss -ltn Send-Q/Recv-Q of each listener",
-            needs: Needs { tools: &["ss"] },
+            action: "nonblocking connects until one does not complete within 300 ms; each listener's Send-Q/Recv-Q looked up (sock_diag)",
+            needs: Needs::default(),
             estimate: 2 * S,
             run: Procedure::Rust(&CAPPED),
         },
@@ -274,7 +274,7 @@ pub fn claims() -> Vec<Claim> {
             action: "blocking connect() from a new client with SYN capture, with tcp_abort_on_overflow=0 and then 1; \
                      then (with iptables) an overflow at the final ACK: 3 racers whose pure ACKs are dropped write 200 bytes each, \
                      and the last one's read() is checked",
-            needs: Needs { tools: &["ss"] },
+            needs: Needs::default(),
             estimate: 7 * S,
             run: Procedure::Rust(&FULL_REFUSED),
         },

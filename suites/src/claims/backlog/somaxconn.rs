@@ -37,9 +37,10 @@ pub(super) struct TcpFill {
     pub(super) completed: usize,
     /// The first connect that did not (`None`: [`FILL_LIMIT`] reached).
     pub(super) stop: Option<ConnectResult>,
-    /// ss's (Recv-Q, Send-Q) of the listener afterwards.
+    /// The listener's (Recv-Q, Send-Q) afterwards, as ss shows them (from sock_diag).
     pub(super) ss: Option<(u32, u32)>,
-    /// The ss command and its output.
+    /// The reading as text (recordings from before the sock_diag lookup hold `ss -ltnH`'s
+    /// output).
     pub(super) ss_text: String,
 }
 
@@ -52,7 +53,7 @@ fn tcp_fill(ns: &NetNs, port: u16, listen_arg: i32) -> Result<TcpFill> {
     let filled = fill(FILL_LIMIT, || {
         Ok(client::connect_nonblocking(ns, listener.addr(), TCP_POLL)?)
     })?;
-    // Every completed connect's final ACK reaches the queue before ss is read; if the
+    // Every completed connect's final ACK reaches the queue before it is read; if the
     // queue never holds them all, the last reading is what was measured.
     let completed = u32::try_from(filled.kept.len()).context("counting connections")?;
     let reading = until_queued(ns, port, completed)?;
