@@ -66,11 +66,6 @@ pub enum Observation<T> {
     Forced(Verdict, String),
 }
 
-/// [`Observation`]'s old name, kept while the claims (being split into folders) still use
-/// it; `Measured` is otherwise the measured duration with its error
-/// ([`crate::record::attempt::Measured`]).
-pub type Measured<T> = Observation<T>;
-
 /// A built-in claim's two steps. `measure` builds the lab, acts and records what it saw
 /// (durations, errnos, exit codes, output, packets, the sysctls in force, tool versions)
 /// in a serialisable `T`; `judge` is a pure function of that record and the run's

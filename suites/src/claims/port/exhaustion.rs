@@ -16,7 +16,7 @@ use super::{
     SMALL_RANGE,
 };
 use crate::catalog::knobs::or_na;
-use crate::claim::{Ctx, Figures, Measured, Outcome, Steps};
+use crate::claim::{Ctx, Figures, Observation, Outcome, Steps};
 use crate::lab::{self, check_eq, Against, ToolRun};
 
 /// Holds every port of a small range open against a listener that never accepts.
@@ -68,7 +68,7 @@ pub(super) struct AllPortsUsed {
 }
 
 /// `port.exhaustion-errno`, measured: both labs filled, and connect() once more in each.
-fn measure_exhaustion_errno(_ctx: &Ctx) -> Result<Measured<AllPortsUsed>> {
+fn measure_exhaustion_errno(_ctx: &Ctx) -> Result<Observation<AllPortsUsed>> {
     let lab = or_na!(held_lab(SMALL_RANGE)?);
     let held_table = Table::read(&lab.ns, "with every port held")?;
 
@@ -79,7 +79,7 @@ fn measure_exhaustion_errno(_ctx: &Ctx) -> Result<Measured<AllPortsUsed>> {
     let l2 = Listener::bind(&ns2, loopback(LISTEN_PORT), 1024).context("binding")?;
     let fill = ports::fill_time_wait(&ns2, &l2, tw_range.usable + 4).context("TIME_WAIT fill")?;
     let tw_table = Table::read(&ns2, "ports held by TIME_WAIT, tcp_tw_reuse=0")?;
-    Ok(Measured::Observed(AllPortsUsed {
+    Ok(Observation::Observed(AllPortsUsed {
         lab: lab.ns.name().to_owned(),
         held: Held::of(&lab.ex),
         range: lab.range,
@@ -195,7 +195,7 @@ pub(super) struct CurlWithoutPorts {
 }
 
 /// `port.exhaustion-curl`, measured: every port held, then one curl.
-fn measure_exhaustion_curl(_ctx: &Ctx) -> Result<Measured<CurlWithoutPorts>> {
+fn measure_exhaustion_curl(_ctx: &Ctx) -> Result<Observation<CurlWithoutPorts>> {
     let lab = or_na!(held_lab(SMALL_RANGE)?);
     let url = format!("http://{}/", loopback(LISTEN_PORT));
     let cmd = ToolCommand::new("curl", Duration::from_secs(15)).args([
@@ -206,7 +206,7 @@ fn measure_exhaustion_curl(_ctx: &Ctx) -> Result<Measured<CurlWithoutPorts>> {
         url.as_str(),
     ]);
     let run = lab::run_tool(&lab.ns, &cmd, LISTEN_PORT)?;
-    Ok(Measured::Observed(CurlWithoutPorts {
+    Ok(Observation::Observed(CurlWithoutPorts {
         lab: lab.ns.name().to_owned(),
         held: Held::of(&lab.ex),
         range: lab.range,

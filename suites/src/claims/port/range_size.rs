@@ -15,7 +15,7 @@ use super::{
     OTHER_PORT,
 };
 use crate::catalog::knobs::or_na;
-use crate::claim::{Ctx, Figures, Measured, Outcome, Steps};
+use crate::claim::{Ctx, Figures, Observation, Outcome, Steps};
 use crate::lab::{check_eq, Against};
 
 /// The even range of `port.range-size`.
@@ -50,7 +50,7 @@ pub(super) struct PerDestination {
 }
 
 /// `port.range-size`, measured: both labs exhausted.
-fn measure_range_size(_ctx: &Ctx) -> Result<Measured<PerDestination>> {
+fn measure_range_size(_ctx: &Ctx) -> Result<Observation<PerDestination>> {
     let ns = NetNs::new().context("creating the lab namespace")?;
     let range = or_na!(set_range(&ns, EVEN));
     let size = usize::from(range.high - range.low) + 1;
@@ -65,7 +65,7 @@ fn measure_range_size(_ctx: &Ctx) -> Result<Measured<PerDestination>> {
     let odd = or_na!(set_range(&ns_odd, ODD));
     let lo = Listener::bind(&ns_odd, loopback(LISTEN_PORT), 1024).context("binding")?;
     let c = ports::hold_connections(&ns_odd, lo.addr(), usize::from(odd.high - odd.low) + 5)?;
-    Ok(Measured::Observed(PerDestination {
+    Ok(Observation::Observed(PerDestination {
         lab: ns.name().to_owned(),
         range,
         a_to: la.addr(),

@@ -6,7 +6,7 @@ use netclaim_fixtures::ports::state;
 use super::exhaustion::{judge_exhaustion_errno, AllPortsUsed};
 use super::tw_reuse::{judge_tw_reuse, Attempt, ReuseTries};
 use super::*;
-use crate::claim::Measured;
+use crate::claim::Observation;
 use crate::claims::testing::ctx;
 
 fn small_range() -> RangeInForce {
@@ -81,7 +81,8 @@ fn exhaustion_with_emfile_is_the_harness_failing_not_a_refutation() {
         .into_iter()
         .find(|c| c.id == "port.exhaustion-errno")
         .expect("the claim is in the catalog");
-    let recorded = serde_json::to_value(Measured::Observed(all_ports_used(Errno::EMFILE))).unwrap();
+    let recorded =
+        serde_json::to_value(Observation::Observed(all_ports_used(Errno::EMFILE))).unwrap();
     let o = claim.judge(&recorded, &ctx()).unwrap();
     assert_eq!(o.verdict(), crate::Verdict::Error, "{}", o.reason());
     assert!(o.reason().contains("EMFILE"), "{}", o.reason());

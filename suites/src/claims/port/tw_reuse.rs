@@ -17,7 +17,7 @@ use super::{
     SMALL_RANGE,
 };
 use crate::catalog::knobs::or_na;
-use crate::claim::{Ctx, Figures, Measured, Outcome, Steps};
+use crate::claim::{Ctx, Figures, Observation, Outcome, Steps};
 use crate::lab::{check_eq, Against, Shown};
 
 /// One connect() as recorded: how it ended and, when connected, its local port.
@@ -86,7 +86,7 @@ pub(super) struct ReuseTries {
 
 /// `port.tw-reuse`, measured: the range filled, then connect() with 0, 1 (young and
 /// aged) and 2.
-fn measure_tw_reuse(_ctx: &Ctx) -> Result<Measured<ReuseTries>> {
+fn measure_tw_reuse(_ctx: &Ctx) -> Result<Observation<ReuseTries>> {
     let ns = NetNs::new().context("creating the lab namespace")?;
     or_na!(ns.set_tcp_timestamps(1));
     or_na!(ns.set_tcp_tw_reuse(0));
@@ -114,7 +114,7 @@ fn measure_tw_reuse(_ctx: &Ctx) -> Result<Measured<ReuseTries>> {
     ns.set_tcp_tw_reuse(2)?;
     let (reuse_2, _s3) = try_connect(&ns, listener.addr())?;
     let after = Table::read(&ns, "after the reuses")?;
-    Ok(Measured::Observed(ReuseTries {
+    Ok(Observation::Observed(ReuseTries {
         lab: ns.name().to_owned(),
         range,
         reuse_delay_ms,

@@ -13,7 +13,7 @@ use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
 
 use super::{errno_text, loopback, Held, LISTEN_PORT};
-use crate::claim::{Ctx, Figures, Measured, Outcome, Steps};
+use crate::claim::{Ctx, Figures, Observation, Outcome, Steps};
 use crate::lab::{check_eq, Against};
 use crate::models::ports::usable_ports;
 
@@ -40,7 +40,7 @@ pub(super) struct SysctlWrite {
 
 /// `sysctl.writes-proc`, measured: `sysctl -w`, then connections until the new range is
 /// used up.
-fn measure_writes_proc(_ctx: &Ctx) -> Result<Measured<SysctlWrite>> {
+fn measure_writes_proc(_ctx: &Ctx) -> Result<Observation<SysctlWrite>> {
     let ns = NetNs::new().context("creating the lab namespace")?;
     let before = ns.sysctl(knob::IP_LOCAL_PORT_RANGE)?;
     let listener = Listener::bind(&ns, loopback(LISTEN_PORT), 1024).context("binding")?;
@@ -61,7 +61,7 @@ fn measure_writes_proc(_ctx: &Ctx) -> Result<Measured<SysctlWrite>> {
     let after = ns.sysctl(knob::IP_LOCAL_PORT_RANGE)?;
     let (_, usable) = usable_ports(NEW.0, NEW.1, "");
     let ex = ports::hold_connections(&ns, listener.addr(), usable + 2)?;
-    Ok(Measured::Observed(SysctlWrite {
+    Ok(Observation::Observed(SysctlWrite {
         lab: ns.name().to_owned(),
         before,
         traced,

@@ -10,7 +10,7 @@ use netclaim_harness::NetNs;
 use serde::{Deserialize, Serialize};
 
 use super::{describe, find, TCP_TIMEWAIT_LEN};
-use crate::claim::{Ctx, Measured, Outcome, Steps};
+use crate::claim::{Ctx, Observation, Outcome, Steps};
 use crate::claims::port::{loopback, LISTEN_PORT};
 use crate::lab::{check_eq, Against};
 
@@ -48,7 +48,7 @@ pub(super) struct Closings {
 }
 
 /// `tw.active-closer`, measured: one connection closed by each side first.
-fn measure_active_closer(_ctx: &Ctx) -> Result<Measured<Closings>> {
+fn measure_active_closer(_ctx: &Ctx) -> Result<Observation<Closings>> {
     let ns = NetNs::new().context("creating the lab namespace")?;
     let listener = Listener::bind(&ns, loopback(LISTEN_PORT), 128).context("binding")?;
     let mut closings = Vec::new();
@@ -90,7 +90,7 @@ fn measure_active_closer(_ctx: &Ctx) -> Result<Measured<Closings>> {
             table,
         });
     }
-    Ok(Measured::Observed(Closings {
+    Ok(Observation::Observed(Closings {
         lab: ns.name().to_owned(),
         closings,
     }))

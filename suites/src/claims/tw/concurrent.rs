@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{record, replay, show, Connected};
 use crate::catalog::knobs::or_na;
-use crate::claim::{Ctx, Figures, Measured, Outcome, Steps};
+use crate::claim::{Ctx, Figures, Observation, Outcome, Steps};
 use crate::claims::port::{set_range, tw_reuse_age, tw_reuse_delay, RangeInForce, Table};
 use crate::lab::{self, check_eq, Against};
 
@@ -64,7 +64,7 @@ pub(super) struct ShortConnections {
 
 /// `tw.concurrent-client-exhaustion`, measured: the workers run to exhaustion, then one
 /// retry after the reuse age.
-fn measure_concurrent_client_exhaustion(_ctx: &Ctx) -> Result<Measured<ShortConnections>> {
+fn measure_concurrent_client_exhaustion(_ctx: &Ctx) -> Result<Observation<ShortConnections>> {
     let client = NetNs::new().context("creating the client namespace")?;
     let server = NetNs::new().context("creating the server namespace")?;
     netclaim_harness::link::veth_pair(&client, CLIENT, &server, SERVER, 24)
@@ -113,7 +113,7 @@ fn measure_concurrent_client_exhaustion(_ctx: &Ctx) -> Result<Measured<ShortConn
     std::thread::sleep(age + Duration::from_millis(300));
     let late = ports::short_connection(&client, target)?;
     let after_retry = Table::read(&client, "client after the retry")?;
-    Ok(Measured::Observed(ShortConnections {
+    Ok(Observation::Observed(ShortConnections {
         client_lab: client.name().to_owned(),
         server_lab: server.name().to_owned(),
         range,

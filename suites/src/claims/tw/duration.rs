@@ -12,7 +12,7 @@ use netclaim_harness::{slowness, NetNs};
 use serde::{Deserialize, Serialize};
 
 use super::{find, STATED_TIME_WAIT, TCP_TIMEWAIT_LEN};
-use crate::claim::{Ctx, Figures, Measured, Outcome, Steps};
+use crate::claim::{Ctx, Figures, Observation, Outcome, Steps};
 use crate::claims::port::{loopback, LISTEN_PORT};
 use crate::lab::{self, check_timing, Against, EARLY};
 
@@ -44,7 +44,7 @@ pub(super) struct Lifetime {
 
 /// `tw.duration`, measured: one TIME_WAIT made, its timer read, then the table polled
 /// until it is gone.
-fn measure_duration(_ctx: &Ctx) -> Result<Measured<Lifetime>> {
+fn measure_duration(_ctx: &Ctx) -> Result<Observation<Lifetime>> {
     let ns = NetNs::new().context("creating the lab namespace")?;
     let listener = Listener::bind(&ns, loopback(LISTEN_PORT), 128).context("binding")?;
     let pair = match ports::close_one(&ns, &listener, Closer::Client).context("connection")? {
@@ -97,7 +97,7 @@ fn measure_duration(_ctx: &Ctx) -> Result<Measured<Lifetime>> {
     // Past the limit the lifetime is judged as the limit (and fails).
     let gone = waited.ok().and_then(|(at, _)| at);
     let observed = gone.unwrap_or(LIFETIME_LIMIT);
-    Ok(Measured::Observed(Lifetime {
+    Ok(Observation::Observed(Lifetime {
         lab: ns.name().to_owned(),
         client: pair.client,
         read_at,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{record, replay, show, Connected};
 use crate::catalog::knobs::or_na;
-use crate::claim::{Ctx, Figures, Measured, Outcome, Steps};
+use crate::claim::{Ctx, Figures, Observation, Outcome, Steps};
 use crate::claims::port::{
     loopback, set_range, tw_reuse_age, tw_reuse_delay, Filled, RangeInForce, Table, LISTEN_PORT,
     SMALL_RANGE,
@@ -47,7 +47,7 @@ pub(super) struct ReuseByTimestamps {
 
 /// `tw.reuse-needs-timestamps`, measured: both labs filled, aged past the reuse age, and
 /// connected once more.
-fn measure_reuse_needs_timestamps(_ctx: &Ctx) -> Result<Measured<ReuseByTimestamps>> {
+fn measure_reuse_needs_timestamps(_ctx: &Ctx) -> Result<Observation<ReuseByTimestamps>> {
     let mut labs = Vec::new();
     for ts in [0u8, 1] {
         let ns = NetNs::new().context("creating a lab namespace")?;
@@ -86,7 +86,7 @@ fn measure_reuse_needs_timestamps(_ctx: &Ctx) -> Result<Measured<ReuseByTimestam
         });
         drop(out);
     }
-    Ok(Measured::Observed(ReuseByTimestamps {
+    Ok(Observation::Observed(ReuseByTimestamps {
         reuse_delay_ms,
         trials,
     }))
