@@ -240,7 +240,7 @@ fn list(filters: &[String], json: bool, files: &ClaimFiles) -> Result<u8> {
                 serde_json::json!({
                     "id": c.id, "source": c.source, "statement": c.statement,
                     "lab": c.lab, "action": c.action, "origin": c.origin(),
-                    "catalog": c.catalog(), "tier": c.tier().as_str(),
+                    "catalog": c.catalog().name(), "tier": c.tier().as_str(),
                     "tools": c.needs.tools, "estimate_s": c.estimate.as_secs(),
                 })
             })
@@ -262,17 +262,19 @@ fn list(filters: &[String], json: bool, files: &ClaimFiles) -> Result<u8> {
             c.estimate.as_secs().to_string(),
         ]);
     }
-    let count = |name: &str| claims.iter().filter(|c| c.catalog() == name).count();
+    use netclaim_suites::catalog::Catalog;
+    let count = |catalog: Catalog| claims.iter().filter(|c| c.catalog() == catalog).count();
     let long = claims
         .iter()
         .filter(|c| c.tier() == netclaim_suites::spec::Tier::Long)
         .count();
     outln!(
-        "{t}\n{} claims: {} from the seeds catalog (five write-ups), {} from the kernel-docs catalog (ip-sysctl.rst, tcp(7), socket(7), ip(7), connect(2)), {} from claim files; {long} in the long tier{}",
+        "{t}\n{} claims: {} from the seeds catalog (five write-ups), {} from the kernel-docs catalog (ip-sysctl.rst, tcp(7), socket(7), ip(7), connect(2)), {} from the network catalog (over a wire with delay, loss or a scripted peer), {} from claim files; {long} in the long tier{}",
         claims.len(),
-        count("seeds"),
-        count("kernel docs"),
-        count("file"),
+        count(Catalog::Seeds),
+        count(Catalog::KernelDocs),
+        count(Catalog::Network),
+        count(Catalog::File),
         if files.long { "" } else { " (shown with --long)" }
     );
     Ok(exit::OK)

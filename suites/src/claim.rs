@@ -296,15 +296,16 @@ impl Claim {
         }
     }
 
-    /// Which catalog the claim belongs to: `seeds` (the five write-ups), `kernel docs`
-    /// (ip-sysctl.rst and the man pages), or `file` (a user's claim file).
-    pub fn catalog(&self) -> &'static str {
+    /// Which catalog the claim belongs to: the seeds (Rust claims and the seeds' claim
+    /// files), the kernel docs or the network catalog (by the built-in file it is in), or
+    /// a user's file.
+    pub fn catalog(&self) -> crate::catalog::Catalog {
+        use crate::catalog::Catalog;
         match self.run {
-            Procedure::Rust(_) => "seeds",
+            Procedure::Rust(_) => Catalog::Seeds,
             Procedure::Data(d) => match &d.origin {
-                crate::spec::Origin::BuiltIn(name) if name.starts_with("docs") => "kernel docs",
-                crate::spec::Origin::BuiltIn(_) => "seeds",
-                crate::spec::Origin::File(_) => "file",
+                crate::spec::Origin::BuiltIn(name) => Catalog::of_built_in(name),
+                crate::spec::Origin::File(_) => Catalog::File,
             },
         }
     }
@@ -315,7 +316,7 @@ impl Claim {
     /// instant as those tools delayed the tools' start-up past its allowance. They
     /// finish long before the longest claim, so a run takes no longer.
     pub fn deferred(&self) -> bool {
-        self.catalog() == "kernel docs" && self.estimate < SHORT
+        self.catalog() == crate::catalog::Catalog::KernelDocs && self.estimate < SHORT
     }
 
     /// Whether a claim that is not deferred is one the deferred ones wait for: short.

@@ -11,27 +11,114 @@ use crate::spec::{self, Client, Located, Origin, Server, SpecError};
 pub(crate) mod knobs;
 pub(crate) mod versions;
 
-/// The built-in claim files, compiled in: (name, text).
-pub const BUILT_IN_FILES: &[(&str, &str)] = &[
-    ("syn.toml", include_str!("../../claims/syn.toml")),
-    ("tools.toml", include_str!("../../claims/tools.toml")),
-    ("mysql.toml", include_str!("../../claims/mysql.toml")),
-    ("rsync.toml", include_str!("../../claims/rsync.toml")),
-    ("defaults.toml", include_str!("../../claims/defaults.toml")),
-    ("backlog.toml", include_str!("../../claims/backlog.toml")),
-    // The second catalog: the kernel's own documentation.
-    ("docs-syn.toml", include_str!("../../claims/docs-syn.toml")),
+/// Which catalog a claim belongs to: what it checks, and so how it is listed, cited and
+/// scheduled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Catalog {
+    /// The five write-ups in the seeds (their claims cite a seed file).
+    Seeds,
+    /// The kernel's own documentation: ip-sysctl.rst and the man pages, each claim citing
+    /// the document and its version (ids `docs.*`).
+    KernelDocs,
+    /// What the documents say about TCP on a real network: claims over a wire with delay,
+    /// loss or a scripted peer (ids `net.*`).
+    Network,
+    /// A user's claim file.
+    File,
+}
+
+impl Catalog {
+    /// Its name in listings and reports (`netclaim list --format json`'s `catalog`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Seeds => "seeds",
+            Self::KernelDocs => "kernel docs",
+            Self::Network => "network",
+            Self::File => "file",
+        }
+    }
+
+    /// The catalog of a built-in claim file, by its name in [`BUILT_IN_FILES`].
+    pub fn of_built_in(file: &str) -> Self {
+        BUILT_IN_FILES
+            .iter()
+            .find(|(name, _, _)| *name == file)
+            .map_or(Self::Seeds, |(_, catalog, _)| *catalog)
+    }
+}
+
+impl std::fmt::Display for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The built-in claim files, compiled in: (name, catalog, text).
+pub const BUILT_IN_FILES: &[(&str, Catalog, &str)] = &[
+    (
+        "syn.toml",
+        Catalog::Seeds,
+        include_str!("../../claims/syn.toml"),
+    ),
+    (
+        "tools.toml",
+        Catalog::Seeds,
+        include_str!("../../claims/tools.toml"),
+    ),
+    (
+        "mysql.toml",
+        Catalog::Seeds,
+        include_str!("../../claims/mysql.toml"),
+    ),
+    (
+        "rsync.toml",
+        Catalog::Seeds,
+        include_str!("../../claims/rsync.toml"),
+    ),
+    (
+        "defaults.toml",
+        Catalog::Seeds,
+        include_str!("../../claims/defaults.toml"),
+    ),
+    (
+        "backlog.toml",
+        Catalog::Seeds,
+        include_str!("../../claims/backlog.toml"),
+    ),
+    (
+        "docs-syn.toml",
+        Catalog::KernelDocs,
+        include_str!("../../claims/docs-syn.toml"),
+    ),
     (
         "docs-rejections.toml",
+        Catalog::KernelDocs,
         include_str!("../../claims/docs-rejections.toml"),
     ),
     (
         "docs-established.toml",
+        Catalog::KernelDocs,
         include_str!("../../claims/docs-established.toml"),
     ),
     (
         "docs-defaults.toml",
+        Catalog::KernelDocs,
         include_str!("../../claims/docs-defaults.toml"),
+    ),
+    (
+        "net-handshake.toml",
+        Catalog::Network,
+        include_str!("../../claims/net-handshake.toml"),
+    ),
+    (
+        "net-established.toml",
+        Catalog::Network,
+        include_str!("../../claims/net-established.toml"),
+    ),
+    (
+        "net-tools.toml",
+        Catalog::Network,
+        include_str!("../../claims/net-tools.toml"),
     ),
 ];
 
@@ -114,7 +201,7 @@ pub fn data_claims() -> Vec<Claim> {
             BUILT_IN_FILES
                 .iter()
                 .flat_map(
-                    |(name, text)| match spec::parse(text, &Origin::BuiltIn(name)) {
+                    |(name, _, text)| match spec::parse(text, &Origin::BuiltIn(name)) {
                         Ok(located) => located.into_iter().map(|l| to_claim(l, None)).collect(),
                         Err(errors) => {
                             // Unreachable in a tested build; never a panic at run time.
@@ -470,7 +557,7 @@ mod tests {
 
     #[test]
     fn built_in_files_are_valid() {
-        for (name, text) in BUILT_IN_FILES {
+        for (name, _, text) in BUILT_IN_FILES {
             if let Err(errors) = spec::parse(text, &Origin::BuiltIn(name)) {
                 panic!(
                     "{}",
@@ -501,12 +588,23 @@ mod tests {
                 "bad id {}",
                 c.id
             );
-            if c.catalog() == "kernel docs" {
+            if let (Catalog::KernelDocs | Catalog::Network, prefix) =
+                (c.catalog(), &c.id[..c.id.find('.').unwrap_or(0)])
+            {
                 assert!(
-                    c.id.starts_with("docs.")
-                        && (c.source.contains("Linux ") || c.source.contains("man-pages ")),
-                    "{}: a kernel-docs claim cites its document with the kernel or man-pages version: {}",
+                    prefix
+                        == if c.catalog() == Catalog::KernelDocs {
+                            "docs"
+                        } else {
+                            "net"
+                        }
+                        && [" Linux ", "man-pages ", "curl ", "RFC "]
+                            .iter()
+                            .any(|v| c.source.contains(v)),
+                    "{}: a {} claim has its catalog's id prefix and cites its document with \
+                     its version (kernel, man-pages, tool) or RFC: {}",
                     c.id,
+                    c.catalog(),
                     c.source
                 );
             } else {
@@ -519,7 +617,7 @@ mod tests {
             assert!(!c.statement.is_empty(), "{}: empty statement", c.id);
         }
         // Every seed claim is in ORDER, so reports keep their order.
-        for c in all.iter().filter(|c| c.catalog() == "seeds") {
+        for c in all.iter().filter(|c| c.catalog() == Catalog::Seeds) {
             assert!(
                 ORDER.contains(&c.id),
                 "{} is missing from catalog::ORDER",
@@ -533,7 +631,7 @@ mod tests {
         let all = all();
         let docs: Vec<&Claim> = all
             .iter()
-            .filter(|c| c.catalog() == "kernel docs")
+            .filter(|c| c.catalog() == Catalog::KernelDocs)
             .collect();
         assert!(docs.len() >= 20, "{} kernel-docs claims", docs.len());
         // The default tier keeps a run's wall time at the longest SYN claim's (~131 s):

@@ -422,6 +422,42 @@ pub fn statement_checks(
     }
 }
 
+/// The statement's first retransmission (`expect.first_retransmission`) against the
+/// record: the second transmission of the data segment, from the first, with the timer
+/// lateness measured before it; none seen is a mismatch, shown as such.
+pub fn check_first_retransmission(
+    rec: &AfterRecord,
+    stated: Duration,
+    window: Window,
+    what: &dyn Fn(&str) -> String,
+    o: &mut Outcome,
+) {
+    let what = what("first retransmission of the data segment (probe or RTO), from its send");
+    match (rec.sent_us.first(), rec.sent_us.get(1)) {
+        (Some(&first), Some(&second)) => {
+            let t = Duration::from_micros(second.saturating_sub(first));
+            check_timing(
+                o,
+                Against::Statement,
+                &what,
+                stated,
+                window,
+                &send_error(rec, 1, t),
+            );
+        }
+        _ => Against::Statement.record_check(
+            o,
+            Check {
+                what,
+                expected: format!("{} within {window}", secs(stated)),
+                observed: "no retransmission on the wire".into(),
+                ok: false,
+                timing: None,
+            },
+        ),
+    }
+}
+
 /// The observation of a client after the SYN, in words.
 fn observed_text(client: Option<Client>, rec: &AfterRecord) -> String {
     let n = rec.sent_us.len();

@@ -187,6 +187,13 @@ pub(crate) fn statement_checks(
     }
     if let Some(after) = &run.after {
         connection::statement_checks(expect, client_of(plan), after, what, o);
+        if let Some(stated) = expect.first_retransmission {
+            let window = match &expect.tolerance {
+                Some(_) => stated_window(expect, stated.0, plan, hz, startup),
+                None => crate::models::connection::window(stated.0, &[stated.0], hz),
+            };
+            connection::check_first_retransmission(after, stated.0, window, what, o);
+        }
     }
     if let Some(e) = &expect.errno {
         let name = if run.connect_calls.is_some() {

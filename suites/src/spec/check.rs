@@ -284,6 +284,7 @@ fn figures(e: &ExpectSpec) -> Vec<&'static str> {
         ("duration_at_least", e.duration_at_least.is_some()),
         ("duration_at_most", e.duration_at_most.is_some()),
         ("retransmissions", e.retransmissions.is_some()),
+        ("first_retransmission", e.first_retransmission.is_some()),
         ("probes", e.probes.is_some()),
         ("synacks", e.synacks.is_some()),
         ("rst", e.rst.is_some()),
@@ -318,13 +319,20 @@ fn validate_expect(e: &ExpectSpec, key: &str, problems: &mut Vec<String>) {
             ));
         }
     }
-    match (&e.tolerance, e.duration) {
-        (Some(t), Some(d)) => {
-            if let Err(why) = t.around(d.0) {
-                problems.push(format!("{key}.tolerance: {why}"));
+    // The tolerance applies to the stated durations it can widen: the give-up time and
+    // the first retransmission.
+    let widened = [e.duration, e.first_retransmission];
+    match (&e.tolerance, widened.iter().flatten().next()) {
+        (Some(t), Some(_)) => {
+            for d in widened.iter().flatten() {
+                if let Err(why) = t.around(d.0) {
+                    problems.push(format!("{key}.tolerance: {why}"));
+                }
             }
         }
-        (Some(_), None) => problems.push(format!("{key}.tolerance needs {key}.duration")),
+        (Some(_), None) => problems.push(format!(
+            "{key}.tolerance needs {key}.duration or {key}.first_retransmission"
+        )),
         _ => {}
     }
     if let Some(times) = &e.syn_times {
@@ -373,7 +381,7 @@ fn validate_checks(spec: &ClaimSpec, problems: &mut Vec<String>) {
     const NOTHING: &str = "nothing to check: [claim.expect] gives no figure of the statement \
         (exit, errno, duration, syns, syn_times, stdout, stderr, output, output_line, \
         output_count, killed, connections, connect_calls, duration_at_least, duration_at_most, \
-        retransmissions, probes, synacks, rst, fin, or sysctls without a run); ignore_case, \
+        retransmissions, first_retransmission, probes, synacks, rst, fin, or sysctls without a run); ignore_case, \
         per_try and tolerance only qualify those";
     let Some(_) = &spec.run else {
         let on_a_run = figures(&spec.expect);
@@ -466,6 +474,14 @@ fn validate_docs_keys(spec: &ClaimSpec, problems: &mut Vec<String>) {
     if e.retransmissions.is_some() {
         needs(
             "expect.retransmissions",
+            client == Some(Client::Send),
+            "run.client = \"send\"",
+            problems,
+        );
+    }
+    if e.first_retransmission.is_some() {
+        needs(
+            "expect.first_retransmission",
             client == Some(Client::Send),
             "run.client = \"send\"",
             problems,

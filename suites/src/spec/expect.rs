@@ -80,6 +80,10 @@ pub struct ExpectSpec {
     /// `client = "send"`: retransmissions of the unacknowledged segment on the wire.
     #[serde(default)]
     pub retransmissions: Option<usize>,
+    /// `client = "send"`: when the segment is first sent again (a tail loss probe or the
+    /// RTO's retransmission), from when it was sent.
+    #[serde(default)]
+    pub first_retransmission: Option<Span>,
     /// `client = "idle"`: keepalive probes on the wire.
     #[serde(default)]
     pub probes: Option<usize>,

@@ -154,6 +154,21 @@ fn the_docs_keys_are_checked() {
         "{e}"
     );
     let e = all(&claim(
+            "lab = { server = \"dies-after-handshake\" }\nrun = { client = \"idle\" }\nexpect = { first_retransmission = \"1s\", tolerance = \"-5%\" }\n",
+        ));
+    assert!(
+        e.contains("expect.first_retransmission is observed on run.client = \"send\"")
+            && e.contains("expect.tolerance: "),
+        "{e}"
+    );
+    let e = all(&claim(
+            "lab = { server = \"dies-after-handshake\" }\nrun = { client = \"send\" }\nexpect = { errno = \"ETIMEDOUT\", tolerance = \"5%\" }\n",
+        ));
+    assert!(
+        e.contains("expect.tolerance needs expect.duration or expect.first_retransmission"),
+        "{e}"
+    );
+    let e = all(&claim(
             "lab = { server = \"drop-syn\" }\nrun = { command = [\"nc\", \"{ip}\"], socket = { syncnt = 2 } }\n",
         ));
     assert!(
