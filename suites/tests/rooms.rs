@@ -13,6 +13,7 @@ const FORBIDDEN_PATHS: &[(&str, &str)] = &[
     ("crate::measure", "the measuring room builds labs and acts"),
     ("crate::claim", "claim.rs calls measure and judge (a cycle)"),
     ("crate::claims", "the Rust claims measure"),
+    ("crate::catalog", "gathers the claims, which measure"),
     ("std::process", "starts processes"),
     ("std::thread::sleep", "waits on the clock"),
     ("std::time::SystemTime", "reads the clock"),

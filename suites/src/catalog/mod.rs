@@ -9,7 +9,6 @@ use crate::claims;
 use crate::spec::{self, Client, Located, Origin, Server, SpecError};
 
 pub(crate) mod knobs;
-pub(crate) mod versions;
 
 /// Which catalog a claim belongs to: what it checks, and so how it is listed, cited and
 /// scheduled.

@@ -25,13 +25,13 @@ use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
 
 use super::seeds;
-use crate::catalog::versions::is_mariadb;
 use crate::claim::{Claim, Ctx, Figures, Needs, Observation, Outcome, Procedure, Steps};
 use crate::judge::checks::{check_eq, Against};
 use crate::judge::timing::check_timing;
 use crate::judge::tool::{tool_evidence, version_line};
 use crate::measure::tool::{run_tool, version_of};
 use crate::models::tools::{mysql_error_of, MysqlCase, MysqlError};
+use crate::models::versions::is_mariadb;
 use crate::record::tool::ToolRun;
 
 /// The MySQL port the seed used.

@@ -7,6 +7,7 @@ pub mod connection;
 pub mod plan;
 pub mod ports;
 pub mod tools;
+pub mod versions;
 
 pub use budget::{estimate, fill_cap, limit, sweep_rounds, DEFAULT_BACKLOG, SWEEP_JOBS};
 pub use plan::{model_of, End, Plan};

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 
-use crate::catalog::versions::{curl_at_least, is_mariadb};
+use crate::models::versions::{curl_at_least, is_mariadb};
 
 /// The tools the model knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,8 +1,8 @@
 //! Tool versions as the claims compare them: decided from a version line (what
 //! `measure::tool::version_of` returned, as a measurement records it), so that judging a
 //! recorded measurement reads the version of the tool that was measured, not of whatever
-//! is installed where the record is judged. Shared by the claim topics, so that no topic
-//! imports another's helpers.
+//! is installed where the record is judged. Shared by the claim topics (so that no topic
+//! imports another's helpers) and the tool model ([`crate::models::tools`]).
 
 /// Whether a `mysql --version` line is MariaDB's client (Connector/C 3), whose messages
 /// and default socket differ from Oracle's.
