@@ -21,7 +21,7 @@ use crate::judge::statement::{last_line, statement_checks};
 use crate::judge::timing::{check_schedule, check_timing, timeline};
 use crate::models::connection::predict;
 use crate::models::plan::{plan, End};
-use crate::models::tools::{self as toolmodel, Program};
+use crate::models::tools::{self, Program};
 use crate::outcome::{Ctx, Figures, Outcome, Verdict};
 use crate::record::{LabRecord, Measurement};
 use crate::spec::{ClaimSpec, ExpectSpec, Value};
@@ -335,8 +335,7 @@ fn judge_lab(
             }
             if is_command {
                 if let Some(p) = plan.program {
-                    let f =
-                        toolmodel::connect_failed(p, &plan.argv, Errno::ETIMEDOUT, target, version);
+                    let f = tools::connect_failed(p, &plan.argv, Errno::ETIMEDOUT, target, version);
                     tool_failure_checks(&f, run, &what, o, &mut expected);
                 }
                 if run.errno.is_some() || run.connect_calls.is_some() {
@@ -422,13 +421,7 @@ fn judge_lab(
             if is_command {
                 if let Some(p) = plan.program {
                     tool_failure_checks(
-                        &toolmodel::connect_failed(
-                            p,
-                            &plan.argv,
-                            Errno::ECONNREFUSED,
-                            target,
-                            version,
-                        ),
+                        &tools::connect_failed(p, &plan.argv, Errno::ECONNREFUSED, target, version),
                         run,
                         &what,
                         o,

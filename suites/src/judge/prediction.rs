@@ -14,7 +14,7 @@ use crate::judge::statement::check_contains_any;
 use crate::judge::timing::check_timing;
 use crate::models::budget::{fill_expected, DEFAULT_BACKLOG};
 use crate::models::plan::{End, Plan};
-use crate::models::tools::{self as toolmodel, Failure, Program};
+use crate::models::tools::{self, Failure, Program};
 use crate::outcome::{Figures, Outcome};
 use crate::record::attempt::Measured;
 use crate::record::{LabRecord, RunRecord};
@@ -145,7 +145,7 @@ pub(crate) fn judge_tries(
         took,
         ..total_m.clone()
     };
-    let predicted = toolmodel::wget_try_starts(tries, per_try, toolmodel::WGET_WAITRETRY);
+    let predicted = tools::wget_try_starts(tries, per_try, tools::WGET_WAITRETRY);
     for (k, (p, s)) in predicted.iter().zip(&starts).enumerate().skip(1) {
         // wget's own clock between tries: its process work between them, or 5 %.
         let w = tool_timer_window(*p, Duration::from_millis(300).max(p.mul_f64(0.05)));
@@ -156,7 +156,7 @@ pub(crate) fn judge_tries(
                 "start of try {} (tries of {} + back-off {} s)",
                 k + 1,
                 secs(per_try),
-                toolmodel::wget_backoff(k + 1, toolmodel::WGET_WAITRETRY).as_secs()
+                tools::wget_backoff(k + 1, tools::WGET_WAITRETRY).as_secs()
             )),
             *p,
             w,
@@ -172,7 +172,7 @@ pub(crate) fn judge_tries(
                 (Some(fin), _) => Duration::from_micros(fin).saturating_sub(starts[k]),
                 (None, Some(next)) => next
                     .saturating_sub(starts[k])
-                    .saturating_sub(toolmodel::wget_backoff(k + 2, toolmodel::WGET_WAITRETRY)),
+                    .saturating_sub(tools::wget_backoff(k + 2, tools::WGET_WAITRETRY)),
                 (None, None) => total_m.took.saturating_sub(starts[k]),
             };
             check_timing(
@@ -197,7 +197,7 @@ pub(crate) fn judge_tries(
             );
         }
     }
-    let total = toolmodel::wget_total(tries, per_try, toolmodel::WGET_WAITRETRY);
+    let total = tools::wget_total(tries, per_try, tools::WGET_WAITRETRY);
     check_timing(
         o,
         Against::Model,

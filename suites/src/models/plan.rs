@@ -10,7 +10,7 @@ use netclaim_harness::model::{SynModel, SynSchedule};
 use netclaim_harness::sysctl::knob;
 
 use crate::models::connection::{self, Rejection};
-use crate::models::tools::{self as toolmodel, Failure, Program};
+use crate::models::tools::{self, Failure, Program};
 use crate::spec::{ClaimSpec, Client, Server};
 
 /// How the model predicts the action ends.
@@ -130,7 +130,7 @@ pub fn plan(
     let server = spec.lab.server;
     let argv = traced_argv(argv);
     let program = argv.first().and_then(|a| Program::of(a));
-    let tries = program.map_or(1, |p| toolmodel::tries(p, argv).min(MAX_TRIES));
+    let tries = program.map_or(1, |p| tools::tries(p, argv).min(MAX_TRIES));
     let target = target.unwrap_or_else(|| SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0));
     let declared = run.and_then(|r| r.deadline).map(|d| d.0);
     let mut plan = Plan {
@@ -161,12 +161,12 @@ pub fn plan(
     // kernel keeping to its SYN schedule meanwhile (curl --connect-timeout 1 to a peer
     // 1.2 s away).
     let rtt = link_rtt(spec);
-    let own_connect = program.and_then(|p| toolmodel::connect_deadline(p, argv, target, version));
+    let own_connect = program.and_then(|p| tools::connect_deadline(p, argv, target, version));
     if let Some((deadline, failure)) = own_connect.filter(|(d, _)| !rtt.is_zero() && *d < rtt) {
         if !server.drops_syns() {
             let model = model_of(in_force);
             plan.ends_after = Some(if tries > 1 {
-                toolmodel::wget_total(tries, deadline, toolmodel::WGET_WAITRETRY)
+                tools::wget_total(tries, deadline, tools::WGET_WAITRETRY)
             } else {
                 deadline
             });
@@ -187,9 +187,7 @@ pub fn plan(
         }
         let schedule = model.schedule();
         let own = match program {
-            Some(p) => {
-                toolmodel::connect_deadline(p, argv, target, version).map(|(d, f)| (d, Some(f)))
-            }
+            Some(p) => tools::connect_deadline(p, argv, target, version).map(|(d, f)| (d, Some(f))),
             None => declared.map(|d| (d, None)),
         };
         let (end, per_try) = match own {
@@ -206,7 +204,7 @@ pub fn plan(
             _ => (End::Kernel, schedule.give_up),
         };
         plan.ends_after = Some(if tries > 1 {
-            toolmodel::wget_total(tries, per_try, toolmodel::WGET_WAITRETRY)
+            tools::wget_total(tries, per_try, tools::WGET_WAITRETRY)
         } else {
             per_try
         });
@@ -219,7 +217,7 @@ pub fn plan(
         Server::None | Server::Refuse => plan.end = End::Refused,
         Server::Silent | Server::NeverAccept | Server::NeverAcceptUnix if client.is_none() => {
             let own = match program {
-                Some(p) => toolmodel::read_deadline(p, argv, target, version),
+                Some(p) => tools::read_deadline(p, argv, target, version),
                 None => declared.map(|d| {
                     (
                         d,
@@ -233,7 +231,7 @@ pub fn plan(
             match own {
                 Some((deadline, failure)) => {
                     plan.ends_after = Some(if tries > 1 {
-                        toolmodel::wget_total(tries, deadline, toolmodel::WGET_WAITRETRY)
+                        tools::wget_total(tries, deadline, tools::WGET_WAITRETRY)
                     } else {
                         deadline
                     });
