@@ -17,7 +17,10 @@ use super::{
 };
 use crate::catalog::knobs::or_na;
 use crate::claim::{Ctx, Figures, Observation, Outcome, Steps};
-use crate::lab::{self, check_eq, Against, ToolRun};
+use crate::judge::checks::{check_eq, Against};
+use crate::judge::tool::{tool_evidence, tool_figures, version_line};
+use crate::measure::tool::{run_tool, version_of};
+use crate::record::tool::ToolRun;
 
 /// Holds every port of a small range open against a listener that never accepts.
 struct HeldLab {
@@ -205,12 +208,12 @@ fn measure_exhaustion_curl(_ctx: &Ctx) -> Result<Observation<CurlWithoutPorts>> 
         "10",
         url.as_str(),
     ]);
-    let run = lab::run_tool(&lab.ns, &cmd, LISTEN_PORT)?;
+    let run = run_tool(&lab.ns, &cmd, LISTEN_PORT)?;
     Ok(Observation::Observed(CurlWithoutPorts {
         lab: lab.ns.name().to_owned(),
         held: Held::of(&lab.ex),
         range: lab.range,
-        version: lab::version_of("curl"),
+        version: version_of("curl"),
         run,
     }))
 }
@@ -226,8 +229,8 @@ fn judge_exhaustion_curl(m: &CurlWithoutPorts, _ctx: &Ctx) -> Outcome {
         m.held.ports,
         errno_text(m.held.failure())
     ));
-    lab::version_line(&mut o, "curl", m.version.as_deref());
-    o.evidence(lab::tool_evidence(run));
+    version_line(&mut o, "curl", m.version.as_deref());
+    o.evidence(tool_evidence(run));
 
     let text = run.output.combined();
     let code = run.output.exit_code();
@@ -241,7 +244,7 @@ fn judge_exhaustion_curl(m: &CurlWithoutPorts, _ctx: &Ctx) -> Outcome {
         value: Some(format!("Failed to connect …; verbose: {strerror}")),
         ..Figures::default()
     };
-    o.observed = lab::tool_figures(run);
+    o.observed = tool_figures(run);
     check_eq(&mut o, Against::Statement, "curl exit code", Some(7), code);
     check_eq(
         &mut o,

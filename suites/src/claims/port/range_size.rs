@@ -16,7 +16,7 @@ use super::{
 };
 use crate::catalog::knobs::or_na;
 use crate::claim::{Ctx, Figures, Observation, Outcome, Steps};
-use crate::lab::{check_eq, Against};
+use crate::judge::checks::{check_eq, Against};
 
 /// The even range of `port.range-size`.
 const EVEN: (u16, u16) = (40000, 40007);

@@ -18,7 +18,8 @@ use super::{
 };
 use crate::catalog::knobs::or_na;
 use crate::claim::{Ctx, Figures, Observation, Outcome, Steps};
-use crate::lab::{check_eq, Against, Shown};
+use crate::judge::checks::{check_eq, Against};
+use crate::text::Shown;
 
 /// One connect() as recorded: how it ended and, when connected, its local port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

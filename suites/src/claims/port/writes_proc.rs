@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{errno_text, loopback, Held, LISTEN_PORT};
 use crate::claim::{Ctx, Figures, Observation, Outcome, Steps};
-use crate::lab::{check_eq, Against};
+use crate::judge::checks::{check_eq, Against};
 use crate::models::ports::usable_ports;
 
 /// The range `sysctl.writes-proc` sets.

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{describe, find, TCP_TIMEWAIT_LEN};
 use crate::claim::{Ctx, Observation, Outcome, Steps};
 use crate::claims::port::{loopback, LISTEN_PORT};
-use crate::lab::{check_eq, Against};
+use crate::judge::checks::{check_eq, Against};
 
 /// Which side sent the first FIN (the fixtures' [`Closer`], recorded).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

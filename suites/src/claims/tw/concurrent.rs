@@ -15,7 +15,9 @@ use super::{record, replay, show, Connected};
 use crate::catalog::knobs::or_na;
 use crate::claim::{Ctx, Figures, Observation, Outcome, Steps};
 use crate::claims::port::{set_range, tw_reuse_age, tw_reuse_delay, RangeInForce, Table};
-use crate::lab::{self, check_eq, Against};
+use crate::judge::checks::{check_eq, Against};
+use crate::measure::parallel::parallel;
+use crate::text::secs;
 
 /// The client of `tw.concurrent-client-exhaustion`.
 pub(super) const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
@@ -86,7 +88,7 @@ fn measure_concurrent_client_exhaustion(_ctx: &Ctx) -> Result<Observation<ShortC
         }
         Ok((done, None))
     };
-    let results = lab::parallel("tw-worker", vec![worker; WORKERS]);
+    let results = parallel("tw-worker", vec![worker; WORKERS]);
     let mut used = Vec::new();
     let mut errnos = Vec::new();
     for r in results {
@@ -165,7 +167,7 @@ pub(super) fn judge_concurrent_client_exhaustion(m: &ShortConnections, _ctx: &Ct
                     "the {n} connection(s) made were not all in TIME_WAIT within {} \
                      (the wait's deadline, stretched by this machine's slowness): {tw} were, \
                      so the TIME_WAIT count was not observed",
-                    lab::secs(limit)
+                    secs(limit)
                 ),
             )),
             ..o

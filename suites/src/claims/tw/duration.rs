@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use netclaim_fixtures::ports::{self, state, Closer, Listener, TcpEntry};
+use netclaim_harness::tolerance::EARLY;
 use netclaim_harness::tolerance::{kernel_timer_window, timer_slack};
 use netclaim_harness::wait::{self, Poll};
 use netclaim_harness::{slowness, NetNs};
@@ -14,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use super::{find, STATED_TIME_WAIT, TCP_TIMEWAIT_LEN};
 use crate::claim::{Ctx, Figures, Observation, Outcome, Steps};
 use crate::claims::port::{loopback, LISTEN_PORT};
-use crate::lab::{self, check_timing, Against, EARLY};
+use crate::judge::checks::Against;
+use crate::judge::timing::check_timing;
+use crate::record::attempt::Measured;
 
 /// How often `tw.duration` reads the socket table.
 const LIFETIME_POLL: Duration = Duration::from_millis(100);
@@ -39,7 +42,7 @@ pub(super) struct Lifetime {
     pub(super) gone: Option<Duration>,
     /// The lifetime judged (`gone`, or the limit) with the probe's timer lateness over
     /// it: the kernel's timer and the poller's sleeps ran as late as this machine did.
-    pub(super) lifetime: lab::Measured,
+    pub(super) lifetime: Measured,
 }
 
 /// `tw.duration`, measured: one TIME_WAIT made, its timer read, then the table polled
@@ -104,7 +107,7 @@ fn measure_duration(_ctx: &Ctx) -> Result<Observation<Lifetime>> {
         entry,
         polls,
         gone,
-        lifetime: lab::Measured {
+        lifetime: Measured {
             took: observed,
             error: slowness::late_between(closed, closed + observed),
             early_error: Duration::ZERO,

@@ -15,7 +15,7 @@ use crate::claims::port::{
     loopback, set_range, tw_reuse_age, tw_reuse_delay, Filled, RangeInForce, Table, LISTEN_PORT,
     SMALL_RANGE,
 };
-use crate::lab::{check_eq, Against};
+use crate::judge::checks::{check_eq, Against};
 
 /// One lab of `tw.reuse-needs-timestamps`: the range filled with TIME_WAIT, then a
 /// connect after the reuse age.

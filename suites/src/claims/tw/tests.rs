@@ -9,7 +9,7 @@ use super::*;
 use crate::claim::Verdict;
 use crate::claims::port::{loopback, Filled, RangeInForce, Table, LISTEN_PORT};
 use crate::claims::testing::ctx;
-use crate::lab;
+use crate::record::attempt::Measured;
 
 fn trial(timestamps: u8, result: Connected) -> ReuseTrial {
     let ports: Vec<u16> = (40000..=40003).collect();
@@ -91,7 +91,7 @@ fn a_sixty_second_time_wait_refutes_four_minutes_and_meets_the_model() {
         },
         polls: 601,
         gone: Some(gone),
-        lifetime: lab::Measured {
+        lifetime: Measured {
             took: gone,
             error: Duration::ZERO,
             early_error: Duration::ZERO,
