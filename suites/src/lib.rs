@@ -5,14 +5,12 @@
 //! their own ([`claims`]), gathered by [`catalog`]. The runner and the reports are the
 //! `netclaim` binary's (`src/`).
 
-pub mod aftersyn;
 pub mod catalog;
 pub mod claim;
 pub mod claims;
 pub mod executor;
 pub mod input;
 pub mod judge;
-pub mod lab;
 pub mod measure;
 pub mod models;
 pub mod outcome;
