@@ -3,12 +3,12 @@
 //! to build a lab means for a claim. (The library's lab builder is to replace the labs.)
 
 use std::net::SocketAddrV4;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
-use netclaim_harness::model::SynModel;
 use netclaim_harness::sysctl::knob;
 use netclaim_harness::NetNs;
+// The SYN model for what is in force in a namespace is the library's (it had a copy here).
+pub use netclaim_lab::timing::model_in;
 
 use crate::outcome::Outcome;
 
@@ -65,17 +65,6 @@ impl BlackholeLab {
             .with_context(|| format!("setting {sysctls:?} in {}", client.name()))?;
         Ok(Self { client, host })
     }
-}
-
-/// The SYN model for what is in force in `ns`.
-pub fn model_in(ns: &NetNs) -> Result<SynModel> {
-    let retries = ns.tcp_syn_retries()?;
-    let linear = ns.tcp_syn_linear_timeouts()?;
-    let mut model = SynModel::new(retries, linear);
-    if let Some(ms) = ns.sysctl_opt(knob::TCP_RTO_MAX_MS)? {
-        model.rto_max = Duration::from_millis(ms.parse().context("tcp_rto_max_ms")?);
-    }
-    Ok(model)
 }
 
 /// The not-applicable outcome for a sysctl this kernel lacks or rejects (the lab cannot
