@@ -13,7 +13,8 @@ use crate::judge::timing::{check_timing, timeline, timing, worst_outside};
 use crate::models::connection::{predict, window, Prediction, Rejection};
 use crate::outcome::{Check, Figures, Outcome};
 use crate::record::attempt::Measured;
-use crate::record::connection::{micros, AfterRecord};
+use crate::record::connection::AfterRecord;
+use crate::record::micros;
 use crate::spec::{ClaimSpec, Client};
 use crate::text::secs;
 

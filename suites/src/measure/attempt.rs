@@ -7,10 +7,7 @@ use netclaim_harness::capture::{self, TcpEvent};
 use netclaim_harness::slowness;
 
 use crate::record::attempt::Attempt;
-
-fn us(d: Duration) -> u64 {
-    d.as_micros() as u64
-}
+use crate::record::micros;
 
 impl Attempt {
     /// Records an attempt that began at `started` and ended at `ended`, whose SYNs left at
@@ -33,16 +30,16 @@ impl Attempt {
             .enumerate()
             .map(|(i, a)| {
                 let end = armed.get(i + 1).copied().unwrap_or(ended);
-                us(slowness::late_between(*a, end))
+                micros(slowness::late_between(*a, end))
             })
             .collect();
         Self {
-            syn_times_us: syn_times.iter().map(|t| us(*t)).collect(),
-            first_packet_us: first_packet.map(|f| us(f.saturating_duration_since(started))),
-            duration_us: us(ended.saturating_duration_since(started)),
+            syn_times_us: syn_times.iter().map(|t| micros(*t)).collect(),
+            first_packet_us: first_packet.map(|f| micros(f.saturating_duration_since(started))),
+            duration_us: micros(ended.saturating_duration_since(started)),
             tool,
             syn_late_us,
-            late_us: us(slowness::late_between(from, ended)),
+            late_us: micros(slowness::late_between(from, ended)),
         }
     }
 

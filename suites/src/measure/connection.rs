@@ -15,7 +15,8 @@ use netclaim_harness::wait::Poll;
 use netclaim_harness::{slowness, NetNs};
 use nix::errno::Errno;
 
-use crate::record::connection::{micros, AfterRecord};
+use crate::record::connection::AfterRecord;
+use crate::record::micros;
 use crate::spec::{ClaimSpec, Client, SocketSpec};
 
 impl AfterRecord {

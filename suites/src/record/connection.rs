@@ -1,7 +1,7 @@
 //! What a client after the SYN records (see [`crate::measure::connection`]): rejections,
 //! retransmissions, keepalive probes, close() and the passive side's SYN-ACKs.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
@@ -68,8 +68,4 @@ pub struct AfterRecord {
     /// `armed_end_us`, the longest lookup (the sighting may precede its recorded time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watch_error_us: Option<u64>,
-}
-
-pub(crate) fn micros(d: Duration) -> u64 {
-    d.as_micros() as u64
 }

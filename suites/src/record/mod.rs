@@ -11,3 +11,8 @@ pub mod tool;
 
 pub use measurement::{LabRecord, LinkCounts, LinkRecord, Measurement, RunRecord, OUTPUT_KEEP};
 pub(crate) use target::{substitute, Target};
+
+/// A duration as the records hold it: whole microseconds.
+pub(crate) fn micros(d: std::time::Duration) -> u64 {
+    d.as_micros() as u64
+}
