@@ -1,9 +1,11 @@
 //! The README's Layout section names the tree as it is: every path it names exists.
 //!
 //! Each entry of the Layout block starts with a top-level folder (`suites/`); a name in
-//! its text is looked up from the repository's root, from that folder and from its
-//! `src/` (so `netns.rs` under `harness/` is harness/src/netns.rs). The `scripts/` entry
-//! lists file names of scripts/. A name that is nowhere fails, with the entry it is in.
+//! its text is looked up from the repository's root, from that folder, from its `src/`
+//! (so `netns.rs` under `harness/` is harness/src/netns.rs) and from each folder named
+//! before it in the entry (`spec/ ... lab.rs` is suites/src/spec/lab.rs). The `scripts/`
+//! entry lists file names of scripts/. A name that is nowhere fails, with the entry it
+//! is in.
 
 use std::path::{Path, PathBuf};
 
@@ -50,11 +52,14 @@ fn named_paths(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Whether `name` exists from one of `bases` (a `*` in its last part matches any file).
-fn exists(bases: &[PathBuf], name: &str) -> bool {
-    bases.iter().any(|base| {
-        let path = base.join(name.trim_end_matches('/'));
-        match path.file_name().and_then(|f| f.to_str()) {
+/// Where `name` is from each of `bases` it is found from (a `*` in its last part matches
+/// any file).
+fn resolve(bases: &[PathBuf], name: &str) -> Vec<PathBuf> {
+    let found = bases
+        .iter()
+        .map(|base| base.join(name.trim_end_matches('/')));
+    found
+        .filter(|path| match path.file_name().and_then(|f| f.to_str()) {
             Some(file) if file.contains('*') => {
                 let (head, tail) = file.split_once('*').expect("a star");
                 path.parent()
@@ -68,8 +73,8 @@ fn exists(bases: &[PathBuf], name: &str) -> bool {
                     })
             }
             _ => path.exists(),
-        }
-    })
+        })
+        .collect()
 }
 
 fn missing_in(root: &Path, readme: &str) -> Vec<String> {
@@ -80,7 +85,9 @@ fn missing_in(root: &Path, readme: &str) -> Vec<String> {
             missing.push(format!("{folder} (a top-level entry)"));
             continue;
         }
-        let bases = [root.to_path_buf(), top.clone(), top.join("src")];
+        // A folder the entry names becomes a place to look for the names after it
+        // (`spec/ ... lab.rs` is spec/lab.rs).
+        let mut bases = vec![root.to_path_buf(), top.clone(), top.join("src")];
         let mut names = named_paths(&text);
         if folder == "scripts/" {
             names.extend(
@@ -91,9 +98,11 @@ fn missing_in(root: &Path, readme: &str) -> Vec<String> {
             );
         }
         for name in names {
-            if !exists(&bases, &name) {
+            let found = resolve(&bases, &name);
+            if found.is_empty() {
                 missing.push(format!("{name} (under {folder})"));
             }
+            bases.extend(found.into_iter().filter(|p| p.is_dir()));
         }
     }
     missing
