@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use netclaim_harness::command::CommandOutput;
 use netclaim_harness::tolerance::tool_deadline_window;
+use netclaim_lab::{Lab, LOCAL, PEER};
 use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
 
@@ -14,10 +15,15 @@ use super::{check_contains, check_duration, line_with, margin, wget, DNS_NAME};
 use crate::claim::{Ctx, Figures, Observation, Outcome, Steps};
 use crate::judge::checks::{check_eq, Against};
 use crate::judge::tool::version_line;
-use crate::measure::labs::BlackholeLab;
 use crate::measure::tool::version_of;
 use crate::record::attempt::Attempt;
 use crate::text::secs;
+
+/// A client namespace at [`LOCAL`] on a veth to a peer at [`PEER`] that drops every
+/// packet: the nameserver that never answers.
+pub(super) fn blackhole_lab() -> netclaim_lab::Result<Lab> {
+    Lab::builder().blackhole_peer().build()
+}
 
 /// The resolver settings handed to the tool.
 #[derive(Debug, Clone, Copy)]
@@ -30,9 +36,7 @@ impl Resolver {
     pub(super) fn resolv_conf(self) -> String {
         format!(
             "nameserver {}\noptions timeout:{} attempts:{}\n",
-            BlackholeLab::HOST,
-            self.timeout_s,
-            self.attempts
+            PEER, self.timeout_s, self.attempts
         )
     }
 
@@ -141,19 +145,16 @@ impl DnsRun {
     }
 }
 
-fn wget_dns_run(lab: &BlackholeLab, resolver: Resolver, args: &[&str]) -> Result<DnsRun> {
+fn wget_dns_run(lab: &Lab, resolver: Resolver, args: &[&str]) -> Result<DnsRun> {
     let deadline = resolver.give_up() + margin();
     let target = format!("http://{DNS_NAME}/");
     let cmd = wget(deadline, args)
         .args(["--tries", "1", target.as_str()])
         .etc_file("resolv.conf", resolver.resolv_conf());
-    let cap = lab
-        .client
-        .capture_dns()
-        .context("starting the DNS capture")?;
+    let cap = lab.ns().capture_dns().context("starting the DNS capture")?;
     let started = Instant::now();
     let output = lab
-        .client
+        .ns()
         .run_command(&cmd)
         .with_context(|| format!("running {}", cmd.command_line()))?;
     let queries = cap.finish().context("finishing the DNS capture")?;
@@ -210,7 +211,7 @@ impl DnsCase {
         }
     }
 
-    pub(super) fn run(&self, lab: &BlackholeLab) -> Result<DnsRun> {
+    pub(super) fn run(&self, lab: &Lab) -> Result<DnsRun> {
         let v = format!("{}", self.value.as_secs_f64());
         wget_dns_run(lab, self.resolver, &[self.option, &v])
     }
@@ -256,15 +257,14 @@ impl DnsCase {
         o.model_check(
             &format!(
                 "{}: query rounds to {} (ms from the first)",
-                self.label,
-                BlackholeLab::HOST
+                self.label, PEER
             ),
             format!("{predicted:?}"),
             format!(
                 "{:?}",
                 observed.iter().map(|d| d.as_millis()).collect::<Vec<_>>()
             ),
-            ok && run.queries.iter().all(|q| q.dst == BlackholeLab::HOST),
+            ok && run.queries.iter().all(|q| q.dst == PEER),
         );
     }
 }
@@ -309,12 +309,16 @@ pub(super) struct DnsTimeout {
 
 /// `wget.dns-timeout`, measured: both cases against the blackhole lab.
 fn measure_dns_timeout(_ctx: &Ctx) -> Result<Observation<DnsTimeout>> {
-    let lab = BlackholeLab::new(&[])?;
+    let lab = blackhole_lab()?;
     let short = DNS_SHORT.run(&lab)?;
     let long = DNS_LONG.run(&lab)?;
     Ok(Observation::Observed(DnsTimeout {
-        client: lab.client.name().to_owned(),
-        host: lab.host.name().to_owned(),
+        client: lab.ns().name().to_owned(),
+        host: lab
+            .peer_ns()
+            .context("the blackhole lab's peer")?
+            .name()
+            .to_owned(),
         version: version_of("wget"),
         short,
         long,
@@ -332,11 +336,7 @@ fn judge_dns_timeout(m: &DnsTimeout, _ctx: &Ctx) -> Outcome {
         "lab: client {} ({}) on a veth to {} ({}), which drops all input; the tool sees its own \
          /etc/resolv.conf naming {} as the only nameserver; name {DNS_NAME}. glibc waits \
          timeout × attempts for one silent server (A and AAAA share each wait)",
-        m.client,
-        BlackholeLab::CLIENT,
-        m.host,
-        BlackholeLab::HOST,
-        BlackholeLab::HOST
+        m.client, LOCAL, m.host, PEER, PEER
     ));
     for (case, run) in [(short, a), (long, b)] {
         o.evidence(format!(

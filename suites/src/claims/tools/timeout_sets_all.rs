@@ -8,15 +8,16 @@ use anyhow::{Context, Result};
 use netclaim_fixtures::server::NoAcceptListener;
 use netclaim_harness::model::SynModel;
 use netclaim_harness::NetNs;
+use netclaim_lab::PEER;
 use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
 
-use super::dns::{DnsCase, DnsRun, Resolver};
+use super::dns::{blackhole_lab, DnsCase, DnsRun, Resolver};
 use super::{check_contains, check_duration, drop_lab_evidence, margin, url, wget, DNS_NAME};
 use crate::claim::{Ctx, Figures, Observation, Outcome, Steps};
 use crate::judge::checks::{check_eq, Against};
 use crate::judge::tool::{tool_evidence, version_line};
-use crate::measure::labs::{model_in, BlackholeLab, SynDropLab, DROPPED_PORT};
+use crate::measure::labs::{model_in, SynDropLab, DROPPED_PORT};
 use crate::measure::tool::{run_tool, version_of};
 use crate::record::tool::ToolRun;
 use crate::text::secs;
@@ -92,7 +93,7 @@ fn measure_timeout_sets_all(_ctx: &Ctx) -> Result<Observation<TimeoutSetsAll>> {
     drop(ns);
 
     // DNS: a nameserver that never answers, with a resolver slower than the option.
-    let blackhole = BlackholeLab::new(&[])?;
+    let blackhole = blackhole_lab()?;
     let dns = SETS_ALL_DNS.run(&blackhole)?;
     Ok(Observation::Observed(TimeoutSetsAll {
         version: version_of("wget"),
@@ -103,7 +104,7 @@ fn measure_timeout_sets_all(_ctx: &Ctx) -> Result<Observation<TimeoutSetsAll>> {
         read_lab,
         read_addr,
         read,
-        dns_client: blackhole.client.name().to_owned(),
+        dns_client: blackhole.ns().name().to_owned(),
         dns,
     }))
 }
@@ -163,7 +164,7 @@ fn judge_timeout_sets_all(m: &TimeoutSetsAll, _ctx: &Ctx) -> Outcome {
         "lab: client {} on a veth to {}, which drops all input; resolv.conf {:?}, name \
          {DNS_NAME}\n{}",
         m.dns_client,
-        BlackholeLab::HOST,
+        PEER,
         case.resolver.resolv_conf(),
         run.evidence()
     ));
