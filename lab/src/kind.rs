@@ -408,15 +408,17 @@ impl Kind for NeverAccept {
         "listens, never calls accept()"
     }
     fn start(&self, site: &Site<'_>) -> Result<Started> {
-        let addr = site.v4(self)?;
-        let listener = NoAcceptListener::bind(site.server, addr, self.backlog)?;
-        Ok(Started::at(
-            site,
-            format!(
+        let listener = NoAcceptListener::bind(site.server, site.v4(self)?, self.backlog)?;
+        // Port 0 asks the kernel for one: the target is the port it bound.
+        let addr = listener.addr();
+        Ok(Started {
+            guard: None,
+            target: Target::Tcp(addr),
+            description: format!(
                 "a listener on {addr} with listen({}) that never calls accept()",
                 self.backlog
             ),
-        )
+        }
         .holding(listener))
     }
 }
