@@ -1,14 +1,12 @@
 //! `wget.timeout-sets-all`: wget --timeout limits the DNS, connect and read phases, each in
 //! a lab of its own.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::SocketAddrV4;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use netclaim_fixtures::server::NoAcceptListener;
 use netclaim_harness::model::SynModel;
-use netclaim_harness::NetNs;
-use netclaim_lab::PEER;
+use netclaim_lab::{kind, Lab, PEER};
 use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +15,7 @@ use super::{check_contains, check_duration, drop_lab_evidence, margin, url, wget
 use crate::claim::{Ctx, Figures, Observation, Outcome, Steps};
 use crate::judge::checks::{check_eq, Against};
 use crate::judge::tool::{tool_evidence, version_line};
-use crate::measure::labs::{model_in, SynDropLab, DROPPED_PORT};
+use crate::measure::labs::{model_in, DROPPED_PORT};
 use crate::measure::tool::{run_tool, version_of};
 use crate::record::tool::ToolRun;
 use crate::text::secs;
@@ -69,28 +67,33 @@ fn measure_timeout_sets_all(_ctx: &Ctx) -> Result<Observation<TimeoutSetsAll>> {
     let deadline = option + margin();
 
     // Connect: a port whose SYNs are dropped.
-    let drop_lab = SynDropLab::new(&[])?;
-    let connect_model = model_in(&drop_lab.ns)?;
+    let drop_lab = Lab::builder().serve(kind::DropSyn, DROPPED_PORT).build()?;
+    let connect_target = drop_lab.addr(DROPPED_PORT);
+    let connect_model = model_in(drop_lab.ns())?;
     let cmd = wget(
         deadline,
-        &["--timeout", value, "--tries", "1", &url(drop_lab.target)],
+        &["--timeout", value, "--tries", "1", &url(connect_target)],
     );
-    let connect = run_tool(&drop_lab.ns, &cmd, DROPPED_PORT)?;
-    let (connect_lab, connect_target) = (drop_lab.ns.name().to_owned(), drop_lab.target);
+    let connect = run_tool(drop_lab.ns(), &cmd, DROPPED_PORT)?;
+    let connect_lab = drop_lab.ns().name().to_owned();
     drop(drop_lab);
 
     // Read: a server that completes the handshake and never answers.
-    let ns = NetNs::new().context("creating the silent-server namespace")?;
-    let listener = NoAcceptListener::bind(&ns, SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0), 16)
-        .context("binding the silent server")?;
+    let silent_lab = Lab::builder()
+        .serve(kind::NeverAccept { backlog: 16 }, 0)
+        .build()
+        .context("building the silent-server lab")?;
+    let read_addr = silent_lab
+        .target()
+        .and_then(netclaim_lab::Target::tcp)
+        .context("the silent server's address")?;
     let cmd = wget(
         deadline,
-        &["--timeout", value, "--tries", "1", &url(listener.addr())],
+        &["--timeout", value, "--tries", "1", &url(read_addr)],
     );
-    let read = run_tool(&ns, &cmd, listener.addr().port())?;
-    let (read_lab, read_addr) = (ns.name().to_owned(), listener.addr());
-    drop(listener);
-    drop(ns);
+    let read = run_tool(silent_lab.ns(), &cmd, read_addr.port())?;
+    let read_lab = silent_lab.ns().name().to_owned();
+    drop(silent_lab);
 
     // DNS: a nameserver that never answers, with a resolver slower than the option.
     let blackhole = blackhole_lab()?;
