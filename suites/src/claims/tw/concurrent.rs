@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use netclaim_fixtures::ports::{self, state, ShortServer, TcpEntry};
+use netclaim_harness::slowness;
 use netclaim_harness::sysctl::knob;
-use netclaim_harness::{slowness, NetNs};
+use netclaim_lab::Lab;
 use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
 
@@ -19,10 +20,8 @@ use crate::judge::checks::{check_eq, Against};
 use crate::measure::parallel::parallel;
 use crate::text::secs;
 
-/// The client of `tw.concurrent-client-exhaustion`.
-pub(super) const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
-/// Its server.
-pub(super) const SERVER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+/// The server of `tw.concurrent-client-exhaustion`: the lab's peer (its client is the lab, at `netclaim_lab::LOCAL`).
+pub(super) const SERVER: Ipv4Addr = netclaim_lab::PEER;
 /// Threads making short connections at once.
 pub(super) const WORKERS: usize = 4;
 /// How long the workers' closed connections may take to reach TIME_WAIT on a machine as
@@ -67,21 +66,23 @@ pub(super) struct ShortConnections {
 /// `tw.concurrent-client-exhaustion`, measured: the workers run to exhaustion, then one
 /// retry after the reuse age.
 fn measure_concurrent_client_exhaustion(_ctx: &Ctx) -> Result<Observation<ShortConnections>> {
-    let client = NetNs::new().context("creating the client namespace")?;
-    let server = NetNs::new().context("creating the server namespace")?;
-    netclaim_harness::link::veth_pair(&client, CLIENT, &server, SERVER, 24)
-        .context("linking client and server")?;
-    let range = or_na!(set_range(&client, (40000, 40007)));
+    let lab = Lab::builder()
+        .peer()
+        .build()
+        .context("building the client and server namespaces")?;
+    let client = lab.ns();
+    let server = lab.peer_ns().context("the lab's peer")?;
+    let range = or_na!(set_range(client, (40000, 40007)));
     let tw_reuse = client.sysctl(knob::TCP_TW_REUSE)?;
     let timestamps = client.sysctl(knob::TCP_TIMESTAMPS)?;
     let target = SocketAddrV4::new(SERVER, 3306);
-    let srv = ShortServer::start(&server, target).context("starting the server")?;
+    let srv = ShortServer::start(server, target).context("starting the server")?;
 
     // WORKERS threads make short connections (connect, send, close first) until connect fails.
     let worker = || -> Result<(Vec<u16>, Option<Errno>)> {
         let mut done = Vec::new();
         for _ in 0..range.usable + 4 {
-            match ports::short_connection(&client, target)? {
+            match ports::short_connection(client, target)? {
                 Ok(p) => done.push(p),
                 Err(e) => return Ok((done, Some(e))),
             }
@@ -101,20 +102,20 @@ fn measure_concurrent_client_exhaustion(_ctx: &Ctx) -> Result<Observation<ShortC
     // seconds under emulation beside a load. Wait on that state, as long as this machine's
     // slowness makes reasonable.
     let settle = slowness::stretch(TW_SETTLE);
-    let table = ports::wait_for_table(&client, settle, |t| {
+    let table = ports::wait_for_table(client, settle, |t| {
         ports::count_state(t, state::TIME_WAIT) >= n
     })
     .context("reading the socket table")?;
     let unsettled_after = (ports::count_state(&table, state::TIME_WAIT) < n).then_some(settle);
     // After the reuse age, tcp_tw_reuse=2 (loopback only) still does not apply: the
     // destination is on a veth.
-    let reuse_delay_ms = tw_reuse_delay(&client)?;
+    let reuse_delay_ms = tw_reuse_delay(client)?;
     let (age, _) = tw_reuse_age(reuse_delay_ms);
     // This wait is the measurement: the TIME_WAITs must age past the reuse age, which no
     // socket state shows (a connect to poll it would itself take the port).
     std::thread::sleep(age + Duration::from_millis(300));
-    let late = ports::short_connection(&client, target)?;
-    let after_retry = Table::read(&client, "client after the retry")?;
+    let late = ports::short_connection(client, target)?;
+    let after_retry = Table::read(client, "client after the retry")?;
     Ok(Observation::Observed(ShortConnections {
         client_lab: client.name().to_owned(),
         server_lab: server.name().to_owned(),

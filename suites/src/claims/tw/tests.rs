@@ -1,8 +1,6 @@
 //! The TIME_WAIT claims' judging, from recorded measurements.
 
-use super::concurrent::{
-    judge_concurrent_client_exhaustion, ShortConnections, CLIENT, SERVER, WORKERS,
-};
+use super::concurrent::{judge_concurrent_client_exhaustion, ShortConnections, SERVER, WORKERS};
 use super::duration::{judge_duration, Lifetime};
 use super::reuse::{judge_reuse_needs_timestamps, ReuseByTimestamps, ReuseTrial};
 use super::*;
@@ -119,7 +117,7 @@ fn short_connections(tw: u16, unsettled_after: Option<Duration>) -> ShortConnect
     let rows = used
         .iter()
         .map(|&p| TcpEntry {
-            local: SocketAddrV4::new(CLIENT, p),
+            local: SocketAddrV4::new(netclaim_lab::LOCAL, p),
             remote: server,
             state: if p < 40000 + tw {
                 state::TIME_WAIT
