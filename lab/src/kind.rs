@@ -152,6 +152,11 @@ pub trait Kind: fmt::Debug + Send + Sync {
     /// 127.0.0.1:port`).
     fn about(&self) -> &'static str;
 
+    /// Another name a claim file may give it (`none` for `refuse`).
+    fn alias(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Whether it lives on a peer namespace ([`PEER`]) over veth rather than in the lab.
     fn on_peer(&self) -> bool {
         false
@@ -217,6 +222,9 @@ impl Kind for Refuse {
     }
     fn about(&self) -> &'static str {
         "nothing listens: RST"
+    }
+    fn alias(&self) -> Option<&'static str> {
+        Some("none")
     }
     fn start(&self, site: &Site<'_>) -> Result<Started> {
         Ok(Started::at(
@@ -344,6 +352,28 @@ impl Kind for Silent {
         Ok(Started::at(
             site,
             format!("a server on {addr} that accepts and never sends a byte"),
+        )
+        .holding(server))
+    }
+}
+
+/// A listener that accepts each connection and resets it at once (`SO_LINGER` 0).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RstAfterHandshake;
+
+impl Kind for RstAfterHandshake {
+    fn name(&self) -> &'static str {
+        "rst-after-handshake"
+    }
+    fn about(&self) -> &'static str {
+        "accepts, then resets the connection (RST)"
+    }
+    fn start(&self, site: &Site<'_>) -> Result<Started> {
+        let addr = site.v4(self)?;
+        let server = SilentServer::start_resetting(site.server, addr)?;
+        Ok(Started::at(
+            site,
+            format!("a server on {addr} that accepts and resets each connection at once (SO_LINGER 0, close)"),
         )
         .holding(server))
     }
@@ -510,6 +540,7 @@ pub fn all() -> Vec<Box<dyn Kind>> {
         Box::new(Reject::default()),
         Box::new(Unroutable),
         Box::new(DiesAfterHandshake),
+        Box::new(RstAfterHandshake),
     ]
 }
 
@@ -517,7 +548,19 @@ pub fn all() -> Vec<Box<dyn Kind>> {
 pub fn table_text() -> String {
     all()
         .iter()
-        .map(|k| format!("`{}` ({})", k.name(), k.about()))
+        .map(|k| match k.alias() {
+            Some(alias) => format!("`{}` / `{alias}` ({})", k.name(), k.about()),
+            None => format!("`{}` ({})", k.name(), k.about()),
+        })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The README's key-table row for `lab.server`, generated from the kinds
+/// (`scripts/update-readme --kinds` writes it; a test checks the README holds it).
+pub fn readme_row() -> String {
+    format!(
+        "| `lab.server` | what is at `{{target}}`: {} |",
+        table_text()
+    )
 }

@@ -527,3 +527,21 @@ fn a_plain_peer_serves_what_the_test_starts(lab: &Lab) -> Result<(), Box<dyn std
 }
 
 netclaim_lab::main!();
+
+#[netclaim_lab::test(lab = Lab::builder().serve(kind::RstAfterHandshake, 8080))]
+fn an_rst_after_handshake_server_accepts_then_resets(lab: &Lab) -> netclaim_lab::Result<()> {
+    use std::io::Read;
+    let target = lab.target().and_then(Target::sock).expect("a TCP target");
+    let read = lab.run(|| -> std::io::Result<usize> {
+        let mut conn = TcpStream::connect(target)?; // the handshake completes
+        conn.set_read_timeout(Some(Duration::from_secs(2)))?;
+        conn.read(&mut [0u8; 16])
+    })?;
+    let err = read.expect_err("the server resets, it sends no data and no FIN");
+    assert_eq!(errno(&err), Some(Errno::ECONNRESET), "{err}");
+    assert_eq!(
+        lab.description(),
+        Some("a server on 127.0.0.1:8080 that accepts and resets each connection at once (SO_LINGER 0, close)")
+    );
+    Ok(())
+}

@@ -390,6 +390,9 @@ fn describe_lab(spec: &spec::ClaimSpec) -> String {
         Server::DiesAfterHandshake => format!(
             "client namespace 192.0.2.1 on veth to a host 192.0.2.2 that accepts on port {port}, then drops every packet"
         ),
+        Server::RstAfterHandshake => format!(
+            "one namespace, a server on 127.0.0.1:{port} that accepts and resets each connection"
+        ),
     }];
     if lab.family == crate::spec::Family::Ipv6 {
         parts[0] = parts[0]

@@ -96,6 +96,7 @@ pub(crate) fn build(
         ),
         Server::Unroutable => builder.serve(kind::Unroutable, port),
         Server::DiesAfterHandshake => builder.serve(kind::DiesAfterHandshake, port),
+        Server::RstAfterHandshake => builder.serve(kind::RstAfterHandshake, port),
     };
     let built = match builder.build() {
         Ok(built) => built,

@@ -78,6 +78,8 @@ pub enum Server {
     /// A peer namespace over veth (192.0.2.2) that accepts the connection and then drops
     /// every packet: a host that died after the handshake.
     DiesAfterHandshake,
+    /// A listener that accepts each connection and resets it at once (RST).
+    RstAfterHandshake,
 }
 
 /// A unit variant's name as the file writes it (`"dies-after-handshake"`).
@@ -90,7 +92,7 @@ pub(super) fn serde_kebab<T: Serialize>(value: &T) -> String {
 
 impl Server {
     /// Every kind's name, for messages.
-    pub const NAMES: &'static str = "none | drop-syn | blackhole | refuse | silent | never-accept | never-accept-unix | http | reject | unroutable | dies-after-handshake";
+    pub const NAMES: &'static str = "none | drop-syn | blackhole | refuse | silent | never-accept | never-accept-unix | http | reject | unroutable | dies-after-handshake | rst-after-handshake";
 
     /// The port of `{target}` when the file names none.
     pub fn default_port(self) -> u16 {
