@@ -116,6 +116,16 @@ pub fn link_rtt(spec: &ClaimSpec) -> Duration {
     })
 }
 
+/// How long a tool with `tries` tries of `per_try` each runs: one try, or wget's tries
+/// with its backoff between them.
+fn over_tries(tries: usize, per_try: Duration) -> Duration {
+    if tries > 1 {
+        tools::wget_total(tries, per_try, tools::WGET_WAITRETRY)
+    } else {
+        per_try
+    }
+}
+
 /// Predicts how the run of `spec` ends, given the sysctls in force, the command line
 /// after placeholders and the tool's `--version` line as recorded (what it prints may
 /// depend on it; when it ends does not).
@@ -162,14 +172,13 @@ pub fn plan(
     // 1.2 s away).
     let rtt = link_rtt(spec);
     let own_connect = program.and_then(|p| tools::connect_deadline(p, argv, target, version));
-    if let Some((deadline, failure)) = own_connect.filter(|(d, _)| !rtt.is_zero() && *d < rtt) {
+    if let Some((deadline, failure)) = own_connect
+        .clone()
+        .filter(|(d, _)| !rtt.is_zero() && *d < rtt)
+    {
         if !server.drops_syns() {
             let model = model_of(in_force);
-            plan.ends_after = Some(if tries > 1 {
-                tools::wget_total(tries, deadline, tools::WGET_WAITRETRY)
-            } else {
-                deadline
-            });
+            plan.ends_after = Some(over_tries(tries, deadline));
             plan.end = End::ToolConnect {
                 deadline,
                 failure: Some(failure),
@@ -187,7 +196,7 @@ pub fn plan(
         }
         let schedule = model.schedule();
         let own = match program {
-            Some(p) => tools::connect_deadline(p, argv, target, version).map(|(d, f)| (d, Some(f))),
+            Some(_) => own_connect.map(|(d, f)| (d, Some(f))),
             None => declared.map(|d| (d, None)),
         };
         let (end, per_try) = match own {
@@ -203,11 +212,7 @@ pub fn plan(
             }
             _ => (End::Kernel, schedule.give_up),
         };
-        plan.ends_after = Some(if tries > 1 {
-            tools::wget_total(tries, per_try, tools::WGET_WAITRETRY)
-        } else {
-            per_try
-        });
+        plan.ends_after = Some(over_tries(tries, per_try));
         plan.end = end;
         plan.schedule = Some(schedule);
         plan.model = Some(model);
@@ -230,11 +235,7 @@ pub fn plan(
             };
             match own {
                 Some((deadline, failure)) => {
-                    plan.ends_after = Some(if tries > 1 {
-                        tools::wget_total(tries, deadline, tools::WGET_WAITRETRY)
-                    } else {
-                        deadline
-                    });
+                    plan.ends_after = Some(over_tries(tries, deadline));
                     plan.end = End::ToolRead { deadline, failure };
                 }
                 None => plan.end = End::Blocks,
