@@ -600,7 +600,7 @@ mod tests {
                         } else {
                             "net"
                         }
-                        && [" Linux ", "man-pages ", "curl ", "RFC "]
+                        && [" Linux ", "man-pages ", "curl ", "MariaDB ", "Wget ", "RFC "]
                             .iter()
                             .any(|v| c.source.contains(v)),
                     "{}: a {} claim has its catalog's id prefix and cites its document with \

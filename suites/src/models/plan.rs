@@ -234,7 +234,16 @@ pub fn plan(
                 }),
             };
             match own {
-                Some((deadline, failure)) => {
+                Some((own, failure)) => {
+                    // A read timer starts once the connection is up: over a wire, one
+                    // round trip after the first SYN (mysql --connect-timeout=2 to a peer
+                    // 0.8 s away gives up after 2.8 s, a fresh 2 s for the greeting).
+                    // curl's --max-time alone counts from the start.
+                    let deadline = if program == Some(Program::Curl) {
+                        own
+                    } else {
+                        rtt + own
+                    };
                     plan.ends_after = Some(over_tries(tries, deadline));
                     plan.end = End::ToolRead { deadline, failure };
                 }
@@ -275,6 +284,42 @@ mod tests {
             } => assert_eq!((deadline, f.exit), (Duration::from_secs(1), 28)),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// mysql --connect-timeout=2 to a silent server 0.8 s away: connected after one round
+    /// trip, then a fresh 2 s for the greeting (2.8 s); curl --max-time counts from the
+    /// start.
+    #[test]
+    fn a_read_deadline_over_a_wire_starts_when_the_connection_is_up() {
+        let plan_of = |argv: &[&str]| {
+            let quoted: Vec<String> = argv.iter().map(|a| format!("{a:?}")).collect();
+            let spec = spec_of(&format!(
+                "lab = {{ server = \"silent\", port = 3306, link = {{ delay = \"400ms\" }} }}\n\
+                 run = {{ command = [{}] }}\n\
+                 expect = {{ exit = 1 }}\n",
+                quoted.join(", ")
+            ));
+            let argv: Vec<String> = argv.iter().map(|a| a.to_string()).collect();
+            plan(
+                &spec,
+                &in_force(&[]),
+                &argv,
+                None,
+                Some("mysql  Ver 15.1 Distrib 10.11.6-MariaDB"),
+            )
+        };
+        let mysql = plan_of(&[
+            "mysql",
+            "-h",
+            "{ip}",
+            "--connect-timeout=2",
+            "-e",
+            "SELECT 1",
+        ]);
+        assert!(matches!(mysql.end, End::ToolRead { .. }), "{:?}", mysql.end);
+        assert_eq!(mysql.ends_after, Some(Duration::from_millis(2800)));
+        let curl = plan_of(&["curl", "-m", "2", "http://{target}/"]);
+        assert_eq!(curl.ends_after, Some(Duration::from_secs(2)));
     }
 
     // `check` hung on these: the estimate counted SYNs of 4e9 retries, and wget tries by
