@@ -20,7 +20,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV
 use std::path::PathBuf;
 use std::time::Duration;
 
-use netclaim_fixtures::http::{SlowBodyServer, Trickle};
+use netclaim_fixtures::http::{SlowBodyServer, Trickle as HttpBody};
 use netclaim_fixtures::server::{NoAcceptListener, SilentServer, UnixNoAcceptListener};
 use netclaim_harness::tmp::TempDir;
 use netclaim_harness::{Error, NetNs, Result};
@@ -512,18 +512,72 @@ impl Kind for Http {
     fn start(&self, site: &Site<'_>) -> Result<Started> {
         let addr = site.v4(self)?;
         let body = Self::BODY.len() as u64;
-        let trickle = Trickle {
+        let all_at_once = HttpBody {
             content_length: body,
             initial: body,
             chunk: body,
             interval: Duration::ZERO,
         };
-        let server = SlowBodyServer::start(site.server, addr, trickle)?;
-        Ok(Started::at(
+        http_server(
             site,
+            all_at_once,
             format!("an HTTP server on {addr} answering 200 OK with {body} bytes"),
         )
-        .holding(server))
+    }
+}
+
+/// A [`SlowBodyServer`] at the site's address sending `body`, described as `what`.
+fn http_server(site: &Site<'_>, body: HttpBody, what: String) -> Result<Started> {
+    let server = SlowBodyServer::start(site.server, site.v4(&Http)?, body)?;
+    Ok(Started::at(site, what).holding(server))
+}
+
+/// An HTTP server that answers `200 OK` with its headers at once (`Content-Length:
+/// bytes`) and then its body one byte every `every`, the first `every` after the headers;
+/// the connection stays open after the last byte until the client closes it. A client's
+/// idle (read) timeout shorter than `every` ends the transfer before the first byte; a
+/// longer one sees the whole body, `bytes × every` after the headers.
+#[derive(Debug, Clone, Copy)]
+pub struct Trickle {
+    /// The time between two body bytes (and from the headers to the first).
+    pub every: Duration,
+    /// The body's length.
+    pub bytes: u64,
+}
+
+impl Default for Trickle {
+    fn default() -> Self {
+        Self {
+            every: Duration::from_secs(1),
+            bytes: 4,
+        }
+    }
+}
+
+impl Kind for Trickle {
+    fn name(&self) -> &'static str {
+        "trickle"
+    }
+    fn about(&self) -> &'static str {
+        "answers `200 OK` with its headers, then its body one byte every `lab.trickle.every`"
+    }
+    fn start(&self, site: &Site<'_>) -> Result<Started> {
+        let addr = site.v4(self)?;
+        let byte_by_byte = HttpBody {
+            content_length: self.bytes,
+            initial: 0,
+            chunk: 1,
+            interval: self.every,
+        };
+        http_server(
+            site,
+            byte_by_byte,
+            format!(
+                "an HTTP server on {addr} answering 200 OK with Content-Length {} at once, then one byte every {} ms",
+                self.bytes,
+                self.every.as_millis()
+            ),
+        )
     }
 }
 
@@ -541,6 +595,7 @@ pub fn all() -> Vec<Box<dyn Kind>> {
         Box::new(Unroutable),
         Box::new(DiesAfterHandshake),
         Box::new(RstAfterHandshake),
+        Box::new(Trickle::default()),
     ]
 }
 

@@ -465,6 +465,43 @@ fn http_answers_200(lab: &Lab) -> netclaim_lab::Result<()> {
     Ok(())
 }
 
+/// The trickle server's headers come at once, each body byte `every` after the last.
+#[netclaim_lab::test(lab = Lab::builder().serve(kind::Trickle { every: Duration::from_millis(200), bytes: 3 }, 8080))]
+fn trickle_sends_a_byte_every_interval(lab: &Lab) -> netclaim_lab::Result<()> {
+    let (head, gaps) = lab
+        .run(|| -> std::io::Result<(String, Vec<Duration>)> {
+            let mut s = TcpStream::connect(lab.addr(8080))?;
+            s.write_all(b"GET / HTTP/1.0\r\nHost: lab\r\n\r\n")?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            let mut head = Vec::new();
+            let mut buf = [0; 512];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf)? {
+                    0 => break,
+                    n => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let mut last = Instant::now();
+            let mut gaps = Vec::new();
+            for _ in 0..3 {
+                let mut one = [0; 1];
+                s.read_exact(&mut one)?;
+                gaps.push(last.elapsed());
+                last = Instant::now();
+            }
+            Ok((String::from_utf8_lossy(&head).into_owned(), gaps))
+        })?
+        .map_err(|e| netclaim_lab::Error::io("read", "trickle", e))?;
+    assert!(head.contains("Content-Length: 3\r\n"), "{head}");
+    for g in &gaps {
+        assert!(
+            *g >= Duration::from_millis(190) && *g < Duration::from_millis(400),
+            "{gaps:?}"
+        );
+    }
+    Ok(())
+}
+
 /// Behind a wire the target is on the peer, and so is its server.
 #[netclaim_lab::test(lab = Lab::builder().serve(kind::Silent, 8080).link(WireSpec::default()))]
 fn behind_a_wire_the_server_is_on_the_peer(lab: &Lab) -> netclaim_lab::Result<()> {

@@ -393,6 +393,17 @@ fn describe_lab(spec: &spec::ClaimSpec) -> String {
         Server::RstAfterHandshake => format!(
             "one namespace, a server on 127.0.0.1:{port} that accepts and resets each connection"
         ),
+        Server::Trickle => {
+            let t = lab.trickle.unwrap_or(crate::spec::TrickleSpec {
+                every: crate::spec::Span(std::time::Duration::from_secs(1)),
+                bytes: 4,
+            });
+            format!(
+                "one namespace, an HTTP server on 127.0.0.1:{port} whose {}-byte body comes one byte every {} ms",
+                t.bytes,
+                t.every.0.as_millis()
+            )
+        }
     }];
     if lab.family == crate::spec::Family::Ipv6 {
         parts[0] = parts[0]
@@ -600,9 +611,16 @@ mod tests {
                         } else {
                             "net"
                         }
-                        && [" Linux ", "man-pages ", "curl ", "MariaDB ", "Wget ", "RFC "]
-                            .iter()
-                            .any(|v| c.source.contains(v)),
+                        && [
+                            " Linux ",
+                            "man-pages ",
+                            "curl ",
+                            "MariaDB ",
+                            "Wget ",
+                            "RFC "
+                        ]
+                        .iter()
+                        .any(|v| c.source.contains(v)),
                     "{}: a {} claim has its catalog's id prefix and cites its document with \
                      its version (kernel, man-pages, tool) or RFC: {}",
                     c.id,

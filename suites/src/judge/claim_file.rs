@@ -461,6 +461,19 @@ fn judge_lab(
             expected.value = Some("still blocked when killed".into());
         }
         End::Completes => {
+            // A served body that takes time (the trickle server): the tool closes once
+            // its last byte is in.
+            if let Some(done) = plan.ends_after {
+                check_timing(
+                    o,
+                    Against::Model,
+                    &what("the whole body read, then the tool's FIN (from the first SYN)"),
+                    done,
+                    netclaim_harness::tolerance::tool_deadline_window(done),
+                    &run.until_close(),
+                );
+                expected = expected.duration(done);
+            }
             if is_command {
                 check_eq(
                     o,

@@ -97,6 +97,18 @@ pub(crate) fn build(
         Server::Unroutable => builder.serve(kind::Unroutable, port),
         Server::DiesAfterHandshake => builder.serve(kind::DiesAfterHandshake, port),
         Server::RstAfterHandshake => builder.serve(kind::RstAfterHandshake, port),
+        Server::Trickle => {
+            let t = lab
+                .trickle
+                .context("lab.server = \"trickle\" needs lab.trickle")?;
+            builder.serve(
+                kind::Trickle {
+                    every: t.every.0,
+                    bytes: t.bytes,
+                },
+                port,
+            )
+        }
     };
     let built = match builder.build() {
         Ok(built) => built,

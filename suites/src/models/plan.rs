@@ -11,7 +11,7 @@ use netclaim_harness::sysctl::knob;
 
 use crate::models::connection::{self, Rejection};
 use crate::models::tools::{self, Failure, Program};
-use crate::spec::{ClaimSpec, Client, Server};
+use crate::spec::{ClaimSpec, Client, Server, TrickleSpec};
 
 /// How the model predicts the action ends.
 #[derive(Debug, Clone, PartialEq)]
@@ -250,9 +250,46 @@ pub fn plan(
                 None => plan.end = End::Blocks,
             }
         }
+        Server::Trickle if client.is_none() => match (program, spec.lab.trickle) {
+            (Some(p), Some(t)) => trickle(&mut plan, p, argv, t, link_rtt(spec)),
+            _ => plan.end = End::Completes,
+        },
         _ => plan.end = End::Completes,
     }
     plan
+}
+
+/// A tool against the trickle server, its times from the first SYN: the headers arrive
+/// two round trips in (the handshake's, then the request's), each body byte `every`
+/// after the one before (the first `every` after the headers). An idle timeout
+/// shorter than `every` passes before the first byte, with 0 bytes read; a longer one
+/// is started again by every byte and the whole body comes in, `bytes × every` after the
+/// headers, unless a deadline for the whole transfer (curl `--max-time`) passes first.
+fn trickle(plan: &mut Plan, program: Program, argv: &[String], t: TrickleSpec, rtt: Duration) {
+    let headers_in = rtt * 2;
+    let done = headers_in + t.body_time();
+    let retrying = plan.tries > 1;
+    let stalls = tools::idle_read_timeout(program, argv)
+        .filter(|idle| *idle < t.every.0)
+        .and_then(|idle| {
+            let failure = tools::body_timed_out(program, 0, t.bytes, retrying)?;
+            Some((headers_in + idle, failure))
+        });
+    let cut = tools::transfer_deadline(program, argv).filter(|(d, _)| *d < done);
+    let end = match (stalls, cut) {
+        (Some(s), Some(c)) => Some(if c.0 < s.0 { c } else { s }),
+        (s, c) => s.or(c),
+    };
+    match end {
+        Some((deadline, failure)) => {
+            plan.ends_after = Some(over_tries(plan.tries, deadline));
+            plan.end = End::ToolRead { deadline, failure };
+        }
+        None => {
+            plan.ends_after = Some(done);
+            plan.end = End::Completes;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -320,6 +357,72 @@ mod tests {
         assert_eq!(mysql.ends_after, Some(Duration::from_millis(2800)));
         let curl = plan_of(&["curl", "-m", "2", "http://{target}/"]);
         assert_eq!(curl.ends_after, Some(Duration::from_secs(2)));
+    }
+
+    /// wget --read-timeout=2 against a byte every second reads the 4-byte body to its end
+    /// (exit 0, two round trips and 4 s after the first SYN); against a byte every 3 s
+    /// it gives up 2 s after the headers with 0 bytes read (exit 4).
+    #[test]
+    fn wget_read_timeout_against_a_trickle_is_an_idle_timeout() {
+        let plan_at = |every: &str| {
+            let spec = spec_of(&format!(
+                "lab = {{ server = \"trickle\", trickle = {{ every = \"{every}\" }}, link = {{ delay = \"10ms\" }} }}\n\
+                 run = {{ command = [\"wget\", \"-t\", \"1\", \"--read-timeout=2\", \"http://{{target}}/\"] }}\n\
+                 expect = {{ exit = 0 }}\n"
+            ));
+            let argv: Vec<String> = [
+                "wget",
+                "-t",
+                "1",
+                "--read-timeout=2",
+                "http://192.0.2.2:8080/",
+            ]
+            .map(String::from)
+            .to_vec();
+            plan(&spec, &in_force(&[]), &argv, None, None)
+        };
+        let p = plan_at("1s");
+        assert_eq!(p.end, End::Completes);
+        assert_eq!(p.ends_after, Some(Duration::from_millis(4040)));
+        let p = plan_at("3s");
+        match p.end {
+            End::ToolRead { deadline, failure } => {
+                assert_eq!(deadline, Duration::from_millis(2040));
+                assert_eq!(failure.exit, 4);
+                assert_eq!(
+                    failure.messages,
+                    vec!["Read error at byte 0/4 (Connection timed out). Giving up.".to_owned()]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(p.ends_after, Some(Duration::from_millis(2040)));
+        // The same idle timeout with 3 tries: each try stalls, wget waits 1 s, then 2 s.
+        let spec = spec_of(
+            "lab = { server = \"trickle\", trickle = { every = \"3s\" } }\n\
+             run = { command = [\"wget\", \"-t\", \"3\", \"-T\", \"2\", \"http://{target}/\"] }\n\
+             expect = { exit = 4 }\n",
+        );
+        let argv: Vec<String> = ["wget", "-t", "3", "-T", "2", "http://127.0.0.1:8080/"]
+            .map(String::from)
+            .to_vec();
+        let p = plan(&spec, &in_force(&[]), &argv, None, None);
+        assert_eq!(p.ends_after, Some(Duration::from_secs(9)));
+        // curl --max-time 2 has no idle timeout: it is cut 2 s in, whatever the gaps.
+        let spec = spec_of(
+            "lab = { server = \"trickle\", trickle = { every = \"1s\" } }\n\
+             run = { command = [\"curl\", \"-m\", \"2\", \"http://{target}/\"] }\n\
+             expect = { exit = 28 }\n",
+        );
+        let argv: Vec<String> = ["curl", "-m", "2", "http://127.0.0.1:8080/"]
+            .map(String::from)
+            .to_vec();
+        let p = plan(&spec, &in_force(&[]), &argv, None, None);
+        assert!(
+            matches!(&p.end, End::ToolRead { deadline, failure } if *deadline == Duration::from_secs(2) && failure.exit == 28),
+            "{:?}",
+            p.end
+        );
     }
 
     // `check` hung on these: the estimate counted SYNs of 4e9 retries, and wget tries by

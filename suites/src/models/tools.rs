@@ -365,11 +365,12 @@ pub fn read_deadline(
         Program::Curl => seconds(argv, &["--max-time", "-m"])
             .map(|d| (d, Failure::new(28, "Operation timed out after"))),
         // --read-timeout (default 900 s), or --timeout / -T.
-        Program::Wget => Some((
-            seconds(argv, &["--read-timeout", "--timeout", "-T"])
-                .unwrap_or(Duration::from_secs(900)),
-            Failure::new(4, "Read error (Connection timed out) in headers."),
-        )),
+        Program::Wget => idle_read_timeout(program, argv).map(|d| {
+            (
+                d,
+                Failure::new(4, "Read error (Connection timed out) in headers."),
+            )
+        }),
         // -w also closes an idle connection: a silent close, exit 0.
         Program::Nc => seconds(argv, &["-w"]).map(|d| {
             (
@@ -397,6 +398,50 @@ pub fn read_deadline(
         Program::Rsync | Program::Telnet => None,
     };
     found.map(|(d, f)| (d, as_printed(program, argv, f)))
+}
+
+/// wget's read timeout when none is given (`--read-timeout`, wget(1): 900 seconds).
+pub const WGET_READ_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// The tool's idle timeout while it reads a response: how long it waits for the next
+/// bytes, started again by each read that returns some (not a deadline for the whole
+/// transfer); `None` when it has none. wget(1): `--read-timeout`, "the amount of time
+/// in seconds to wait for data", default 900 s, or `--timeout` / `-T`; src/connect.c
+/// fd_read() selects for that long before every read.
+pub fn idle_read_timeout(program: Program, argv: &[String]) -> Option<Duration> {
+    match program {
+        Program::Wget => {
+            Some(seconds(argv, &["--read-timeout", "--timeout", "-T"]).unwrap_or(WGET_READ_TIMEOUT))
+        }
+        _ => None,
+    }
+}
+
+/// The tool's deadline for a whole transfer, from its start: curl's `--max-time`.
+pub fn transfer_deadline(program: Program, argv: &[String]) -> Option<(Duration, Failure)> {
+    match program {
+        Program::Curl => seconds(argv, &["--max-time", "-m"])
+            .map(|d| (d, Failure::new(28, "Operation timed out after"))),
+        _ => None,
+    }
+}
+
+/// What `program` reports when its idle timeout passes in a response body, `got` of
+/// `total` bytes in, with tries left (`retrying`) or not. wget, src/http.c: "Read error
+/// at byte got/total (strerror). " then "Retrying." or "Giving up.", exit 4 (network
+/// failure).
+pub fn body_timed_out(program: Program, got: u64, total: u64, retrying: bool) -> Option<Failure> {
+    match program {
+        Program::Wget => Some(Failure::new(
+            4,
+            format!(
+                "Read error at byte {got}/{total} ({}). {}",
+                strerror(Errno::ETIMEDOUT),
+                if retrying { "Retrying." } else { "Giving up." }
+            ),
+        )),
+        _ => None,
+    }
 }
 
 /// wget's `--waitretry` default: a linear back-off of 1, 2, … s between tries, capped.
@@ -580,6 +625,35 @@ mod tests {
         assert_eq!(
             connect_deadline(Program::Curl, &a, T, None).unwrap().0,
             Duration::from_secs(3)
+        );
+    }
+
+    #[test]
+    fn wget_read_timeout_is_idle_and_reports_the_bytes_read() {
+        let a = argv("wget -t 1 --read-timeout=2 -O /dev/null http://x/");
+        assert_eq!(
+            idle_read_timeout(Program::Wget, &a),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            idle_read_timeout(Program::Wget, &argv("wget http://x/")),
+            Some(Duration::from_secs(900))
+        );
+        assert_eq!(idle_read_timeout(Program::Curl, &argv("curl -m 2 x")), None);
+        assert_eq!(
+            transfer_deadline(Program::Curl, &argv("curl -m 2 x")).map(|d| d.0),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            body_timed_out(Program::Wget, 0, 4, false),
+            Some(Failure::new(
+                4,
+                "Read error at byte 0/4 (Connection timed out). Giving up."
+            ))
+        );
+        assert_eq!(
+            body_timed_out(Program::Wget, 3, 10, true).unwrap().messages[0],
+            "Read error at byte 3/10 (Connection timed out). Retrying."
         );
     }
 

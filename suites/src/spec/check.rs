@@ -6,6 +6,9 @@ use super::{
     SocketSpec, Texts, Value,
 };
 
+/// The longest body a trickle server may take: a claim's run must end.
+const MAX_TRICKLE: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// The most values a sweep may have.
 pub const MAX_SWEEP_VALUES: usize = 1000;
 
@@ -458,6 +461,23 @@ fn validate_docs_keys(spec: &ClaimSpec, problems: &mut Vec<String>) {
                 "lab.reject_with {w:?} is not one of tcp-reset, icmp-net-unreachable, icmp-host-unreachable, icmp-proto-unreachable, icmp-port-unreachable, icmp-net-prohibited, icmp-host-prohibited, icmp-admin-prohibited"
             ))
         }
+        _ => {}
+    }
+    match (&lab.trickle, lab.server) {
+        (None, Server::Trickle) => problems.push(
+            "lab.server = \"trickle\" needs lab.trickle (`{ every = \"1s\", bytes = 4 }`: a body byte every second, 4 in all)".into(),
+        ),
+        (Some(_), s) if s != Server::Trickle => {
+            problems.push("lab.trickle applies to lab.server = \"trickle\"".into())
+        }
+        (Some(t), _) if t.every.0.is_zero() || t.bytes == 0 => problems.push(
+            "lab.trickle: every and bytes must be above zero (a body that trickles)".into(),
+        ),
+        (Some(t), _) if t.body_time() > MAX_TRICKLE => problems.push(format!(
+            "lab.trickle: {} bytes one every {} ms take longer than an hour",
+            t.bytes,
+            t.every.0.as_millis()
+        )),
         _ => {}
     }
     if let Some(run) = &spec.run {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::link::{LinkSpec, RuleSpec};
-use super::{Family, Value};
+use super::{Family, Span, Value};
 
 /// The lab a claim builds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -46,6 +46,35 @@ pub struct LabSpec {
     /// window, a reset after N bytes ([`RuleSpec`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<RuleSpec>,
+    /// For `server = "trickle"`: how its response body trickles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trickle: Option<TrickleSpec>,
+}
+
+/// `lab.trickle = { every = "1s", bytes = 4 }`: the trickle server sends its headers
+/// (with `Content-Length: bytes`) at once, then the body one byte every `every`, the
+/// first `every` after the headers: the whole body takes `bytes × every`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrickleSpec {
+    /// The time between two body bytes (and from the headers to the first).
+    pub every: Span,
+    /// The body's length (default 4).
+    #[serde(default = "TrickleSpec::default_bytes")]
+    pub bytes: u64,
+}
+
+impl TrickleSpec {
+    fn default_bytes() -> u64 {
+        4
+    }
+
+    /// The time from the headers to the last byte.
+    pub fn body_time(&self) -> std::time::Duration {
+        self.every
+            .0
+            .saturating_mul(u32::try_from(self.bytes).unwrap_or(u32::MAX))
+    }
 }
 
 /// What a lab puts at `{target}`.
@@ -80,6 +109,9 @@ pub enum Server {
     DiesAfterHandshake,
     /// A listener that accepts each connection and resets it at once (RST).
     RstAfterHandshake,
+    /// An HTTP server that answers with its headers at once and then its body one byte
+    /// every `lab.trickle.every`.
+    Trickle,
 }
 
 /// A unit variant's name as the file writes it (`"dies-after-handshake"`).
@@ -92,7 +124,7 @@ pub(super) fn serde_kebab<T: Serialize>(value: &T) -> String {
 
 impl Server {
     /// Every kind's name, for messages.
-    pub const NAMES: &'static str = "none | drop-syn | blackhole | refuse | silent | never-accept | never-accept-unix | http | reject | unroutable | dies-after-handshake | rst-after-handshake";
+    pub const NAMES: &'static str = "none | drop-syn | blackhole | refuse | silent | never-accept | never-accept-unix | http | reject | unroutable | dies-after-handshake | rst-after-handshake | trickle";
 
     /// The port of `{target}` when the file names none.
     pub fn default_port(self) -> u16 {

@@ -322,6 +322,7 @@ pub const LINKED_SERVERS: &[Server] = &[
     Server::NeverAccept,
     Server::Http,
     Server::DiesAfterHandshake,
+    Server::Trickle,
 ];
 
 fn faults(keys: [&FaultKeys; 2]) -> Faults {

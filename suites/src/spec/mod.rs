@@ -98,7 +98,7 @@ pub(crate) use duration::number_and_unit;
 pub use duration::{Span, ToleranceSpec};
 pub use expect::{errno_by_name, CountSpec, ErrnoSpec, ExpectSpec, ModelSpec, Texts, Value};
 use lab::serde_kebab;
-pub use lab::{LabSpec, Server};
+pub use lab::{LabSpec, Server, TrickleSpec};
 #[cfg(test)]
 pub(crate) use parse::parse_unvalidated;
 pub use parse::{files_at, load, parse, Located, Origin, SpecError};

@@ -142,6 +142,43 @@ fn the_docs_keys_are_checked() {
             "lab = { server = \"reject\", reject_with = \"icmp-bogus\" }\nrun = { client = \"connect\" }\n",
         ));
     assert!(e.contains("is not one of tcp-reset"), "{e}");
+    for (lab, needle) in [
+        ("server = \"trickle\"", "needs lab.trickle"),
+        (
+            "server = \"http\", trickle = { every = \"1s\" }",
+            "lab.trickle applies to lab.server = \"trickle\"",
+        ),
+        (
+            "server = \"trickle\", trickle = { every = \"0s\" }",
+            "every and bytes must be above zero",
+        ),
+        (
+            "server = \"trickle\", trickle = { every = \"1s\", bytes = 0 }",
+            "every and bytes must be above zero",
+        ),
+        (
+            "server = \"trickle\", trickle = { every = \"2s\", bytes = 1801 }",
+            "take longer than an hour",
+        ),
+        (
+            "server = \"trickle\", trickle = { every = \"1s\", size = 3 }",
+            "unknown key `size`",
+        ),
+    ] {
+        let e = all(&claim(&format!(
+            "lab = {{ {lab} }}\nrun = {{ command = [\"wget\", \"http://{{target}}/\"] }}\nexpect = {{ exit = 0 }}\n"
+        )));
+        assert!(e.contains(needle), "{lab}: {e}");
+    }
+    let ok = parse(
+        &claim("lab = { server = \"trickle\", trickle = { every = \"1s\" }, link = { delay = \"10ms\" } }\nrun = { command = [\"wget\", \"http://{target}/\"] }\nexpect = { exit = 0 }\n"),
+        &origin(),
+    )
+    .expect("a trickle lab behind a link");
+    assert_eq!(
+        ok[0].spec.lab.trickle.map(|t| (t.every.0, t.bytes)),
+        Some((std::time::Duration::from_secs(1), 4))
+    );
     let e = all(&claim(
         "lab = { server = \"blackhole\", family = \"ipv6\" }\nrun = { client = \"connect\" }\n",
     ));
