@@ -18,6 +18,7 @@ pub mod link;
 pub mod model;
 pub mod netns;
 pub mod owner;
+pub mod persist;
 pub mod pidns;
 pub mod privilege;
 pub mod resource;

@@ -471,6 +471,10 @@ fn describe_action(spec: &spec::ClaimSpec) -> String {
             "connect(){}, close(), look the socket up (sock_diag) until it is gone",
             socket_text(&run.socket)
         ),
+        (None, Some(Client::Stream)) => format!(
+            "connect(){}; write until the connection fails (the peer's window is 0)",
+            socket_text(&run.socket)
+        ),
         (None, Some(Client::SynOnly)) => {
             "one SYN from a raw socket, never answered; look the request up (sock_diag)".into()
         }

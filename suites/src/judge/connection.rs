@@ -120,6 +120,7 @@ pub fn judge(
         Client::Send => "transmissions of the data segment (original, probe, retransmissions)",
         Client::Idle => "keepalive probes",
         Client::SynOnly => "SYN-ACKs",
+        Client::Stream => "the first data segment, then the window probes",
         _ => "",
     };
     if let (Some(model), Some(kernel)) = (p.rto, rec.kernel_rto_us) {
@@ -134,7 +135,7 @@ pub fn judge(
         }
     }
     match client {
-        Client::Send | Client::Idle | Client::SynOnly => {
+        Client::Send | Client::Idle | Client::SynOnly | Client::Stream => {
             check_eq(
                 o,
                 Against::Model,
@@ -207,6 +208,13 @@ pub fn judge(
                     p.rto.map_or(0, |r| r.as_millis())
                 ),
                 Client::Idle => format!("{n} keepalive probes"),
+                Client::Stream => format!(
+                    "{} window probes (probe0 base {} ms)",
+                    n.saturating_sub(1),
+                    p.rto.map_or(0, |r| r
+                        .max(netclaim_harness::timers::TCP_RTO_MIN)
+                        .as_millis())
+                ),
                 _ => format!("{n} SYN-ACKs"),
             });
         }
@@ -317,7 +325,7 @@ pub fn judge(
     if gives_up {
         let w = window(p.schedule.give_up, &p.intervals, hz);
         let label = match client {
-            Client::Send | Client::Idle => {
+            Client::Send | Client::Idle | Client::Stream => {
                 "the connection fails (from the send, or from the handshake)"
             }
             Client::Close => "the orphan's FIN_WAIT_2 ends (its timer, from the ACK of the FIN)",
@@ -463,9 +471,14 @@ pub fn check_first_retransmission(
 fn observed_text(client: Option<Client>, rec: &AfterRecord) -> String {
     let n = rec.sent_us.len();
     match client {
-        Some(Client::Send) => format!(
-            "{} retransmissions of the data segment{}",
+        Some(c @ (Client::Send | Client::Stream)) => format!(
+            "{} {}{}",
             n.saturating_sub(1),
+            if c == Client::Send {
+                "retransmissions of the data segment"
+            } else {
+                "window probes"
+            },
             match (rec.rtt_us, rec.kernel_rtt_us) {
                 (Some(w), Some(k)) => format!(", RTT {w} µs on the wire, {k} µs by the kernel"),
                 (Some(w), None) => format!(", RTT {w} µs on the wire"),

@@ -78,7 +78,7 @@ pub(crate) fn act(
     let run = spec.run.as_ref().context("a lab without an action")?;
     let after_client = matches!(
         run.client,
-        Some(Client::Send | Client::Idle | Client::Close | Client::SynOnly)
+        Some(Client::Send | Client::Idle | Client::Close | Client::SynOnly | Client::Stream)
     );
     // Clients after the SYN and rejections need every segment (data, probes, ICMP).
     let every_segment = after_client || spec.lab.server == Server::Reject;
@@ -175,7 +175,13 @@ pub(crate) fn act(
             record.duration_us = micros(out.duration);
             record.evidence.push_str(&out.to_string());
         }
-        (None, Some(c @ (Client::Send | Client::Idle | Client::Close | Client::SynOnly))) => {
+        (
+            None,
+            Some(
+                c
+                @ (Client::Send | Client::Idle | Client::Close | Client::SynOnly | Client::Stream),
+            ),
+        ) => {
             let addr = built
                 .target
                 .sock()

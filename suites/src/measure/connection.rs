@@ -36,6 +36,8 @@ impl AfterRecord {
 pub const RAW_PORT: u16 = 40999;
 /// Bytes the `send` client writes.
 pub const SEND_BYTES: usize = 100;
+/// Bytes the `stream` client offers in one write() (and its SO_SNDBUF).
+pub const STREAM_BYTES: usize = 256 * 1024;
 
 /// The socket options of a spec.
 pub fn sock_opts(s: &SocketSpec) -> SockOpts {
@@ -114,6 +116,40 @@ pub fn act(
                 at
             };
             Ok((errno, at, what, rec))
+        }
+        Client::Stream => {
+            let o = conn::connect_with(ns, target, &opts)?;
+            let Some(socket) = o.socket else {
+                return Ok((o.errno(), o.duration, "connect() failed".into(), rec));
+            };
+            let info = conn::tcp_info(&socket)?;
+            rec.kernel_rto_us = Some(micros(info.rto));
+            rec.kernel_rtt_us = Some(micros(info.rtt));
+            // More than the first flight (ten segments) must wait in the send queue
+            // when the window closes, or nothing is left to probe for.
+            socket
+                .set_send_buffer_size(STREAM_BYTES)
+                .context("SO_SNDBUF")?;
+            socket.set_nonblocking(true).context("O_NONBLOCK")?;
+            let started = Instant::now();
+            let written = match std::io::Write::write(&mut &socket, &[b'n'; STREAM_BYTES]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+                Err(e) => return Err(e).context("write() of the stream"),
+            };
+            socket.set_nonblocking(false).context("O_NONBLOCK off")?;
+            let waited = conn::wait_error(&socket, limit)?;
+            rec.late_us = Some(micros(slowness::late_between(started, Instant::now())));
+            rec.gone = waited.is_some();
+            let (errno, at) = waited.unwrap_or((None, started.elapsed()));
+            Ok((
+                errno,
+                at,
+                format!(
+                    "connected to {target}; the peer's window is 0; write({STREAM_BYTES} bytes) took {written}, then wait for the connection's error"
+                ),
+                rec,
+            ))
         }
         Client::Close => {
             let o = conn::connect_with(ns, target, &opts)?;
@@ -264,6 +300,24 @@ pub fn from_wire(
                     .filter(from_client)
                     .filter(|e| e.len > 0 && e.seq == f.seq)
                     .map(|e| e.at)
+                    .collect();
+                rec.sent_late_us = chain_late(&times, None);
+                rec.sent_us = rel(times, f.at);
+            }
+        }
+        Some(Client::Stream) => {
+            // The first data segment, then the window probes: pure ACKs (at snd_una − 1);
+            // the client has nothing else to acknowledge, the peer sends no data.
+            let first = events.iter().filter(from_client).find(|e| e.len > 0);
+            if let Some(f) = first {
+                let times: Vec<Duration> = std::iter::once(f.at)
+                    .chain(
+                        events
+                            .iter()
+                            .filter(from_client)
+                            .filter(|e| e.at > f.at && e.len == 0 && e.flags.0 == 0x10)
+                            .map(|e| e.at),
+                    )
                     .collect();
                 rec.sent_late_us = chain_late(&times, None);
                 rec.sent_us = rel(times, f.at);

@@ -78,7 +78,10 @@ pub fn estimate(spec: &ClaimSpec) -> Duration {
     let Some(run) = &spec.run else {
         return LAB_SETUP;
     };
-    if let Some(c @ (Client::Send | Client::Idle | Client::Close | Client::SynOnly)) = run.client {
+    if let Some(
+        c @ (Client::Send | Client::Idle | Client::Close | Client::SynOnly | Client::Stream),
+    ) = run.client
+    {
         // Its own estimate includes the set-up.
         return connection::estimate(c, spec).saturating_mul(sweep_rounds(spec));
     }
@@ -109,9 +112,9 @@ pub fn limit(spec: &ClaimSpec) -> Duration {
     };
     let argv = run.command.clone().unwrap_or_default();
     let per_value = longest_value(spec, |in_force| match run.client {
-        Some(c @ (Client::Send | Client::Idle | Client::Close | Client::SynOnly)) => {
-            after_limit(run, c, spec)
-        }
+        Some(
+            c @ (Client::Send | Client::Idle | Client::Close | Client::SynOnly | Client::Stream),
+        ) => after_limit(run, c, spec),
         Some(Client::Fill) => fill_wait(spec)
             .saturating_mul(u32::try_from(fill_cap(spec, in_force)).unwrap_or(u32::MAX)),
         // connect() and the exhaust client end when the kernel gives up: the estimate.

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use netclaim_harness::persist::PersistModel;
 use netclaim_harness::timers::{self, KeepaliveModel, RetransModel, Schedule};
 use netclaim_harness::tolerance::{self, kernel_timer_window, Window};
 use nix::errno::Errno;
@@ -199,6 +200,39 @@ pub fn predict(
                     ),
                 },
                 errno: None,
+                rto: Some(rto),
+            }
+        }
+        Client::Stream => {
+            let rto = retrans.rto();
+            let m = PersistModel {
+                hz,
+                rtt: retrans.rtt,
+                rto,
+                retries2: retrans.retries2,
+                user_timeout: retrans.user_timeout,
+            };
+            // Without a user timeout (check refuses it) nothing ends the probing.
+            let p = m.plan(timers::TCP_RTO_MAX);
+            Prediction {
+                inputs: format!(
+                    "RTT {} µs (TCP_INFO) → RTO {} ms → tcp_probe0_base {} ms; the window closes one RTT after the data; window probes one RTT plus base·2^k apart (the backoff capped at tcp_retries2={}); {}",
+                    retrans.rtt.as_micros(),
+                    rto.as_millis(),
+                    p.base.as_millis(),
+                    retrans.retries2,
+                    match retrans.user_timeout {
+                        Some(u) => format!(
+                            "answered probes reset the count, TCP_USER_TIMEOUT {} ms ends it that long after the first probe ({} after the data)",
+                            u.as_millis(),
+                            secs(p.schedule.give_up)
+                        ),
+                        None => "answered probes reset the count: no end".into(),
+                    }
+                ),
+                schedule: p.schedule,
+                intervals: p.intervals,
+                errno: p.gives_up.then_some(Errno::ETIMEDOUT),
                 rto: Some(rto),
             }
         }

@@ -158,7 +158,10 @@ pub fn plan(
         plan.end = End::Exhausts;
         return plan;
     }
-    if let Some(c @ (Client::Send | Client::Idle | Client::Close | Client::SynOnly)) = client {
+    if let Some(
+        c @ (Client::Send | Client::Idle | Client::Close | Client::SynOnly | Client::Stream),
+    ) = client
+    {
         plan.end = End::AfterSyn(c);
         return plan;
     }

@@ -604,6 +604,7 @@ fn validate_run(spec: &ClaimSpec, run: &RunSpec, problems: &mut Vec<String>) {
                 }
                 Client::Send | Client::Idle => spec.lab.server == Server::DiesAfterHandshake,
                 Client::Close => spec.lab.server == Server::Silent,
+                Client::Stream => spec.lab.server == Server::Silent,
                 Client::SynOnly => {
                     matches!(spec.lab.server, Server::NeverAccept | Server::Silent)
                 }
@@ -613,6 +614,18 @@ fn validate_run(spec: &ClaimSpec, run: &RunSpec, problems: &mut Vec<String>) {
                     "run.client = {client:?} does not fit lab.server = {:?}",
                     spec.lab.server
                 ));
+            }
+            let closes_the_window = spec.lab.link.is_some()
+                && spec.lab.rules.iter().any(|r| r.action.trim() == "window 0");
+            if client == Client::Stream && !closes_the_window {
+                problems.push(
+                    "run.client = \"stream\" needs a peer whose window is 0: lab.link and a rule such as { toward = \"client\", flags = \"A\", not_flags = \"S\", action = \"window 0\" }".into(),
+                );
+            }
+            if client == Client::Stream && run.socket.user_timeout.is_none() {
+                problems.push(
+                    "run.client = \"stream\" needs run.socket.user_timeout: a peer that answers its window probes is probed for ever, and only TCP_USER_TIMEOUT ends the connection".into(),
+                );
             }
         }
     }

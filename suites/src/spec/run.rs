@@ -97,6 +97,10 @@ pub enum Client {
     /// Connects, then close()s: what goes on the wire (FIN or RST) and how long the
     /// socket stays in the kernel's table (FIN_WAIT_2).
     Close,
+    /// Connects over a wire whose peer advertises a zero window (a `window 0` rule toward
+    /// the client) and writes until the connection fails: the data fills the window, then
+    /// the persist timer probes the peer, and `TCP_USER_TIMEOUT` (required) ends it.
+    Stream,
     /// Sends one SYN from a raw socket and never answers the SYN-ACK: the passive side's
     /// SYN-ACK retransmissions and when the server drops the request.
     SynOnly,

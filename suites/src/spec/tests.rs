@@ -661,3 +661,19 @@ fn what_the_engine_cannot_build_is_refused() {
     // A file without a claim.
     refused("claim = []\n", &["no claim in this file"]);
 }
+
+/// The stream client needs a peer whose window a rule closes, and a user timeout (answered
+/// window probes go on for ever); with both it is accepted.
+#[test]
+fn the_stream_client_needs_a_closed_window_and_a_user_timeout() {
+    let stream = |lab: &str, socket: &str| {
+        format!(
+            "[[claim]]\nid = \"t.case\"\nsource = \"s\"\nstatement = \"s\"\nlab = {{ server = \"silent\"{lab} }}\nrun = {{ client = \"stream\"{socket} }}\nexpect = {{ errno = \"ETIMEDOUT\" }}\n"
+        )
+    };
+    let window = ", link = { delay = \"5ms\" }, rules = [{ toward = \"client\", flags = \"A\", not_flags = \"S\", action = \"window 0\" }]";
+    let timeout = ", socket = { user_timeout = \"2s\" }";
+    refused(&stream("", timeout), &["needs a peer whose window is 0"]);
+    refused(&stream(window, ""), &["needs run.socket.user_timeout"]);
+    assert_eq!(problems(&stream(window, timeout)), "");
+}
