@@ -53,6 +53,24 @@ pub fn sock_opts(s: &SocketSpec) -> SockOpts {
     }
 }
 
+/// connect() with the client's options; once connected, TCP_INFO's first RTT sample and
+/// RTO go into `rec`. `Err((errno, duration))`: connect() failed.
+fn connected(
+    ns: &NetNs,
+    target: SocketAddr,
+    opts: &SockOpts,
+    rec: &mut AfterRecord,
+) -> Result<std::result::Result<socket2::Socket, (Option<Errno>, Duration)>> {
+    let o = conn::connect_with(ns, target, opts)?;
+    let Some(socket) = o.socket else {
+        return Ok(Err((o.errno(), o.duration)));
+    };
+    let info = conn::tcp_info(&socket)?;
+    rec.kernel_rto_us = Some(micros(info.rto));
+    rec.kernel_rtt_us = Some(micros(info.rtt));
+    Ok(Ok(socket))
+}
+
 /// Runs a client after the SYN in the lab: `ns` is the client's namespace, `peer` the
 /// other end's (for `send` and `idle`, which make it drop everything once connected).
 /// Returns (errno, duration, notes, record).
@@ -73,14 +91,11 @@ pub fn act(
     match client {
         Client::Send | Client::Idle => {
             let peer = peer.context("the client needs the peer's namespace")?;
-            let o = conn::connect_with(ns, target, &opts)?;
-            let connected_at = Instant::now();
-            let Some(socket) = o.socket else {
-                return Ok((o.errno(), o.duration, "connect() failed".into(), rec));
+            let socket = match connected(ns, target, &opts, &mut rec)? {
+                Ok(socket) => socket,
+                Err((errno, took)) => return Ok((errno, took, "connect() failed".into(), rec)),
             };
-            let info = conn::tcp_info(&socket)?;
-            rec.kernel_rto_us = Some(micros(info.rto));
-            rec.kernel_rtt_us = Some(micros(info.rtt));
+            let connected_at = Instant::now();
             peer.drop_all_input()
                 .with_context(|| format!("making {} drop everything", peer.name()))?;
             let started = Instant::now();
@@ -118,13 +133,10 @@ pub fn act(
             Ok((errno, at, what, rec))
         }
         Client::Stream => {
-            let o = conn::connect_with(ns, target, &opts)?;
-            let Some(socket) = o.socket else {
-                return Ok((o.errno(), o.duration, "connect() failed".into(), rec));
+            let socket = match connected(ns, target, &opts, &mut rec)? {
+                Ok(socket) => socket,
+                Err((errno, took)) => return Ok((errno, took, "connect() failed".into(), rec)),
             };
-            let info = conn::tcp_info(&socket)?;
-            rec.kernel_rto_us = Some(micros(info.rto));
-            rec.kernel_rtt_us = Some(micros(info.rtt));
             // More than the first flight (ten segments) must wait in the send queue
             // when the window closes, or nothing is left to probe for.
             socket
@@ -152,13 +164,10 @@ pub fn act(
             ))
         }
         Client::Close => {
-            let o = conn::connect_with(ns, target, &opts)?;
-            let Some(socket) = o.socket else {
-                return Ok((o.errno(), o.duration, "connect() failed".into(), rec));
+            let socket = match connected(ns, target, &opts, &mut rec)? {
+                Ok(socket) => socket,
+                Err((errno, took)) => return Ok((errno, took, "connect() failed".into(), rec)),
             };
-            let info = conn::tcp_info(&socket)?;
-            rec.kernel_rto_us = Some(micros(info.rto));
-            rec.kernel_rtt_us = Some(micros(info.rtt));
             let (Some(SocketAddr::V4(local)), SocketAddr::V4(remote)) =
                 (socket.local_addr().ok().and_then(|a| a.as_socket()), target)
             else {
