@@ -461,6 +461,17 @@ fn judge_lab(
             expected.value = Some("still blocked when killed".into());
         }
         End::Completes => {
+            if let Some(hold) = spec.run.as_ref().and_then(|r| r.hold) {
+                connection::judge_synacks(
+                    spec,
+                    &lab.in_force,
+                    &run.synack_times_us,
+                    hold.0,
+                    m.hz,
+                    &what,
+                    o,
+                );
+            }
             // A served body that takes time (the trickle server): the tool closes once
             // its last byte is in.
             if let Some(done) = plan.ends_after {

@@ -357,6 +357,52 @@ pub fn judge(
     p
 }
 
+/// The SYN-ACKs a `connect` client heard while it held the connection (`run.hold`),
+/// against [`crate::models::connection::synacks_heard`]: how many, and when (from the
+/// first, each within its timer-wheel slack).
+pub fn judge_synacks(
+    spec: &ClaimSpec,
+    in_force: &BTreeMap<String, String>,
+    heard_us: &[u64],
+    hold: Duration,
+    hz: u32,
+    what: &dyn Fn(&str) -> String,
+    o: &mut Outcome,
+) {
+    let (times, intervals) = crate::models::connection::synacks_heard(spec, in_force, hold);
+    let first = heard_us.first().copied().unwrap_or_default();
+    let heard: Vec<Duration> = heard_us
+        .iter()
+        .map(|t| Duration::from_micros(t - first))
+        .collect();
+    check_eq(
+        o,
+        Against::Model,
+        &what("SYN-ACKs heard from the peer: count (one more per final ACK the rules drop, each when the peer's request timer expires)"),
+        times.len(),
+        heard.len(),
+    );
+    let windows: Vec<Window> = times
+        .iter()
+        .enumerate()
+        .map(|(i, t)| window(*t, &intervals[..i], hz))
+        .collect();
+    let shown = |v: &[Duration]| {
+        v.iter()
+            .map(|t| format!("{:.3}", t.as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    o.model_check(
+        &what(&format!(
+            "SYN-ACKs heard: times from the first (timer-wheel slack at HZ={hz}, late only)"
+        )),
+        format!("[{}] s", shown(&times)),
+        format!("[{}] s", shown(&heard)),
+        heard.len() == times.len() && windows.iter().zip(&heard).all(|(w, h)| w.contains(*h)),
+    );
+}
+
 /// The statement's checks specific to clients after the SYN.
 pub fn statement_checks(
     spec_expect: &crate::spec::ExpectSpec,

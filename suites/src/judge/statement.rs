@@ -185,6 +185,16 @@ pub(crate) fn statement_checks(
             });
         }
     }
+    if let (None, Some(n)) = (&run.after, expect.synacks) {
+        // A connect client holding its connection (run.hold): what it heard.
+        check_eq(
+            o,
+            Against::Statement,
+            &what("SYN-ACKs the client heard from the peer"),
+            n,
+            run.synack_times_us.len(),
+        );
+    }
     if let Some(after) = &run.after {
         connection::statement_checks(expect, client_of(plan), after, what, o);
         if let Some(stated) = expect.first_retransmission {

@@ -211,6 +211,11 @@ pub(crate) fn act(
             let started = std::time::Instant::now();
             let o = netclaim_fixtures::conn::connect_with(built.ns(), addr, &opts)?;
             span = Some((started, std::time::Instant::now(), false));
+            // The connection stays open (the capture running) while the peer may still
+            // send: its SYN-ACK again when the final ACK was lost.
+            if let (Some(hold), Some(_)) = (run.hold, &o.socket) {
+                std::thread::sleep(hold.0);
+            }
             record.command_line = format!(
                 "blocking connect({addr}) from {}{}",
                 built.ns().name(),
@@ -342,6 +347,16 @@ pub(crate) fn act(
             .iter()
             .filter(|e| e.flags.is_syn_ack() && e.icmp.is_none())
             .count();
+        if let Some(first) = events
+            .iter()
+            .find(|e| e.flags.is_syn() && e.dst.port() == addr.port())
+        {
+            record.synack_times_us = events
+                .iter()
+                .filter(|e| e.flags.is_syn_ack() && e.icmp.is_none() && e.src.port() == addr.port())
+                .map(|e| micros(e.at.saturating_sub(first.at)))
+                .collect();
+        }
         record.rsts = events
             .iter()
             .filter(|e| e.flags.is_rst() && e.icmp.is_none())

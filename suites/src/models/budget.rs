@@ -96,6 +96,7 @@ pub fn estimate(spec: &ClaimSpec) -> Duration {
             }
     });
     longest
+        .saturating_add(run.hold.map_or(Duration::ZERO, |h| h.0))
         .saturating_add(LAB_SETUP)
         .saturating_mul(sweep_rounds(spec))
 }
@@ -117,8 +118,9 @@ pub fn limit(spec: &ClaimSpec) -> Duration {
         ) => after_limit(run, c, spec),
         Some(Client::Fill) => fill_wait(spec)
             .saturating_mul(u32::try_from(fill_cap(spec, in_force)).unwrap_or(u32::MAX)),
-        // connect() and the exhaust client end when the kernel gives up: the estimate.
-        Some(Client::Connect | Client::Exhaust) => Duration::ZERO,
+        // connect() and the exhaust client end when the kernel gives up: the estimate;
+        // a connect holds its connection run.hold longer.
+        Some(Client::Connect | Client::Exhaust) => run.hold.map_or(Duration::ZERO, |h| h.0),
         None => command_timeout(run, &plan(spec, in_force, &argv, None, None)),
     });
     per_value

@@ -284,6 +284,51 @@ pub fn window(at: Duration, intervals: &[Duration], hz: u32) -> Window {
     kernel_timer_window(at, late, early(hz))
 }
 
+/// The SYN-ACKs a `connect` client hears from its peer while it holds the connection for
+/// `hold` after connect() returned, from the first: the first; then, for each of the
+/// handshake's final ACKs the lab's rules drop (a `drop` rule toward the peer on ACKs
+/// without SYN: its `nth = 1` drops one, no `nth` drops them all), the peer's SYN-ACK
+/// again when its request timer expires (`reqsk_timer_handler`: 1 s, then 2 s … later;
+/// at most `tcp_synack_retries` of them), which the client answers with another ACK.
+/// Returns the times and the intervals the peer's timer armed.
+pub fn synacks_heard(
+    spec: &ClaimSpec,
+    in_force: &BTreeMap<String, String>,
+    hold: Duration,
+) -> (Vec<Duration>, Vec<Duration>) {
+    use crate::spec::link::Toward;
+    let lost: u64 = spec
+        .lab
+        .rules
+        .iter()
+        .filter(|r| {
+            matches!(r.toward, Toward::Peer | Toward::Both)
+                && r.action.trim() == "drop"
+                && r.flags
+                    .as_deref()
+                    .is_some_and(|f| f.contains('A') && !f.contains('S'))
+                && r.not_flags.as_deref().is_some_and(|f| f.contains('S'))
+                && r.after_bytes.is_none()
+        })
+        .map(|r| match r.nth {
+            None => u64::MAX,
+            Some(1) => 1,
+            Some(_) => 0,
+        })
+        .max()
+        .unwrap_or(0);
+    let retries = num(in_force, "net.ipv4.tcp_synack_retries").unwrap_or(5) as u32;
+    let s = timers::synack_schedule(retries);
+    let times: Vec<Duration> = s
+        .send_times
+        .into_iter()
+        .take(usize::try_from(lost.saturating_add(1)).unwrap_or(usize::MAX))
+        .filter(|t| *t <= hold)
+        .collect();
+    let intervals = times.windows(2).map(|w| w[1] - w[0]).collect();
+    (times, intervals)
+}
+
 /// A rough run time for `client` with the sysctls the spec sets (kernel defaults
 /// otherwise).
 pub fn estimate(client: Client, spec: &ClaimSpec) -> Duration {
@@ -399,6 +444,25 @@ pub(crate) mod tests {
         let full = format!("[[claim]]\nid = \"t.t\"\nsource = \"s\"\nstatement = \"s\"\n{text}");
         // Model tests: a lab and an action, no statement to check (which `parse` requires).
         crate::spec::parse_unvalidated(&full).remove(0)
+    }
+
+    /// One final ACK dropped: the peer's SYN-ACK again after 1 s; every one dropped: after
+    /// 1, 3, 7 … s, as far as the hold reaches; no rule: the first only.
+    #[test]
+    fn the_peer_sends_its_syn_ack_again_per_final_ack_lost() {
+        let with = |rule: &str, hold: u64| {
+            let s = spec(&format!(
+                "lab = {{ server = \"silent\", link = {{ delay = \"10ms\" }}{rule} }}\nrun = {{ client = \"connect\", hold = \"{hold}s\" }}\n"
+            ));
+            synacks_heard(&s, &BTreeMap::new(), Duration::from_secs(hold)).0
+        };
+        let s = Duration::from_secs;
+        let nth1 = ", rules = [{ toward = \"peer\", flags = \"A\", not_flags = \"S\", nth = 1, action = \"drop\" }]";
+        let all = ", rules = [{ toward = \"peer\", flags = \"A\", not_flags = \"S\", action = \"drop\" }]";
+        assert_eq!(with(nth1, 2), vec![s(0), s(1)]);
+        assert_eq!(with(nth1, 10), vec![s(0), s(1)]);
+        assert_eq!(with(all, 8), vec![s(0), s(1), s(3), s(7)]);
+        assert_eq!(with("", 5), vec![s(0)]);
     }
 
     #[test]

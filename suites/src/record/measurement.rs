@@ -199,6 +199,10 @@ pub struct RunRecord {
     pub listener_queue: Option<(u32, u32)>,
     /// SYN-ACKs and RSTs seen from the target.
     pub syn_acks: usize,
+    /// When each SYN-ACK from the target's port arrived, µs from the first SYN (empty in
+    /// records from before it was kept).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub synack_times_us: Vec<u64>,
     /// RSTs.
     pub rsts: usize,
     /// The command's full record and the wire timeline, as evidence.

@@ -516,10 +516,11 @@ fn validate_docs_keys(spec: &ClaimSpec, problems: &mut Vec<String>) {
         );
     }
     if e.synacks.is_some() {
+        let holds = spec.run.as_ref().is_some_and(|r| r.hold.is_some());
         needs(
             "expect.synacks",
-            client == Some(Client::SynOnly),
-            "run.client = \"syn-only\"",
+            client == Some(Client::SynOnly) || (client == Some(Client::Connect) && holds),
+            "run.client = \"syn-only\", or \"connect\" with run.hold",
             problems,
         );
     }
@@ -533,7 +534,22 @@ fn validate_docs_keys(spec: &ClaimSpec, problems: &mut Vec<String>) {
     }
 }
 
+/// The longest `run.hold`.
+const MAX_HOLD: std::time::Duration = std::time::Duration::from_secs(60);
+
 fn validate_run(spec: &ClaimSpec, run: &RunSpec, problems: &mut Vec<String>) {
+    if let Some(hold) = run.hold {
+        if run.client != Some(Client::Connect) {
+            problems.push("run.hold applies to run.client = \"connect\" only".into());
+        }
+        if hold.0 > MAX_HOLD {
+            problems.push(format!(
+                "run.hold = {:?} is longer than {} s: a claim about what a peer sends after the handshake needs a minute at most",
+                hold.0,
+                MAX_HOLD.as_secs()
+            ));
+        }
+    }
     if run.timeout.is_some_and(|t| t.0.is_zero()) {
         problems.push(
             "run.timeout is 0: the harness would kill the action before it starts; give it longer than the behaviour the claim is about".into(),

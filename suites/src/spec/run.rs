@@ -39,6 +39,11 @@ pub struct RunSpec {
     /// Socket options the in-repo client sets before connect().
     #[serde(default)]
     pub socket: SocketSpec,
+    /// `connect` only: keep the connection open this long after connect() returns, so
+    /// the capture sees what the peer sends meanwhile (its SYN-ACK again when the
+    /// handshake's final ACK was lost). At most 60 s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<Span>,
 }
 
 /// Socket options of the in-repo client (tcp(7), socket(7)).

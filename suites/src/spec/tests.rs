@@ -662,6 +662,33 @@ fn what_the_engine_cannot_build_is_refused() {
     refused("claim = []\n", &["no claim in this file"]);
 }
 
+/// run.hold keeps a connect client's connection: for connect only, a minute at most; it
+/// lets expect.synacks count what the client heard.
+#[test]
+fn run_hold_is_for_connect_and_bounded() {
+    let claim = |run: &str, expect: &str| {
+        format!(
+            "[[claim]]\nid = \"t.case\"\nsource = \"s\"\nstatement = \"s\"\nlab = {{ server = \"silent\" }}\nrun = {{ {run} }}\nexpect = {{ {expect} }}\n"
+        )
+    };
+    refused(
+        &claim("client = \"close\", hold = \"2s\"", "fin = true"),
+        &["run.hold applies to run.client = \"connect\" only"],
+    );
+    refused(
+        &claim("client = \"connect\", hold = \"61s\"", "synacks = 1"),
+        &["is longer than 60 s"],
+    );
+    refused(
+        &claim("client = \"connect\"", "synacks = 1"),
+        &["expect.synacks"],
+    );
+    assert_eq!(
+        problems(&claim("client = \"connect\", hold = \"2s\"", "synacks = 1")),
+        ""
+    );
+}
+
 /// The stream client needs a peer whose window a rule closes, and a user timeout (answered
 /// window probes go on for ever); with both it is accepted.
 #[test]
