@@ -111,6 +111,11 @@ pub struct RetransPlan {
     pub boundary: Duration,
     /// The armed intervals, for their timer-wheel slack.
     pub intervals: Vec<Duration>,
+    /// Whether the last transmission comes within the timer wheel's slack of the
+    /// boundary: the timers since `retrans_stamp`, each as late as the wheel lets it,
+    /// can carry its expiry past the boundary, and the kernel then gives up instead of
+    /// sending it (`retransmits_timed_out` measures the time that actually passed).
+    pub optional_last: bool,
 }
 
 impl RetransModel {
@@ -148,6 +153,9 @@ impl RetransModel {
         intervals.push(rto);
         sends.push(now);
         let stamp = now; // retrans_stamp: the first RTO retransmission
+                         // How late the timers armed since the stamp may have run, accumulated.
+        let mut late_since_stamp = Duration::ZERO;
+        let mut optional_last = false;
         loop {
             rto = (rto * 2).min(self.rto_max);
             let armed = match self.user_timeout {
@@ -164,6 +172,7 @@ impl RetransModel {
             };
             now += armed;
             intervals.push(armed);
+            late_since_stamp += crate::tolerance::interval_slack(armed, hz);
             // retransmits_timed_out: whole ms since retrans_stamp.
             let elapsed = Duration::from_millis((now - stamp).as_millis() as u64);
             if elapsed >= boundary {
@@ -177,8 +186,10 @@ impl RetransModel {
                     retrans_stamp: stamp,
                     boundary,
                     intervals,
+                    optional_last,
                 };
             }
+            optional_last = boundary - elapsed <= late_since_stamp;
             sends.push(now);
         }
     }
@@ -343,6 +354,30 @@ mod tests {
             model_timeout(6, TCP_TIMEOUT_INIT, TCP_RTO_MAX, 250),
             ms(127_000)
         );
+    }
+
+    /// 10 ms away with TCP_USER_TIMEOUT 3 s the sixth transmission (3.392 s, 2.968 s after
+    /// retrans_stamp) comes 32 ms before the boundary, less than the wheel may delay the
+    /// timers before it: the kernel sent 5 in a measurement, so it is optional. With 2.5 s
+    /// the last one (1.696 s) is far from the boundary and required.
+    #[test]
+    fn a_transmission_within_the_slack_of_the_user_timeout_is_optional() {
+        let at = |ut: u64| {
+            RetransModel {
+                rtt: ms(10),
+                ..veth(15, true, Some(ms(ut)))
+            }
+            .plan()
+        };
+        let p = at(3000);
+        assert_eq!(
+            p.schedule.send_times,
+            vec![ms(0), ms(212), ms(424), ms(848), ms(1696), ms(3392)]
+        );
+        assert!(p.optional_last);
+        let p = at(2500);
+        assert_eq!(p.schedule.send_times.last(), Some(&ms(1696)));
+        assert!(!p.optional_last);
     }
 
     fn veth(retries2: u32, tlp: bool, user_timeout: Option<Duration>) -> RetransModel {

@@ -28,6 +28,9 @@ pub struct Prediction {
     pub errno: Option<Errno>,
     /// The RTO after the handshake (`send`, `close`).
     pub rto: Option<Duration>,
+    /// The last transmission may not be sent: it comes within the timer wheel's slack of
+    /// the give-up boundary ([`timers::RetransPlan::optional_last`]).
+    pub optional_last: bool,
 }
 
 fn num(in_force: &BTreeMap<String, String>, k: &str) -> Option<u64> {
@@ -86,7 +89,7 @@ pub fn predict(
             let p = retrans.plan();
             Prediction {
                 inputs: format!(
-                    "RTT {} µs (the kernel's first sample, TCP_INFO) → RTO {} ms (rto_min {} ms, HZ={hz}); {}; {}; rto_max {} s; give up at the first RTO ≥ {} after the first retransmission ({} ms after the original)",
+                    "RTT {} µs (the kernel's first sample, TCP_INFO) → RTO {} ms (rto_min {} ms, HZ={hz}); {}; {}; rto_max {} s; give up at the first RTO ≥ {} after the first retransmission ({} ms after the original){}",
                     retrans.rtt.as_micros(),
                     p.rto.as_millis(),
                     rto_min.as_millis(),
@@ -101,11 +104,17 @@ pub fn predict(
                     rto_max.as_secs(),
                     secs(p.boundary),
                     p.retrans_stamp.as_millis(),
+                    if p.optional_last {
+                        "; the last retransmission comes within the timer wheel's slack of the boundary, so it may not be sent"
+                    } else {
+                        ""
+                    },
                 ),
                 schedule: p.schedule,
                 intervals: p.intervals,
                 errno: Some(Errno::ETIMEDOUT),
                 rto: Some(p.rto),
+                optional_last: p.optional_last,
             }
         }
         Client::Idle => {
@@ -140,6 +149,7 @@ pub fn predict(
                 intervals: k.intervals(),
                 errno: Some(Errno::ETIMEDOUT),
                 rto: None,
+                optional_last: false,
             }
         }
         Client::Close => {
@@ -154,6 +164,7 @@ pub fn predict(
                     inputs: "SO_LINGER on with a 0 s timeout: tcp_close() aborts (tcp_disconnect): an RST, the socket freed at once".into(),
                     errno: None,
                     rto: Some(rto),
+                    optional_last: false,
                 };
             }
             // do_tcp_setsockopt(TCP_LINGER2): 0 leaves the sysctl in force (tcp_fin_time
@@ -201,6 +212,7 @@ pub fn predict(
                 },
                 errno: None,
                 rto: Some(rto),
+                optional_last: false,
             }
         }
         Client::Stream => {
@@ -234,6 +246,7 @@ pub fn predict(
                 intervals: p.intervals,
                 errno: p.gives_up.then_some(Errno::ETIMEDOUT),
                 rto: Some(rto),
+                optional_last: false,
             }
         }
         Client::SynOnly => {
@@ -249,6 +262,7 @@ pub fn predict(
                 intervals,
                 errno: None,
                 rto: None,
+                optional_last: false,
             }
         }
         _ => Prediction {
@@ -260,6 +274,7 @@ pub fn predict(
             inputs: String::new(),
             errno: None,
             rto: None,
+            optional_last: false,
         },
     }
 }
