@@ -509,6 +509,9 @@ fn socket_text(s: &spec::SocketSpec) -> String {
     if let Some(l) = s.linger2 {
         v.push(format!("TCP_LINGER2={l}"));
     }
+    if let Some(us) = s.rto_min_us {
+        v.push(format!("TCP_RTO_MIN_US={us}"));
+    }
     if v.is_empty() {
         String::new()
     } else {

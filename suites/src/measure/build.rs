@@ -119,6 +119,9 @@ pub(crate) fn build(
             }
         }
     };
+    if let Some(why) = socket_option_refused(built.ns(), spec)? {
+        return Ok(Err(why));
+    }
     let target = match built.target() {
         Some(netclaim_lab::Target::Tcp(a)) => Target::Tcp(*a),
         Some(netclaim_lab::Target::Tcp6(a)) => Target::Tcp6(*a),
@@ -191,4 +194,39 @@ pub(crate) fn in_force(spec: &ClaimSpec, ns: &NetNs) -> Result<BTreeMap<String, 
         }
     }
     Ok(out)
+}
+
+/// Why this kernel will not take a socket option the claim's client sets, tried on a
+/// throwaway socket in the lab (ENOPROTOOPT: the kernel lacks it; EINVAL: it refuses the
+/// value): the claim is then not applicable here, as for a sysctl it lacks.
+fn socket_option_refused(ns: &NetNs, spec: &ClaimSpec) -> Result<Option<String>> {
+    let Some(us) = spec.run.as_ref().and_then(|r| r.socket.rto_min_us) else {
+        return Ok(None);
+    };
+    let opts = netclaim_fixtures::conn::SockOpts {
+        rto_min_us: Some(us),
+        ..Default::default()
+    };
+    let socket = ns
+        .run(|| socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None))?
+        .context("a socket to try TCP_RTO_MIN_US on")?;
+    match opts.apply(&socket) {
+        Ok(()) => Ok(None),
+        Err(netclaim_harness::Error::Os { source, .. })
+            if matches!(
+                nix::errno::Errno::from_raw(source.raw_os_error().unwrap_or(0)),
+                nix::errno::Errno::ENOPROTOOPT | nix::errno::Errno::EINVAL
+            ) =>
+        {
+            Ok(Some(format!(
+                "this kernel refuses the lab: setsockopt(TCP_RTO_MIN_US, {us}) fails with {source}{}",
+                if source.raw_os_error() == Some(nix::libc::ENOPROTOOPT) {
+                    " (the kernel lacks the option)"
+                } else {
+                    " (the kernel takes 2 jiffies to 200000 µs)"
+                }
+            )))
+        }
+        Err(e) => Err(e).context("trying TCP_RTO_MIN_US"),
+    }
 }

@@ -50,6 +50,7 @@ pub fn sock_opts(s: &SocketSpec) -> SockOpts {
         keepcnt: s.keepcnt,
         linger: s.linger.map(|t| t.0),
         linger2: s.linger2,
+        rto_min_us: s.rto_min_us,
     }
 }
 

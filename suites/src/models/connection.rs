@@ -66,7 +66,12 @@ pub fn predict(
         .as_ref()
         .map(|r| r.socket.clone())
         .unwrap_or_default();
-    let rto_min = num(in_force, "net.ipv4.tcp_rto_min_us")
+    // The socket option over the sysctl (ip-sysctl.rst, tcp_rto_min_us), and both in
+    // jiffies as icsk_rto_min keeps them.
+    let rto_min = socket
+        .rto_min_us
+        .map(u64::from)
+        .or_else(|| num(in_force, "net.ipv4.tcp_rto_min_us"))
         .map(Duration::from_micros)
         .unwrap_or(timers::TCP_RTO_MIN);
     let rto_max = num(in_force, netclaim_harness::sysctl::knob::TCP_RTO_MAX_MS)

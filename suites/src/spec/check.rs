@@ -219,7 +219,7 @@ pub(super) fn shown_id(id: &str) -> String {
 
 /// The tcp(7) socket options the kernel accepts only in a range (`do_tcp_setsockopt`,
 /// include/net/tcp.h): name, key, value, highest valid value (the lowest is 1).
-fn socket_ranges(s: &SocketSpec) -> [(&'static str, &'static str, Option<u32>, u32); 4] {
+fn socket_ranges(s: &SocketSpec) -> [(&'static str, &'static str, Option<u32>, u32); 5] {
     [
         ("syncnt", "TCP_SYNCNT (MAX_TCP_SYNCNT)", s.syncnt, 127),
         (
@@ -235,6 +235,12 @@ fn socket_ranges(s: &SocketSpec) -> [(&'static str, &'static str, Option<u32>, u
             32767,
         ),
         ("keepcnt", "TCP_KEEPCNT (MAX_TCP_KEEPCNT)", s.keepcnt, 127),
+        (
+            "rto_min_us",
+            "TCP_RTO_MIN_US (TCP_RTO_MIN, µs)",
+            s.rto_min_us,
+            200_000,
+        ),
     ]
 }
 

@@ -74,6 +74,11 @@ pub struct SocketSpec {
     /// `TCP_LINGER2`, seconds: the orphaned FIN_WAIT_2 lifetime of this socket.
     #[serde(default)]
     pub linger2: Option<i32>,
+    /// `TCP_RTO_MIN_US`, µs (up to 200000): this socket's RTO floor, over the
+    /// `tcp_rto_min_us` sysctl; a kernel without the option makes the claim
+    /// not-applicable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rto_min_us: Option<u32>,
 }
 
 impl SocketSpec {

@@ -662,6 +662,19 @@ fn what_the_engine_cannot_build_is_refused() {
     refused("claim = []\n", &["no claim in this file"]);
 }
 
+/// TCP_RTO_MIN_US takes at most TCP_RTO_MIN (200000 µs); the check says so before a
+/// lab is built.
+#[test]
+fn rto_min_us_above_tcp_rto_min_is_refused() {
+    let claim = |us: u32| {
+        format!(
+            "[[claim]]\nid = \"t.case\"\nsource = \"s\"\nstatement = \"s\"\nlab = {{ server = \"dies-after-handshake\" }}\nrun = {{ client = \"send\", socket = {{ rto_min_us = {us} }} }}\nexpect = {{ errno = \"ETIMEDOUT\" }}\n"
+        )
+    };
+    refused(&claim(200_001), &["rto_min_us"]);
+    assert_eq!(problems(&claim(100_000)), "");
+}
+
 /// run.hold keeps a connect client's connection: for connect only, a minute at most; it
 /// lets expect.synacks count what the client heard.
 #[test]
