@@ -251,6 +251,11 @@ pub struct Outcome {
     /// What was measured, as recorded for judging again (claim files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub measurement: Option<serde_json::Value>,
+    /// Why the lab did not provide what the statement's times assume (a wire whose round
+    /// trip the machine or an emulator stretched): a timing check the statement fails is
+    /// then no observation of the behaviour, and the verdict is inconclusive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub premise_unmet: Option<String>,
 }
 
 /// A list of texts, or one text (an empty text is no item).
@@ -304,10 +309,24 @@ impl Outcome {
         match &self.forced {
             Some((v, _)) => *v,
             None if self.claim_checks.is_empty() => Verdict::Error,
+            None if self.fails_only_for_want_of_its_premise() => Verdict::Inconclusive,
             None if any(CheckState::Fail) => Verdict::Refuted,
             None if any(CheckState::Inconclusive) => Verdict::Inconclusive,
             None => Verdict::Holds,
         }
+    }
+
+    /// Whether the statement checks that fail are all timings and the lab missed the
+    /// premise they rest on ([`Self::premise_unmet`]).
+    fn fails_only_for_want_of_its_premise(&self) -> bool {
+        let mut failing = self
+            .claim_checks
+            .iter()
+            .filter(|c| c.state() == CheckState::Fail)
+            .peekable();
+        self.premise_unmet.is_some()
+            && failing.peek().is_some()
+            && failing.all(|c| c.timing.is_some())
     }
 
     /// The reason of a forced verdict, the failed statement checks of a refuted one, or
@@ -343,6 +362,13 @@ impl Outcome {
         match (&self.forced, self.verdict()) {
             (Some((_, r)), _) => r.clone(),
             (None, _) if self.claim_checks.is_empty() => "the claim recorded no check".into(),
+            (None, Verdict::Inconclusive) if self.fails_only_for_want_of_its_premise() => {
+                format!(
+                    "{}: {}",
+                    self.premise_unmet.as_deref().unwrap_or_default(),
+                    of(CheckState::Fail)
+                )
+            }
             (None, Verdict::Inconclusive) => of(CheckState::Inconclusive),
             (None, _) => of(CheckState::Fail),
         }
@@ -420,5 +446,45 @@ mod tests {
     #[test]
     fn a_claim_without_checks_is_an_error_not_a_pass() {
         assert_eq!(Outcome::default().verdict(), Verdict::Error);
+    }
+
+    /// A stated time the lab could not give (its wire's round trip stretched) is no
+    /// observation: inconclusive with the reason; a failed check that is not a timing
+    /// still refutes.
+    #[test]
+    fn a_timing_failed_for_want_of_its_premise_is_inconclusive_not_refuted() {
+        let late = Check {
+            what: "first retransmission".into(),
+            expected: "0.600 s within [0.540, 0.660] s".into(),
+            observed: "1.000 s".into(),
+            ok: false,
+            timing: Some(Timing {
+                window_ms: [540.0, 660.0],
+                observed_ms: 1000.0,
+                error_ms: 1.0,
+                early_error_ms: 0.0,
+                error_from: "probe".into(),
+            }),
+        };
+        let mut o = Outcome {
+            claim_checks: vec![late.clone()],
+            ..Outcome::default()
+        };
+        assert_eq!(o.verdict(), Verdict::Refuted);
+        o.premise_unmet = Some("the lab's round trip was 334.4 ms, not the 200.0 ms".into());
+        assert_eq!(o.verdict(), Verdict::Inconclusive);
+        assert!(
+            o.reason().starts_with("the lab's round trip was 334.4 ms"),
+            "{}",
+            o.reason()
+        );
+        o.claim_checks.push(Check {
+            what: "errno".into(),
+            expected: "ETIMEDOUT".into(),
+            observed: "none".into(),
+            ok: false,
+            timing: None,
+        });
+        assert_eq!(o.verdict(), Verdict::Refuted);
     }
 }

@@ -289,6 +289,7 @@ fn judge_lab(
 
     // The statement.
     statement_checks(expect, run, &plan, m.hz, startup, &what, o);
+    o.premise_unmet = stretched_round_trip(spec, run);
 
     // The prediction.
     let mut expected = Figures::default();
@@ -543,6 +544,37 @@ fn judge_lab(
 }
 
 /// The schedule of a plan without unanswered SYNs (never used for judging timing).
+/// Why a lab on a wire did not give the statement's premise: its round trip (the
+/// kernel's first sample, else the handshake on the wire) exceeded the wire's fixed
+/// delays by more than a tenth and 2 ms, so stated times that count those delays cannot
+/// be observed there (a loaded machine, an emulator). `None` on time, or without a wire.
+fn stretched_round_trip(spec: &ClaimSpec, run: &crate::record::RunRecord) -> Option<String> {
+    let wire = crate::models::plan::link_rtt(spec);
+    if wire.is_zero() {
+        return None;
+    }
+    // The handshake seen on the wire: the first SYN-ACK heard, from the SYN before it.
+    let on_wire = run.synack_times_us.first().and_then(|&ack| {
+        let syn = run.syn_times_us.iter().rev().find(|&&s| s <= ack)?;
+        Some(ack - syn)
+    });
+    let measured = run
+        .after
+        .as_ref()
+        .and_then(|a| a.kernel_rtt_us)
+        .or(on_wire)
+        .map(Duration::from_micros)?;
+    let allowed = wire + (wire / 10).max(Duration::from_millis(2));
+    (measured > allowed).then(|| {
+        format!(
+            "the lab's round trip was {:.1} ms, not the {:.1} ms of its wire that the statement's times count in (this machine or an emulator added {:.1} ms)",
+            measured.as_secs_f64() * 1e3,
+            wire.as_secs_f64() * 1e3,
+            (measured - wire).as_secs_f64() * 1e3
+        )
+    })
+}
+
 fn no_schedule() -> SynSchedule {
     SynSchedule {
         send_times: Vec::new(),
