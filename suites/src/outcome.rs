@@ -103,7 +103,7 @@ impl Figures {
         if let Some(c) = self.exit_code {
             parts.push(format!("exit {c}"));
         }
-        if let Some(v) = &self.value {
+        if let Some(v) = self.value.as_ref().filter(|v| !v.trim().is_empty()) {
             parts.push(v.clone());
         }
         parts.join(", ")
@@ -442,6 +442,18 @@ pub struct Ctx {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A command that printed nothing leaves no dangling comma ("8.00 s, 1 SYN, ").
+    #[test]
+    fn an_empty_value_is_left_out_of_the_summary() {
+        let f = Figures {
+            duration_ms: Some(8000),
+            syn_count: Some(1),
+            value: Some(String::new()),
+            ..Figures::default()
+        };
+        assert_eq!(f.summary(), "8.00 s, 1 SYN");
+    }
 
     #[test]
     fn a_claim_without_checks_is_an_error_not_a_pass() {
