@@ -195,8 +195,24 @@ impl RetransModel {
     }
 }
 
+/// Who answers the keepalive probes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ProbeAnswers {
+    /// Nobody: the peer is dead, every probe goes unanswered.
+    #[default]
+    Nobody,
+    /// A live peer, whose answer comes `rtt` after each probe that reaches it; the probes
+    /// numbered in `lost` (1 is the first) are lost on the way and go unanswered.
+    Peer {
+        /// The round trip from a probe to its answer.
+        rtt: Duration,
+        /// The probes lost on the way, by number (1 is the first).
+        lost: Vec<u32>,
+    },
+}
+
 /// The inputs of the keepalive model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeepaliveModel {
     /// Idle time before the first probe (`tcp_keepalive_time` or `TCP_KEEPIDLE`).
     pub time: Duration,
@@ -207,40 +223,101 @@ pub struct KeepaliveModel {
     pub probes: u32,
     /// `TCP_USER_TIMEOUT`, which overrides the probe count when set.
     pub user_timeout: Option<Duration>,
+    /// Who answers the probes.
+    pub answers: ProbeAnswers,
 }
+
+/// How a keepalive run ends: killed, or still up when the wait ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeepaliveRun {
+    /// The probes, and the kill (or the end of the wait).
+    pub schedule: Schedule,
+    /// Whether the connection is killed (ETIMEDOUT) before the wait ends.
+    pub killed: bool,
+    /// The interval armed before each probe and, when killed, before the kill, for their
+    /// slack.
+    pub intervals: Vec<Duration>,
+}
+
+/// The most probes a keepalive run follows (a live peer answers for ever).
+const MAX_KEEPALIVE_PROBES: usize = 100_000;
 
 impl KeepaliveModel {
     /// Probe times and the kill time, from the last packet received (the handshake):
     /// `tcp_keepalive_timer` probes at `time`, then every `intvl`; it kills the connection
     /// at the first expiry where `probes` probes are out (or, with a user timeout, at the
     /// first expiry at least that long after the last packet received once a probe is
-    /// out).
+    /// out). For a peer that answers, up to the end of [`Self::until`]'s longest wait.
     pub fn schedule(&self) -> Schedule {
-        let mut probes = Vec::new();
+        self.until(Duration::MAX).schedule
+    }
+
+    /// The probes and the kill within a wait of `horizon` from the last packet received
+    /// (the handshake), as `tcp_keepalive_timer` runs: when it fires, the time since the
+    /// last packet received (`keepalive_time_elapsed`) is at least `time`, it kills the
+    /// connection if `probes` probes are out (`icsk_probes_out`; with a user timeout: if
+    /// that long has passed and a probe is out), or sends a probe and fires again after
+    /// `intvl`; otherwise it fires again `time` after the last packet received. An answer
+    /// to a probe is a packet received: tcp_ack() sets `icsk_probes_out` back to 0 and
+    /// `rcv_tstamp` to its arrival, so the count starts over and the next probe comes
+    /// `time` after the answer.
+    pub fn until(&self, horizon: Duration) -> KeepaliveRun {
+        let mut probes: Vec<Duration> = Vec::new();
+        let mut intervals = Vec::new();
+        let mut last_rx = Duration::ZERO;
+        let mut last_event = Duration::ZERO;
+        let mut out = 0u32;
+        let mut answer: Option<Duration> = None;
         let mut now = self.time;
-        loop {
-            let out = probes.len() as u32;
+        while now <= horizon && probes.len() < MAX_KEEPALIVE_PROBES {
+            if let Some(a) = answer.filter(|a| *a <= now) {
+                last_rx = a;
+                out = 0;
+                answer = None;
+            }
+            let elapsed = now - last_rx;
+            if elapsed < self.time {
+                now = last_rx + self.time;
+                continue;
+            }
             let kill = match self.user_timeout {
-                Some(u) => now >= u && out > 0,
+                Some(u) => elapsed >= u && out > 0,
                 None => out >= self.probes,
             };
+            intervals.push(now - last_event);
+            last_event = now;
             if kill {
-                return Schedule {
-                    send_times: probes,
-                    give_up: now,
+                return KeepaliveRun {
+                    schedule: Schedule {
+                        send_times: probes,
+                        give_up: now,
+                    },
+                    killed: true,
+                    intervals,
                 };
             }
             probes.push(now);
+            out += 1;
+            if let ProbeAnswers::Peer { rtt, lost } = &self.answers {
+                if !lost.contains(&(probes.len() as u32)) {
+                    answer = Some(now + *rtt);
+                }
+            }
             now += self.intvl;
+        }
+        KeepaliveRun {
+            schedule: Schedule {
+                send_times: probes,
+                give_up: horizon.min(now),
+            },
+            killed: false,
+            intervals,
         }
     }
 
     /// The intervals the keepalive timer arms, for their slack.
     pub fn intervals(&self) -> Vec<Duration> {
-        let s = self.schedule();
-        let mut v = vec![self.time];
-        v.extend(std::iter::repeat_n(self.intvl, s.send_times.len()));
-        v
+        self.until(Duration::MAX).intervals
     }
 }
 
@@ -444,6 +521,7 @@ mod tests {
             intvl: Duration::from_secs(1),
             probes: 3,
             user_timeout: None,
+            answers: ProbeAnswers::Nobody,
         };
         let s = k.schedule();
         assert_eq!(
@@ -452,11 +530,64 @@ mod tests {
             "probes at time, time + intvl, …"
         );
         assert_eq!(s.give_up, ms(5000));
+        assert_eq!(k.intervals(), vec![ms(2000), ms(1000), ms(1000), ms(1000)]);
         let u = KeepaliveModel {
             user_timeout: Some(ms(2500)),
             ..k
         };
         assert_eq!(u.schedule().give_up, ms(3000));
+    }
+
+    fn live(probes: u32, lost: &[u32]) -> KeepaliveModel {
+        KeepaliveModel {
+            time: Duration::from_secs(1),
+            intvl: Duration::from_secs(1),
+            probes,
+            user_timeout: None,
+            answers: ProbeAnswers::Peer {
+                rtt: ms(20),
+                lost: lost.to_vec(),
+            },
+        }
+    }
+
+    #[test]
+    fn an_answered_probe_starts_the_count_over() {
+        // TCP_KEEPCNT 2, the first probe lost: the second, 1 s later, is answered 20 ms
+        // on; the next comes 1 s after that answer, and so on.
+        let r = live(2, &[1]).until(ms(4500));
+        assert!(!r.killed);
+        assert_eq!(
+            r.schedule.send_times,
+            vec![ms(1000), ms(2000), ms(3020), ms(4040)]
+        );
+        assert_eq!(r.schedule.give_up, ms(4500));
+        assert_eq!(r.intervals, vec![ms(1000), ms(1000), ms(1020), ms(1020)]);
+        // Two probes lost, but never two in a row: still up.
+        let r = live(2, &[1, 3]).until(ms(4500));
+        assert!(!r.killed);
+        assert_eq!(
+            r.schedule.send_times,
+            vec![ms(1000), ms(2000), ms(3020), ms(4020)]
+        );
+        // Nothing lost: one probe every time + rtt.
+        let r = live(1, &[]).until(ms(3500));
+        assert_eq!(r.schedule.send_times, vec![ms(1000), ms(2020), ms(3040)]);
+    }
+
+    #[test]
+    fn with_tcp_keepcnt_1_one_lost_probe_kills() {
+        let r = live(1, &[1]).until(ms(4500));
+        assert!(r.killed);
+        assert_eq!(r.schedule.send_times, vec![ms(1000)]);
+        assert_eq!(r.schedule.give_up, ms(2000), "keepidle + keepintvl");
+        assert_eq!(r.intervals, vec![ms(1000), ms(1000)]);
+        // The second probe lost instead: the first was answered at 1.02 s, so the
+        // second goes at 2.02 s and the kill comes at 3.02 s.
+        let r = live(1, &[2]).until(ms(4500));
+        assert!(r.killed);
+        assert_eq!(r.schedule.send_times, vec![ms(1000), ms(2020)]);
+        assert_eq!(r.schedule.give_up, ms(3020));
     }
 
     #[test]

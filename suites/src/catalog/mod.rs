@@ -119,6 +119,11 @@ pub const BUILT_IN_FILES: &[(&str, Catalog, &str)] = &[
         Catalog::Network,
         include_str!("../../claims/net-tools.toml"),
     ),
+    (
+        "net-keepalive.toml",
+        Catalog::Network,
+        include_str!("../../claims/net-keepalive.toml"),
+    ),
 ];
 
 /// The order of the seeds catalog (the order claims appear in reports); claims not

@@ -265,12 +265,10 @@ fn judge_lab(
                 .map(|t| t.items().join(", "))
         })
         .or_else(|| {
-            expect.killed.map(|k| {
-                if k {
-                    "still blocked when killed".into()
-                } else {
-                    "ends by itself".into()
-                }
+            expect.killed.map(|k| match (k, is_command) {
+                (true, true) => "still blocked when killed".into(),
+                (true, false) => "still up when the wait ends".into(),
+                (false, _) => "ends by itself".into(),
             })
         });
     o.observed = Figures::default().duration(took);

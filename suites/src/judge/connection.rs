@@ -331,6 +331,25 @@ pub fn judge(
                 false
             }
         }
+        Client::Idle if p.survives.is_some() => {
+            let wait = p.survives.unwrap_or_default();
+            let up = !rec.gone && errno.is_none();
+            o.model_check(
+                &what("the connection is still up when the wait ends (from the handshake)"),
+                format!("up after {}", secs(wait)),
+                match up {
+                    true => format!("up after {}", secs(duration)),
+                    false => format!("failed after {}", secs(duration)),
+                },
+                up,
+            );
+            expected.value = Some(format!(
+                "{} keepalive probes, still up after {}",
+                p.schedule.send_times.len(),
+                secs(wait)
+            ));
+            false
+        }
         _ => true,
     };
     if gives_up {

@@ -356,7 +356,9 @@ pub(crate) fn cut_short(
         return None;
     }
     let is_command = spec.run.as_ref().is_some_and(|r| r.command.is_some());
-    if is_command && (expect.killed.is_some() || plan.end == End::Blocks) {
+    // A statement about a run the harness ends: a command still blocked, a connection
+    // still up (`idle`).
+    if expect.killed.is_some() || (is_command && plan.end == End::Blocks) {
         return None;
     }
     let set = spec.run.as_ref().and_then(|r| r.timeout).is_some();

@@ -281,7 +281,11 @@ pub(crate) fn statement_checks(
     }
     if let Some(k) = expect.killed {
         o.claim_check(
-            &what("still running when the harness kills it"),
+            // A client after the SYN (idle): its connection, not a process.
+            &what(match run.after {
+                Some(_) => "still up when the harness stops waiting",
+                None => "still running when the harness kills it",
+            }),
             k.to_string(),
             format!("{} after {}", run.timed_out, secs(duration)),
             run.timed_out == k,

@@ -17,7 +17,7 @@ use nix::errno::Errno;
 
 use crate::record::connection::AfterRecord;
 use crate::record::micros;
-use crate::spec::{ClaimSpec, Client, SocketSpec};
+use crate::spec::{ClaimSpec, Client, Server, SocketSpec};
 
 impl AfterRecord {
     /// Records what watching the socket (by its lookups) saw.
@@ -97,8 +97,13 @@ pub fn act(
                 Err((errno, took)) => return Ok((errno, took, "connect() failed".into(), rec)),
             };
             let connected_at = Instant::now();
-            peer.drop_all_input()
-                .with_context(|| format!("making {} drop everything", peer.name()))?;
+            // A peer that dies after the handshake drops everything from now on; any other
+            // (`idle` with a silent server) stays alive and answers keepalive probes.
+            let dies = spec.lab.server == Server::DiesAfterHandshake;
+            if dies {
+                peer.drop_all_input()
+                    .with_context(|| format!("making {} drop everything", peer.name()))?;
+            }
             let started = Instant::now();
             let what = if client == Client::Send {
                 use std::io::Write;
@@ -108,9 +113,14 @@ pub fn act(
                 format!(
                     "connected to {target}; the peer drops everything; send({SEND_BYTES} bytes), then wait for the connection's error"
                 )
-            } else {
+            } else if dies {
                 format!(
                     "connected to {target}; the peer drops everything; the connection stays idle until it fails"
+                )
+            } else {
+                format!(
+                    "connected to {target}; the peer stays alive; the connection stays idle until it fails or the wait ends ({} s)",
+                    limit.as_secs_f64()
                 )
             };
             let waited = conn::wait_error(&socket, limit)?;
@@ -335,19 +345,24 @@ pub fn from_wire(
         }
         Some(Client::Idle) => {
             // Keepalive probes: pure ACKs at snd_una − 1, i.e. the SYN's own sequence.
-            // Idleness counts from the last packet received from the peer: the SYN-ACK,
-            // or the answer to a probe sent before the peer went silent.
+            // Idleness counts from the last packet received from the peer before the
+            // first probe: the SYN-ACK, or what came before the peer went silent. A live
+            // peer's answers to the probes come after it.
             if let (Some(s), Some(a)) = (syn, synack) {
+                let is_probe = |e: &&TcpEvent| {
+                    from_client(e) && e.len == 0 && e.flags.0 == 0x10 && e.seq == s.seq
+                };
+                let first_probe = events.iter().find(is_probe).map(|e| e.at);
                 let last_rx = events
                     .iter()
                     .filter(|e| e.src.port() == port && e.icmp.is_none())
                     .map(|e| e.at)
+                    .filter(|at| first_probe.is_none_or(|p| *at < p))
                     .max()
                     .unwrap_or(a.at);
                 let times: Vec<Duration> = events
                     .iter()
-                    .filter(from_client)
-                    .filter(|e| e.len == 0 && e.flags.0 == 0x10 && e.seq == s.seq)
+                    .filter(is_probe)
                     .filter(|e| e.at > last_rx)
                     .map(|e| e.at)
                     .collect();

@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use netclaim_harness::persist::PersistModel;
-use netclaim_harness::timers::{self, KeepaliveModel, RetransModel, Schedule};
+use netclaim_harness::timers::{self, KeepaliveModel, ProbeAnswers, RetransModel, Schedule};
 use netclaim_harness::tolerance::{self, kernel_timer_window, Window};
 use nix::errno::Errno;
 
-use crate::spec::{ClaimSpec, Client};
+use crate::spec::{ClaimSpec, Client, Server};
 use crate::text::{secs, Shown};
 
 /// What the models predict for a client after the SYN, from what was in force.
@@ -31,6 +31,9 @@ pub struct Prediction {
     /// The last transmission may not be sent: it comes within the timer wheel's slack of
     /// the give-up boundary ([`timers::RetransPlan::optional_last`]).
     pub optional_last: bool,
+    /// `idle` with a live peer: the connection is still up when the wait ends, this long
+    /// after the handshake.
+    pub survives: Option<Duration>,
 }
 
 fn num(in_force: &BTreeMap<String, String>, k: &str) -> Option<u64> {
@@ -120,10 +123,15 @@ pub fn predict(
                 errno: Some(Errno::ETIMEDOUT),
                 rto: Some(p.rto),
                 optional_last: p.optional_last,
+                survives: None,
             }
         }
         Client::Idle => {
             let sys = |k: &str, d: u64| num(in_force, k).unwrap_or(d);
+            // A peer that dies after the handshake answers nothing; any other answers
+            // each probe that reaches it, one round trip later.
+            let live = spec.lab.server != Server::DiesAfterHandshake;
+            let lost = lost_probes(spec);
             let k = KeepaliveModel {
                 time: Duration::from_secs(
                     socket
@@ -139,22 +147,52 @@ pub fn predict(
                     .keepcnt
                     .unwrap_or_else(|| sys("net.ipv4.tcp_keepalive_probes", 9) as u32),
                 user_timeout: socket.user_timeout.map(|t| t.0),
+                answers: match live {
+                    true => ProbeAnswers::Peer {
+                        rtt: retrans.rtt,
+                        lost: lost.clone(),
+                    },
+                    false => ProbeAnswers::Nobody,
+                },
             };
+            // A live peer may keep the connection up for ever: the wait ends at
+            // run.timeout (which check asks for).
+            let wait = match live {
+                true => spec
+                    .run
+                    .as_ref()
+                    .and_then(|r| r.timeout)
+                    .map_or(Duration::MAX, |t| t.0),
+                false => Duration::MAX,
+            };
+            let run = k.until(wait);
             Prediction {
                 inputs: format!(
-                    "keepalive time {} s, intvl {} s, probes {}{}",
+                    "keepalive time {} s, intvl {} s, probes {}{}; {}",
                     k.time.as_secs(),
                     k.intvl.as_secs(),
                     k.probes,
                     k.user_timeout
                         .map(|u| format!(", TCP_USER_TIMEOUT {} ms", u.as_millis()))
-                        .unwrap_or_default()
+                        .unwrap_or_default(),
+                    match live {
+                        true => format!(
+                            "a live peer answers each probe after the RTT, {} µs{}; an answer sets the count back to 0 and the next probe comes keepalive time after it",
+                            retrans.rtt.as_micros(),
+                            match shown(&lost) {
+                                Some(l) => format!(", but the wire's rules lose probe {l}"),
+                                None => String::new(),
+                            }
+                        ),
+                        false => "a dead peer answers no probe".into(),
+                    }
                 ),
-                schedule: k.schedule(),
-                intervals: k.intervals(),
-                errno: Some(Errno::ETIMEDOUT),
+                schedule: run.schedule,
+                intervals: run.intervals,
+                errno: run.killed.then_some(Errno::ETIMEDOUT),
                 rto: None,
                 optional_last: false,
+                survives: (!run.killed).then_some(wait),
             }
         }
         Client::Close => {
@@ -170,6 +208,7 @@ pub fn predict(
                     errno: None,
                     rto: Some(rto),
                     optional_last: false,
+                    survives: None,
                 };
             }
             // do_tcp_setsockopt(TCP_LINGER2): 0 leaves the sysctl in force (tcp_fin_time
@@ -218,6 +257,7 @@ pub fn predict(
                 errno: None,
                 rto: Some(rto),
                 optional_last: false,
+                survives: None,
             }
         }
         Client::Stream => {
@@ -252,6 +292,7 @@ pub fn predict(
                 errno: p.gives_up.then_some(Errno::ETIMEDOUT),
                 rto: Some(rto),
                 optional_last: false,
+                survives: None,
             }
         }
         Client::SynOnly => {
@@ -268,6 +309,7 @@ pub fn predict(
                 errno: None,
                 rto: None,
                 optional_last: false,
+                survives: None,
             }
         }
         _ => Prediction {
@@ -280,7 +322,75 @@ pub fn predict(
             errno: None,
             rto: None,
             optional_last: false,
+            survives: None,
         },
+    }
+}
+
+/// The most keepalive probes [`lost_probes`] follows.
+const PROBES_FOLLOWED: u32 = 256;
+
+/// The keepalive probes (1 is the first, up to [`PROBES_FOLLOWED`]) the lab's wire rules
+/// lose, as the relay applies them: in order, each rule toward the peer that a pure ACK
+/// matches (its `flags` at most `A`, no `A` in `not_flags`, no `after_bytes`: a probe
+/// carries no stream byte) counting the pure ACKs it sees, and a segment one rule drops
+/// reaching no later rule. An idle connection sends the handshake's final ACK and then
+/// only probes, all pure ACKs: a `drop` rule's `nth = n` loses probe n − 1, one without
+/// `nth` every probe.
+pub fn lost_probes(spec: &ClaimSpec) -> Vec<u32> {
+    use netclaim_harness::capture::TcpFlags;
+    use netclaim_harness::wire::{Action, Direction};
+    let rules: Vec<_> = spec
+        .lab
+        .rules
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.rule(i + 1).ok())
+        .filter(|r| {
+            r.directions.contains(&Direction::ToPeer)
+                && r.flags_set & !TcpFlags::ACK == 0
+                && r.flags_clear & TcpFlags::ACK == 0
+                && r.after_bytes.is_none()
+        })
+        .collect();
+    let mut hits = vec![0u64; rules.len()];
+    let mut lost = Vec::new();
+    // Pure ACK m: the handshake's for m = 1, probe m − 1 after it.
+    for m in 1..=u64::from(PROBES_FOLLOWED) + 1 {
+        for (i, r) in rules.iter().enumerate() {
+            hits[i] += 1;
+            if r.nth.is_some_and(|n| n != hits[i]) {
+                continue;
+            }
+            match r.action {
+                Action::Drop => {
+                    if m > 1 {
+                        lost.push((m - 1) as u32);
+                    }
+                    break;
+                }
+                // Gone too, but answered by the wire itself: not a lost probe.
+                Action::Reset | Action::IcmpUnreachable(_) => break,
+                Action::Delay(_) | Action::Window(_) | Action::Mss(_) => {}
+            }
+        }
+    }
+    lost
+}
+
+/// Probe numbers in words (`1`, `1 and 3`, `1, 2, …`), or `None` for none.
+fn shown(lost: &[u32]) -> Option<String> {
+    match lost {
+        [] => None,
+        [one] => Some(one.to_string()),
+        l if l.len() >= PROBES_FOLLOWED as usize => Some("every one".into()),
+        [rest @ .., last] => Some(format!(
+            "{} and {last}",
+            rest.iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
     }
 }
 
@@ -409,7 +519,6 @@ pub fn rejection(spec: &ClaimSpec) -> Option<Rejection> {
 const AFTER_THE_SEND: Duration = Duration::from_millis(1);
 
 fn rejection_on_a_direct_link(spec: &ClaimSpec) -> Option<Rejection> {
-    use crate::spec::Server;
     match spec.lab.server {
         Server::Unroutable => Some(Rejection {
             errno: Errno::ENETUNREACH,
@@ -520,6 +629,77 @@ pub(crate) mod tests {
         let p = predict(Client::Close, &s, &BTreeMap::new(), None, 250);
         assert_eq!(p.schedule.give_up, Duration::ZERO);
         assert!(p.inputs.contains("reset and freed"), "{}", p.inputs);
+    }
+
+    /// An idle connection's pure ACKs: the handshake's is #1, probe k is #k + 1; a rule
+    /// that drops one hides it from the rules after it.
+    #[test]
+    fn the_wire_rules_lose_keepalive_probes_by_number() {
+        let lab = |rules: &str| {
+            spec(&format!(
+                "lab = {{ server = \"silent\", link = {{ delay = \"10ms\" }}, rules = [{rules}] }}\nrun = {{ client = \"idle\", timeout = \"5s\" }}\n"
+            ))
+        };
+        let drop_nth = |n: u64| {
+            format!("{{ toward = \"peer\", flags = \"A\", not_flags = \"SFRP\", nth = {n}, action = \"drop\" }}")
+        };
+        assert_eq!(lost_probes(&lab(&drop_nth(2))), vec![1]);
+        assert_eq!(lost_probes(&lab(&drop_nth(1))), Vec::<u32>::new());
+        // The second rule counts the pure ACKs the first let through: its #3 is probe 3.
+        assert_eq!(
+            lost_probes(&lab(&format!("{}, {}", drop_nth(2), drop_nth(3)))),
+            vec![1, 3]
+        );
+        // Toward the client, or only segments with data or a SYN: no probe.
+        for other in [
+            "{ toward = \"client\", flags = \"A\", nth = 2, action = \"drop\" }",
+            "{ toward = \"peer\", flags = \"AP\", nth = 2, action = \"drop\" }",
+            "{ toward = \"peer\", not_flags = \"A\", action = \"drop\" }",
+            "{ toward = \"peer\", flags = \"A\", after_bytes = 0, action = \"drop\" }",
+            "{ toward = \"peer\", flags = \"A\", nth = 2, action = \"window 0\" }",
+        ] {
+            assert_eq!(lost_probes(&lab(other)), Vec::<u32>::new(), "{other}");
+        }
+        let all = lost_probes(&lab(
+            "{ toward = \"both\", flags = \"A\", action = \"drop\" }",
+        ));
+        assert_eq!(
+            (all.first(), all.len()),
+            (Some(&1), PROBES_FOLLOWED as usize)
+        );
+    }
+
+    /// TCP_KEEPIDLE 1, TCP_KEEPINTVL 1 and a live peer 20 ms away whose link loses the
+    /// first probe: TCP_KEEPCNT 2 survives a 4.5 s wait with 4 probes, TCP_KEEPCNT 1 fails
+    /// at 2 s after 1.
+    #[test]
+    fn a_live_peer_with_a_lost_probe() {
+        let at = |keepcnt: u32| {
+            let s = spec(&format!(
+                "lab = {{ server = \"silent\", link = {{ delay = \"10ms\" }}, rules = [{{ toward = \"peer\", flags = \"A\", not_flags = \"SFRP\", nth = 2, action = \"drop\" }}] }}\n\
+                 run = {{ client = \"idle\", socket = {{ keepalive = true, keepidle = 1, keepintvl = 1, keepcnt = {keepcnt} }}, timeout = \"4500ms\" }}\n"
+            ));
+            predict(
+                Client::Idle,
+                &s,
+                &BTreeMap::new(),
+                Some(Duration::from_millis(20)),
+                250,
+            )
+        };
+        let p = at(2);
+        assert_eq!(p.survives, Some(Duration::from_millis(4500)));
+        assert_eq!(p.errno, None);
+        assert_eq!(
+            p.schedule.send_times,
+            [1000, 2000, 3020, 4040].map(Duration::from_millis).to_vec()
+        );
+        assert!(p.inputs.contains("lose probe 1"), "{}", p.inputs);
+        let p = at(1);
+        assert_eq!(p.survives, None);
+        assert_eq!(p.errno, Some(Errno::ETIMEDOUT));
+        assert_eq!(p.schedule.send_times, vec![Duration::from_secs(1)]);
+        assert_eq!(p.schedule.give_up, Duration::from_secs(2));
     }
 
     #[test]

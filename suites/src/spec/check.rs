@@ -624,7 +624,12 @@ fn validate_run(spec: &ClaimSpec, run: &RunSpec, problems: &mut Vec<String>) {
                 Client::Exhaust => {
                     matches!(spec.lab.server, Server::Silent | Server::NeverAccept)
                 }
-                Client::Send | Client::Idle => spec.lab.server == Server::DiesAfterHandshake,
+                Client::Send => spec.lab.server == Server::DiesAfterHandshake,
+                // A live peer (silent) answers the probes: its wait ends at run.timeout.
+                Client::Idle => {
+                    spec.lab.server == Server::DiesAfterHandshake
+                        || (spec.lab.server == Server::Silent && spec.lab.link.is_some())
+                }
                 Client::Close => spec.lab.server == Server::Silent,
                 Client::Stream => spec.lab.server == Server::Silent,
                 Client::SynOnly => {
@@ -647,6 +652,12 @@ fn validate_run(spec: &ClaimSpec, run: &RunSpec, problems: &mut Vec<String>) {
             if client == Client::Stream && run.socket.user_timeout.is_none() {
                 problems.push(
                     "run.client = \"stream\" needs run.socket.user_timeout: a peer that answers its window probes is probed for ever, and only TCP_USER_TIMEOUT ends the connection".into(),
+                );
+            }
+            if client == Client::Idle && spec.lab.server == Server::Silent && run.timeout.is_none()
+            {
+                problems.push(
+                    "run.client = \"idle\" with a live peer (silent) needs run.timeout: the connection may stay up for ever".into(),
                 );
             }
         }
@@ -683,10 +694,10 @@ fn validate_run(spec: &ClaimSpec, run: &RunSpec, problems: &mut Vec<String>) {
             || spec.expect.output.is_some()
             || spec.expect.output_line.is_some()
             || !spec.expect.output_count.is_empty()
-            || spec.expect.killed.is_some())
+            || (spec.expect.killed.is_some() && run.client != Some(Client::Idle)))
     {
         problems.push(
-            "expect.exit, the output keys and expect.killed are observed on run.command, not on a client".into(),
+            "expect.exit, the output keys and expect.killed are observed on run.command (expect.killed also on run.client = \"idle\"), not on a client".into(),
         );
     }
 }

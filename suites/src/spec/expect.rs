@@ -58,7 +58,8 @@ pub struct ExpectSpec {
     #[serde(default)]
     pub connect_calls: Option<usize>,
     /// Whether the command is still running (blocked) when the harness kills it at
-    /// `run.timeout`.
+    /// `run.timeout`; for `client = "idle"`, whether the connection is still up when the
+    /// harness stops waiting at `run.timeout`.
     #[serde(default)]
     pub killed: Option<bool>,
     /// For `client = "fill"` / `"exhaust"`: connections made before the first failure.

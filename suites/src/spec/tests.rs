@@ -179,6 +179,29 @@ fn the_docs_keys_are_checked() {
         ok[0].spec.lab.trickle.map(|t| (t.every.0, t.bytes)),
         Some((std::time::Duration::from_secs(1), 4))
     );
+    // idle to a live peer: behind a link (the client needs the peer's namespace), with
+    // run.timeout (it may stay up for ever); expect.killed says it is still up.
+    let e = all(&claim(
+        "lab = { server = \"silent\", link = {} }\nrun = { client = \"idle\" }\nexpect = { killed = true }\n",
+    ));
+    assert!(e.contains("needs run.timeout"), "{e}");
+    assert!(!e.contains("expect.killed"), "{e}");
+    let e = all(&claim(
+        "lab = { server = \"silent\" }\nrun = { client = \"idle\", timeout = \"3s\" }\nexpect = { killed = true }\n",
+    ));
+    assert!(e.contains("does not fit lab.server"), "{e}");
+    let e = all(&claim(
+        "lab = { server = \"silent\" }\nrun = { client = \"close\" }\nexpect = { killed = true }\n",
+    ));
+    assert!(
+        e.contains("expect.killed also on run.client = \"idle\""),
+        "{e}"
+    );
+    parse(
+        &claim("lab = { server = \"silent\", link = {} }\nrun = { client = \"idle\", timeout = \"3s\" }\nexpect = { killed = true }\n"),
+        &origin(),
+    )
+    .expect("idle to a live peer behind a link, with a timeout");
     let e = all(&claim(
         "lab = { server = \"blackhole\", family = \"ipv6\" }\nrun = { client = \"connect\" }\n",
     ));
