@@ -470,6 +470,7 @@ fn judge_lab(
                     &what,
                     o,
                 );
+                expected.value = o.expected.value.clone();
             }
             // A served body that takes time (the trickle server): the tool closes once
             // its last byte is in.

@@ -431,6 +431,8 @@ pub fn judge_synacks(
         format!("[{}] s", shown(&heard)),
         heard.len() == times.len() && windows.iter().zip(&heard).all(|(w, h)| w.contains(*h)),
     );
+    o.expected.value = Some(format!("{} SYN-ACKs at [{}] s", times.len(), shown(&times)));
+    o.observed.value = Some(format!("{} SYN-ACKs at [{}] s", heard.len(), shown(&heard)));
 }
 
 /// The statement's checks specific to clients after the SYN.
