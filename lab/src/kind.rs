@@ -21,7 +21,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use netclaim_fixtures::http::{SlowBodyServer, Trickle as HttpBody};
-use netclaim_fixtures::server::{NoAcceptListener, SilentServer, UnixNoAcceptListener};
+use netclaim_fixtures::server::{
+    NoAcceptListener, ReplyServer, SilentServer, UnixNoAcceptListener, REPLY_BYTES, REQUEST_BYTES,
+};
 use netclaim_harness::tmp::TempDir;
 use netclaim_harness::{Error, NetNs, Result};
 
@@ -581,6 +583,39 @@ impl Kind for Trickle {
     }
 }
 
+/// A server that answers each request of [`REQUEST_BYTES`] with [`REPLY_BYTES`] in one
+/// write(); with `quickack`, it sets `TCP_QUICKACK` after every recv().
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reply {
+    /// Set `TCP_QUICKACK` after every recv() (tcp(7): the flag is not permanent).
+    pub quickack: bool,
+}
+
+impl Kind for Reply {
+    fn name(&self) -> &'static str {
+        "reply"
+    }
+    fn about(&self) -> &'static str {
+        "reads each 200-byte request, answers 100 bytes; with `lab.quickack`, sets TCP_QUICKACK after every recv()"
+    }
+    fn start(&self, site: &Site<'_>) -> Result<Started> {
+        let addr = site.v4(self)?;
+        let server = ReplyServer::start(site.server, addr, self.quickack)?;
+        Ok(Started::at(
+            site,
+            format!(
+                "a server on {addr} that reads each {REQUEST_BYTES}-byte request and answers {REPLY_BYTES} bytes{}",
+                if self.quickack {
+                    ", setting TCP_QUICKACK after every recv()"
+                } else {
+                    ""
+                }
+            ),
+        )
+        .holding(server))
+    }
+}
+
 /// Every kind, in its default configuration, in the order a key table lists them.
 pub fn all() -> Vec<Box<dyn Kind>> {
     vec![
@@ -596,6 +631,7 @@ pub fn all() -> Vec<Box<dyn Kind>> {
         Box::new(DiesAfterHandshake),
         Box::new(RstAfterHandshake),
         Box::new(Trickle::default()),
+        Box::new(Reply::default()),
     ]
 }
 

@@ -582,3 +582,28 @@ fn an_rst_after_handshake_server_accepts_then_resets(lab: &Lab) -> netclaim_lab:
     );
     Ok(())
 }
+
+#[netclaim_lab::test(lab = Lab::builder().serve(kind::Reply { quickack: true }, 8080))]
+fn a_reply_server_answers_each_request_in_two_parts(lab: &Lab) -> netclaim_lab::Result<()> {
+    use std::io::{Read, Write};
+    let target = lab.target().and_then(Target::sock).expect("a TCP target");
+    let replies = lab.run(|| -> std::io::Result<Vec<usize>> {
+        let mut conn = TcpStream::connect(target)?;
+        conn.set_read_timeout(Some(Duration::from_secs(2)))?;
+        let mut sizes = Vec::new();
+        for _ in 0..3 {
+            conn.write_all(&[b'a'; 100])?;
+            conn.write_all(&[b'b'; 100])?;
+            let mut reply = [0u8; 100];
+            conn.read_exact(&mut reply)?;
+            sizes.push(reply.iter().filter(|b| **b == b'r').count());
+        }
+        Ok(sizes)
+    })?;
+    assert_eq!(replies.expect("three replies"), vec![100, 100, 100]);
+    assert_eq!(
+        lab.description(),
+        Some("a server on 127.0.0.1:8080 that reads each 200-byte request and answers 100 bytes, setting TCP_QUICKACK after every recv()")
+    );
+    Ok(())
+}
