@@ -124,6 +124,11 @@ pub const BUILT_IN_FILES: &[(&str, Catalog, &str)] = &[
         Catalog::Network,
         include_str!("../../claims/net-keepalive.toml"),
     ),
+    (
+        "net-ack.toml",
+        Catalog::Network,
+        include_str!("../../claims/net-ack.toml"),
+    ),
 ];
 
 /// The order of the seeds catalog (the order claims appear in reports); claims not
@@ -409,6 +414,14 @@ fn describe_lab(spec: &spec::ClaimSpec) -> String {
                 t.every.0.as_millis()
             )
         }
+        Server::Reply => format!(
+            "a server on port {port} that answers each 200-byte request with 100 bytes{}",
+            if lab.quickack {
+                ", setting TCP_QUICKACK after every recv()"
+            } else {
+                ""
+            }
+        ),
     }];
     if lab.family == crate::spec::Family::Ipv6 {
         parts[0] = parts[0]
@@ -483,6 +496,11 @@ fn describe_action(spec: &spec::ClaimSpec) -> String {
         (None, Some(Client::SynOnly)) => {
             "one SYN from a raw socket, never answered; look the request up (sock_diag)".into()
         }
+        (None, Some(Client::Exchange)) => format!(
+            "connect(){}; {} request/reply exchanges, each request two write()s of 100 bytes, then read the reply",
+            socket_text(&run.socket),
+            crate::models::exchange::EXCHANGES
+        ),
         (None, None) => String::new(),
     }
 }
@@ -516,6 +534,12 @@ fn socket_text(s: &spec::SocketSpec) -> String {
     }
     if let Some(us) = s.rto_min_us {
         v.push(format!("TCP_RTO_MIN_US={us}"));
+    }
+    if s.nodelay {
+        v.push("TCP_NODELAY".into());
+    }
+    if s.cork {
+        v.push("TCP_CORK".into());
     }
     if v.is_empty() {
         String::new()

@@ -535,6 +535,29 @@ fn judge_lab(
             );
             expected = o.expected.clone();
         }
+        End::Exchange => match &run.exchange {
+            Some(rec) => {
+                let wire_late = lab.link.as_ref().map_or(0, |l| {
+                    l.to_peer.late_max_us.unwrap_or(0) + l.from_peer.late_max_us.unwrap_or(0)
+                });
+                crate::judge::exchange::judge(
+                    spec,
+                    expect,
+                    rec,
+                    Duration::from_micros(wire_late),
+                    m.hz,
+                    &what,
+                    o,
+                );
+                expected = o.expected.clone();
+            }
+            None => {
+                o.forced = Some((
+                    Verdict::Error,
+                    "the exchange client recorded no exchanges".into(),
+                ))
+            }
+        },
     }
     o.expected = expected;
     if let Some(why) = cut_short(spec, expect, run, &plan).or_else(|| capped(spec, lab, run)) {
@@ -561,6 +584,7 @@ fn stretched_round_trip(spec: &ClaimSpec, run: &crate::record::RunRecord) -> Opt
         .after
         .as_ref()
         .and_then(|a| a.kernel_rtt_us)
+        .or_else(|| run.exchange.as_ref().and_then(|e| e.handshake_rtt_us))
         .or(on_wire)
         .map(Duration::from_micros)?;
     let allowed = wire + (wire / 10).max(Duration::from_millis(2));

@@ -8,6 +8,7 @@ pub mod checks;
 mod claim_file;
 pub mod connection;
 mod consistency;
+pub mod exchange;
 mod prediction;
 mod statement;
 pub mod timing;

@@ -205,6 +205,20 @@ pub(crate) fn act(
             );
             record.after = Some(after);
         }
+        (None, Some(Client::Exchange)) => {
+            let addr = built.target.sock().context("exchange needs a TCP target")?;
+            let (duration, what, rec) =
+                crate::measure::exchange::act(built.ns(), addr, &run.socket)?;
+            record.command_line = what;
+            record.duration_us = micros(duration);
+            record.evidence = format!(
+                "{}: {} exchanges in {:.3} s",
+                record.command_line,
+                rec.exchanges.len(),
+                duration.as_secs_f64()
+            );
+            record.exchange = Some(rec);
+        }
         (None, Some(Client::Connect)) => {
             let addr = built.target.sock().context("connect needs a TCP target")?;
             let opts = connection::sock_opts(&run.socket);

@@ -109,6 +109,12 @@ pub(crate) fn build(
                 port,
             )
         }
+        Server::Reply => builder.serve(
+            kind::Reply {
+                quickack: lab.quickack,
+            },
+            port,
+        ),
     };
     let built = match builder.build() {
         Ok(built) => built,

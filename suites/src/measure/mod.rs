@@ -8,6 +8,7 @@ pub mod attempt;
 mod build;
 mod claim_file;
 pub mod connection;
+pub mod exchange;
 pub mod labs;
 pub mod parallel;
 pub mod tool;

@@ -85,6 +85,10 @@ pub fn estimate(spec: &ClaimSpec) -> Duration {
         // Its own estimate includes the set-up.
         return connection::estimate(c, spec).saturating_mul(sweep_rounds(spec));
     }
+    if run.client == Some(Client::Exchange) {
+        return (crate::models::exchange::estimate(spec) + LAB_SETUP)
+            .saturating_mul(sweep_rounds(spec));
+    }
     let argv = run.command.clone().unwrap_or_default();
     let longest = longest_value(spec, |in_force| {
         // Only when it ends is read: the tool's version changes what it prints, not that.
@@ -121,6 +125,9 @@ pub fn limit(spec: &ClaimSpec) -> Duration {
         // connect() and the exhaust client end when the kernel gives up: the estimate;
         // a connect holds its connection run.hold longer.
         Some(Client::Connect | Client::Exhaust) => run.hold.map_or(Duration::ZERO, |h| h.0),
+        // Each reply waited for at most this long.
+        Some(Client::Exchange) => crate::models::exchange::REPLY_LIMIT
+            .saturating_mul(crate::models::exchange::EXCHANGES as u32),
         None => command_timeout(run, &plan(spec, in_force, &argv, None, None)),
     });
     per_value

@@ -4,6 +4,7 @@
 
 pub mod budget;
 pub mod connection;
+pub mod exchange;
 pub mod plan;
 pub mod ports;
 pub mod tools;

@@ -48,6 +48,9 @@ pub enum End {
     /// A client after the SYN (send, idle, close, syn-only): judged by
     /// [`crate::judge::connection::judge`].
     AfterSyn(Client),
+    /// The `exchange` client's request/reply exchanges: judged by
+    /// [`crate::judge::exchange::judge`].
+    Exchange,
 }
 
 /// What the plan knows: the kernel's schedule (unanswered SYNs), the tool, and the end.
@@ -163,6 +166,10 @@ pub fn plan(
     ) = client
     {
         plan.end = End::AfterSyn(c);
+        return plan;
+    }
+    if client == Some(Client::Exchange) {
+        plan.end = End::Exchange;
         return plan;
     }
     if let Some(r) = connection::rejection(spec) {

@@ -222,6 +222,9 @@ pub struct RunRecord {
     /// close(), SYN-ACKs, ICMP errors).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<AfterRecord>,
+    /// What the `exchange` client observed: each request/reply exchange.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange: Option<crate::record::exchange::ExchangeRecord>,
 }
 
 impl RunRecord {

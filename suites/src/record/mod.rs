@@ -3,6 +3,7 @@
 
 pub mod attempt;
 pub mod connection;
+pub mod exchange;
 mod measurement;
 pub(crate) mod target;
 #[cfg(test)]

@@ -298,6 +298,7 @@ fn figures(e: &ExpectSpec) -> Vec<&'static str> {
         ("synacks", e.synacks.is_some()),
         ("rst", e.rst.is_some()),
         ("fin", e.fin.is_some()),
+        ("exchange", e.exchange.is_some()),
     ]
     .into_iter()
     .filter_map(|(k, present)| present.then_some(k))
@@ -328,9 +329,9 @@ fn validate_expect(e: &ExpectSpec, key: &str, problems: &mut Vec<String>) {
             ));
         }
     }
-    // The tolerance applies to the stated durations it can widen: the give-up time and
-    // the first retransmission.
-    let widened = [e.duration, e.first_retransmission];
+    // The tolerance applies to the stated durations it can widen: the give-up time, the
+    // first retransmission and the exchange.
+    let widened = [e.duration, e.first_retransmission, e.exchange];
     match (&e.tolerance, widened.iter().flatten().next()) {
         (Some(t), Some(_)) => {
             for d in widened.iter().flatten() {
@@ -340,7 +341,7 @@ fn validate_expect(e: &ExpectSpec, key: &str, problems: &mut Vec<String>) {
             }
         }
         (Some(_), None) => problems.push(format!(
-            "{key}.tolerance needs {key}.duration or {key}.first_retransmission"
+            "{key}.tolerance needs {key}.duration, {key}.first_retransmission or {key}.exchange"
         )),
         _ => {}
     }
@@ -390,7 +391,8 @@ fn validate_checks(spec: &ClaimSpec, problems: &mut Vec<String>) {
     const NOTHING: &str = "nothing to check: [claim.expect] gives no figure of the statement \
         (exit, errno, duration, syns, syn_times, stdout, stderr, output, output_line, \
         output_count, killed, connections, connect_calls, duration_at_least, duration_at_most, \
-        retransmissions, first_retransmission, probes, synacks, rst, fin, or sysctls without a run); ignore_case, \
+        retransmissions, first_retransmission, probes, synacks, rst, fin, exchange, or sysctls \
+        without a run); ignore_case, \
         per_try and tolerance only qualify those";
     let Some(_) = &spec.run else {
         let on_a_run = figures(&spec.expect);
@@ -538,6 +540,25 @@ fn validate_docs_keys(spec: &ClaimSpec, problems: &mut Vec<String>) {
             problems,
         );
     }
+    validate_exchange_keys(spec, client, problems);
+}
+
+/// The keys of the `exchange` client and its `reply` server: each only where it applies.
+fn validate_exchange_keys(spec: &ClaimSpec, client: Option<Client>, problems: &mut Vec<String>) {
+    if spec.expect.exchange.is_some() && client != Some(Client::Exchange) {
+        problems.push("expect.exchange is observed on run.client = \"exchange\"".into());
+    }
+    if spec.lab.quickack && spec.lab.server != Server::Reply {
+        problems.push(
+            "lab.quickack applies to lab.server = \"reply\" (the server that sets TCP_QUICKACK after every recv())".into(),
+        );
+    }
+    let socket = spec.run.as_ref().map(|r| &r.socket);
+    if socket.is_some_and(|s| s.nodelay || s.cork) && client != Some(Client::Exchange) {
+        problems.push(
+            "run.socket.nodelay and run.socket.cork apply to run.client = \"exchange\" (the only client that writes a request)".into(),
+        );
+    }
 }
 
 /// The longest `run.hold`.
@@ -635,6 +656,7 @@ fn validate_run(spec: &ClaimSpec, run: &RunSpec, problems: &mut Vec<String>) {
                 Client::SynOnly => {
                     matches!(spec.lab.server, Server::NeverAccept | Server::Silent)
                 }
+                Client::Exchange => spec.lab.server == Server::Reply,
             };
             if !fits {
                 problems.push(format!(

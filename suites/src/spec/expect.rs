@@ -98,6 +98,10 @@ pub struct ExpectSpec {
     /// `client = "close"`: whether close() sends a FIN.
     #[serde(default)]
     pub fin: Option<bool>,
+    /// `client = "exchange"`: how long one request/reply exchange takes, from the first
+    /// write() to the whole reply read (the median of the exchanges after the warm-up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange: Option<Span>,
 }
 
 /// `output_count = { text = "Retrying.", count = 2 }`.

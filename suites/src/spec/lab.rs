@@ -49,6 +49,10 @@ pub struct LabSpec {
     /// For `server = "trickle"`: how its response body trickles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trickle: Option<TrickleSpec>,
+    /// For `server = "reply"`: the server sets `TCP_QUICKACK` again after every recv()
+    /// (tcp(7): the flag is not permanent), so it ACKs each part of a request at once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub quickack: bool,
 }
 
 /// `lab.trickle = { every = "1s", bytes = 4 }`: the trickle server sends its headers
@@ -112,6 +116,9 @@ pub enum Server {
     /// An HTTP server that answers with its headers at once and then its body one byte
     /// every `lab.trickle.every`.
     Trickle,
+    /// A server that answers each 200-byte request with 100 bytes (the `exchange`
+    /// client's peer).
+    Reply,
 }
 
 /// A unit variant's name as the file writes it (`"dies-after-handshake"`).
@@ -124,7 +131,7 @@ pub(super) fn serde_kebab<T: Serialize>(value: &T) -> String {
 
 impl Server {
     /// Every kind's name, for messages.
-    pub const NAMES: &'static str = "none | drop-syn | blackhole | refuse | silent | never-accept | never-accept-unix | http | reject | unroutable | dies-after-handshake | rst-after-handshake | trickle";
+    pub const NAMES: &'static str = "none | drop-syn | blackhole | refuse | silent | never-accept | never-accept-unix | http | reject | unroutable | dies-after-handshake | rst-after-handshake | trickle | reply";
 
     /// The port of `{target}` when the file names none.
     pub fn default_port(self) -> u16 {

@@ -323,6 +323,7 @@ pub const LINKED_SERVERS: &[Server] = &[
     Server::Http,
     Server::DiesAfterHandshake,
     Server::Trickle,
+    Server::Reply,
 ];
 
 fn faults(keys: [&FaultKeys; 2]) -> Faults {

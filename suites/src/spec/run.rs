@@ -79,6 +79,12 @@ pub struct SocketSpec {
     /// not-applicable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rto_min_us: Option<u32>,
+    /// `TCP_NODELAY` (`exchange`): Nagle's algorithm off.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nodelay: bool,
+    /// `TCP_CORK` (`exchange`): the client corks its requests and never uncorks.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cork: bool,
 }
 
 impl SocketSpec {
@@ -114,6 +120,10 @@ pub enum Client {
     /// Sends one SYN from a raw socket and never answers the SYN-ACK: the passive side's
     /// SYN-ACK retransmissions and when the server drops the request.
     SynOnly,
+    /// Connects to a `reply` server, then makes request/reply exchanges, each request
+    /// written as two small write()s before the reply is read (write-write-read): how
+    /// long each takes (Nagle, delayed ACKs, `TCP_QUICKACK`, `TCP_CORK`).
+    Exchange,
 }
 
 /// Runs a claim once per value of one sysctl.

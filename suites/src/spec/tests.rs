@@ -225,7 +225,9 @@ fn the_docs_keys_are_checked() {
             "lab = { server = \"dies-after-handshake\" }\nrun = { client = \"send\" }\nexpect = { errno = \"ETIMEDOUT\", tolerance = \"5%\" }\n",
         ));
     assert!(
-        e.contains("expect.tolerance needs expect.duration or expect.first_retransmission"),
+        e.contains(
+            "expect.tolerance needs expect.duration, expect.first_retransmission or expect.exchange"
+        ),
         "{e}"
     );
     let e = all(&claim(
@@ -739,4 +741,54 @@ fn the_stream_client_needs_a_closed_window_and_a_user_timeout() {
     refused(&stream("", timeout), &["needs a peer whose window is 0"]);
     refused(&stream(window, ""), &["needs run.socket.user_timeout"]);
     assert_eq!(problems(&stream(window, timeout)), "");
+}
+
+#[test]
+fn the_exchange_keys_apply_to_the_exchange_client_and_its_reply_server() {
+    let exchange = |lab: &str, run: &str, expect: &str| {
+        format!(
+            "[[claim]]\nid = \"t.exchange\"\nsource = \"s\"\nstatement = \"s\"\n\
+             lab = {{ server = \"reply\", link = {{ delay = \"5ms\" }}{lab} }}\n\
+             run = {{ client = \"exchange\"{run} }}\nexpect = {{ {expect} }}\n"
+        )
+    };
+    let ok = exchange(
+        ", quickack = true",
+        ", socket = { nodelay = true }",
+        "exchange = \"40ms\", tolerance = \"10%\"",
+    );
+    assert_eq!(problems(&ok), "");
+    let c = &parse(&ok, &origin()).expect("valid")[0].spec;
+    assert_eq!(c.expect.exchange, Some(Span(Duration::from_millis(40))));
+    assert!(c.lab.quickack && c.run.as_ref().is_some_and(|r| r.socket.nodelay));
+    // Off the exchange client: its key, its options and its server are refused.
+    refused(
+        &BASE.replace("errno = \"ETIMEDOUT\"", "exchange = \"40ms\""),
+        &["expect.exchange is observed on run.client = \"exchange\""],
+    );
+    refused(
+        &BASE.replace(
+            "client = \"connect\"",
+            "client = \"connect\"\nsocket = { cork = true }",
+        ),
+        &["run.socket.nodelay and run.socket.cork apply to run.client = \"exchange\""],
+    );
+    refused(
+        &BASE.replace(
+            "server = \"drop-syn\"",
+            "server = \"drop-syn\"\nquickack = true",
+        ),
+        &["lab.quickack applies to lab.server = \"reply\""],
+    );
+    refused(
+        &exchange("", "", "exchange = \"40ms\"").replace("\"reply\"", "\"silent\""),
+        &["run.client = Exchange does not fit lab.server = Silent"],
+    );
+    // The tolerance widens the stated exchange, and must be one.
+    refused(
+        &exchange("", "", "exchange = \"40ms\", tolerance = \"-5%\""),
+        &["expect.tolerance: "],
+    );
+    // A bad value of the key itself.
+    refused(&exchange("", "", "exchange = \"soon\""), &["soon"]);
 }
