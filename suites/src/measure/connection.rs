@@ -72,6 +72,32 @@ fn connected(
     Ok(Ok(socket))
 }
 
+/// Waits (up to 2 s) until the peer's side of the client's connection is ESTABLISHED,
+/// looked up by sock_diag in the peer's namespace; a peer that never gets there (a rule
+/// drops the final ACK) is left as it is.
+fn peer_established(peer: &NetNs, target: SocketAddr, socket: &socket2::Socket) -> Result<()> {
+    let (Some(SocketAddr::V4(client)), SocketAddr::V4(server)) =
+        (socket.local_addr().ok().and_then(|a| a.as_socket()), target)
+    else {
+        return Ok(());
+    };
+    let diag = ports::Diag::open(peer)?;
+    let seen = netclaim_harness::wait::until_every(
+        &format!("the peer's side of {client} → {server} established"),
+        Duration::from_secs(2),
+        Duration::from_micros(500),
+        || match diag.lookup(server, client) {
+            Ok(Some(e)) if e.state == state::ESTABLISHED => Poll::Ready(Ok(())),
+            Ok(seen) => Poll::Pending(format!("{seen:?}")),
+            Err(e) => Poll::Ready(Err(e)),
+        },
+    );
+    match seen {
+        Ok((found, _)) => found.map_err(Into::into),
+        Err(_) => Ok(()),
+    }
+}
+
 /// Runs a client after the SYN in the lab: `ns` is the client's namespace, `peer` the
 /// other end's (for `send` and `idle`, which make it drop everything once connected).
 /// Returns (errno, duration, notes, record).
@@ -101,6 +127,9 @@ pub fn act(
             // (`idle` with a silent server) stays alive and answers keepalive probes.
             let dies = spec.lab.server == Server::DiesAfterHandshake;
             if dies {
+                // Over a wire the handshake's final ACK is still on its way: the peer
+                // dies once its side is established, or it would send its SYN-ACK again.
+                peer_established(peer, target, &socket)?;
                 peer.drop_all_input()
                     .with_context(|| format!("making {} drop everything", peer.name()))?;
             }
