@@ -99,7 +99,8 @@ fn peer_established(peer: &NetNs, target: SocketAddr, socket: &socket2::Socket) 
 }
 
 /// Runs a client after the SYN in the lab: `ns` is the client's namespace, `peer` the
-/// other end's (for `send` and `idle`, which make it drop everything once connected).
+/// other end's (for `send`, and `idle` to `dies-after-handshake`, which make it drop
+/// everything once connected; `idle` to a `silent` peer leaves it alive).
 /// Returns (errno, duration, notes, record).
 pub fn act(
     client: Client,
