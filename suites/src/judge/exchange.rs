@@ -33,10 +33,23 @@ pub fn judge(
         .as_ref()
         .map(|r| r.socket.clone())
         .unwrap_or_default();
-    let rtt = rec
-        .handshake_rtt_us
-        .map(Duration::from_micros)
-        .unwrap_or_else(|| crate::models::plan::link_rtt(spec));
+    // The path's round trip as the kernel measured it: its least sample over the
+    // connection (one handshake sample can be stretched by a slow wake-up, and the
+    // smoothed RTT by the delayed ACKs themselves); the handshake's in older records.
+    let (rtt, rtt_from) = match (rec.min_rtt_us, rec.handshake_rtt_us) {
+        (Some(us), _) => (
+            Duration::from_micros(us),
+            "tcpi_min_rtt after the exchanges",
+        ),
+        (None, Some(us)) => (
+            Duration::from_micros(us),
+            "the handshake's sample, tcpi_rtt",
+        ),
+        (None, None) => (
+            crate::models::plan::link_rtt(spec),
+            "the wire's delays (no TCP_INFO recorded)",
+        ),
+    };
     let judged = rec.exchanges.get(WARM_UP..).unwrap_or_default();
     if judged.is_empty() {
         o.forced = Some((
@@ -83,7 +96,7 @@ pub fn judge(
         "exchange (first write() to the whole reply read), the median of exchanges {first}–{last} (after {WARM_UP} of warm-up: quickack mode ACKs a connection's first 16 segments at once)"
     );
     o.evidence(format!(
-        "model: round trip {} (the kernel's handshake sample, TCP_INFO); {}",
+        "model: round trip {} ({rtt_from}); {}",
         ms(rtt),
         predictions[n / 2].why
     ));
@@ -134,7 +147,7 @@ pub fn judge(
     o.expected.value = Some(format!("exchange {}", ms(predicted)));
     o.observed = Figures::default().duration(observed);
     o.observed.value = Some(format!(
-        "exchange {} (median of {n}; {} to {}), handshake RTT {}",
+        "exchange {} (median of {n}; {} to {}), RTT {} ({rtt_from})",
         ms(observed),
         ms(min),
         ms(max),
@@ -150,7 +163,8 @@ mod tests {
 
     fn rec(took_ms: &[u64], rto_ms: u64) -> ExchangeRecord {
         ExchangeRecord {
-            handshake_rtt_us: Some(10_000),
+            handshake_rtt_us: Some(12_000),
+            min_rtt_us: Some(10_000),
             exchanges: took_ms
                 .iter()
                 .map(|t| ExchangeSample {
@@ -212,7 +226,7 @@ mod tests {
     fn a_corked_request_is_judged_against_the_rto_it_was_written_under() {
         let spec = "lab = { server = \"reply\", link = { delay = \"100ms\" } }\nrun = { client = \"exchange\", socket = { cork = true } }\nexpect = { exchange = \"400ms\", tolerance = \"10%\" }\n";
         let mut r = rec(&[800; 24], 600);
-        r.handshake_rtt_us = Some(200_000);
+        r.min_rtt_us = Some(200_000);
         let o = judged(spec, &r);
         assert_eq!(o.verdict(), Verdict::Refuted);
         assert!(o.model_agrees(), "{:?}", o.model_checks);

@@ -46,6 +46,7 @@ pub fn act(
         .context("setsockopt(SO_RCVTIMEO)")?;
     let mut rec = ExchangeRecord {
         handshake_rtt_us: Some(micros(conn::tcp_info(&s)?.rtt)),
+        min_rtt_us: None,
         exchanges: Vec::with_capacity(EXCHANGES),
     };
     let started = Instant::now();
@@ -86,6 +87,8 @@ pub fn act(
             late_us: micros(slowness::late_between(t0, t1)),
         });
     }
+    let min_rtt = conn::tcp_info(&s)?.min_rtt;
+    rec.min_rtt_us = (!min_rtt.is_zero()).then(|| micros(min_rtt));
     let what = format!(
         "connected to {target}{}; {EXCHANGES} exchanges: write({PART_BYTES}), write({PART_BYTES}), read the {REPLY_BYTES}-byte reply",
         match (socket.nodelay, socket.cork) {

@@ -113,7 +113,7 @@ pub fn probe0_base(rto: Duration, hz: u32) -> Duration {
 pub struct Exchange {
     /// `CONFIG_HZ`.
     pub hz: u32,
-    /// The path's round trip (the kernel's handshake sample).
+    /// The path's round trip (as the kernel measured it: `tcpi_min_rtt`).
     pub rtt: Duration,
     /// `TCP_NODELAY` on the writer.
     pub nodelay: bool,

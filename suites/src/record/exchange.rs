@@ -7,8 +7,13 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ExchangeRecord {
     /// `TCP_INFO`'s `tcpi_rtt` right after the handshake: the kernel's first RTT sample,
-    /// µs (the model's round trip).
+    /// µs.
     pub handshake_rtt_us: Option<u64>,
+    /// `tcpi_min_rtt` after the last exchange, µs: the least RTT sample of the connection
+    /// (the handshake's and every exchange's, those a delayed ACK may have stretched
+    /// left out), the model's round trip (absent in records from before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_rtt_us: Option<u64>,
     /// Each exchange, in order.
     pub exchanges: Vec<ExchangeSample>,
 }
