@@ -113,6 +113,19 @@ pub fn judge(
     let duration = end.took;
     let rtt = rec.kernel_rtt_us.or(rec.rtt_us).map(Duration::from_micros);
     let p = predict(client, spec, in_force, rtt, hz);
+    let p = match (client, rtt) {
+        (Client::Stream, Some(rtt)) => crate::models::connection::anchored_stream(
+            p,
+            spec,
+            in_force,
+            rtt,
+            rec.persist_rto_us.map(Duration::from_micros),
+            &times(&rec.sent_us),
+            &times(&rec.answered_us),
+            hz,
+        ),
+        _ => p,
+    };
     o.evidence(format!("model: {}", p.inputs));
     let sent = times(&rec.sent_us);
     let mut expected = Figures::default();

@@ -191,10 +191,24 @@ pub fn act(
                 Err(e) => return Err(e).context("write() of the stream"),
             };
             socket.set_nonblocking(false).context("O_NONBLOCK off")?;
-            let waited = conn::wait_error(&socket, limit)?;
+            // The persist timer's base, once the first probe is out (tcpi_backoff 1).
+            let mut persist_rto = None;
+            while started.elapsed() < limit.min(Duration::from_secs(10)) {
+                let info = conn::tcp_info(&socket)?;
+                if info.backoff > 0 {
+                    persist_rto = Some(info.rto);
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            rec.persist_rto_us = persist_rto.map(micros);
+            let waiting_from = started.elapsed();
+            let waited = conn::wait_error(&socket, limit.saturating_sub(waiting_from))?;
             rec.late_us = Some(micros(slowness::late_between(started, Instant::now())));
             rec.gone = waited.is_some();
-            let (errno, at) = waited.unwrap_or((None, started.elapsed()));
+            let (errno, at) = waited
+                .map(|(e, at)| (e, waiting_from + at))
+                .unwrap_or((None, started.elapsed()));
             Ok((
                 errno,
                 at,
@@ -369,6 +383,28 @@ pub fn from_wire(
                             .map(|e| e.at),
                     )
                     .collect();
+                // The last packet from the peer before each next transmission.
+                let from_peer: Vec<Duration> = events
+                    .iter()
+                    .filter(|e| e.src.port() == port && e.icmp.is_none() && e.at > f.at)
+                    .map(|e| e.at)
+                    .collect();
+                // Each transmission's answer; one the capture missed (it may, under
+                // load) taken as one round trip (the kernel's) after it.
+                let rtt = Duration::from_micros(rec.kernel_rtt_us.unwrap_or_default());
+                let answered: Vec<Duration> = times
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| {
+                        let next = times.get(i + 1).copied().unwrap_or(Duration::MAX);
+                        from_peer
+                            .iter()
+                            .copied()
+                            .rfind(|a| a > t && *a < next)
+                            .unwrap_or(*t + rtt)
+                    })
+                    .collect();
+                rec.answered_us = rel(answered, f.at);
                 rec.sent_late_us = chain_late(&times, None);
                 rec.sent_us = rel(times, f.at);
             }

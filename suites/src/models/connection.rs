@@ -414,6 +414,68 @@ pub fn window(at: Duration, intervals: &[Duration], hz: u32) -> Window {
     kernel_timer_window(at, late, early(hz))
 }
 
+/// The `stream` client's prediction redone with what its record measured: the persist
+/// timer's base from `persist_rto` (the RTO read once the first probe was out: the
+/// data's own RTT samples move it from the handshake's), and each probe due one armed
+/// interval after the answer that armed it (`answered`: the ACK that closed the window,
+/// then each probe's ACK), so the round trips are the wire's, measured, not predicted.
+/// With a user timeout the give-up is that long after the first probe (`sent[1]`).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the prediction, what was in force and the four measured figures it is anchored at"
+)]
+pub fn anchored_stream(
+    p: Prediction,
+    spec: &ClaimSpec,
+    in_force: &BTreeMap<String, String>,
+    rtt: Duration,
+    persist_rto: Option<Duration>,
+    sent: &[Duration],
+    answered: &[Duration],
+    hz: u32,
+) -> Prediction {
+    let user_timeout = spec
+        .run
+        .as_ref()
+        .and_then(|r| r.socket.user_timeout)
+        .map(|t| t.0);
+    let m = PersistModel {
+        hz,
+        rtt,
+        rto: persist_rto.or(p.rto).unwrap_or(timers::TCP_RTO_MIN),
+        retries2: num(in_force, "net.ipv4.tcp_retries2").unwrap_or(15) as u32,
+        user_timeout,
+    };
+    let plan = m.plan(timers::TCP_RTO_MAX);
+    let mut times = plan.schedule.send_times.clone();
+    for (k, t) in times.iter_mut().enumerate().skip(1) {
+        if let (Some(a), Some(i)) = (answered.get(k - 1), plan.intervals.get(k - 1)) {
+            *t = *a + *i;
+        }
+    }
+    let give_up = match (user_timeout, sent.get(1)) {
+        (Some(u), Some(first_probe)) if plan.gives_up => *first_probe + u,
+        _ => plan.schedule.give_up,
+    };
+    Prediction {
+        inputs: format!(
+            "{}; measured: tcpi_rto {} ms once the first probe was out → tcp_probe0_base {} ms, each probe due one armed interval after the ACK that armed it (the window-closing ACK, then each probe's), the give-up {} after the first probe",
+            p.inputs,
+            m.rto.as_millis(),
+            plan.base.as_millis(),
+            user_timeout.map_or_else(|| "never".into(), secs),
+        ),
+        schedule: Schedule {
+            send_times: times,
+            give_up,
+        },
+        intervals: plan.intervals,
+        errno: p.errno,
+        rto: Some(m.rto),
+        ..p
+    }
+}
+
 /// The SYN-ACKs a `connect` client hears from its peer while it holds the connection for
 /// `hold` after connect() returned, from the first: the first; then, for each of the
 /// handshake's final ACKs the lab's rules drop (a `drop` rule toward the peer on ACKs
@@ -573,6 +635,37 @@ pub(crate) mod tests {
         let full = format!("[[claim]]\nid = \"t.t\"\nsource = \"s\"\nstatement = \"s\"\n{text}");
         // Model tests: a lab and an action, no statement to check (which `parse` requires).
         crate::spec::parse_unvalidated(&full).remove(0)
+    }
+
+    /// The stream client's probes are due one armed interval after the ACK that armed
+    /// them, with the base from the RTO measured once the first probe was out; the give-up
+    /// the user timeout after the first probe.
+    #[test]
+    fn window_probes_are_anchored_at_the_answers_measured() {
+        let s = spec(
+            "lab = { server = \"silent\", link = { delay = \"5ms\" }, rules = [{ toward = \"client\", flags = \"A\", not_flags = \"S\", action = \"window 0\" }] }\nrun = { client = \"stream\", socket = { user_timeout = \"2500ms\" } }\n",
+        );
+        let ms = Duration::from_millis;
+        let p = predict(Client::Stream, &s, &BTreeMap::new(), Some(ms(10)), 250);
+        let sent = [ms(0), ms(236), ms(700), ms(1580)];
+        let answered = [ms(24), ms(246), ms(712), ms(1592)];
+        let a = anchored_stream(
+            p,
+            &s,
+            &BTreeMap::new(),
+            ms(10),
+            Some(ms(220)),
+            &sent,
+            &answered,
+            250,
+        );
+        // base 220 ms: 24 + 220, 246 + 440, 712 + 880.
+        assert_eq!(
+            a.schedule.send_times,
+            vec![ms(0), ms(244), ms(686), ms(1592)]
+        );
+        assert_eq!(a.schedule.give_up, ms(236 + 2500));
+        assert_eq!(a.rto, Some(ms(220)));
     }
 
     /// One final ACK dropped: the peer's SYN-ACK again after 1 s; every one dropped: after

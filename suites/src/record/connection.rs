@@ -17,6 +17,16 @@ pub struct AfterRecord {
     /// milliseconds).
     #[serde(default)]
     pub kernel_rtt_us: Option<u64>,
+    /// `stream`: `tcpi_rto` once the first window probe is out (the persist timer's
+    /// base is `max(RTO, TCP_RTO_MIN)`; the data's own RTT samples move it from the
+    /// handshake's), µs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persist_rto_us: Option<u64>,
+    /// `stream`: for each entry of `sent_us`, the last packet from the peer before the
+    /// next one (after the last: the last at all), µs from the same origin: the ACK the
+    /// persist timer was armed at.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub answered_us: Vec<u64>,
     /// `send`: transmissions of the data segment; `idle`: keepalive probes (from the
     /// SYN-ACK); `syn-only`: SYN-ACKs. µs, from the first (or the SYN-ACK).
     pub sent_us: Vec<u64>,
