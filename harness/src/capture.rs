@@ -443,7 +443,12 @@ pub fn syn_times(events: &[TcpEvent], dst_port: u16) -> Vec<Duration> {
 
 /// Renders events as a tcpdump-like timeline, relative to the first packet.
 pub fn timeline(events: &[TcpEvent]) -> String {
-    let first = events.first().map(|e| e.at).unwrap_or_default();
+    timeline_from(events, events.first().map(|e| e.at).unwrap_or_default())
+}
+
+/// Renders events as a tcpdump-like timeline, relative to `first` (the first packet of
+/// a longer capture of which these are a part).
+pub fn timeline_from(events: &[TcpEvent], first: Duration) -> String {
     events
         .iter()
         .map(|e| {

@@ -20,6 +20,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV
 use std::path::PathBuf;
 use std::time::Duration;
 
+use netclaim_fixtures::bulk::SinkServer;
 use netclaim_fixtures::http::{SlowBodyServer, Trickle as HttpBody};
 use netclaim_fixtures::server::{
     NoAcceptListener, ReplyServer, SilentServer, UnixNoAcceptListener, REPLY_BYTES, REQUEST_BYTES,
@@ -381,6 +382,29 @@ impl Kind for RstAfterHandshake {
     }
 }
 
+/// A listener that reads each connection to its end, discarding the bytes, then closes
+/// it: the receiving end of a bulk transfer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sink;
+
+impl Kind for Sink {
+    fn name(&self) -> &'static str {
+        "sink"
+    }
+    fn about(&self) -> &'static str {
+        "reads and discards until end of stream, then closes"
+    }
+    fn start(&self, site: &Site<'_>) -> Result<Started> {
+        let addr = site.v4(self)?;
+        let server = SinkServer::start(site.server, addr)?;
+        Ok(Started::at(
+            site,
+            format!("a server on {addr} that reads each connection to its end, discarding the bytes, then closes it"),
+        )
+        .holding(server))
+    }
+}
+
 /// A peer over veth that accepts the connection and then drops every packet: a host
 /// that died after the handshake (the client's side installs the drop once connected).
 #[derive(Debug, Clone, Copy, Default)]
@@ -632,6 +656,7 @@ pub fn all() -> Vec<Box<dyn Kind>> {
         Box::new(RstAfterHandshake),
         Box::new(Trickle::default()),
         Box::new(Reply::default()),
+        Box::new(Sink),
     ]
 }
 

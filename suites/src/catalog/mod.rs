@@ -129,6 +129,11 @@ pub const BUILT_IN_FILES: &[(&str, Catalog, &str)] = &[
         Catalog::Network,
         include_str!("../../claims/net-ack.toml"),
     ),
+    (
+        "net-recovery.toml",
+        Catalog::Network,
+        include_str!("../../claims/net-recovery.toml"),
+    ),
 ];
 
 /// The order of the seeds catalog (the order claims appear in reports); claims not
@@ -422,6 +427,9 @@ fn describe_lab(spec: &spec::ClaimSpec) -> String {
                 ""
             }
         ),
+        Server::Sink => format!(
+            "one namespace, a server on 127.0.0.1:{port} that reads each connection to its end and closes it"
+        ),
     }];
     if lab.family == crate::spec::Family::Ipv6 {
         parts[0] = parts[0]
@@ -500,6 +508,11 @@ fn describe_action(spec: &spec::ClaimSpec) -> String {
             "connect(){}; {} request/reply exchanges, each request two write()s of 100 bytes, then read the reply",
             socket_text(&run.socket),
             crate::models::exchange::EXCHANGES
+        ),
+        (None, Some(Client::Bulk)) => format!(
+            "connect(){}; write {} KiB, shut the write side, read until the sink closes",
+            socket_text(&run.socket),
+            crate::measure::connection::BULK_BYTES / 1024
         ),
         (None, None) => String::new(),
     }

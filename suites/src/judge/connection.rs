@@ -126,6 +126,12 @@ pub fn judge(
         ),
         _ => p,
     };
+    if client == Client::Bulk {
+        let empty = crate::record::recovery::BulkRecord::default();
+        let b = rec.bulk.as_ref().unwrap_or(&empty);
+        crate::judge::recovery::judge(spec, in_force, b, hz, what, o);
+        return p;
+    }
     o.evidence(format!("model: {}", p.inputs));
     let sent = times(&rec.sent_us);
     let mut expected = Figures::default();
@@ -484,6 +490,10 @@ pub fn statement_checks(
     }
     if client.is_some() {
         o.observed.value = Some(observed_text(client, rec));
+    }
+    if let (Some(Client::Bulk), Some(b)) = (client, &rec.bulk) {
+        crate::judge::recovery::statement_checks(spec_expect, b, what, o);
+        return;
     }
     if let Some(n) = spec_expect.retransmissions {
         check_eq(

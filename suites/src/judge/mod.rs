@@ -10,6 +10,7 @@ pub mod connection;
 mod consistency;
 pub mod exchange;
 mod prediction;
+pub mod recovery;
 mod statement;
 pub mod timing;
 pub mod tool;

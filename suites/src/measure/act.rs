@@ -78,7 +78,14 @@ pub(crate) fn act(
     let run = spec.run.as_ref().context("a lab without an action")?;
     let after_client = matches!(
         run.client,
-        Some(Client::Send | Client::Idle | Client::Close | Client::SynOnly | Client::Stream)
+        Some(
+            Client::Send
+                | Client::Idle
+                | Client::Close
+                | Client::SynOnly
+                | Client::Stream
+                | Client::Bulk
+        )
     );
     // Clients after the SYN and rejections need every segment (data, probes, ICMP).
     let every_segment = after_client || spec.lab.server == Server::Reject;
@@ -178,8 +185,12 @@ pub(crate) fn act(
         (
             None,
             Some(
-                c
-                @ (Client::Send | Client::Idle | Client::Close | Client::SynOnly | Client::Stream),
+                c @ (Client::Send
+                | Client::Idle
+                | Client::Close
+                | Client::SynOnly
+                | Client::Stream
+                | Client::Bulk),
             ),
         ) => {
             let addr = built
@@ -379,6 +390,8 @@ pub(crate) fn act(
             "\n--- wire ---\n{}",
             if events.is_empty() {
                 "(no handshake packets)".into()
+            } else if run.client == Some(Client::Bulk) {
+                connection::bulk_timeline(&events, addr.port())
             } else {
                 capture::timeline(&events)
             }

@@ -115,6 +115,7 @@ pub(crate) fn build(
             },
             port,
         ),
+        Server::Sink => builder.serve(kind::Sink, port),
     };
     let built = match builder.build() {
         Ok(built) => built,
@@ -190,6 +191,7 @@ pub(crate) fn in_force(spec: &ClaimSpec, ns: &NetNs) -> Result<BTreeMap<String, 
     let names = MODEL_INPUTS
         .iter()
         .chain(connection::MODEL_INPUTS)
+        .chain(crate::models::recovery::MODEL_INPUTS)
         .map(|s| (*s).to_owned())
         .chain(spec.lab.sysctls.keys().cloned())
         .chain(spec.lab.sysctls_if_present.keys().cloned())

@@ -8,15 +8,17 @@ use std::net::{SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use netclaim_fixtures::bulk;
 use netclaim_fixtures::conn::{self, SockOpts};
 use netclaim_fixtures::ports::{self, state};
-use netclaim_harness::capture::TcpEvent;
+use netclaim_harness::capture::{self, TcpEvent};
 use netclaim_harness::wait::Poll;
 use netclaim_harness::{slowness, NetNs};
 use nix::errno::Errno;
 
 use crate::record::connection::AfterRecord;
 use crate::record::micros;
+use crate::record::recovery::{BulkRecord, COUNTERS};
 use crate::spec::{ClaimSpec, Client, Server, SocketSpec};
 
 impl AfterRecord {
@@ -38,6 +40,9 @@ pub const RAW_PORT: u16 = 40999;
 pub const SEND_BYTES: usize = 100;
 /// Bytes the `stream` client offers in one write() (and its SO_SNDBUF).
 pub const STREAM_BYTES: usize = 256 * 1024;
+/// Bytes the `bulk` client writes: at 10-40 ms of round trip, five or six round trips of
+/// slow start, hundreds of segments after a loss placed in the first quarter.
+pub const BULK_BYTES: usize = 512 * 1024;
 
 /// The socket options of a spec.
 pub fn sock_opts(s: &SocketSpec) -> SockOpts {
@@ -305,8 +310,130 @@ pub fn act(
                 rec,
             ))
         }
+        Client::Bulk => {
+            let b = match bulk::bulk(ns, target, &opts, BULK_BYTES, limit)? {
+                Ok(b) => b,
+                Err(e) => return Ok((Some(e), Duration::ZERO, "connect() failed".into(), rec)),
+            };
+            rec.kernel_rtt_us = Some(micros(b.connected.rtt));
+            rec.kernel_rto_us = Some(micros(b.connected.rto));
+            rec.gone = b.complete;
+            rec.bulk = Some(bulk_record(&b));
+            let errno = b
+                .error
+                .as_ref()
+                .and_then(std::io::Error::raw_os_error)
+                .map(Errno::from_raw);
+            Ok((
+                errno,
+                b.duration,
+                format!("connected to {target}; write {} KiB, shut the write side, read until the sink closes", BULK_BYTES / 1024),
+                rec,
+            ))
+        }
         other => anyhow::bail!("{other:?} is not a client after the SYN"),
     }
+}
+
+/// The record of a bulk transfer, before the capture is read.
+fn bulk_record(b: &bulk::Bulk) -> BulkRecord {
+    BulkRecord {
+        bytes: BULK_BYTES as u64,
+        complete: b.complete,
+        error: b.error.as_ref().map(ToString::to_string),
+        rtt_us: micros(b.connected.rtt),
+        srtt_us: micros(b.done.rtt),
+        rttvar_us: micros(b.done.rttvar),
+        rto_us: micros(b.done.rto),
+        total_retrans: b.done.total_retrans,
+        sack: b.done.sack,
+        mss: b.done.snd_mss,
+        counters: COUNTERS
+            .iter()
+            .map(|(group, name)| {
+                let delta = bulk::counter(&b.after, group, name)
+                    .saturating_sub(bulk::counter(&b.before, group, name));
+                ((*name).to_owned(), delta)
+            })
+            .collect(),
+        ..BulkRecord::default()
+    }
+}
+
+/// The capture's account of a bulk transfer: the first data segment sent twice (the one
+/// the wire lost), when it was sent again, how long the sink had been quiet then, and
+/// how many data segments went out more than once.
+fn bulk_from_wire(b: &mut BulkRecord, events: &[TcpEvent], port: u16) {
+    let data: Vec<&TcpEvent> = events
+        .iter()
+        .filter(|e| e.dst.port() == port && e.icmp.is_none() && e.len > 0)
+        .collect();
+    let Some(isn) = events
+        .iter()
+        .find(|e| e.flags.is_syn() && e.dst.port() == port)
+        .map(|e| e.seq)
+    else {
+        return;
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut first_repeat: Option<&TcpEvent> = None;
+    for e in &data {
+        if !seen.insert(e.seq) {
+            b.wire_retransmissions += 1;
+            first_repeat.get_or_insert(e);
+        }
+    }
+    b.wire_segments = data.len();
+    let Some(again) = first_repeat else {
+        return;
+    };
+    let Some(original) = data.iter().find(|e| e.seq == again.seq) else {
+        return;
+    };
+    b.lost_offset = Some(u64::from(again.seq.wrapping_sub(isn.wrapping_add(1))));
+    b.resent_us = Some(micros(again.at.saturating_sub(original.at)));
+    b.quiet_us = events
+        .iter()
+        .filter(|e| e.src.port() == port && e.icmp.is_none() && e.at <= again.at)
+        .map(|e| e.at)
+        .max()
+        .map(|last| micros(again.at - last));
+}
+
+/// The capture of a bulk transfer in short: the packets around the lost segment's first
+/// transmission and around its retransmission (the whole transfer is hundreds).
+pub fn bulk_timeline(events: &[TcpEvent], port: u16) -> String {
+    const AROUND: usize = 6;
+    let data = |e: &TcpEvent| e.dst.port() == port && e.len > 0;
+    let mut seen = std::collections::HashSet::new();
+    let again = events.iter().position(|e| data(e) && !seen.insert(e.seq));
+    let Some(again) = again else {
+        let shown = events.len().min(2 * AROUND);
+        return format!(
+            "{}
+… {} packets in all, no data segment sent twice",
+            capture::timeline(&events[..shown]),
+            events.len()
+        );
+    };
+    let original = events
+        .iter()
+        .position(|e| data(e) && e.seq == events[again].seq)
+        .unwrap_or(again);
+    let span = |i: usize| i.saturating_sub(AROUND)..(i + AROUND + 1).min(events.len());
+    let (a, b) = (span(original), span(again));
+    let first = events.first().map(|e| e.at).unwrap_or_default();
+    let show = |r: std::ops::Range<usize>| capture::timeline_from(&events[r], first);
+    if a.end >= b.start {
+        return show(a.start..b.end);
+    }
+    format!(
+        "{}\n… {} packets …\n{}\n({} packets in all)",
+        show(a.clone()),
+        b.start - a.end,
+        show(b),
+        events.len()
+    )
 }
 
 /// Fills the wire-derived parts of `rec` from the capture of the action.
@@ -467,6 +594,11 @@ pub fn from_wire(
                     }
                     _ => micros(a.at - f.at),
                 });
+            }
+        }
+        Some(Client::Bulk) => {
+            if let Some(b) = &mut rec.bulk {
+                bulk_from_wire(b, events, port);
             }
         }
         Some(Client::SynOnly) => {

@@ -79,7 +79,12 @@ pub fn estimate(spec: &ClaimSpec) -> Duration {
         return LAB_SETUP;
     };
     if let Some(
-        c @ (Client::Send | Client::Idle | Client::Close | Client::SynOnly | Client::Stream),
+        c @ (Client::Send
+        | Client::Idle
+        | Client::Close
+        | Client::SynOnly
+        | Client::Stream
+        | Client::Bulk),
     ) = run.client
     {
         // Its own estimate includes the set-up.
@@ -118,7 +123,12 @@ pub fn limit(spec: &ClaimSpec) -> Duration {
     let argv = run.command.clone().unwrap_or_default();
     let per_value = longest_value(spec, |in_force| match run.client {
         Some(
-            c @ (Client::Send | Client::Idle | Client::Close | Client::SynOnly | Client::Stream),
+            c @ (Client::Send
+            | Client::Idle
+            | Client::Close
+            | Client::SynOnly
+            | Client::Stream
+            | Client::Bulk),
         ) => after_limit(run, c, spec),
         Some(Client::Fill) => fill_wait(spec)
             .saturating_mul(u32::try_from(fill_cap(spec, in_force)).unwrap_or(u32::MAX)),

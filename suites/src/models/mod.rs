@@ -7,6 +7,7 @@ pub mod connection;
 pub mod exchange;
 pub mod plan;
 pub mod ports;
+pub mod recovery;
 pub mod tools;
 pub mod versions;
 

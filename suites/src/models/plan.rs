@@ -162,7 +162,12 @@ pub fn plan(
         return plan;
     }
     if let Some(
-        c @ (Client::Send | Client::Idle | Client::Close | Client::SynOnly | Client::Stream),
+        c @ (Client::Send
+        | Client::Idle
+        | Client::Close
+        | Client::SynOnly
+        | Client::Stream
+        | Client::Bulk),
     ) = client
     {
         plan.end = End::AfterSyn(c);

@@ -78,4 +78,7 @@ pub struct AfterRecord {
     /// `armed_end_us`, the longest lookup (the sighting may precede its recorded time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watch_error_us: Option<u64>,
+    /// `bulk`: the transfer and its loss recovery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bulk: Option<super::recovery::BulkRecord>,
 }

@@ -5,6 +5,7 @@ pub mod attempt;
 pub mod connection;
 pub mod exchange;
 mod measurement;
+pub mod recovery;
 pub(crate) mod target;
 #[cfg(test)]
 pub(crate) mod testing;

@@ -502,9 +502,22 @@ fn validate_docs_keys(spec: &ClaimSpec, problems: &mut Vec<String>) {
     if e.retransmissions.is_some() {
         needs(
             "expect.retransmissions",
-            client == Some(Client::Send),
-            "run.client = \"send\"",
+            matches!(client, Some(Client::Send | Client::Bulk)),
+            "run.client = \"send\" or \"bulk\"",
             problems,
+        );
+    }
+    if e.timeouts.is_some() || e.repair.is_some() || e.repaired_within_rtts.is_some() {
+        needs(
+            "expect.timeouts, expect.repair and expect.repaired_within_rtts",
+            client == Some(Client::Bulk),
+            "run.client = \"bulk\"",
+            problems,
+        );
+    }
+    if e.repaired_within_rtts == Some(0) {
+        problems.push(
+            "expect.repaired_within_rtts = 0: no retransmission comes before the loss is seen, a round trip at the least".into(),
         );
     }
     if e.first_retransmission.is_some() {
@@ -653,6 +666,7 @@ fn validate_run(spec: &ClaimSpec, run: &RunSpec, problems: &mut Vec<String>) {
                 }
                 Client::Close => spec.lab.server == Server::Silent,
                 Client::Stream => spec.lab.server == Server::Silent,
+                Client::Bulk => spec.lab.server == Server::Sink,
                 Client::SynOnly => {
                     matches!(spec.lab.server, Server::NeverAccept | Server::Silent)
                 }

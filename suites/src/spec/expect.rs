@@ -78,9 +78,23 @@ pub struct ExpectSpec {
     /// The duration is at most this.
     #[serde(default)]
     pub duration_at_most: Option<Span>,
-    /// `client = "send"`: retransmissions of the unacknowledged segment on the wire.
+    /// `client = "send"`: retransmissions of the unacknowledged segment on the wire;
+    /// `client = "bulk"`: segments sent again (`TCP_INFO`'s `tcpi_total_retrans`).
     #[serde(default)]
     pub retransmissions: Option<usize>,
+    /// `client = "bulk"`: retransmission timeouts during the transfer (the client
+    /// namespace's TcpExt TCPTimeouts).
+    #[serde(default)]
+    pub timeouts: Option<u64>,
+    /// `client = "bulk"`: what repaired the lost segment, as the client namespace's
+    /// counters record it.
+    #[serde(default)]
+    pub repair: Option<Repair>,
+    /// `client = "bulk"`: the lost segment is sent again within this many round trips
+    /// (the kernel's first RTT sample, `TCP_INFO` after the handshake) of its first
+    /// transmission.
+    #[serde(default)]
+    pub repaired_within_rtts: Option<u32>,
     /// `client = "send"`: when the segment is first sent again (a tail loss probe or the
     /// RTO's retransmission), from when it was sent.
     #[serde(default)]
@@ -102,6 +116,42 @@ pub struct ExpectSpec {
     /// write() to the whole reply read (the median of the exchanges after the warm-up).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exchange: Option<Span>,
+}
+
+/// What repairs a lost segment, by the counter of the client's namespace that records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Repair {
+    /// Fast recovery with SACK (RACK or three duplicate ACKs): TcpExt TCPSackRecovery.
+    Sack,
+    /// Fast recovery without SACK (NewReno, three duplicate ACKs): TcpExt TCPRenoRecovery.
+    Reno,
+    /// A tail loss probe (RFC 8985): TcpExt TCPLossProbes, no timeout.
+    Probe,
+    /// The retransmission timer: TcpExt TCPTimeouts.
+    Timeout,
+}
+
+impl Repair {
+    /// Its name as a claim file writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sack => "sack",
+            Self::Reno => "reno",
+            Self::Probe => "probe",
+            Self::Timeout => "timeout",
+        }
+    }
+
+    /// The counter that records it.
+    pub fn counter(self) -> &'static str {
+        match self {
+            Self::Sack => "TCPSackRecovery",
+            Self::Reno => "TCPRenoRecovery",
+            Self::Probe => "TCPLossProbes",
+            Self::Timeout => "TCPTimeouts",
+        }
+    }
 }
 
 /// `output_count = { text = "Retrying.", count = 2 }`.

@@ -119,6 +119,9 @@ pub enum Server {
     /// A server that answers each 200-byte request with 100 bytes (the `exchange`
     /// client's peer).
     Reply,
+    /// A listener that reads each connection to its end, discarding the bytes, then
+    /// closes it (`client = "bulk"` writes to it).
+    Sink,
 }
 
 /// A unit variant's name as the file writes it (`"dies-after-handshake"`).
@@ -131,7 +134,7 @@ pub(super) fn serde_kebab<T: Serialize>(value: &T) -> String {
 
 impl Server {
     /// Every kind's name, for messages.
-    pub const NAMES: &'static str = "none | drop-syn | blackhole | refuse | silent | never-accept | never-accept-unix | http | reject | unroutable | dies-after-handshake | rst-after-handshake | trickle | reply";
+    pub const NAMES: &'static str = "none | drop-syn | blackhole | refuse | silent | never-accept | never-accept-unix | http | reject | unroutable | dies-after-handshake | rst-after-handshake | trickle | reply | sink";
 
     /// The port of `{target}` when the file names none.
     pub fn default_port(self) -> u16 {

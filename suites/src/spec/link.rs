@@ -324,6 +324,7 @@ pub const LINKED_SERVERS: &[Server] = &[
     Server::DiesAfterHandshake,
     Server::Trickle,
     Server::Reply,
+    Server::Sink,
 ];
 
 fn faults(keys: [&FaultKeys; 2]) -> Faults {

@@ -96,7 +96,9 @@ mod tests;
 pub use check::{parse_release, validate, ID_MAX, MAX_SWEEP_VALUES, PLACEHOLDERS};
 pub(crate) use duration::number_and_unit;
 pub use duration::{Span, ToleranceSpec};
-pub use expect::{errno_by_name, CountSpec, ErrnoSpec, ExpectSpec, ModelSpec, Texts, Value};
+pub use expect::{
+    errno_by_name, CountSpec, ErrnoSpec, ExpectSpec, ModelSpec, Repair, Texts, Value,
+};
 use lab::serde_kebab;
 pub use lab::{LabSpec, Server, TrickleSpec};
 #[cfg(test)]

@@ -124,6 +124,11 @@ pub enum Client {
     /// written as two small write()s before the reply is read (write-write-read): how
     /// long each takes (Nagle, delayed ACKs, `TCP_QUICKACK`, `TCP_CORK`).
     Exchange,
+    /// Connects to a sink, writes [`BULK_BYTES`](crate::measure::connection::BULK_BYTES),
+    /// shuts its write side and waits until the sink has taken everything and closed:
+    /// how a segment lost on the way is repaired (`TCP_INFO`, the namespace's TCP
+    /// counters, the capture).
+    Bulk,
 }
 
 /// Runs a claim once per value of one sysctl.

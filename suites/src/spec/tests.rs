@@ -792,3 +792,48 @@ fn the_exchange_keys_apply_to_the_exchange_client_and_its_reply_server() {
     // A bad value of the key itself.
     refused(&exchange("", "", "exchange = \"soon\""), &["soon"]);
 }
+
+#[test]
+fn the_recovery_keys_are_checked() {
+    let claim = |body: &str| {
+        [
+            "[[claim]]\nid = \"a.b\"\nsource = \"s\"\nstatement = \"s\"",
+            body,
+        ]
+        .join("\n")
+    };
+    let all = |text: &str| match parse(text, &origin()) {
+        Ok(_) => String::new(),
+        Err(errors) => errors.iter().map(|e| format!("{e}\n")).collect(),
+    };
+    let e = all(&claim(
+        "lab = { server = \"dies-after-handshake\" }\nrun = { client = \"send\" }\nexpect = { repair = \"sack\", timeouts = 0 }\n",
+    ));
+    assert!(
+        e.contains("expect.timeouts, expect.repair and expect.repaired_within_rtts is observed on run.client = \"bulk\""),
+        "{e}"
+    );
+    let e = all(&claim(
+        "lab = { server = \"silent\" }\nrun = { client = \"bulk\" }\nexpect = { repaired_within_rtts = 0 }\n",
+    ));
+    assert!(e.contains("does not fit lab.server"), "{e}");
+    assert!(e.contains("repaired_within_rtts = 0"), "{e}");
+    let e = all(&claim(
+        "lab = { server = \"sink\" }\nrun = { client = \"bulk\" }\nexpect = { repair = \"rack\" }\n",
+    ));
+    assert!(e.contains("unknown variant `rack`"), "{e}");
+    let e = all(&claim(
+        "lab = { server = \"sink\" }\nrun = { client = \"idle\" }\nexpect = { retransmissions = 1 }\n",
+    ));
+    assert!(
+        e.contains("expect.retransmissions is observed on run.client = \"send\" or \"bulk\""),
+        "{e}"
+    );
+    let ok = claim(
+        "lab = { server = \"sink\", link = { delay = \"10ms\" }, rules = [{ toward = \"peer\", after_bytes = 131072, nth = 1, action = \"drop\" }] }\n\
+         run = { client = \"bulk\" }\nexpect = { repair = \"reno\", timeouts = 0, retransmissions = 1, repaired_within_rtts = 3 }\n",
+    );
+    let c = parse(&ok, &origin()).expect("valid");
+    assert_eq!(c[0].spec.expect.repair, Some(crate::spec::Repair::Reno));
+    assert_eq!(c[0].spec.expect.repaired_within_rtts, Some(3));
+}

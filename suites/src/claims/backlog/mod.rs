@@ -209,47 +209,12 @@ fn until_queued(ns: &NetNs, port: u16, n: u32) -> Result<QueueReading> {
 /// The counters of `/proc/net/snmp` and `/proc/net/netstat` in `ns`, as `(group, name,
 /// value)` ("Tcp", "OutRsts", 3).
 fn counters(ns: &NetNs) -> Result<Vec<(String, String, u64)>> {
-    let texts = ns
-        .run(|| {
-            ["snmp", "netstat"]
-                .map(|f| std::fs::read_to_string(format!("/proc/thread-self/net/{f}")))
-        })
-        .context("reading the namespace's TCP counters")?;
-    let mut out = Vec::new();
-    for t in texts {
-        out.extend(parse_counters(
-            &t.context("reading /proc/net/snmp or netstat")?,
-        ));
-    }
-    Ok(out)
+    netclaim_fixtures::bulk::counters(ns).context("reading the namespace's TCP counters")
 }
 
-/// Parses the header/value line pairs of `/proc/net/snmp` and `/proc/net/netstat`.
-fn parse_counters(text: &str) -> Vec<(String, String, u64)> {
-    let lines: Vec<&str> = text.lines().collect();
-    let mut out = Vec::new();
-    for pair in lines.chunks(2) {
-        let [names, values] = pair else { continue };
-        let (Some((group, names)), Some((_, values))) =
-            (names.split_once(':'), values.split_once(':'))
-        else {
-            continue;
-        };
-        for (n, v) in names.split_whitespace().zip(values.split_whitespace()) {
-            if let Ok(v) = v.parse() {
-                out.push((group.to_owned(), n.to_owned(), v));
-            }
-        }
-    }
-    out
-}
-
-/// One counter of a [`counters`] reading (0 when this kernel lacks it).
-fn counter(all: &[(String, String, u64)], group: &str, name: &str) -> u64 {
-    all.iter()
-        .find(|(g, n, _)| g == group && n == name)
-        .map_or(0, |(_, _, v)| *v)
-}
+use netclaim_fixtures::bulk::counter;
+#[cfg(test)]
+use netclaim_fixtures::bulk::parse_counters;
 
 const S: Duration = Duration::from_secs(1);
 
