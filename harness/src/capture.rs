@@ -287,8 +287,18 @@ fn open_packet_socket() -> Result<OwnedFd> {
     let fd = packet_socket(libc::SOCK_RAW, "socket(AF_PACKET, SOCK_RAW, ETH_P_ALL)")?;
     setsockopt(&fd, sockopt::ReceiveTimestampns, &true)
         .map_err(|e| Error::sys("setsockopt(SO_TIMESTAMPNS)", e))?;
+    // Room for a bulk transfer's packets while the capture thread waits for a CPU (the
+    // default, rmem_default, holds about a hundred data segments: a transfer of hundreds
+    // lost some on a loaded machine). SO_RCVBUFFORCE passes rmem_max where the capability
+    // allows; otherwise SO_RCVBUF, capped by it.
+    if setsockopt(&fd, sockopt::RcvBufForce, &CAPTURE_RCVBUF).is_err() {
+        let _ = setsockopt(&fd, sockopt::RcvBuf, &CAPTURE_RCVBUF);
+    }
     Ok(fd)
 }
+
+/// The capture socket's receive buffer, bytes.
+const CAPTURE_RCVBUF: usize = 16 << 20;
 
 /// The wall clock and the monotonic clock read together: of a few tries, the one whose two
 /// monotonic reads around the wall-clock read are closest (a preemption between the reads
