@@ -46,6 +46,9 @@ pub struct Inputs {
     pub hz: u32,
     /// The kernel's first RTT sample (the handshake's, `TCP_INFO`): the path's round trip.
     pub rtt: Duration,
+    /// The round trip of the lab's wire as configured (its delays both ways; zero without
+    /// one): no packet comes back sooner, however late the relay ran at the handshake.
+    pub wire_rtt: Duration,
     /// The smoothed RTT at the end of the transfer (`tcpi_rtt`).
     pub srtt: Duration,
     /// The RTT's mean deviation at the end (`tcpi_rttvar`).
@@ -106,6 +109,7 @@ impl Inputs {
         Self {
             hz,
             rtt,
+            wire_rtt: crate::models::plan::link_rtt(spec),
             srtt,
             mdev,
             rto_min: num("net.ipv4.tcp_rto_min_us")
@@ -143,8 +147,9 @@ pub fn predict(i: &Inputs) -> Prediction {
     let lost_start = i.lost_after / i.mss * i.mss;
     let after = i.bytes.saturating_sub(lost_start + i.mss) / i.mss;
     let base = format!(
-        "RTT {} µs (handshake), SRTT {} µs and mdev {} µs at the end (TCP_INFO) → RTO {} ms (rto_min {} ms, HZ={}); SACK {}; tcp_early_retrans={}; {} bytes, the segment from byte {} lost, {} full segments after it",
+        "RTT {} µs (handshake; the wire's own {} µs), SRTT {} µs and mdev {} µs at the end (TCP_INFO) → RTO {} ms (rto_min {} ms, HZ={}); SACK {}; tcp_early_retrans={}; {} bytes, the segment from byte {} lost, {} full segments after it",
         i.rtt.as_micros(),
+        i.wire_rtt.as_micros(),
         i.srtt.as_micros(),
         i.mdev.as_micros(),
         rto.as_millis(),
@@ -159,9 +164,18 @@ pub fn predict(i: &Inputs) -> Prediction {
     if after >= DUPTHRESH {
         // RACK's reordering window before three segments are SACKed; NewReno has none.
         let reo_wnd = if i.sack { i.rtt / 4 } else { Duration::ZERO };
+        // The handshake's sample is the path's round trip only when the relay was on time
+        // then: a loaded machine stretched it to 38.9 ms on a 20 ms wire, and the segment
+        // went again 31 ms after it first went. The wire's own round trip is the floor; the
+        // larger of the two samples bounds the top.
+        let floor = if i.wire_rtt.is_zero() {
+            i.rtt
+        } else {
+            i.rtt.min(i.wire_rtt)
+        };
         let resent = Window {
-            min: i.rtt.saturating_sub(Duration::from_millis(1)),
-            max: i.rtt * 2 + reo_wnd + jiffy * 2,
+            min: floor.saturating_sub(Duration::from_millis(1)),
+            max: i.rtt.max(i.srtt) * 2 + reo_wnd + jiffy * 2,
         };
         return Prediction {
             repair: if i.sack { Repair::Sack } else { Repair::Reno },
@@ -229,6 +243,7 @@ mod tests {
         Inputs {
             hz: 250,
             rtt: Duration::from_micros(20_172),
+            wire_rtt: Duration::from_millis(20),
             srtt: Duration::from_micros(20_105),
             mdev: Duration::from_micros(11),
             rto_min: timers::TCP_RTO_MIN,
@@ -250,11 +265,33 @@ mod tests {
         // srtt 20.105 ms + rto_min 200 ms = 220.105 ms → 56 jiffies at HZ=250.
         assert_eq!(p.rto, Duration::from_millis(224));
         let w = p.resent.unwrap();
-        assert_eq!(w.min, Duration::from_micros(19_172));
+        // The wire's 20 ms, less a millisecond: the sample (20.172 ms) is above it.
+        assert_eq!(w.min, Duration::from_millis(19));
         // 2 × 20.172 + 20.172 / 4 + 2 jiffies.
         assert_eq!(w.max, Duration::from_micros(40_344 + 5_043 + 8_000));
         assert!(w.max < p.rto);
         assert!(w.contains(Duration::from_micros(20_833)));
+    }
+
+    #[test]
+    fn a_handshake_stretched_by_a_late_relay_does_not_raise_the_floor() {
+        // CI in a privileged container on 2 loaded CPUs: the handshake's sample was
+        // 38.873 ms on a 20 ms wire, and the segment went again after 31 ms.
+        let late = Inputs {
+            rtt: Duration::from_micros(38_873),
+            ..inputs()
+        };
+        let w = predict(&late).resent.unwrap();
+        assert_eq!(w.min, Duration::from_millis(19));
+        assert!(w.contains(Duration::from_micros(31_000)));
+        // Without a wire the sample is all there is.
+        let bare = predict(&Inputs {
+            wire_rtt: Duration::ZERO,
+            ..late
+        });
+        assert_eq!(bare.resent.unwrap().min, Duration::from_micros(37_873));
+        // Sooner than the wire can carry a packet there and back is still a mismatch.
+        assert!(!w.contains(Duration::from_millis(18)));
     }
 
     #[test]
