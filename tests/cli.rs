@@ -1699,8 +1699,14 @@ fn root_trials() -> Vec<Trial> {
                         .to_string()
                         .contains("RTO after the handshake (TCP_INFO tcpi_rto")))
                 .then(|| "TCP_USER_TIMEOUT at a 100 ms RTT ends past 3 s".into()),
+                // The peer's SYN-ACK timer may answer before the client's fires: a race
+                // the judge calls inconclusive, naming it; otherwise 2 SYNs.
                 (tun && (!decided(&synack, "holds")
-                    || synack["observed"]["syn_count"] != 2
+                    || (synack["observed"]["syn_count"] != 2
+                        && !(synack["verdict"] == "inconclusive"
+                            && synack["reason"]
+                                .as_str()
+                                .is_some_and(|r| r.contains("Which of the two timers"))))
                     || !(1_000..1_300).contains(&ms(&synack["observed"]["duration_ms"]))
                     || !synack.to_string().contains("dropped by rule 1")))
                 .then(|| "the first SYN-ACK dropped: SYN again at 1 s".into()),

@@ -1,9 +1,12 @@
 //! The statement's checks: what a claim file's `expect` says, against the record.
 
+use std::ops::Range;
 use std::time::Duration;
 
 use netclaim_harness::model::SynSchedule;
-use netclaim_harness::tolerance::{give_up_window, tool_deadline_window, Window, EARLY};
+use netclaim_harness::tolerance::{
+    give_up_window, schedule_windows, tool_deadline_window, Window, EARLY,
+};
 use nix::errno::Errno;
 
 use crate::judge::checks::{check_eq, Against};
@@ -101,6 +104,8 @@ fn measured_end(plan: &Plan, run: &RunRecord) -> Measured {
     }
 }
 
+/// The statement's checks into `o`; returns where its SYN checks (count, send times,
+/// give-up) lie in `o.claim_checks`, for [`answered_before_its_timer`].
 pub(crate) fn statement_checks(
     expect: &ExpectSpec,
     run: &RunRecord,
@@ -109,9 +114,10 @@ pub(crate) fn statement_checks(
     startup: Duration,
     what: &dyn Fn(&str) -> String,
     o: &mut Outcome,
-) {
+) -> Range<usize> {
     let duration = run.duration();
     let syns = run.syn_times();
+    let syn_checks_from = o.claim_checks.len();
     if let Some(times) = &expect.syn_times {
         let stated = SynSchedule {
             send_times: times.iter().map(|s| s.0).collect(),
@@ -151,6 +157,7 @@ pub(crate) fn statement_checks(
             check_eq(o, Against::Statement, &what("SYN count"), n, syns.len());
         }
     }
+    let syn_checks = syn_checks_from..o.claim_checks.len();
     // Bounds are timing checks too: a miss within the measured error is inconclusive.
     if expect.duration_at_least.is_some() || expect.duration_at_most.is_some() {
         let m = Measured {
@@ -309,6 +316,53 @@ pub(crate) fn statement_checks(
             run.connect_calls.unwrap_or(0),
         );
     }
+    syn_checks
+}
+
+/// Why a run that connected with fewer SYNs than the kernel's schedule allows could not
+/// show the client's SYN timer: the peer's SYN-ACK, sent again by the peer's own timer,
+/// reached the client while the client's timer for its next SYN was due but had not yet
+/// fired (inside that SYN's window: the timer wheel's slack and the probe's lateness).
+///
+/// Both ends arm a 1 s timer a wire's delay apart, and at HZ=250 both fall in the timer
+/// wheel's 32 ms buckets, each expired by its own CPU: which fires first is a race. On a
+/// 1 ms wire the client sends its SYN again first on a calm machine (12 of 12 runs), but
+/// CI, loaded, once connected on the peer's SYN-ACK at 1.027 s with one SYN, the client's
+/// window running to 1.037 s. Such a run says nothing about whether the client would have
+/// sent its SYN again: its SYN checks are not observations.
+pub(crate) fn answered_before_its_timer(
+    run: &RunRecord,
+    schedule: &SynSchedule,
+    hz: u32,
+    startup: Duration,
+) -> Option<String> {
+    let syns = run.syn_times();
+    let (last, sent) = (*syns.last()?, syns.len());
+    if run.errno.is_some() || run.exit_code.is_some_and(|c| c != 0) {
+        return None;
+    }
+    let (windows, _) = schedule_windows(schedule, hz, startup);
+    let next = windows.get(sent)?;
+    let due_by = next.max + run.timed().syn_error(sent).error;
+    let answer = run
+        .synack_times_us
+        .iter()
+        .map(|&us| Duration::from_micros(us))
+        .find(|&t| t > last)?;
+    (next.min..=due_by).contains(&answer).then(|| {
+        format!(
+            "the peer's SYN-ACK, sent again by its own timer, reached the client at {} while \
+             the client's timer for SYN {} was due within [{:.3}, {:.3}] s and had not fired: the \
+             client connected on it with {} SYN(s). Which of the two timers fires first is a \
+             race (each end's timer-wheel slack), so this run cannot show whether the client \
+             sends its SYN again",
+            secs(answer),
+            sent + 1,
+            next.min.as_secs_f64(),
+            due_by.as_secs_f64(),
+            sent
+        )
+    })
 }
 
 /// The client after the SYN a plan is for.
