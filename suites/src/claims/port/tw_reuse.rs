@@ -77,6 +77,11 @@ pub(super) struct ReuseTries {
     pub(super) reuse_1_young: Attempt,
     /// How long the claim then waited for the TIME_WAITs to age.
     pub(super) waited: Duration,
+    /// How old the youngest TIME_WAIT was at least at the aged connect: the time from
+    /// when the fill saw every port in TIME_WAIT (absent in recordings from before it
+    /// was measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) aged_at_least: Option<Duration>,
     /// connect() with tcp_tw_reuse=1 after that.
     pub(super) reuse_1_aged: Attempt,
     /// connect() with tcp_tw_reuse=2.
@@ -97,6 +102,9 @@ fn measure_tw_reuse(_ctx: &Ctx) -> Result<Observation<ReuseTries>> {
     let listener = Listener::bind(&ns, loopback(LISTEN_PORT), 1024).context("binding")?;
     let start = Instant::now();
     let fill = ports::fill_time_wait(&ns, &listener, range.usable).context("TIME_WAIT fill")?;
+    // The fill returns once it saw every port in TIME_WAIT: no TIME_WAIT is younger than
+    // this instant makes it.
+    let all_in_time_wait = Instant::now();
     let table = Table::read(&ns, "range filled with TIME_WAIT")?;
 
     // 1. tcp_tw_reuse=0.
@@ -107,9 +115,12 @@ fn measure_tw_reuse(_ctx: &Ctx) -> Result<Observation<ReuseTries>> {
     let (reuse_1_young, _s1) = try_connect(&ns, listener.addr())?;
     // 3. tcp_tw_reuse=1 once every TIME_WAIT is old enough. This wait is the measurement:
     // the sockets must age past the reuse age, which no socket state shows (a connect
-    // to poll it would itself take the port).
-    let waited = (age + Duration::from_millis(300)).saturating_sub(start.elapsed());
+    // to poll it would itself take the port). Their age counts from when the last one
+    // entered TIME_WAIT, not from the first connection: on two loaded CPUs the fill
+    // itself took longer than the 300 ms margin.
+    let waited = (age + Duration::from_millis(300)).saturating_sub(all_in_time_wait.elapsed());
     std::thread::sleep(waited);
+    let aged_at_least = Some(all_in_time_wait.elapsed());
     let (reuse_1_aged, _s2) = try_connect(&ns, listener.addr())?;
     // 4. tcp_tw_reuse=2 (the default since 4.20): loopback only; 127.0.0.1 qualifies.
     ns.set_tcp_tw_reuse(2)?;
@@ -125,6 +136,7 @@ fn measure_tw_reuse(_ctx: &Ctx) -> Result<Observation<ReuseTries>> {
         young,
         reuse_1_young,
         waited,
+        aged_at_least,
         reuse_1_aged,
         reuse_2,
         after,
@@ -156,16 +168,32 @@ pub(super) fn judge_tw_reuse(m: &ReuseTries, _ctx: &Ctx) -> Outcome {
     ));
     o.evidence(m.table.text());
     o.evidence(format!(
-        "tcp_tw_reuse=0: {}\ntcp_tw_reuse=1 at {:.3} s after the first TIME_WAIT (younger than {} ms): {}\ntcp_tw_reuse=1 after waiting {:.3} s more: {}\ntcp_tw_reuse=2 (loopback only; the destination is 127.0.0.1): {}",
+        "tcp_tw_reuse=0: {}\ntcp_tw_reuse=1 at {:.3} s after the first TIME_WAIT (younger than {} ms): {}\ntcp_tw_reuse=1 after waiting {:.3} s more{}: {}\ntcp_tw_reuse=2 (loopback only; the destination is 127.0.0.1): {}",
         a0.text(),
         m.young.as_secs_f64(),
         age.as_millis(),
         a1.text(),
         m.waited.as_secs_f64(),
+        m.aged_at_least
+            .map(|a| format!(", {} ms after every port was in TIME_WAIT", a.as_millis()))
+            .unwrap_or_default(),
         a2.text(),
         a3.text()
     ));
     o.evidence(m.after.text());
+    if let Some(aged) = m.aged_at_least.filter(|&a| a < age) {
+        // The connect meant for aged TIME_WAITs came while one may still have been young:
+        // what it returned says nothing about tcp_tw_reuse=1 on aged sockets.
+        o.forced = Some((
+            crate::claim::Verdict::Error,
+            format!(
+                "the harness connected {} ms after the last port was seen in TIME_WAIT, before the reuse age of {} ms: no observation of an aged TIME_WAIT",
+                aged.as_millis(),
+                age.as_millis()
+            ),
+        ));
+        return o;
+    }
 
     let e99 = ConnectResult::Failed(Errno::EADDRNOTAVAIL);
     o.claimed.value = Some("tcp_tw_reuse=1: connect succeeds on a TIME_WAIT port".into());
