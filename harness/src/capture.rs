@@ -101,11 +101,23 @@ pub struct TcpEvent {
     pub flags: TcpFlags,
     /// Sequence number.
     pub seq: u32,
+    /// Acknowledgement number (0 when the header was cut before it, as an ICMP error may
+    /// quote it, and in captures recorded before it was kept).
+    #[serde(default)]
+    pub ack: u32,
     /// Payload bytes.
     pub len: u32,
     /// For an ICMP (or ICMPv6) error: its (type, code); the addresses and ports are then
     /// those of the TCP segment it returns.
     pub icmp: Option<(u8, u8)>,
+}
+
+impl TcpEvent {
+    /// Whether this segment acknowledges stream bytes past `seq` (ACK set, its number
+    /// after `seq` in sequence-number arithmetic, RFC 9293 3.4).
+    pub fn acks_past(&self, seq: u32) -> bool {
+        self.flags.has(TcpFlags::ACK) && (self.ack.wrapping_sub(seq) as i32) > 0
+    }
 }
 
 impl fmt::Display for TcpEvent {
@@ -182,6 +194,9 @@ fn tcp_of(
         dst: SocketAddr::new(dst, port(&tcp[2..4])),
         flags: TcpFlags(tcp.get(13).copied().unwrap_or(0)),
         seq: u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
+        ack: tcp
+            .get(8..12)
+            .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])),
         len,
         icmp: None,
     })
@@ -623,6 +638,22 @@ mod tests {
         f[34 + 12] = 5 << 4;
         let p = parse_frame(&f).unwrap();
         assert_eq!((p.seq, p.len), (7, 100));
+    }
+
+    #[test]
+    fn reads_the_acknowledgement_in_sequence_arithmetic() {
+        let mut f = frame(TcpFlags::ACK);
+        f[34 + 8..34 + 12].copy_from_slice(&5u32.to_be_bytes());
+        let p = parse_frame(&f).unwrap();
+        assert_eq!(p.ack, 5);
+        // 5 comes after u32::MAX - 10 once the numbers wrap, not before 7.
+        assert!(p.acks_past(u32::MAX - 10));
+        assert!(p.acks_past(4));
+        assert!(!p.acks_past(5));
+        assert!(!p.acks_past(7));
+        // Without the ACK flag the field means nothing.
+        f[34 + 13] = TcpFlags::PSH;
+        assert!(!parse_frame(&f).unwrap().acks_past(4));
     }
 
     #[test]
