@@ -299,6 +299,9 @@ fn figures(e: &ExpectSpec) -> Vec<&'static str> {
         ("rst", e.rst.is_some()),
         ("fin", e.fin.is_some()),
         ("exchange", e.exchange.is_some()),
+        ("repair", e.repair.is_some()),
+        ("timeouts", e.timeouts.is_some()),
+        ("repaired_within_rtts", e.repaired_within_rtts.is_some()),
     ]
     .into_iter()
     .filter_map(|(k, present)| present.then_some(k))
@@ -391,8 +394,8 @@ fn validate_checks(spec: &ClaimSpec, problems: &mut Vec<String>) {
     const NOTHING: &str = "nothing to check: [claim.expect] gives no figure of the statement \
         (exit, errno, duration, syns, syn_times, stdout, stderr, output, output_line, \
         output_count, killed, connections, connect_calls, duration_at_least, duration_at_most, \
-        retransmissions, first_retransmission, probes, synacks, rst, fin, exchange, or sysctls \
-        without a run); ignore_case, \
+        retransmissions, first_retransmission, probes, synacks, rst, fin, exchange, repair, \
+        timeouts, repaired_within_rtts, or sysctls without a run); ignore_case, \
         per_try and tolerance only qualify those";
     let Some(_) = &spec.run else {
         let on_a_run = figures(&spec.expect);
