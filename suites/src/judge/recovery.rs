@@ -10,7 +10,7 @@ use netclaim_harness::tolerance::Window;
 
 use crate::judge::checks::{check_eq, Against};
 use crate::models::recovery::{predict, Inputs, Prediction};
-use crate::outcome::{Check, Outcome, Verdict};
+use crate::outcome::{Check, Outcome, Timing, Verdict};
 use crate::record::recovery::BulkRecord;
 use crate::spec::{ClaimSpec, ExpectSpec, Repair};
 use crate::text::secs;
@@ -258,7 +258,16 @@ pub fn statement_checks(
                     None => "not seen on the wire".into(),
                 },
                 ok: seen.is_some_and(|d| d <= bound),
-                timing: None,
+                // A time that counts the wire's round trips: when the lab's round trip
+                // was stretched (the premise rule, judge::claim_file), a miss is no
+                // observation. No measured error of its own: otherwise it is exact.
+                timing: seen.map(|d| Timing {
+                    window_ms: [0.0, bound.as_secs_f64() * 1e3],
+                    observed_ms: d.as_secs_f64() * 1e3,
+                    error_ms: 0.0,
+                    early_error_ms: 0.0,
+                    error_from: String::new(),
+                }),
             },
         );
     }
@@ -302,6 +311,7 @@ mod tests {
             lost_offset: Some(130_320),
             resent_us: Some(20_833),
             quiet_us: Some(95),
+            repair_rtt_us: Some(20_190),
             wire_retransmissions: 1,
             wire_segments: 365,
         }

@@ -392,12 +392,21 @@ fn bulk_from_wire(b: &mut BulkRecord, events: &[TcpEvent], port: u16) {
     };
     b.lost_offset = Some(u64::from(again.seq.wrapping_sub(isn.wrapping_add(1))));
     b.resent_us = Some(micros(again.at.saturating_sub(original.at)));
+    let from_sink = |e: &&TcpEvent| e.src.port() == port && e.icmp.is_none();
     b.quiet_us = events
         .iter()
-        .filter(|e| e.src.port() == port && e.icmp.is_none() && e.at <= again.at)
+        .filter(from_sink)
+        .filter(|e| e.at <= again.at)
         .map(|e| e.at)
         .max()
         .map(|last| micros(again.at - last));
+    // No ACK can pass the hole before the segment sent again fills it; the receiver
+    // acknowledges at once when it does (its out-of-order queue empties).
+    b.repair_rtt_us = events
+        .iter()
+        .filter(from_sink)
+        .find(|e| e.at >= again.at && e.acks_past(again.seq))
+        .map(|e| micros(e.at - again.at));
 }
 
 /// The capture of a bulk transfer in short: the packets around the lost segment's first

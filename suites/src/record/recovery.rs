@@ -58,6 +58,12 @@ pub struct BulkRecord {
     /// armed by that ACK fired then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quiet_us: Option<u64>,
+    /// The round trip of the repair: from the lost segment's retransmission to the first
+    /// ACK from the sink past it, µs (the capture; absent in records from before it was
+    /// kept). The wire's round trip while the loss was repaired, as the handshake's is at
+    /// the start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repair_rtt_us: Option<u64>,
     /// Data segments the capture saw sent more than once (each repeat counted).
     pub wire_retransmissions: usize,
     /// Data segments the capture saw in all.
