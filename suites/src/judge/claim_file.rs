@@ -211,11 +211,7 @@ fn judge_lab(
     let version = m.tool_version.as_deref();
     let mut plan = plan(spec, &lab.in_force, &run.argv, target, version);
     if let End::AfterSyn(c) = &plan.end {
-        let rtt = run
-            .after
-            .as_ref()
-            .and_then(|a| a.kernel_rtt_us.or(a.rtt_us))
-            .map(Duration::from_micros);
+        let rtt = run.after.as_ref().and_then(|a| a.model_rtt(*c));
         let p = predict(*c, spec, &lab.in_force, rtt, m.hz);
         plan.intervals = p.intervals;
         plan.schedule = Some(p.schedule);
@@ -287,7 +283,10 @@ fn judge_lab(
 
     // The statement.
     let syn_checks = statement_checks(expect, run, &plan, m.hz, startup, &what, o);
-    o.premise_unmet = stretched_round_trip(spec, run);
+    if let Some((why, factor)) = stretched_round_trip(spec, run) {
+        o.premise_unmet = Some(why);
+        o.premise_stretch = Some(factor);
+    }
     // The client's SYN schedule, had its SYNs gone unanswered (a plan for a server that
     // answers has none of its own).
     let syn_schedule = plan
@@ -583,12 +582,12 @@ fn judge_lab(
     }
 }
 
-/// The schedule of a plan without unanswered SYNs (never used for judging timing).
 /// Why a lab on a wire did not give the statement's premise: its round trip (the
 /// kernel's first sample, else the handshake on the wire) exceeded the wire's fixed
 /// delays by more than a tenth and 2 ms, so stated times that count those delays cannot
-/// be observed there (a loaded machine, an emulator). `None` on time, or without a wire.
-fn stretched_round_trip(spec: &ClaimSpec, run: &crate::record::RunRecord) -> Option<String> {
+/// be observed there (a loaded machine, an emulator), and how many times the wire's round
+/// trip the lab's was. `None` on time, or without a wire.
+fn stretched_round_trip(spec: &ClaimSpec, run: &crate::record::RunRecord) -> Option<(String, f64)> {
     let wire = crate::models::plan::link_rtt(spec);
     if wire.is_zero() {
         return None;
@@ -626,14 +625,16 @@ fn stretched_round_trip(spec: &ClaimSpec, run: &crate::record::RunRecord) -> Opt
         .into_iter()
         .flatten()
         .find(|(rtt, _)| *rtt > allowed)?;
-    Some(format!(
+    let why = format!(
         "the lab's round trip {when} was {:.1} ms, not the {:.1} ms of its wire that the statement's times count in (this machine or an emulator added {:.1} ms)",
         measured.as_secs_f64() * 1e3,
         wire.as_secs_f64() * 1e3,
         (measured - wire).as_secs_f64() * 1e3
-    ))
+    );
+    Some((why, measured.as_secs_f64() / wire.as_secs_f64()))
 }
 
+/// The schedule of a plan without unanswered SYNs (never used for judging timing).
 fn no_schedule() -> SynSchedule {
     SynSchedule {
         send_times: Vec::new(),
@@ -812,9 +813,9 @@ mod tests {
         };
         let stretched = stretched_round_trip(&spec, &run_with(Some(61_000)));
         assert!(
-            stretched
-                .as_deref()
-                .is_some_and(|s| s.contains("when the lost segment was repaired was 61.0 ms")),
+            stretched.as_ref().is_some_and(|(s, f)| s
+                .contains("when the lost segment was repaired was 61.0 ms")
+                && (f - 3.05).abs() < 1e-9),
             "{stretched:?}"
         );
         // The wire's own round trip at the repair (22 ms is within a tenth and 2 ms): the
@@ -823,11 +824,98 @@ mod tests {
         // A record from before the repair's round trip was kept: the handshake's alone.
         assert_eq!(stretched_round_trip(&spec, &run_with(None)), None);
         // And the statement's check is a timing that the premise can excuse, not a count.
-        let mut o = Outcome::default();
-        let b = run_with(Some(61_000)).after.unwrap().bulk.unwrap();
-        crate::judge::recovery::statement_checks(&spec.expect, &b, &|w: &str| w.into(), &mut o);
-        assert_eq!(o.verdict(), Verdict::Refuted, "{}", o.reason());
-        o.premise_unmet = stretched_round_trip(&spec, &run_with(Some(61_000)));
+        let judged = |run: &crate::record::RunRecord| {
+            let mut o = Outcome::default();
+            let b = run.after.as_ref().unwrap().bulk.as_ref().unwrap();
+            crate::judge::recovery::statement_checks(&spec.expect, b, &|w: &str| w.into(), &mut o);
+            assert_eq!(o.verdict(), Verdict::Refuted, "{}", o.reason());
+            if let Some((why, factor)) = stretched_round_trip(&spec, run) {
+                o.premise_unmet = Some(why);
+                o.premise_stretch = Some(factor);
+            }
+            o
+        };
+        // 84 ms against 3 round trips of 20.2 ms (60.7 ms): a round trip 3.05 times the
+        // wire's explains it.
+        let o = judged(&run_with(Some(61_000)));
         assert_eq!(o.verdict(), Verdict::Inconclusive, "{}", o.reason());
+        // A fresh clone's run, calm but for the handshake (22.6 ms on the 20 ms wire):
+        // the tail sent again 248 ms after it, 11 round trips. 1.13 times the wire's
+        // round trip does not explain that: an observation, refuted, and the reason
+        // says why the premise did not excuse it.
+        let mut calm = run_with(Some(20_400));
+        let after = calm.after.as_mut().unwrap();
+        after.kernel_rtt_us = Some(22_600);
+        let bulk = after.bulk.as_mut().unwrap();
+        bulk.rtt_us = 22_600;
+        bulk.resent_us = Some(248_000);
+        let o = judged(&calm);
+        assert!(o.premise_stretch.is_some_and(|f| (f - 1.13).abs() < 1e-9));
+        assert_eq!(o.verdict(), Verdict::Refuted, "{}", o.reason());
+        assert!(
+            o.reason()
+                .contains("1.13 times the wire's, which does not explain the miss"),
+            "{}",
+            o.reason()
+        );
+    }
+
+    /// Three catalogs at once on 2 CPUs: the handshake of
+    /// net.keepalive.lost-probe-then-answered took 45.8 ms on its 20 ms wire, its probes'
+    /// answers 20 ms. The next probe is due keepalive time after an answer, so the model
+    /// counts the probes' round trip: with the handshake's it put the fourth probe at
+    /// 4.092 s and the kernel sent it at 4.072 s, 15 ms before the window.
+    #[test]
+    fn keepalive_probes_are_timed_from_their_own_round_trip() {
+        let spec = crate::spec::parse(
+            include_str!("../../claims/net-keepalive.toml"),
+            &crate::spec::Origin::BuiltIn("net-keepalive.toml"),
+        )
+        .unwrap()
+        .into_iter()
+        .find(|c| c.spec.id == "net.keepalive.lost-probe-then-answered")
+        .unwrap()
+        .spec;
+        let measured = |probe_rtt_us: Option<u64>| {
+            let lab: LabRecord = serde_json::from_value(serde_json::json!({
+                "name": "netclaim-13541-18",
+                "target": "192.0.2.2:8080",
+                "in_force": { "net.ipv4.tcp_keepalive_time": "7200" },
+                "notes": [],
+                "refused": null,
+                "run": {
+                    "after": {
+                        "gone": false, "fin": false, "rst": false, "icmp": [], "states": [],
+                        "kernel_rto_us": 248000, "kernel_rtt_us": 45843, "rtt_us": 45835,
+                        "late_us": 864, "starts_after_us": 0,
+                        "sent_late_us": [864, 1442, 1550, 2091],
+                        "sent_us": [1000244, 2024244, 3048244, 4072270],
+                        "probe_rtt_us": probe_rtt_us,
+                    },
+                    "argv": [],
+                    "command_line": "connected to 192.0.2.2:8080; the peer stays alive",
+                    "conn_fins_us": [4554128], "conn_starts_us": [0], "conn_syns": [1],
+                    "connect_calls": null, "connections": null, "duration_us": 4505861,
+                    "errno": null, "evidence": "", "exit_code": null, "listener_queue": null,
+                    "rsts": 0, "stderr": "", "stdout": "", "syn_acks": 1,
+                    "syn_times_us": [0], "synack_times_us": [45835], "timed": null,
+                    "timed_out": true, "timeout_us": 4500000,
+                },
+            }))
+            .unwrap();
+            Measurement {
+                kernel: "6.18.44-fc-v1252".into(),
+                hz: 250,
+                lab: Some(lab),
+                ..Measurement::default()
+            }
+        };
+        let o = judge(&spec, &measured(Some(20_026)));
+        assert_eq!(o.verdict(), Verdict::Holds, "{}", o.reason());
+        assert!(o.model_agrees(), "{:#?}", o.model_checks);
+        // A record from before the probes' round trip was kept: the handshake's, and the
+        // fourth probe 15 ms early of its window.
+        let o = judge(&spec, &measured(None));
+        assert!(!o.model_agrees(), "{:#?}", o.model_checks);
     }
 }

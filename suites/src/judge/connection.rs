@@ -111,7 +111,7 @@ pub fn judge(
     o: &mut Outcome,
 ) -> Prediction {
     let duration = end.took;
-    let rtt = rec.kernel_rtt_us.or(rec.rtt_us).map(Duration::from_micros);
+    let rtt = rec.model_rtt(client);
     let p = predict(client, spec, in_force, rtt, hz);
     let p = match (client, rtt) {
         (Client::Stream, Some(rtt)) => crate::models::connection::anchored_stream(

@@ -568,6 +568,23 @@ pub fn from_wire(
                     .filter(|e| e.at > last_rx)
                     .map(|e| e.at)
                     .collect();
+                // Each answered probe's round trip: to the peer's first packet after it,
+                // before the next probe.
+                let mut rtts: Vec<Duration> = times
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, &t)| {
+                        let next = times.get(i + 1).copied().unwrap_or(Duration::MAX);
+                        events
+                            .iter()
+                            .filter(|e| e.src.port() == port && e.icmp.is_none())
+                            .map(|e| e.at)
+                            .find(|&at| at > t && at < next)
+                            .map(|at| at - t)
+                    })
+                    .collect();
+                rtts.sort();
+                rec.probe_rtt_us = rtts.get(rtts.len() / 2).map(|&d| micros(d));
                 rec.sent_late_us = chain_late(&times, Some(last_rx));
                 rec.sent_us = rel(times, last_rx);
                 rec.starts_after_us = Some(micros(last_rx - a.at));

@@ -177,7 +177,7 @@ pub fn predict(
                         .unwrap_or_default(),
                     match live {
                         true => format!(
-                            "a live peer answers each probe after the RTT, {} µs{}; an answer sets the count back to 0 and the next probe comes keepalive time after it",
+                            "a live peer answers each probe after the RTT, {} µs (the probes' own on the wire where one was answered, else the handshake's){}; an answer sets the count back to 0 and the next probe comes keepalive time after it",
                             retrans.rtt.as_micros(),
                             match shown(&lost) {
                                 Some(l) => format!(", but the wire's rules lose probe {l}"),

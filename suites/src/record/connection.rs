@@ -27,6 +27,12 @@ pub struct AfterRecord {
     /// persist timer was armed at.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub answered_us: Vec<u64>,
+    /// `idle` with a live peer: the median round trip from a keepalive probe to the
+    /// peer's answer on the wire, µs (the model's input for when the next probe is due;
+    /// the handshake's one sample may have been taken under a load that passed). Absent
+    /// when no probe was answered, and in records from before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_rtt_us: Option<u64>,
     /// `send`: transmissions of the data segment; `idle`: keepalive probes (from the
     /// SYN-ACK); `syn-only`: SYN-ACKs. µs, from the first (or the SYN-ACK).
     pub sent_us: Vec<u64>,
@@ -81,4 +87,19 @@ pub struct AfterRecord {
     /// `bulk`: the transfer and its loss recovery.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bulk: Option<super::recovery::BulkRecord>,
+}
+
+impl AfterRecord {
+    /// The round trip a model of `client` counts: the kernel's first sample (else the
+    /// handshake's on the wire), but for keepalive, whose next probe is due keepalive
+    /// time after the answer to the last, the probes' own where one was answered.
+    pub fn model_rtt(&self, client: crate::spec::Client) -> Option<std::time::Duration> {
+        let probes = self
+            .probe_rtt_us
+            .filter(|_| client == crate::spec::Client::Idle);
+        probes
+            .or(self.kernel_rtt_us)
+            .or(self.rtt_us)
+            .map(std::time::Duration::from_micros)
+    }
 }
