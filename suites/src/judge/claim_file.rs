@@ -584,7 +584,7 @@ fn judge_lab(
 
 /// Why a lab on a wire did not give the statement's premise: its round trip (the
 /// kernel's first sample, else the handshake on the wire) exceeded the wire's fixed
-/// delays by more than a tenth and 2 ms, so stated times that count those delays cannot
+/// delays by more than a twentieth and 1 ms, so stated times that count those delays cannot
 /// be observed there (a loaded machine, an emulator), and how many times the wire's round
 /// trip the lab's was. `None` on time, or without a wire.
 fn stretched_round_trip(spec: &ClaimSpec, run: &crate::record::RunRecord) -> Option<(String, f64)> {
@@ -620,7 +620,9 @@ fn stretched_round_trip(spec: &ClaimSpec, run: &crate::record::RunRecord) -> Opt
                 "when the lost segment was repaired",
             )
         });
-    let allowed = wire + (wire / 10).max(Duration::from_millis(2));
+    // Small, for it excuses only what the stretch explains (Timing::within_stretch):
+    // 214 ms on a 200 ms wire puts an RTO of 3·R 42 ms late, most of a 10% window.
+    let allowed = wire + (wire / 20).max(Duration::from_millis(1));
     let (measured, when) = [at_start, at_repair]
         .into_iter()
         .flatten()
@@ -818,9 +820,9 @@ mod tests {
                 && (f - 3.05).abs() < 1e-9),
             "{stretched:?}"
         );
-        // The wire's own round trip at the repair (22 ms is within a tenth and 2 ms): the
-        // premise held, and 84 ms is an observation.
-        assert_eq!(stretched_round_trip(&spec, &run_with(Some(22_000))), None);
+        // The wire's own round trip at the repair (20.9 ms is within a twentieth and
+        // 1 ms): the premise held, and 84 ms is an observation.
+        assert_eq!(stretched_round_trip(&spec, &run_with(Some(20_900))), None);
         // A record from before the repair's round trip was kept: the handshake's alone.
         assert_eq!(stretched_round_trip(&spec, &run_with(None)), None);
         // And the statement's check is a timing that the premise can excuse, not a count.
@@ -917,5 +919,45 @@ mod tests {
         // fourth probe 15 ms early of its window.
         let o = judge(&spec, &measured(None));
         assert!(!o.model_agrees(), "{:#?}", o.model_checks);
+    }
+
+    /// Three catalogs at once: net.rto.three-rtt's handshake took 214 ms on its 200 ms
+    /// wire, and the RTO of 3·R came 662 ms after the data, 2 ms past the 10% window of
+    /// 600 ms. 7% is a stretch (more than a twentieth and 1 ms), and it explains the miss.
+    #[test]
+    fn a_round_trip_seven_percent_long_explains_an_rto_of_three_of_them() {
+        let spec = crate::spec::parse(
+            "[[claim]]\nid = \"t.three-rtt\"\nsource = \"s\"\nstatement = \"s\"\n\
+             lab = { server = \"dies-after-handshake\", link = { delay = \"100ms\" } }\n\
+             run = { client = \"send\", socket = { user_timeout = \"3s\" } }\n\
+             expect = { first_retransmission = \"600ms\", tolerance = \"10%\" }\n",
+            &crate::spec::Origin::BuiltIn("t.toml"),
+        )
+        .unwrap()
+        .remove(0)
+        .spec;
+        let run = |kernel_rtt_us: u64| crate::record::RunRecord {
+            after: Some(crate::record::connection::AfterRecord {
+                kernel_rtt_us: Some(kernel_rtt_us),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(stretched_round_trip(&spec, &run(209_000)), None);
+        let (why, factor) = stretched_round_trip(&spec, &run(214_000)).expect("a stretch");
+        assert!(why.contains("was 214.0 ms"), "{why}");
+        let rto = crate::outcome::Timing {
+            window_ms: [540.0, 660.0],
+            observed_ms: 662.4,
+            error_ms: 1.9,
+            early_error_ms: 1.9,
+            error_from: "probe".into(),
+        };
+        assert!(rto.within_stretch(factor));
+        assert!(!crate::outcome::Timing {
+            observed_ms: 720.0,
+            ..rto
+        }
+        .within_stretch(factor));
     }
 }
