@@ -394,13 +394,22 @@ impl Outcome {
                 )
             }
             (None, Verdict::Inconclusive) => of(CheckState::Inconclusive),
-            (None, _) => match (&self.premise_unmet, self.premise_stretch) {
-                (Some(why), Some(factor)) => format!(
-                    "{} ({why}: {factor:.2} times the wire's, which does not explain the miss)",
-                    of(CheckState::Fail)
-                ),
+            // Refuted by a timing the unmet premise does not explain: say why it counts.
+            (None, Verdict::Refuted) => match (&self.premise_unmet, self.premise_stretch) {
+                (Some(why), Some(factor))
+                    if self.claim_checks.iter().any(|c| {
+                        c.state() == CheckState::Fail
+                            && c.timing.as_ref().is_some_and(|t| !t.within_stretch(factor))
+                    }) =>
+                {
+                    format!(
+                        "{} ({why}: {factor:.2} times the wire's, which does not explain the miss)",
+                        of(CheckState::Fail)
+                    )
+                }
                 _ => of(CheckState::Fail),
             },
+            (None, _) => of(CheckState::Fail),
         }
     }
 
@@ -548,6 +557,11 @@ mod tests {
             ..early
         }
         .within_stretch(1.33));
+        // A claim that holds under an unmet premise has no reason to give.
+        let mut holds = o.clone();
+        holds.claim_checks[0].ok = true;
+        assert_eq!(holds.verdict(), Verdict::Holds);
+        assert_eq!(holds.reason(), "");
         o.claim_checks.push(Check {
             what: "errno".into(),
             expected: "ETIMEDOUT".into(),
@@ -556,5 +570,7 @@ mod tests {
             timing: None,
         });
         assert_eq!(o.verdict(), Verdict::Refuted);
+        // Refuted by the errno, not by the timing the stretch explains.
+        assert!(!o.reason().contains("does not explain"), "{}", o.reason());
     }
 }
