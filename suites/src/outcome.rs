@@ -168,11 +168,11 @@ impl Timing {
     /// round trips, at most (every part of it a round trip).
     pub fn within_stretch(&self, factor: f64) -> bool {
         let [min, max] = self.window_ms;
-        let stretched = Timing {
-            window_ms: [min / factor, max * factor],
-            ..self.clone()
-        };
-        stretched.outside_ms() <= stretched.error_on_its_side_ms()
+        // Outside the stretched window is outside the window on the same side.
+        let outside = (min / factor - self.observed_ms)
+            .max(self.observed_ms - max * factor)
+            .max(0.0);
+        outside <= self.error_on_its_side_ms()
     }
 
     /// The measured error on the side where the measurement lies outside the window.

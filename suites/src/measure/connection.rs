@@ -555,10 +555,14 @@ pub fn from_wire(
                     from_client(e) && e.len == 0 && e.flags.0 == 0x10 && e.seq == s.seq
                 };
                 let first_probe = events.iter().find(is_probe).map(|e| e.at);
-                let last_rx = events
+                let from_peer: Vec<Duration> = events
                     .iter()
                     .filter(|e| e.src.port() == port && e.icmp.is_none())
                     .map(|e| e.at)
+                    .collect();
+                let last_rx = from_peer
+                    .iter()
+                    .copied()
                     .filter(|at| first_probe.is_none_or(|p| *at < p))
                     .max()
                     .unwrap_or(a.at);
@@ -575,12 +579,10 @@ pub fn from_wire(
                     .enumerate()
                     .filter_map(|(i, &t)| {
                         let next = times.get(i + 1).copied().unwrap_or(Duration::MAX);
-                        events
+                        from_peer
                             .iter()
-                            .filter(|e| e.src.port() == port && e.icmp.is_none())
-                            .map(|e| e.at)
-                            .find(|&at| at > t && at < next)
-                            .map(|at| at - t)
+                            .find(|&&at| at > t && at < next)
+                            .map(|&at| at - t)
                     })
                     .collect();
                 rtts.sort();
